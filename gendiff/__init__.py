@@ -1,0 +1,3 @@
+"""gendiff: see why two ways of running the same model, greedily, disagree."""
+
+__version__ = "0.1.0"

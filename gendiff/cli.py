@@ -1,0 +1,192 @@
+"""Command line: ``gendiff [PROMPTS|SNAPSHOT]`` opens the TUI; ``gendiff run …`` is headless.
+
+Exit codes: 0 success; 1 a divergence with --fail-on-divergence; 2 bad input; 3 an engine failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from gendiff import __version__
+from gendiff.errors import GendiffError
+
+DEFAULT_MAX_NEW_TOKENS = 32
+DEFAULT_TOP_K = 5
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``gendiff`` (TUI) and ``gendiff run``."""
+    from gendiff.engines.base import ATTN_IMPLEMENTATIONS, DTYPES
+
+    parser.add_argument("--model", metavar="DIR", help="local Hugging Face causal-LM folder (default: the embedded demo model)")
+    parser.add_argument(
+        "--engines",
+        metavar="A,B,…",
+        help="engines to run, each NAME[:key=value,…] (default: hf-single,hf-left,hf-right,packed); "
+        "e.g. hf-single,hf-single:dtype=bfloat16",
+    )
+    parser.add_argument("--reference", metavar="NAME", help="engine the others are compared with (default: the first)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and compute dtype (default: float32)")
+    parser.add_argument("--attn", choices=ATTN_IMPLEMENTATIONS, default="sdpa", help="attention implementation (default: sdpa)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--batch-size", type=int, default=16, help="rows per batch for hf-left/hf-right (default: 16)")
+    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="tokens to generate per prompt (default: 32)")
+    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="candidates recorded per step (default: 5)")
+    parser.add_argument("--no-stop-at-eos", action="store_true", help="keep generating after the end-of-sequence token")
+    parser.add_argument("--fragile-threshold", type=float, default=0.05, help="reference margin below which an agreeing step counts as fragile (default: 0.05)")
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    from gendiff.engines import DEFAULT_ENGINES, engine_names
+    from gendiff.engines.base import GenerationSettings, parse_engine_spec
+    from gendiff.session import RunConfig
+
+    defaults = {"dtype": args.dtype, "attn": args.attn, "device": args.device, "batch_size": args.batch_size}
+    texts = [t for t in (args.engines.split(",") if args.engines else DEFAULT_ENGINES)]
+    # "hf-left:batch_size=4,dtype=bfloat16" contains a comma: rejoin key=value pieces to their engine
+    specs_text: list[str] = []
+    for piece in texts:
+        if specs_text and "=" in piece and ":" not in piece:
+            specs_text[-1] += "," + piece
+        else:
+            specs_text.append(piece)
+    known = engine_names()
+    specs = tuple(parse_engine_spec(text, defaults, known) for text in specs_text if text.strip())
+    reference = args.reference or (specs[0].label if specs else "")
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, top_k=args.top_k, stop_at_eos=not args.no_stop_at_eos)
+    settings.validate()
+    return RunConfig(args.model, specs, reference, settings, args.fragile_threshold)
+
+
+def run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gendiff run",
+        description="Run every prompt through each engine greedily and report where they first differ.",
+    )
+    parser.add_argument("--prompts", metavar="FILE", help=".txt (one prompt per line, \\n escapes) or .jsonl ({\"prompt\": …}); default: the demo prompts")
+    add_run_options(parser)
+    parser.add_argument("--json", metavar="OUT", help="write the snapshot JSON here")
+    parser.add_argument("--fail-on-divergence", action="store_true", help="exit 1 if any engine diverges from the reference")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def tui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gendiff",
+        description="Side-by-side greedy generation across inference engines, with the first divergence explained. "
+        "Subcommand: 'gendiff run --help' for headless runs.",
+    )
+    parser.add_argument("path", nargs="?", help="a prompt file (.txt/.jsonl) to edit and run, or a snapshot .json to view")
+    add_run_options(parser)
+    parser.add_argument("--theme", help="colour theme (gendiff-dark, gendiff-light, gendiff-contrast, or any Textual theme)")
+    parser.add_argument("--version", action="version", version=f"gendiff {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["run"]:
+            return cmd_run(run_parser().parse_args(argv[1:]))
+        return cmd_tui(tui_parser().parse_args(argv))
+    except GendiffError as exc:
+        print(f"gendiff: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gendiff: cancelled", file=sys.stderr)
+        return 130
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from gendiff.tui.app import GendiffApp, LaunchOptions
+
+    options = LaunchOptions.from_args(args)
+    GendiffApp(options).run()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gendiff.fileio import check_writable
+    from gendiff.prompts import PromptBook, demo_prompts_path
+
+    if args.json:
+        check_writable(args.json)
+    config = build_config(args)
+    book = PromptBook.load(args.prompts or demo_prompts_path())
+    if not book.prompts:
+        raise GendiffError(f"prompts {book.path}: no prompts in the file; add one per line")
+
+    from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, Session
+
+    session = Session(config, book.prompts)
+    for note in session.notes:
+        print(f"gendiff: note: {note}", file=sys.stderr)
+    started = time.perf_counter()
+
+    def progress(event: object) -> None:
+        if args.quiet:
+            return
+        if isinstance(event, EngineStarted):
+            print(f"{event.engine}: loading…", file=sys.stderr, flush=True)
+        elif isinstance(event, EngineLoaded):
+            print(f"{event.engine}: loaded in {event.seconds:.1f}s; generating {len(book.prompts)} prompts…", file=sys.stderr, flush=True)
+        elif isinstance(event, EngineFinished):
+            tokens = sum(len(t.steps) for t in event.traces)
+            print(f"{event.engine}: {tokens} tokens in {event.seconds:.2f}s", file=sys.stderr, flush=True)
+        elif isinstance(event, EngineFailed):
+            print(f"{event.engine}: FAILED: {event.error}", file=sys.stderr, flush=True)
+
+    snapshot = session.run(progress)
+    print(summary_table(snapshot))
+    if not args.quiet:
+        print(f"total {time.perf_counter() - started:.2f}s", file=sys.stderr)
+    if args.json:
+        written = snapshot.save(args.json)
+        print(f"snapshot written to {written}", file=sys.stderr)
+    if any(engine.get("error") for engine in snapshot.engines):
+        return 3
+    if args.fail_on_divergence and snapshot.divergences():
+        return 1
+    return 0
+
+
+def summary_table(snapshot: Any) -> str:
+    """One line per prompt × engine: identical, or where and how it diverged."""
+    from gendiff.display import number, shorten, visible
+
+    lines = [f"reference: {snapshot.reference}   model: {snapshot.model['name']}   dtype: {snapshot.model['dtype']}"]
+    labels = [label for label in snapshot.engine_labels if label != snapshot.reference]
+    width = max((len(label) for label in labels), default=8)
+    diverged = 0
+    for index, prompt in enumerate(snapshot.prompts, 1):
+        lines.append(f"{index:>3} {shorten(prompt.text, 70)}")
+        for label in labels:
+            d = prompt.divergence_for(label)
+            if d is None:
+                continue
+            if not d.diverged:
+                lines.append(f"      {label:<{width}}  identical ({d.agreeing_steps} tokens)")
+                continue
+            diverged += 1
+            if d.reason == "token":
+                lines.append(
+                    f"      {label:<{width}}  DIVERGED at step {d.step}: "
+                    f"{visible(d.reference_step.text)!s} vs {visible(d.other_step.text)!s}  "
+                    f"margin ref {number(d.reference_margin)} / {label} {number(d.other_margin)}  "
+                    f"flip gap {number(d.flip_gap)}  drift before {number(d.max_drift_before)}"
+                )
+            else:
+                where = "" if d.step is None else f" at step {d.step}"
+                lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {d.detail}")
+    total = len(snapshot.prompts) * len(labels)
+    lines.append(f"{diverged} of {total} prompt×engine pairs diverged from {snapshot.reference}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,172 @@
+"""Compare a reference Trace with another: where they first differ, and how close it was."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gendiff.trace import TokenStep, Trace
+
+DEFAULT_FRAGILE_THRESHOLD = 0.05
+
+# reasons
+IDENTICAL = "identical"
+TOKEN = "token"
+LENGTH = "length"
+ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The first difference between ``reference`` and ``engine`` on one prompt.
+
+    ``step`` is None when the two token streams are identical. Margins are top-1 minus top-2
+    logprob on each side at ``step``. ``flip_gap`` is, in the other engine, logprob of its own
+    choice minus logprob of the reference's choice (None when that token is outside its top-k);
+    ``reference_gap`` is the same seen from the reference. ``max_drift_before`` is the largest
+    |Δ logprob| of the chosen token over the agreeing prefix. ``fragile_steps`` are agreeing
+    steps whose reference margin is below the threshold: where the next flip could happen.
+    """
+
+    reference: str
+    engine: str
+    prompt_index: int
+    step: int | None
+    reason: str
+    detail: str
+    reference_step: TokenStep | None
+    other_step: TokenStep | None
+    reference_margin: float | None
+    other_margin: float | None
+    flip_gap: float | None
+    reference_gap: float | None
+    max_drift_before: float
+    fragile_steps: tuple[int, ...]
+    agreeing_steps: int
+
+    @property
+    def diverged(self) -> bool:
+        """True for a token or length difference, and for a failed engine."""
+        return self.reason != IDENTICAL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "reference": self.reference,
+            "prompt_index": self.prompt_index,
+            "step": self.step,
+            "reason": self.reason,
+            "detail": self.detail,
+            "reference_token": self.reference_step.to_dict() if self.reference_step else None,
+            "other_token": self.other_step.to_dict() if self.other_step else None,
+            "margins": {"reference": self.reference_margin, "other": self.other_margin},
+            "flip_gap": self.flip_gap,
+            "reference_gap": self.reference_gap,
+            "max_drift_before": self.max_drift_before,
+            "fragile_steps": list(self.fragile_steps),
+            "agreeing_steps": self.agreeing_steps,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Divergence:
+        ref_step, other_step = data.get("reference_token"), data.get("other_token")
+        margins = data.get("margins") or {}
+        return cls(
+            reference=data["reference"],
+            engine=data["engine"],
+            prompt_index=int(data["prompt_index"]),
+            step=data["step"],
+            reason=data["reason"],
+            detail=data.get("detail", ""),
+            reference_step=TokenStep.from_dict(ref_step) if ref_step else None,
+            other_step=TokenStep.from_dict(other_step) if other_step else None,
+            reference_margin=margins.get("reference"),
+            other_margin=margins.get("other"),
+            flip_gap=data.get("flip_gap"),
+            reference_gap=data.get("reference_gap"),
+            max_drift_before=float(data.get("max_drift_before") or 0.0),
+            fragile_steps=tuple(data.get("fragile_steps") or ()),
+            agreeing_steps=int(data.get("agreeing_steps") or 0),
+        )
+
+
+def first_divergence(reference: Trace, other: Trace) -> int | None:
+    """Index of the first step whose token differs, or where one side has ended; None if identical."""
+    for index, (ref_step, other_step) in enumerate(zip(reference.steps, other.steps)):
+        if ref_step.token_id != other_step.token_id:
+            return index
+    if len(reference.steps) != len(other.steps):
+        return min(len(reference.steps), len(other.steps))
+    return None
+
+
+def compare(reference: Trace, other: Trace, fragile_threshold: float = DEFAULT_FRAGILE_THRESHOLD) -> Divergence:
+    """Compare two traces of the same prompt. See :class:`Divergence` for the fields."""
+    if reference.prompt_token_ids != other.prompt_token_ids:
+        raise ValueError(
+            f"prompt {reference.prompt_index}: {reference.engine} and {other.engine} saw different token ids"
+        )
+    step = first_divergence(reference, other)
+    agreeing = len(reference.steps) if step is None else step
+    prefix = list(zip(reference.steps[:agreeing], other.steps[:agreeing]))
+    drift = max((abs(r.logprob - o.logprob) for r, o in prefix), default=0.0)
+    fragile = tuple(i for i, (r, _) in enumerate(prefix) if r.margin is not None and r.margin < fragile_threshold)
+    fields: dict[str, Any] = dict(
+        reference=reference.engine,
+        engine=other.engine,
+        prompt_index=reference.prompt_index,
+        max_drift_before=drift,
+        fragile_steps=fragile,
+        agreeing_steps=agreeing,
+    )
+    empty = dict(reference_step=None, other_step=None, reference_margin=None, other_margin=None)
+
+    if reference.finish_reason == "error" or other.finish_reason == "error":
+        failed = reference if reference.finish_reason == "error" else other
+        return Divergence(
+            step=None,
+            reason=ERROR,
+            detail=f"{failed.engine} failed: {failed.error}",
+            flip_gap=None,
+            reference_gap=None,
+            **empty,
+            **fields,
+        )
+    if step is None:
+        return Divergence(step=None, reason=IDENTICAL, detail="identical", flip_gap=None, reference_gap=None, **empty, **fields)
+
+    ref_step = reference.steps[step] if step < len(reference.steps) else None
+    other_step = other.steps[step] if step < len(other.steps) else None
+    if ref_step is None or other_step is None:
+        shorter, longer = (reference, other) if ref_step is None else (other, reference)
+        detail = (
+            f"{shorter.engine} stopped ({shorter.finish_reason}) after {len(shorter.steps)} tokens; "
+            f"{longer.engine} went on to {len(longer.steps)}"
+        )
+        return Divergence(
+            step=step,
+            reason=LENGTH,
+            detail=detail,
+            reference_step=ref_step,
+            other_step=other_step,
+            reference_margin=ref_step.margin if ref_step else None,
+            other_margin=other_step.margin if other_step else None,
+            flip_gap=None,
+            reference_gap=None,
+            **fields,
+        )
+
+    other_on_ref_choice = other_step.logprob_of(ref_step.token_id)
+    ref_on_other_choice = ref_step.logprob_of(other_step.token_id)
+    return Divergence(
+        step=step,
+        reason=TOKEN,
+        detail=f"{ref_step.text!r} vs {other_step.text!r}",
+        reference_step=ref_step,
+        other_step=other_step,
+        reference_margin=ref_step.margin,
+        other_margin=other_step.margin,
+        flip_gap=None if other_on_ref_choice is None else other_step.logprob - other_on_ref_choice,
+        reference_gap=None if ref_on_other_choice is None else ref_step.logprob - ref_on_other_choice,
+        **fields,
+    )

@@ -1,0 +1,66 @@
+"""The engine registry: name -> engine class, imported only when used.
+
+Third-party engines register through the ``gendiff.engines`` entry-point group
+(``name = "package.module:Class"``); the class implements :class:`gendiff.engines.base.Engine`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from gendiff.engines.base import Engine, EngineSpec, GenerationSettings, parse_engine_spec
+from gendiff.errors import GendiffError
+
+BUILTIN = {
+    "hf-single": "gendiff.engines.hf:HFSingle",
+    "hf-left": "gendiff.engines.hf:HFLeft",
+    "hf-right": "gendiff.engines.hf:HFRight",
+    "packed": "gendiff.engines.packed:Packed",
+    "vllm": "gendiff.engines.vllm:VLLM",
+}
+DEFAULT_ENGINES = ("hf-single", "hf-left", "hf-right", "packed")
+DEFAULT_REFERENCE = "hf-single"
+
+
+def registry() -> dict[str, str]:
+    """Every known engine name with its ``module:Class`` target, built-ins first."""
+    names = dict(BUILTIN)
+    for entry in entry_points(group="gendiff.engines"):
+        names.setdefault(entry.name, entry.value)
+    return names
+
+
+def engine_names() -> list[str]:
+    return list(registry())
+
+
+def engine_class(name: str) -> type[Engine]:
+    target = registry().get(name)
+    if target is None:
+        raise GendiffError(f"unknown engine {name!r}; known engines: {', '.join(engine_names())}")
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def create_engine(spec: EngineSpec, model_path: str) -> Engine:
+    """Instantiate (without loading) the engine for ``spec``; raises GendiffError if it can't run here."""
+    cls = engine_class(spec.name)
+    reason = cls.unavailable_reason()
+    if reason:
+        raise GendiffError(f"engine {spec.label}: {reason}")
+    return cls(spec, model_path)
+
+
+__all__ = [
+    "DEFAULT_ENGINES",
+    "DEFAULT_REFERENCE",
+    "Engine",
+    "EngineSpec",
+    "GenerationSettings",
+    "create_engine",
+    "engine_class",
+    "engine_names",
+    "parse_engine_spec",
+    "registry",
+]

@@ -1,0 +1,243 @@
+"""Hugging Face transformers engines: hf-single, hf-left (``generate``) and hf-right (own loop)."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from gendiff.engines.base import Engine, GenerationSettings, OnStep
+from gendiff.engines.loading import LoadedModel, load_model
+from gendiff.engines.steps import TraceBuilder, steps_from_logits
+from gendiff.errors import GendiffError
+from gendiff.trace import Trace
+
+_generate_lock = threading.Lock()
+
+
+class HFEngine(Engine):
+    """Shared by the engines that run a transformers model loaded by :mod:`loading`."""
+
+    loaded: LoadedModel
+
+    def load(self) -> None:
+        self.loaded = load_model(self.model_path, self.spec.dtype, self.spec.attn, self.spec.device)
+
+    def settings_record(self) -> dict[str, Any]:
+        record = self.spec.settings()
+        record["options"] = {key: self.option(key) for key in self.options}
+        return record
+
+    def builder(
+        self,
+        indices: list[int],
+        prompts: list[list[int]],
+        settings: GenerationSettings,
+        on_step: OnStep | None,
+        cancel: threading.Event | None,
+    ) -> TraceBuilder:
+        return TraceBuilder(
+            self.spec.label,
+            self.settings_record(),
+            indices,
+            prompts,
+            settings,
+            self.loaded.tokenizer.eos_token_id,
+            on_step,
+            cancel,
+        )
+
+    def chunks(self, prompts: list[list[int]], size: int) -> Iterator[tuple[list[int], list[list[int]]]]:
+        for start in range(0, len(prompts), size):
+            yield list(range(start, min(start + size, len(prompts)))), prompts[start : start + size]
+
+    def forward_last(self, input_ids: Any, attention_mask: Any, position_ids: Any, cache: Any, rows: Any, positions: Any) -> Any:
+        """Run the decoder, then the LM head on the hidden states at (rows, positions) only.
+
+        Projecting just the positions we read keeps the head's matmul the same shape as in
+        ``generate`` (one row per sequence), so shapes alone don't add drift.
+        """
+        model = self.loaded.model
+        out = model.base_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        hidden = out.last_hidden_state[rows, positions]
+        return model.get_output_embeddings()(hidden)
+
+
+class GenerateEngine(HFEngine):
+    """Engines that call ``model.generate`` and watch the raw logits with a logits processor."""
+
+    def run_generate(self, builder: TraceBuilder, prompts: list[list[int]], use_cache: bool = True) -> None:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+        model, tokenizer = self.loaded.model, self.loaded.tokenizer
+        top_k = builder.settings.top_k
+
+        class RecordRawLogits(LogitsProcessor):
+            # first and only processor: sees the raw scores generate() takes its argmax of
+            def __call__(self, input_ids: Any, scores: Any) -> Any:
+                builder.add_rows(steps_from_logits(scores, top_k, tokenizer))
+                return scores
+
+        class StopWhenCancelled(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), builder.cancelled, dtype=torch.bool, device=input_ids.device)
+
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, ids in enumerate(prompts):  # left padding: real tokens at the right end
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            attention_mask[row, width - len(ids) :] = 1
+        config = GenerationConfig(
+            max_new_tokens=builder.settings.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=builder.eos,
+            pad_token_id=tokenizer.pad_token_id,
+            use_cache=use_cache,
+        )
+        device = self.loaded.device
+        with _blank_generation_defaults(model), torch.inference_mode():
+            output = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention_mask.to(device),
+                generation_config=config,
+                logits_processor=LogitsProcessorList([RecordRawLogits()]),
+                stopping_criteria=StoppingCriteriaList([StopWhenCancelled()]),
+            )
+        generated = output[:, width:].tolist()
+        for row, steps in enumerate(builder.steps):
+            if [s.token_id for s in steps] != generated[row][: len(steps)]:
+                raise RuntimeError(
+                    f"{self.spec.label}: generate() chose other tokens than the argmax of the raw logits; "
+                    "a logits processor from the model's generation config is active"
+                )
+
+
+@contextmanager
+def _blank_generation_defaults(model: Any) -> Iterator[None]:
+    """generate() fills unset values from the model's generation_config (repetition penalty
+    included: the vLLM-vs-HF seed); hide it so greedy means argmax of raw logits here."""
+    from transformers import GenerationConfig
+
+    with _generate_lock:
+        saved = model.generation_config
+        model.generation_config = GenerationConfig()
+        try:
+            yield
+        finally:
+            model.generation_config = saved
+
+
+class HFSingle(GenerateEngine):
+    name = "hf-single"
+    description = "transformers generate(), one prompt at a time, no padding"
+    options = {"cache": ("on", "off")}
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        settings: GenerationSettings,
+        on_step: OnStep | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[Trace]:
+        traces: list[Trace] = []
+        for index, prompt in enumerate(prompts):
+            builder = self.builder([index], [prompt], settings, on_step, cancel)
+            if not builder.cancelled:
+                self.run_generate(builder, [prompt], use_cache=self.option("cache") == "on")
+            traces.extend(builder.traces())
+        return traces
+
+
+class HFLeft(GenerateEngine):
+    name = "hf-left"
+    description = "transformers generate(), batched, left padding, positions from the mask"
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        settings: GenerationSettings,
+        on_step: OnStep | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[Trace]:
+        traces: list[Trace] = []
+        for indices, batch in self.chunks(prompts, self.spec.batch_size):
+            builder = self.builder(indices, batch, settings, on_step, cancel)
+            if not builder.cancelled:
+                self.run_generate(builder, batch)
+            traces.extend(builder.traces())
+        return traces
+
+
+class HFRight(HFEngine):
+    """Right padding, decoded correctly: each row's first token comes from its own last real
+    position, and each new token gets the row's own next position id. New tokens are appended
+    after the padded block with the pad slots masked, so the KV cache still works."""
+
+    name = "hf-right"
+    description = "batched, right padding, own decode loop (each row at its own next position)"
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        settings: GenerationSettings,
+        on_step: OnStep | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[Trace]:
+        traces: list[Trace] = []
+        for indices, batch in self.chunks(prompts, self.spec.batch_size):
+            builder = self.builder(indices, batch, settings, on_step, cancel)
+            if not builder.cancelled:
+                self._decode(builder, batch)
+            traces.extend(builder.traces())
+        return traces
+
+    def _decode(self, builder: TraceBuilder, prompts: list[list[int]]) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        tokenizer, device = self.loaded.tokenizer, self.loaded.device
+        rows = len(prompts)
+        width = max(len(p) for p in prompts)
+        lengths = torch.tensor([len(p) for p in prompts], device=device)
+        input_ids = torch.full((rows, width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((rows, width), dtype=torch.long)
+        for row, ids in enumerate(prompts):  # right padding: real tokens from position 0
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            mask[row, : len(ids)] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        positions = torch.arange(width, device=device).expand(rows, width)
+        row_index = torch.arange(rows, device=device)
+        cache = DynamicCache(config=self.loaded.model.config)
+        with torch.inference_mode():
+            logits = self.forward_last(input_ids, mask, positions, cache, row_index, lengths - 1)
+            next_positions = lengths.clone()
+            while True:
+                chosen = steps_from_logits(logits, builder.settings.top_k, tokenizer)
+                builder.add_rows(chosen)
+                if builder.done:
+                    break
+                tokens = torch.tensor([[s.token_id] for s in chosen], device=device)
+                mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=1)
+                logits = self.forward_last(tokens, mask, next_positions[:, None], cache, row_index, -1)
+                next_positions = next_positions + 1
+
+
+def check_context(prompts: list[list[int]], settings: GenerationSettings, max_length: int | None) -> None:
+    """Refuse prompts that don't fit the model's context with the new tokens."""
+    if max_length is None:
+        return
+    for index, ids in enumerate(prompts):
+        if len(ids) + settings.max_new_tokens > max_length:
+            raise GendiffError(
+                f"prompt {index + 1}: {len(ids)} tokens + {settings.max_new_tokens} new exceed the model's "
+                f"context of {max_length}; shorten it or lower --max-new-tokens"
+            )

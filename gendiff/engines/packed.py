@@ -1,0 +1,101 @@
+"""The packed engine: every prompt in one row, block-diagonal causal attention.
+
+The prompts are concatenated into one sequence; a 4D additive mask lets each token see only
+earlier tokens of its own segment, and position ids restart at 0 for each segment (or run on
+across the row with ``positions=continuous``, the seed's "without reset"). Decoding appends
+one new token per segment per step at the end of the row (KV cache), masked so that it sees
+only its own segment, at its segment's own next position.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from gendiff.engines.base import GenerationSettings, OnStep
+from gendiff.engines.hf import HFEngine
+from gendiff.engines.steps import TraceBuilder, steps_from_logits
+from gendiff.errors import GendiffError
+from gendiff.trace import Trace
+
+
+def block_diagonal_mask(query_owner: Any, key_owner: Any, causal_offset: int | None, dtype: Any) -> Any:
+    """Additive mask (1, 1, q, k): 0 where the query's segment owns the key (and, with
+    ``causal_offset``, key index <= query index + offset), the dtype's minimum elsewhere."""
+    import torch
+
+    allowed = query_owner[:, None] == key_owner[None, :]
+    if causal_offset is not None:
+        q = torch.arange(len(query_owner), device=query_owner.device)[:, None] + causal_offset
+        k = torch.arange(len(key_owner), device=key_owner.device)[None, :]
+        allowed &= k <= q
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[None, None]
+
+
+class Packed(HFEngine):
+    name = "packed"
+    description = "all prompts in one row, block-diagonal causal mask, positions per segment"
+    options = {"positions": ("reset", "continuous"), "order": ("given", "reversed")}
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        settings: GenerationSettings,
+        on_step: OnStep | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[Trace]:
+        indices = list(range(len(prompts)))
+        if self.option("order") == "reversed":
+            indices.reverse()
+        ordered = [prompts[i] for i in indices]
+        builder = self.builder(indices, ordered, settings, on_step, cancel)
+        if prompts and not builder.cancelled:
+            try:
+                self._decode(builder, ordered)
+            except (RuntimeError, ValueError, TypeError) as exc:
+                if "mask" in str(exc).lower():
+                    raise GendiffError(
+                        f"packed: model {self.model_path} does not accept a custom 4D attention mask ({exc}); "
+                        "Llama-family models do"
+                    ) from None
+                raise
+        traces = builder.traces()
+        return sorted(traces, key=lambda t: t.prompt_index)
+
+    def _decode(self, builder: TraceBuilder, prompts: list[list[int]]) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        model, tokenizer, device = self.loaded.model, self.loaded.tokenizer, self.loaded.device
+        dtype = model.dtype
+        segments = len(prompts)
+        lengths = torch.tensor([len(p) for p in prompts], device=device)
+        starts = torch.cumsum(lengths, 0) - lengths
+        owner = torch.repeat_interleave(torch.arange(segments, device=device), lengths)
+        total = int(lengths.sum())
+        if self.option("positions") == "reset":
+            positions = torch.arange(total, device=device) - starts[owner]
+            next_positions = lengths.clone()
+        else:
+            positions = torch.arange(total, device=device)
+            next_positions = starts + lengths
+        input_ids = torch.tensor([t for p in prompts for t in p], device=device)[None]
+        mask = block_diagonal_mask(owner, owner, 0, dtype)
+        cache = DynamicCache(config=model.config)
+        zero = torch.zeros(segments, dtype=torch.long, device=device)
+        with torch.inference_mode():
+            logits = self.forward_last(input_ids, mask, positions[None], cache, zero, starts + lengths - 1)
+            step_owner = torch.arange(segments, device=device)
+            while True:
+                chosen = steps_from_logits(logits, builder.settings.top_k, tokenizer)
+                builder.add_rows(chosen)
+                if builder.done:
+                    break
+                tokens = torch.tensor([[s.token_id for s in chosen]], device=device)
+                owner = torch.cat([owner, step_owner])
+                # every new token sees its own segment's prompt and earlier tokens, and itself
+                mask = block_diagonal_mask(step_owner, owner, None, dtype)
+                logits = self.forward_last(tokens, mask, next_positions[None], cache, zero, step_owner)
+                next_positions = next_positions + 1

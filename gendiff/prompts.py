@@ -1,0 +1,103 @@
+"""The prompt book: a list of prompts kept in a .txt (one per line) or .jsonl file.
+
+In ``.txt`` files a prompt is one line; ``\\n`` stands for a newline, ``\\t`` for a tab and
+``\\\\`` for a backslash; blank lines are skipped. In ``.jsonl`` files each line is
+``{"prompt": "..."}``. Saving is atomic (temp file + rename) and keeps the file's format.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gendiff.errors import GendiffError
+from gendiff.fileio import atomic_write_text
+
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
+
+
+def unescape_line(line: str) -> str:
+    out, chars = [], iter(line)
+    for char in chars:
+        if char == "\\":
+            nxt = next(chars, "")
+            out.append(_ESCAPES.get(nxt, "\\" + nxt))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def escape_line(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "")
+
+
+def parse_prompts(text: str, fmt: str, source: str) -> list[str]:
+    """Parse the contents of a prompt file; errors name ``source`` and the line."""
+    prompts: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if fmt == "jsonl":
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise GendiffError(f"{source}:{number}: not valid JSON ({exc.msg}); each line must be {{\"prompt\": \"...\"}}") from None
+            if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
+                raise GendiffError(f"{source}:{number}: expected an object with a string \"prompt\" field")
+            prompt = record["prompt"]
+        else:
+            prompt = unescape_line(line)
+        if not prompt.strip():
+            raise GendiffError(f"{source}:{number}: empty prompt; write some text or delete the line")
+        prompts.append(prompt)
+    return prompts
+
+
+def format_prompts(prompts: list[str], fmt: str) -> str:
+    if fmt == "jsonl":
+        return "".join(json.dumps({"prompt": p}, ensure_ascii=False) + "\n" for p in prompts)
+    return "".join(escape_line(p) + "\n" for p in prompts)
+
+
+def file_format(path: Path) -> str:
+    return "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "txt"
+
+
+@dataclass
+class PromptBook:
+    """Prompts plus the file they live in (None for the demo prompts, which are read-only)."""
+
+    prompts: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> PromptBook:
+        file = Path(path).expanduser()
+        if file.is_dir():
+            raise GendiffError(f"prompts {file}: is a folder; give a .txt or .jsonl file")
+        if not file.exists():
+            raise GendiffError(f"prompts {file}: no such file; create it (one prompt per line) or check the path")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise GendiffError(f"prompts {file}: not UTF-8 text; save it as UTF-8") from None
+        except OSError as exc:
+            raise GendiffError(f"prompts {file}: cannot read it ({exc.strerror})") from None
+        return cls(parse_prompts(text, file_format(file), str(file)), file)
+
+    def save(self) -> None:
+        """Write the prompts back to their file atomically (no-op without a file)."""
+        if self.path is not None:
+            atomic_write_text(self.path, format_prompts(self.prompts, file_format(self.path)))
+
+
+def demo_prompts_path() -> Path:
+    from gendiff.engines.loading import demo_model_path
+
+    return demo_model_path() / "prompts.txt"
+
+
+def validate_prompt(text: str, index: int) -> None:
+    if not text.strip():
+        raise GendiffError(f"prompt {index + 1} is empty; write some text or delete it")

@@ -1,0 +1,209 @@
+"""A session: prompts × engines -> traces -> divergences -> Snapshot, reported as a stream of events.
+
+The TUI runs :meth:`Session.run` in a thread worker and turns events into messages; the CLI
+runs it directly and prints progress. Nothing here knows who is listening.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Union
+
+from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, compare
+from gendiff.engines import create_engine
+from gendiff.engines.base import Engine, EngineSpec, GenerationSettings
+from gendiff.engines.hf import check_context
+from gendiff.engines.loading import PromptTokenizer, load_tokenizer, resolve_model_path
+from gendiff.errors import GendiffError
+from gendiff.prompts import validate_prompt
+from gendiff.snapshot import PromptResult, Snapshot, environment_info
+from gendiff.trace import TokenStep, Trace
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to run: the model, the engines (the reference among them) and the decoding settings."""
+
+    model_path: str | None
+    engines: tuple[EngineSpec, ...]
+    reference: str
+    settings: GenerationSettings = GenerationSettings()
+    fragile_threshold: float = DEFAULT_FRAGILE_THRESHOLD
+
+    def validate(self) -> None:
+        labels = [spec.label for spec in self.engines]
+        if not labels:
+            raise GendiffError("no engines selected; pass --engines hf-single,hf-left (for example)")
+        if len(set(labels)) != len(labels):
+            raise GendiffError(f"engines {', '.join(labels)}: each engine may appear once")
+        if self.reference not in labels:
+            raise GendiffError(f"reference {self.reference!r} is not among the engines ({', '.join(labels)}); add it or pick one of them")
+
+
+# events, in the order a run emits them
+@dataclass(frozen=True)
+class EngineStarted:
+    engine: str
+    prompts: int
+
+
+@dataclass(frozen=True)
+class EngineLoaded:
+    engine: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StepGenerated:
+    engine: str
+    prompt_index: int
+    step_index: int
+    step: TokenStep
+
+
+@dataclass(frozen=True)
+class EngineFinished:
+    engine: str
+    traces: tuple[Trace, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class EngineFailed:
+    engine: str
+    error: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    snapshot: Snapshot
+    cancelled: bool
+
+
+Event = Union[EngineStarted, EngineLoaded, StepGenerated, EngineFinished, EngineFailed, RunFinished]
+OnEvent = Callable[[Event], None]
+
+
+@dataclass
+class Session:
+    """Prompts and a RunConfig, checked up front so that a run fails before any model work."""
+
+    config: RunConfig
+    prompts: list[str]
+    tokenizer: PromptTokenizer = field(init=False)
+    token_ids: list[list[int]] = field(init=False)
+    engines: dict[str, Engine] = field(init=False)
+    model_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config.validate()
+        self.model_dir = resolve_model_path(self.config.model_path)
+        for index, text in enumerate(self.prompts):
+            validate_prompt(text, index)
+        # engines first: an unknown option fails before the tokenizer loads
+        self.engines = {spec.label: create_engine(spec, str(self.model_dir)) for spec in self.config.engines}
+        self.tokenizer = load_tokenizer(self.model_dir)
+        self.config.settings.validate(self.tokenizer.vocab_size)
+        # tokenized once: every engine gets exactly these ids
+        self.token_ids = [self.tokenizer.encode(text) for text in self.prompts]
+        check_context(self.token_ids, self.config.settings, self.tokenizer.max_length)
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.tokenizer.notes)
+
+    def run_order(self) -> list[str]:
+        """Reference first; in-process vLLM last (it pins torch to one thread for the rest of the process)."""
+        labels = [s.label for s in self.config.engines]
+        labels.sort(key=lambda label: (label != self.config.reference, self.engines[label].spec.name == "vllm"))
+        return labels
+
+    def run(
+        self,
+        on_event: OnEvent | None = None,
+        cancel: threading.Event | None = None,
+        prompt_indices: list[int] | None = None,
+    ) -> Snapshot:
+        """Run every engine on the prompts (or the subset ``prompt_indices``); return the Snapshot."""
+        emit = on_event or (lambda event: None)
+        cancel = cancel or threading.Event()
+        indices = list(range(len(self.prompts))) if prompt_indices is None else list(prompt_indices)
+        batch = [self.token_ids[i] for i in indices]
+        traces: dict[str, list[Trace]] = {}
+        errors: dict[str, str] = {}
+        for label in self.run_order():
+            if cancel.is_set():
+                break
+            engine = self.engines[label]
+            emit(EngineStarted(label, len(batch)))
+            try:
+                started = time.perf_counter()
+                engine.load()
+                emit(EngineLoaded(label, time.perf_counter() - started))
+
+                def on_step(row: int, step_index: int, step: TokenStep, label: str = label) -> None:
+                    emit(StepGenerated(label, indices[row], step_index, step))
+
+                started = time.perf_counter()
+                produced = engine.generate(batch, self.config.settings, on_step, cancel)
+                seconds = time.perf_counter() - started
+                result = [replace(t, prompt_index=indices[t.prompt_index], engine=label) for t in produced]
+                traces[label] = result
+                emit(EngineFinished(label, tuple(result), seconds))
+            except Exception as exc:  # one engine failing must not stop the others
+                message = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
+                errors[label] = message
+                settings = engine.spec.settings()
+                traces[label] = [Trace.failed(label, i, self.token_ids[i], message, settings) for i in indices]
+                emit(EngineFailed(label, message))
+        snapshot = self.snapshot(traces, errors, indices)
+        emit(RunFinished(snapshot, cancel.is_set()))
+        return snapshot
+
+    def snapshot(self, traces: dict[str, list[Trace]], errors: dict[str, str], indices: list[int]) -> Snapshot:
+        """Assemble the Snapshot of a run over ``indices`` (engines that did not run are left out)."""
+        reference = self.config.reference
+        prompts = []
+        for row, index in enumerate(indices):
+            result = PromptResult(self.prompts[index], self.token_ids[index])
+            for label, engine_traces in traces.items():
+                result.traces[label] = engine_traces[row]
+            if reference in result.traces:
+                ref_trace = result.traces[reference]
+                for label, trace in result.traces.items():
+                    if label != reference:
+                        result.divergences.append(compare(ref_trace, trace, self.config.fragile_threshold))
+            prompts.append(result)
+        default = self.config.engines[0]
+        device = default.device
+        return Snapshot(
+            model={
+                "name": self.model_dir.name,
+                "path": str(self.model_dir),
+                "dtype": default.dtype,
+                "attn": default.attn,
+            },
+            decoding={
+                "max_new_tokens": self.config.settings.max_new_tokens,
+                "top_k": self.config.settings.top_k,
+                "stop_at_eos": self.config.settings.stop_at_eos,
+                "fragile_threshold": self.config.fragile_threshold,
+            },
+            reference=reference,
+            engines=[
+                {
+                    "label": spec.label,
+                    "name": spec.name,
+                    "settings": spec.settings(),
+                    "error": errors.get(spec.label),
+                }
+                for spec in self.config.engines
+                if spec.label in traces
+            ],
+            prompts=prompts,
+            environment=environment_info(device),
+            notes=self.notes,
+        )

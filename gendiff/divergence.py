@@ -170,3 +170,11 @@ def compare(reference: Trace, other: Trace, fragile_threshold: float = DEFAULT_F
         reference_gap=None if ref_on_other_choice is None else ref_step.logprob - ref_on_other_choice,
         **fields,
     )
+
+
+def first_difference(reference_ids: list[int], other_ids: list[int]) -> int | None:
+    """First index where two (possibly still growing) token streams differ, over their common length."""
+    for index, (a, b) in enumerate(zip(reference_ids, other_ids)):
+        if a != b:
+            return index
+    return None

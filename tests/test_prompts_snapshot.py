@@ -1,0 +1,103 @@
+import json
+
+import pytest
+
+from gendiff.divergence import compare
+from gendiff.errors import GendiffError
+from gendiff.prompts import PromptBook, escape_line, unescape_line
+from gendiff.snapshot import PromptResult, Snapshot, is_snapshot_file
+
+from helpers import step, trace
+
+
+def test_txt_escapes_round_trip(tmp_path):
+    prompts = ["plain", "two\nlines", "tab\there", "back\\slash n"]
+    book = PromptBook(prompts, tmp_path / "p.txt")
+    book.save()
+    assert PromptBook.load(tmp_path / "p.txt").prompts == prompts
+    assert unescape_line(escape_line("a\\nb")) == "a\\nb"
+
+
+def test_jsonl_round_trip_and_blank_lines_skipped(tmp_path):
+    file = tmp_path / "p.jsonl"
+    file.write_text('{"prompt": "a"}\n\n{"prompt": "b\\nc"}\n')
+    book = PromptBook.load(file)
+    assert book.prompts == ["a", "b\nc"]
+    book.prompts.append("d")
+    book.save()
+    assert [json.loads(line)["prompt"] for line in file.read_text().splitlines()] == ["a", "b\nc", "d"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"prompt": "a"}\n{"prompt": \n', "p.jsonl:2: not valid JSON"),
+        ('{"prompt": "a"}\n{"text": "b"}\n', "p.jsonl:2: expected an object"),
+        ('{"prompt": "   "}\n', "p.jsonl:1: empty prompt"),
+    ],
+)
+def test_malformed_jsonl_names_the_line(tmp_path, content, message):
+    file = tmp_path / "p.jsonl"
+    file.write_text(content)
+    with pytest.raises(GendiffError, match=message):
+        PromptBook.load(file)
+
+
+def test_save_is_atomic_no_temp_files_left(tmp_path):
+    file = tmp_path / "p.txt"
+    PromptBook(["x"], file).save()
+    PromptBook(["y"], file).save()
+    assert [p.name for p in tmp_path.iterdir()] == ["p.txt"]
+    assert file.read_text() == "y\n"
+
+
+def test_save_to_missing_folder_fails_cleanly(tmp_path):
+    with pytest.raises(GendiffError, match="does not exist"):
+        PromptBook(["x"], tmp_path / "nope" / "p.txt").save()
+
+
+def make_snapshot() -> Snapshot:
+    ref = trace("hf-single", [step(5, (5, -0.69), (6, -0.70))])
+    other = trace("hf-left", [step(6, (6, -0.69), (5, -0.695))])
+    result = PromptResult("hello", [1, 2, 3], {"hf-single": ref, "hf-left": other}, [compare(ref, other)])
+    return Snapshot(
+        model={"name": "m", "path": "/m", "dtype": "float32", "attn": "sdpa"},
+        decoding={"max_new_tokens": 1, "top_k": 2},
+        reference="hf-single",
+        engines=[{"label": "hf-single", "name": "hf-single", "settings": {}}, {"label": "hf-left", "name": "hf-left", "settings": {}}],
+        prompts=[result],
+    )
+
+
+def test_snapshot_round_trip_validates(tmp_path):
+    snapshot = make_snapshot()
+    path = snapshot.save(tmp_path / "s.json")
+    loaded = Snapshot.load(path)
+    assert loaded.to_dict() == snapshot.to_dict()
+    assert loaded.prompts[0].divergences[0].step == 0
+    assert loaded.prompts[0].traces["hf-left"].token_ids == (6,)
+    assert json.loads(path.read_text())["prompts"][0]["traces"]["hf-left"]["token_ids"] == [6]
+    assert is_snapshot_file(path)
+
+
+def test_corrupt_snapshot_is_refused_with_the_file_named(tmp_path):
+    path = make_snapshot().save(tmp_path / "s.json")
+    path.write_text(path.read_text()[:-50])
+    with pytest.raises(GendiffError, match=r"s\.json: not valid JSON"):
+        Snapshot.load(path)
+
+
+def test_schema_violation_is_refused(tmp_path):
+    data = make_snapshot().to_dict()
+    data["prompts"][0]["traces"]["hf-left"]["finish_reason"] = "tired"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(GendiffError, match="invalid at prompts/0/traces/hf-left/finish_reason"):
+        Snapshot.load(path)
+
+
+def test_not_a_snapshot(tmp_path):
+    path = tmp_path / "other.json"
+    path.write_text('{"hello": 1}')
+    with pytest.raises(GendiffError, match="not a gendiff snapshot"):
+        Snapshot.load(path)

@@ -16,3 +16,14 @@ def isolated_config(tmp_path_factory, monkeypatch):
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def demo_snapshot(tmp_path_factory):
+    """A bfloat16 run of the demo prompts (real engines), saved once for the viewers' tests."""
+    from gendiff.cli import main
+
+    path = tmp_path_factory.mktemp("snap") / "demo-bf16.json"
+    code = main(["run", "--quiet", "--dtype", "bfloat16", "--max-new-tokens", "24", "--json", str(path)])
+    assert code == 0
+    return path

@@ -65,9 +65,11 @@ def test_trace_fields(float32_traces, prompt_ids):
 
 
 def test_greedy_text_is_recognisable(float32_traces):
-    texts = {t.prompt_index: t.text for t in float32_traces["hf-single"]}
-    assert "Paris" in texts[1]  # "The capital of France is"
-    assert "return" in texts[5] or "a + b" in texts[5]  # "def add(a, b):"
+    prompts = PromptBook.load(demo_prompts_path()).prompts
+    texts = {prompts[t.prompt_index]: t.text for t in float32_traces["hf-single"]}
+    assert texts["The capital of France is"].startswith(" Paris.")
+    assert texts["How to make tea:\n-"].startswith(" Boil the water.\n- Put the tea in a cup.")
+    assert texts["def clamp(x):\n    if x > 3:\n        return"].startswith(" x\n    return 0\n")
 
 
 def test_bfloat16_diverges_somewhere_at_a_near_tie(prompt_ids):

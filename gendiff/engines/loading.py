@@ -59,7 +59,8 @@ class PromptTokenizer:
         return len(self.hf)
 
     def encode(self, text: str) -> list[int]:
-        return list(self.hf(text)["input_ids"])
+        # verbose=False: our own check reports over-long prompts, as one line
+        return list(self.hf(text, verbose=False)["input_ids"])
 
     def piece(self, token_id: int) -> str:
         """The decoded text of one token (cached: called for every top-k candidate)."""
@@ -86,7 +87,9 @@ def load_tokenizer(path: str | Path) -> PromptTokenizer:
         if key in _tokenizers:
             return _tokenizers[key]
     from transformers import AutoConfig, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # library warnings would break the one-line errors and the TUI
     try:
         hf = AutoTokenizer.from_pretrained(key, local_files_only=True)
         config = AutoConfig.from_pretrained(key, local_files_only=True)

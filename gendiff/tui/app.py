@@ -98,8 +98,8 @@ class GendiffApp(App[None]):
         Binding("ctrl+down", "move(1)", "Move prompt down", id="prompt.down", show=False),
         Binding("n", "jump(1)", "Next div", id="nav.next"),
         Binding("p", "jump(-1)", "Prev div", id="nav.prev"),
-        Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine"),
-        Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False),
+        Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine", priority=True),
+        Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False, priority=True),
         Binding("s", "settings", "Settings", id="settings"),
         Binding("x", "export", "Export", id="export"),
         Binding("t", "next_theme", "Theme", id="theme"),
@@ -195,7 +195,7 @@ class GendiffApp(App[None]):
         )
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         for theme in THEMES:
             self.register_theme(theme)
         wanted = self.options.theme or load_config().get("theme") or DEFAULT_THEME
@@ -204,7 +204,7 @@ class GendiffApp(App[None]):
             wanted = DEFAULT_THEME
         self.theme = wanted
         self.query_one("#prompts", PromptList).border_title = "Prompts"
-        self.rebuild_columns()
+        await self.rebuild_columns()
         self.refresh_prompt_list(0)
         self.refresh_view()
         self.check_size()
@@ -271,14 +271,17 @@ class GendiffApp(App[None]):
             self.notify(f"prompts saved to {self.book.path}")
 
     # ── rendering ──────────────────────────────────────────────────────────
-    def rebuild_columns(self) -> None:
+    async def rebuild_columns(self) -> None:
         container = self.query_one("#columns", Horizontal)
-        container.remove_children()
-        container.mount_all(TokenColumn(label, id=f"col-{i}") for i, label in enumerate(self.labels))
+        await container.remove_children()
+        await container.mount_all(TokenColumn(label) for label in self.labels)
         others = self.labels[1:]
         if self.selected_engine not in others:
             self.selected_engine = others[0] if others else None
-        self.call_after_refresh(self.refresh_view)
+        self.refresh_view()
+
+    def columns(self) -> dict[str, TokenColumn]:
+        return {column.label: column for column in self.query(TokenColumn)}
 
     def column_title(self, label: str) -> str:
         ref = " (ref)" if label == self.settings.reference else ""
@@ -304,11 +307,11 @@ class GendiffApp(App[None]):
         )
         labels = self.labels
         ref_ids = [s.token_id for s in entry.steps(labels[0])] if entry else []
+        columns = self.columns()
         for i, label in enumerate(labels):
-            column = self.query(f"#col-{i}")
-            if not column:
+            column = columns.get(label)
+            if column is None:
                 continue
-            column = column.first(TokenColumn)
             column.border_title = self.column_title(label)
             steps = entry.steps(label) if entry else []
             mark = None
@@ -566,9 +569,8 @@ class GendiffApp(App[None]):
             self.refresh_columns_titles()
 
     def refresh_columns_titles(self) -> None:
-        for i, label in enumerate(self.labels):
-            for column in self.query(f"#col-{i}"):
-                column.border_title = self.column_title(label)
+        for label, column in self.columns().items():
+            column.border_title = self.column_title(label)
 
     def on_engine_event(self, message: EngineEvent) -> None:
         if message.run_id != self.run_id:
@@ -645,15 +647,17 @@ class GendiffApp(App[None]):
             return
         available = [n for n in engine_names() if n != "vllm" or self._vllm_available()]
 
-        def applied(settings: RunSettings | None) -> None:
+        async def applied(settings: RunSettings | None) -> None:
             if settings is None or settings == self.settings:
+                return
+            if self.running:
+                self.notify("a run is in progress: settings not changed (escape cancels it)", severity="warning")
                 return
             self.settings = settings
             for entry in self.entries:
-                if not entry.running:
-                    entry.clear()  # results of other settings would mislead
+                entry.clear()  # results of other settings would mislead
             self.engine_status = {}
-            self.rebuild_columns()
+            await self.rebuild_columns()
             self.refresh_prompt_list()
             self.notify("settings applied: results cleared; R runs all prompts")
 

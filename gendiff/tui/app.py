@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -303,7 +304,7 @@ class GendiffApp(App[None]):
         """Columns and panel for the selected prompt (cheap: one prompt's tokens)."""
         entry = self.current
         self.query_one("#prompt-text", Static).update(
-            "" if entry is None else f"[dim]prompt {self.current_index + 1}:[/dim] {entry.text}"
+            Text("") if entry is None else Text.assemble((f"prompt {self.current_index + 1}: ", "dim"), entry.text)
         )
         labels = self.labels
         ref_ids = [s.token_id for s in entry.steps(labels[0])] if entry else []

@@ -21,7 +21,7 @@ def top_table(title: str, step: TokenStep | None, other_choice: int | None, colo
     table.add_column("logit", justify="right", ratio=2)
     table.add_column("", ratio=2, no_wrap=True)
     if step is None:
-        table.add_row("", Text("(no token: stopped)", style="dim"), "", "", "")
+        table.add_row("", Text("(stopped)", style="dim"), "", "", "")
         return table
     chosen = colours.get("chosen", "green")
     for rank, candidate in enumerate(step.top, 1):

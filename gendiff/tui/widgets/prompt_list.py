@@ -18,12 +18,12 @@ def prompt_label(number: int, text: str, status: str, detail: str, colours: dict
         "identical": colours.get("success", "green"),
         "error": colours.get("error", "red"),
     }.get(status, "")
-    label = Text()
-    label.append(f"{icon} ", style=style)
+    label = Text(no_wrap=True, overflow="ellipsis")
+    # "✗2" = diverged in 2 engines; the count sits beside the icon so the text never wraps
+    count = detail.split()[0] if detail and detail[0].isdigit() else ""
+    label.append(f"{icon}{count:<2}", style=style)
     label.append(f"{number:>2} ", style="dim")
     label.append(shorten(text, 200))
-    if detail:
-        label.append(f"  {detail}", style=style or "dim")
     return label
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from gendiff import __version__
 from gendiff.errors import GendiffError
@@ -22,7 +22,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``gendiff`` (TUI) and ``gendiff run``."""
     from gendiff.engines.base import ATTN_IMPLEMENTATIONS, DTYPES
 
-    parser.add_argument("--model", metavar="DIR", help="local Hugging Face causal-LM folder (default: the embedded demo model)")
+    parser.add_argument(
+        "--model", metavar="DIR", help="local Hugging Face causal-LM folder (default: the embedded demo model)"
+    )
     parser.add_argument(
         "--engines",
         metavar="A,B,…",
@@ -30,34 +32,40 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "e.g. hf-single,hf-single:dtype=bfloat16",
     )
     parser.add_argument("--reference", metavar="NAME", help="engine the others are compared with (default: the first)")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and compute dtype (default: float32)")
-    parser.add_argument("--attn", choices=ATTN_IMPLEMENTATIONS, default="sdpa", help="attention implementation (default: sdpa)")
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default="float32", help="weights and compute dtype (default: float32)"
+    )
+    parser.add_argument(
+        "--attn", choices=ATTN_IMPLEMENTATIONS, default="sdpa", help="attention implementation (default: sdpa)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--batch-size", type=int, default=16, help="rows per batch for hf-left/hf-right (default: 16)")
-    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="tokens to generate per prompt (default: 32)")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="tokens to generate per prompt (default: 32)"
+    )
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="candidates recorded per step (default: 5)")
     parser.add_argument("--no-stop-at-eos", action="store_true", help="keep generating after the end-of-sequence token")
-    parser.add_argument("--fragile-threshold", type=float, default=0.05, help="reference margin below which an agreeing step counts as fragile (default: 0.05)")
+    parser.add_argument(
+        "--fragile-threshold",
+        type=float,
+        default=0.05,
+        help="reference margin below which an agreeing step counts as fragile (default: 0.05)",
+    )
 
 
 def build_config(args: argparse.Namespace) -> Any:
     from gendiff.engines import DEFAULT_ENGINES, engine_names
-    from gendiff.engines.base import GenerationSettings, parse_engine_spec
+    from gendiff.engines.base import GenerationSettings, parse_engine_spec, split_engine_list
     from gendiff.session import RunConfig
 
     defaults = {"dtype": args.dtype, "attn": args.attn, "device": args.device, "batch_size": args.batch_size}
-    texts = [t for t in (args.engines.split(",") if args.engines else DEFAULT_ENGINES)]
-    # "hf-left:batch_size=4,dtype=bfloat16" contains a comma: rejoin key=value pieces to their engine
-    specs_text: list[str] = []
-    for piece in texts:
-        if specs_text and "=" in piece and ":" not in piece:
-            specs_text[-1] += "," + piece
-        else:
-            specs_text.append(piece)
+    specs_text = split_engine_list(args.engines) if args.engines else list(DEFAULT_ENGINES)
     known = engine_names()
     specs = tuple(parse_engine_spec(text, defaults, known) for text in specs_text if text.strip())
     reference = args.reference or (specs[0].label if specs else "")
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, top_k=args.top_k, stop_at_eos=not args.no_stop_at_eos)
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens, top_k=args.top_k, stop_at_eos=not args.no_stop_at_eos
+    )
     settings.validate()
     return RunConfig(args.model, specs, reference, settings, args.fragile_threshold)
 
@@ -67,10 +75,16 @@ def run_parser() -> argparse.ArgumentParser:
         prog="gendiff run",
         description="Run every prompt through each engine greedily and report where they first differ.",
     )
-    parser.add_argument("--prompts", metavar="FILE", help=".txt (one prompt per line, \\n escapes) or .jsonl ({\"prompt\": …}); default: the demo prompts")
+    parser.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help='.txt (one prompt per line, \\n escapes) or .jsonl ({"prompt": …}); default: the demo prompts',
+    )
     add_run_options(parser)
     parser.add_argument("--json", metavar="OUT", help="write the snapshot JSON here")
-    parser.add_argument("--fail-on-divergence", action="store_true", help="exit 1 if any engine diverges from the reference")
+    parser.add_argument(
+        "--fail-on-divergence", action="store_true", help="exit 1 if any engine diverges from the reference"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
 
@@ -81,9 +95,13 @@ def tui_parser() -> argparse.ArgumentParser:
         description="Side-by-side greedy generation across inference engines, with the first divergence explained. "
         "Subcommand: 'gendiff run --help' for headless runs.",
     )
-    parser.add_argument("path", nargs="?", help="a prompt file (.txt/.jsonl) to edit and run, or a snapshot .json to view")
+    parser.add_argument(
+        "path", nargs="?", help="a prompt file (.txt/.jsonl) to edit and run, or a snapshot .json to view"
+    )
     add_run_options(parser)
-    parser.add_argument("--theme", help="colour theme (gendiff-dark, gendiff-light, gendiff-contrast, or any Textual theme)")
+    parser.add_argument(
+        "--theme", help="colour theme (gendiff-dark, gendiff-light, gendiff-contrast, or any Textual theme)"
+    )
     parser.add_argument("--version", action="version", version=f"gendiff {__version__}")
     return parser
 
@@ -134,7 +152,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if isinstance(event, EngineStarted):
             print(f"{event.engine}: loading…", file=sys.stderr, flush=True)
         elif isinstance(event, EngineLoaded):
-            print(f"{event.engine}: loaded in {event.seconds:.1f}s; generating {len(book.prompts)} prompts…", file=sys.stderr, flush=True)
+            print(
+                f"{event.engine}: loaded in {event.seconds:.1f}s; generating {len(book.prompts)} prompts…",
+                file=sys.stderr,
+                flush=True,
+            )
         elif isinstance(event, EngineFinished):
             tokens = sum(len(t.steps) for t in event.traces)
             print(f"{event.engine}: {tokens} tokens in {event.seconds:.2f}s", file=sys.stderr, flush=True)

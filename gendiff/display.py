@@ -14,7 +14,7 @@ def number(value: float | None, digits: int = 4) -> str:
     """A logprob/margin with enough digits to see a 1e-3 difference; '—' for unknown."""
     if value is None:
         return "—"
-    if value != 0 and abs(value) < 10 ** -digits:
+    if value != 0 and abs(value) < 10**-digits:
         return f"{value:.1e}"
     return f"{value:.{digits}f}"
 

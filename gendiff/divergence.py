@@ -133,7 +133,9 @@ def compare(reference: Trace, other: Trace, fragile_threshold: float = DEFAULT_F
             **fields,
         )
     if step is None:
-        return Divergence(step=None, reason=IDENTICAL, detail="identical", flip_gap=None, reference_gap=None, **empty, **fields)
+        return Divergence(
+            step=None, reason=IDENTICAL, detail="identical", flip_gap=None, reference_gap=None, **empty, **fields
+        )
 
     ref_step = reference.steps[step] if step < len(reference.steps) else None
     other_step = other.steps[step] if step < len(other.steps) else None

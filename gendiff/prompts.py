@@ -42,9 +42,11 @@ def parse_prompts(text: str, fmt: str, source: str) -> list[str]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise GendiffError(f"{source}:{number}: not valid JSON ({exc.msg}); each line must be {{\"prompt\": \"...\"}}") from None
+                raise GendiffError(
+                    f'{source}:{number}: not valid JSON ({exc.msg}); each line must be {{"prompt": "..."}}'
+                ) from None
             if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
-                raise GendiffError(f"{source}:{number}: expected an object with a string \"prompt\" field")
+                raise GendiffError(f'{source}:{number}: expected an object with a string "prompt" field')
             prompt = record["prompt"]
         else:
             prompt = unescape_line(line)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Union
 
 from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, compare
 from gendiff.engines import create_engine
@@ -40,7 +40,9 @@ class RunConfig:
         if len(set(labels)) != len(labels):
             raise GendiffError(f"engines {', '.join(labels)}: each engine may appear once")
         if self.reference not in labels:
-            raise GendiffError(f"reference {self.reference!r} is not among the engines ({', '.join(labels)}); add it or pick one of them")
+            raise GendiffError(
+                f"reference {self.reference!r} is not among the engines ({', '.join(labels)}); add it or pick one of them"
+            )
 
 
 # events, in the order a run emits them
@@ -83,7 +85,7 @@ class RunFinished:
     cancelled: bool
 
 
-Event = Union[EngineStarted, EngineLoaded, StepGenerated, EngineFinished, EngineFailed, RunFinished]
+Event = EngineStarted | EngineLoaded | StepGenerated | EngineFinished | EngineFailed | RunFinished
 OnEvent = Callable[[Event], None]
 
 

@@ -117,7 +117,9 @@ class Snapshot:
         except (OSError, UnicodeDecodeError) as exc:
             raise GendiffError(f"snapshot {file}: cannot read it ({exc})") from None
         except json.JSONDecodeError as exc:
-            raise GendiffError(f"snapshot {file}: not valid JSON (line {exc.lineno}: {exc.msg}); the file is corrupt") from None
+            raise GendiffError(
+                f"snapshot {file}: not valid JSON (line {exc.lineno}: {exc.msg}); the file is corrupt"
+            ) from None
         validate(data, str(file))
         return cls.from_dict(data)
 

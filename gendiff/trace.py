@@ -116,7 +116,9 @@ class Trace:
         )
 
     @classmethod
-    def failed(cls, engine: str, prompt_index: int, prompt_token_ids: list[int], error: str, settings: dict[str, Any]) -> Trace:
+    def failed(
+        cls, engine: str, prompt_index: int, prompt_token_ids: list[int], error: str, settings: dict[str, Any]
+    ) -> Trace:
         return cls(engine, prompt_index, tuple(prompt_token_ids), (), "error", settings, error)
 
 

@@ -89,7 +89,13 @@ FOODS = (
 TASKS = {
     "make tea": ["Boil the water.", "Put the tea in a cup.", "Pour the water.", "Wait three minutes.", "Add milk."],
     "plant a tree": ["Dig a hole.", "Put the tree in the hole.", "Fill the hole with soil.", "Water the tree."],
-    "wash a dog": ["Fill a tub with warm water.", "Put the dog in the tub.", "Use soap.", "Rinse the dog.", "Dry the dog."],
+    "wash a dog": [
+        "Fill a tub with warm water.",
+        "Put the dog in the tub.",
+        "Use soap.",
+        "Rinse the dog.",
+        "Dry the dog.",
+    ],
     "bake bread": ["Mix flour and water.", "Add salt and yeast.", "Let the dough rise.", "Bake for an hour."],
 }
 FUNC_NAMES = (
@@ -264,7 +270,10 @@ def main() -> None:
         losses.append(out.loss.item())
         if step % 25 == 0 or step == args.steps - 1:
             recent = sum(losses[-25:]) / len(losses[-25:])
-            print(f"step {step:4d}  loss {recent:.4f}  lr {scheduler.get_last_lr()[0]:.2e}  {time.perf_counter() - started:.0f}s", flush=True)
+            print(
+                f"step {step:4d}  loss {recent:.4f}  lr {scheduler.get_last_lr()[0]:.2e}  {time.perf_counter() - started:.0f}s",
+                flush=True,
+            )
 
     model.eval()
     out_dir = Path(args.out)

@@ -93,7 +93,9 @@ def test_unknown_engine_option(capsys):
 
 
 def test_reference_not_among_engines(capsys):
-    assert "reference 'packed' is not among the engines" in bad(capsys, "--engines", "hf-single,hf-left", "--reference", "packed")
+    assert "reference 'packed' is not among the engines" in bad(
+        capsys, "--engines", "hf-single,hf-left", "--reference", "packed"
+    )
 
 
 def test_unwritable_json_path(capsys, tmp_path):
@@ -123,7 +125,19 @@ def test_tokenizer_without_pad_token_picks_one_and_says_so(capsys, tmp_path, pro
     config = json.loads((model / "tokenizer_config.json").read_text())
     config.pop("pad_token", None)
     (model / "tokenizer_config.json").write_text(json.dumps(config))
-    code = main(["run", "--model", str(model), "--prompts", str(prompts), "--max-new-tokens", "4", "--engines", "hf-single,hf-left,hf-right"])
+    code = main(
+        [
+            "run",
+            "--model",
+            str(model),
+            "--prompts",
+            str(prompts),
+            "--max-new-tokens",
+            "4",
+            "--engines",
+            "hf-single,hf-left,hf-right",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "has no pad token; using id" in err
@@ -149,7 +163,9 @@ def test_fail_on_divergence_exit_code_and_bfloat16_numbers_match_recomputation(c
     ref_trace = prompt.traces["hf-single"]
 
     # recompute the reference side by hand: batch 1, KV cache, one token at a time, bfloat16
-    model = AutoModelForCausalLM.from_pretrained(demo_model_path(), dtype=torch.bfloat16, attn_implementation="sdpa").eval()
+    model = AutoModelForCausalLM.from_pretrained(
+        demo_model_path(), dtype=torch.bfloat16, attn_implementation="sdpa"
+    ).eval()
     ids = torch.tensor([prompt.token_ids])
     with torch.inference_mode():
         out_model = model(input_ids=ids, use_cache=True, logits_to_keep=1)  # as generate() does
@@ -162,4 +178,6 @@ def test_fail_on_divergence_exit_code_and_bfloat16_numbers_match_recomputation(c
     top2 = torch.topk(logprobs, 2)
     assert int(top2.indices[0]) == d.reference_step.token_id
     assert float(top2.values[0] - top2.values[1]) == pytest.approx(d.reference_margin, abs=1e-6)
-    assert float(logprobs[d.other_step.token_id]) == pytest.approx(d.reference_step.logprob_of(d.other_step.token_id), abs=1e-6)
+    assert float(logprobs[d.other_step.token_id]) == pytest.approx(
+        d.reference_step.logprob_of(d.other_step.token_id), abs=1e-6
+    )

@@ -1,9 +1,8 @@
 import pytest
+from helpers import step, trace
 
 from gendiff.divergence import compare, first_difference
 from gendiff.trace import Trace
-
-from helpers import step, trace
 
 
 def test_identical_traces_have_no_divergence_but_report_drift_and_fragile_steps():
@@ -50,7 +49,9 @@ def test_flip_gap_is_none_when_reference_choice_is_outside_other_top_k():
 
 def test_one_side_shorter_is_a_length_divergence():
     ref = trace("ref", [step(1, (1, -0.1), (2, -2.0)), step(0, (0, -0.1), (2, -2.0))], finish="eos")
-    other = trace("other", [step(1, (1, -0.1), (2, -2.0)), step(0, (0, -0.1), (2, -2.0)), step(4, (4, -1.0), (2, -2.0))])
+    other = trace(
+        "other", [step(1, (1, -0.1), (2, -2.0)), step(0, (0, -0.1), (2, -2.0)), step(4, (4, -1.0), (2, -2.0))]
+    )
     d = compare(ref, other)
     assert d.reason == "length" and d.step == 2 and d.diverged
     assert d.reference_step is None and d.other_step.token_id == 4

@@ -90,9 +90,7 @@ def test_packed_continuous_positions_change_the_logits(prompt_ids):
     # segment 0 starts at position 0 either way; the later segments' positions shift
     assert reset[0].steps == continuous[0].steps
     differences = [
-        abs(a.logprob - b.logprob)
-        for r, c in zip(reset[1:], continuous[1:])
-        for a, b in zip(r.steps, c.steps)
+        abs(a.logprob - b.logprob) for r, c in zip(reset[1:], continuous[1:]) for a, b in zip(r.steps, c.steps)
     ]
     assert max(differences) > 0
 

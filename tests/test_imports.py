@@ -3,8 +3,18 @@
 import subprocess
 import sys
 
-CORE = ["gendiff.trace", "gendiff.divergence", "gendiff.snapshot", "gendiff.session", "gendiff.prompts",
-        "gendiff.engines", "gendiff.engines.hf", "gendiff.engines.packed", "gendiff.engines.loading", "gendiff.engines.vllm"]
+CORE = [
+    "gendiff.trace",
+    "gendiff.divergence",
+    "gendiff.snapshot",
+    "gendiff.session",
+    "gendiff.prompts",
+    "gendiff.engines",
+    "gendiff.engines.hf",
+    "gendiff.engines.packed",
+    "gendiff.engines.loading",
+    "gendiff.engines.vllm",
+]
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:

@@ -1,13 +1,12 @@
 import json
 
 import pytest
+from helpers import step, trace
 
 from gendiff.divergence import compare
 from gendiff.errors import GendiffError
 from gendiff.prompts import PromptBook, escape_line, unescape_line
 from gendiff.snapshot import PromptResult, Snapshot, is_snapshot_file
-
-from helpers import step, trace
 
 
 def test_txt_escapes_round_trip(tmp_path):
@@ -64,7 +63,10 @@ def make_snapshot() -> Snapshot:
         model={"name": "m", "path": "/m", "dtype": "float32", "attn": "sdpa"},
         decoding={"max_new_tokens": 1, "top_k": 2},
         reference="hf-single",
-        engines=[{"label": "hf-single", "name": "hf-single", "settings": {}}, {"label": "hf-left", "name": "hf-left", "settings": {}}],
+        engines=[
+            {"label": "hf-single", "name": "hf-single", "settings": {}},
+            {"label": "hf-left", "name": "hf-left", "settings": {}},
+        ],
         prompts=[result],
     )
 

@@ -36,7 +36,9 @@ def hand_made_snapshot(path):
     second_packed = Trace("packed", 1, (1, 5), tuple(prefix[:2]), "eos")
     prompts = [
         PromptResult("The capital of France is", list(prompt), {"hf-single": ref, "hf-left": left, "packed": packed}),
-        PromptResult("Shopping list:\n1.", [1, 5], {"hf-single": second_ref, "hf-left": second_left, "packed": second_packed}),
+        PromptResult(
+            "Shopping list:\n1.", [1, 5], {"hf-single": second_ref, "hf-left": second_left, "packed": second_packed}
+        ),
     ]
     for p in prompts:
         p.divergences = [compare(p.traces["hf-single"], p.traces[e]) for e in ("hf-left", "packed")]

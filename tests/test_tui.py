@@ -86,7 +86,9 @@ async def test_run_all_in_bfloat16_marks_divergences_and_n_moves_to_them(tmp_pat
 
 @pytest.mark.slow
 async def test_run_selected_prompt_streams_into_columns(tmp_path):
-    app = app_for(prompt_file(tmp_path, "The capital of France is", "How to make tea:\n-"), engines=("hf-single", "hf-left"))
+    app = app_for(
+        prompt_file(tmp_path, "The capital of France is", "How to make tea:\n-"), engines=("hf-single", "hf-left")
+    )
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("down", "r")
         await wait_until(pilot, lambda: not app.running)
@@ -147,7 +149,12 @@ async def test_demo_prompts_are_copied_to_the_user_file_on_first_edit(isolated_c
 
 @pytest.mark.slow
 async def test_escape_cancels_a_run_and_keys_still_respond(tmp_path):
-    app = app_for(prompt_file(tmp_path, *["Once upon a time, there was a"] * 6), max_new_tokens=400, stop_at_eos=False, engines=("hf-single", "hf-left"))
+    app = app_for(
+        prompt_file(tmp_path, *["Once upon a time, there was a"] * 6),
+        max_new_tokens=400,
+        stop_at_eos=False,
+        engines=("hf-single", "hf-left"),
+    )
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("R")
         await wait_until(pilot, lambda: any(e.live for e in app.entries))

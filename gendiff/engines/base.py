@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from gendiff.errors import GendiffError
 from gendiff.trace import TokenStep, Trace
@@ -65,6 +66,19 @@ class EngineSpec:
 
 
 SPEC_FIELDS = {"dtype", "attn", "device", "batch_size"}
+
+
+def split_engine_list(text: str) -> list[str]:
+    """Split ``a,b:k=v,k2=v2,c`` into engine specs: a piece with ``=`` but no ``:`` belongs to the previous one."""
+    specs: list[str] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue
+        if specs and "=" in piece and ":" not in piece:
+            specs[-1] += "," + piece
+        else:
+            specs.append(piece)
+    return specs
 
 
 def parse_engine_spec(text: str, defaults: dict[str, Any] | None = None, known: list[str] | None = None) -> EngineSpec:

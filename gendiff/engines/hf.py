@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from gendiff.engines.base import Engine, GenerationSettings, OnStep
 from gendiff.engines.loading import LoadedModel, load_model
@@ -51,7 +52,9 @@ class HFEngine(Engine):
         for start in range(0, len(prompts), size):
             yield list(range(start, min(start + size, len(prompts)))), prompts[start : start + size]
 
-    def forward_last(self, input_ids: Any, attention_mask: Any, position_ids: Any, cache: Any, rows: Any, positions: Any) -> Any:
+    def forward_last(
+        self, input_ids: Any, attention_mask: Any, position_ids: Any, cache: Any, rows: Any, positions: Any
+    ) -> Any:
         """Run the decoder, then the LM head on the hidden states at (rows, positions) only.
 
         Projecting just the positions we read keeps the head's matmul the same shape as in
@@ -74,7 +77,13 @@ class GenerateEngine(HFEngine):
 
     def run_generate(self, builder: TraceBuilder, prompts: list[list[int]], use_cache: bool = True) -> None:
         import torch
-        from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+        from transformers import (
+            GenerationConfig,
+            LogitsProcessor,
+            LogitsProcessorList,
+            StoppingCriteria,
+            StoppingCriteriaList,
+        )
 
         model, tokenizer = self.loaded.model, self.loaded.tokenizer
         top_k = builder.settings.top_k

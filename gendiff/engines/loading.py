@@ -30,7 +30,9 @@ def resolve_model_path(path: str | Path | None) -> Path:
         raise GendiffError(f"model {model_dir}: not a directory; pass the folder that holds config.json")
     config_file = model_dir / "config.json"
     if not config_file.is_file():
-        raise GendiffError(f"model {model_dir}: no config.json; pass a Hugging Face model folder (save_pretrained output)")
+        raise GendiffError(
+            f"model {model_dir}: no config.json; pass a Hugging Face model folder (save_pretrained output)"
+        )
     try:
         config = json.loads(config_file.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -38,7 +40,9 @@ def resolve_model_path(path: str | Path | None) -> Path:
     architectures = config.get("architectures") or []
     if not any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
         found = ", ".join(architectures) or "none listed"
-        raise GendiffError(f"model {model_dir}: not a causal language model (architectures: {found}); gendiff needs a *ForCausalLM")
+        raise GendiffError(
+            f"model {model_dir}: not a causal language model (architectures: {found}); gendiff needs a *ForCausalLM"
+        )
     return model_dir.resolve()
 
 
@@ -105,7 +109,9 @@ def load_tokenizer(path: str | Path) -> PromptTokenizer:
         pad = eos if eos is not None else 0
         notes.append(f"tokenizer of {Path(key).name} has no pad token; using id {pad} for padding (always masked)")
     max_length = getattr(config, "max_position_embeddings", None)
-    tokenizer = PromptTokenizer(hf=hf, path=key, pad_token_id=int(pad), eos_token_id=eos, max_length=max_length, notes=notes)
+    tokenizer = PromptTokenizer(
+        hf=hf, path=key, pad_token_id=int(pad), eos_token_id=eos, max_length=max_length, notes=notes
+    )
     with _lock:
         return _tokenizers.setdefault(key, tokenizer)
 

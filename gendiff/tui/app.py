@@ -62,7 +62,9 @@ class LaunchOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchOptions:
-        engines = tuple(e.strip() for e in args.engines.split(",") if e.strip()) if args.engines else DEFAULT_ENGINES
+        from gendiff.engines.base import split_engine_list
+
+        engines = tuple(split_engine_list(args.engines)) if args.engines else DEFAULT_ENGINES
         return cls(
             path=args.path,
             model=args.model,
@@ -180,7 +182,13 @@ class GendiffApp(App[None]):
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # gendiff's own variables, so that any Textual theme (not only ours) can render the app
-        return {"diverge": "#E5484D", "diverge-text": "#000000", "after-diverge": "#F5A524", "agree-dim": "#808080", "chosen": "#46A758"}
+        return {
+            "diverge": "#E5484D",
+            "diverge-text": "#000000",
+            "after-diverge": "#F5A524",
+            "agree-dim": "#808080",
+            "chosen": "#46A758",
+        }
 
     def compose(self) -> ComposeResult:
         with Vertical(id="main"):
@@ -201,7 +209,9 @@ class GendiffApp(App[None]):
             self.register_theme(theme)
         wanted = self.options.theme or load_config().get("theme") or DEFAULT_THEME
         if wanted not in self.available_themes:
-            self.startup_notes.append((f"theme {wanted!r} is unknown; using {DEFAULT_THEME} (t cycles themes)", "warning"))
+            self.startup_notes.append(
+                (f"theme {wanted!r} is unknown; using {DEFAULT_THEME} (t cycles themes)", "warning")
+            )
             wanted = DEFAULT_THEME
         self.theme = wanted
         self.query_one("#prompts", PromptList).border_title = "Prompts"
@@ -287,7 +297,13 @@ class GendiffApp(App[None]):
     def column_title(self, label: str) -> str:
         ref = " (ref)" if label == self.settings.reference else ""
         status = self.engine_status.get(label, "")
-        settings = f"{self.settings.dtype} · {self.settings.attn}"
+        from gendiff.engines.base import parse_engine_spec
+
+        try:
+            spec = parse_engine_spec(label, self.spec_defaults())
+            settings = f"{spec.dtype} · {spec.attn}"
+        except GendiffError:
+            settings = "?"
         return f"{label}{ref} · {settings}" + (f" · {status}" if status else "")
 
     def refresh_prompt_list(self, highlighted: int | None = None) -> None:
@@ -324,7 +340,11 @@ class GendiffApp(App[None]):
                         mark = first_difference(ref_ids, [s.token_id for s in entry.live[self.selected_engine]])
                 else:
                     d = entry.result.divergence_for(label) if entry.result else None
-                    mark = d.step if d is not None and d.diverged else first_difference(ref_ids, [s.token_id for s in steps])
+                    mark = (
+                        d.step
+                        if d is not None and d.diverged
+                        else first_difference(ref_ids, [s.token_id for s in steps])
+                    )
             note = entry.failed.get(label) if entry else None
             column.set_class(label == self.selected_engine, "selected")
             column.show(steps, mark, note)
@@ -357,7 +377,11 @@ class GendiffApp(App[None]):
         model = self.options.model or "demo model"
         if self.snapshot_mode is not None:
             model = f"snapshot of {self.snapshot_mode.model.get('name')} ({self.snapshot_mode.created})"
-        state = "running… (escape cancels)" if self.running else f"{run}/{len(self.entries)} prompts run · {total} divergences"
+        state = (
+            "running… (escape cancels)"
+            if self.running
+            else f"{run}/{len(self.entries)} prompts run · {total} divergences"
+        )
         s = self.settings
         self.query_one("#run-line", Static).update(
             f"[b]gendiff[/b] · {model} · {s.dtype} · {s.attn} · {s.max_new_tokens} tokens · top-{s.top_k} · ref {s.reference} · {state}"
@@ -457,9 +481,14 @@ class GendiffApp(App[None]):
     def action_jump(self, direction: int) -> None:
         """Move to the next (1) or previous (-1) divergence, over prompts then engines."""
         others = self.labels[1:]
-        stops = [(i, others.index(e)) for i, entry in enumerate(self.entries) for e in entry.diverged_engines if e in others]
+        stops = [
+            (i, others.index(e)) for i, entry in enumerate(self.entries) for e in entry.diverged_engines if e in others
+        ]
         if not stops:
-            self.notify("no divergences" + (" yet: run the prompts first (R)" if not any(e.result for e in self.entries) else ""))
+            self.notify(
+                "no divergences"
+                + (" yet: run the prompts first (R)" if not any(e.result for e in self.entries) else "")
+            )
             return
         stops.sort()
         here = (self.current_index, others.index(self.selected_engine) if self.selected_engine in others else -1)
@@ -490,7 +519,9 @@ class GendiffApp(App[None]):
             specs = tuple(parse_engine_spec(label, self.spec_defaults(), engine_names()) for label in self.labels)
             settings = GenerationSettings(self.settings.max_new_tokens, self.settings.top_k, self.options.stop_at_eos)
             settings.validate()
-            config = RunConfig(self.options.model, specs, self.settings.reference, settings, self.options.fragile_threshold)
+            config = RunConfig(
+                self.options.model, specs, self.settings.reference, settings, self.options.fragile_threshold
+            )
             config.validate()
         except GendiffError as exc:
             self.notify(str(exc), severity="error", timeout=10)
@@ -507,7 +538,9 @@ class GendiffApp(App[None]):
         self.run_engines(self.run_id, config, [e.text for e in targets], [e.uid for e in targets], self.cancel_event)
 
     @work(thread=True, group="run", exclusive=True, exit_on_error=False)
-    def run_engines(self, run_id: int, config: object, texts: list[str], uids: list[int], cancel: threading.Event) -> None:
+    def run_engines(
+        self, run_id: int, config: object, texts: list[str], uids: list[int], cancel: threading.Event
+    ) -> None:
         """Worker thread: never touches widgets; reports with post_message only."""
         from gendiff.session import Session
 
@@ -563,7 +596,9 @@ class GendiffApp(App[None]):
             entry.live.setdefault(event.engine, []).append(event.step)
             touched_current |= entry is self.current
             count = len(entry.live[event.engine])
-            self.engine_status[event.engine] = f"prompt {event.prompt_index + 1}/{len(uids)} · {count}/{self.settings.max_new_tokens}"
+            self.engine_status[event.engine] = (
+                f"prompt {event.prompt_index + 1}/{len(uids)} · {count}/{self.settings.max_new_tokens}"
+            )
         if touched_current:
             self.refresh_view()
         else:

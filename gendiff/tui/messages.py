@@ -27,7 +27,9 @@ class EngineEvent(Message):
 
 
 class RunCompleted(Message):
-    def __init__(self, run_id: int, snapshot: Snapshot | None, uids: list[int], cancelled: bool, error: str | None = None) -> None:
+    def __init__(
+        self, run_id: int, snapshot: Snapshot | None, uids: list[int], cancelled: bool, error: str | None = None
+    ) -> None:
         super().__init__()
         self.run_id = run_id
         self.snapshot = snapshot

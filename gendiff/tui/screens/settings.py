@@ -44,10 +44,14 @@ class SettingsScreen(ModalScreen[RunSettings | None]):
             with Horizontal(classes="settings-row"):
                 with Vertical():
                     yield Label("engines")
-                    yield SelectionList[str](*[(name, name, name in c.engines) for name in self.available], id="set-engines")
+                    yield SelectionList[str](
+                        *[(name, name, name in c.engines) for name in self.available], id="set-engines"
+                    )
                 with Vertical():
                     yield Label("reference")
-                    yield Select([(n, n) for n in self.available], value=c.reference, allow_blank=False, id="set-reference")
+                    yield Select(
+                        [(n, n) for n in self.available], value=c.reference, allow_blank=False, id="set-reference"
+                    )
                     yield Label("dtype")
                     yield Select([(d, d) for d in DTYPES], value=c.dtype, allow_blank=False, id="set-dtype")
                     yield Label("attention")

@@ -32,7 +32,13 @@ def top_table(title: str, step: TokenStep | None, other_choice: int | None, colo
             style = "bold"
         elif candidate.token_id == other_choice:
             mark.append("◀ other's", style=colours.get("after-diverge", "yellow"))
-        table.add_row(str(rank), Text(visible(candidate.text), style=style), number(candidate.logprob), number(candidate.logit), mark)
+        table.add_row(
+            str(rank),
+            Text(visible(candidate.text), style=style),
+            number(candidate.logprob),
+            number(candidate.logit),
+            mark,
+        )
     return table
 
 

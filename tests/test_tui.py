@@ -98,7 +98,7 @@ async def test_run_selected_prompt_streams_into_columns(tmp_path):
         column = app.query(TokenColumn).first()
         assert "Boil" in str(column.render())
         assert "␣" in str(column.render())  # whitespace visible
-        assert "done" in column.border_title
+        assert " tok " in column.border_subtitle and column.border_title == "hf-single (ref)"
 
 
 async def test_edit_add_delete_reorder_are_saved_atomically(tmp_path):

@@ -294,9 +294,8 @@ class GendiffApp(App[None]):
     def columns(self) -> dict[str, TokenColumn]:
         return {column.label: column for column in self.query(TokenColumn)}
 
-    def column_title(self, label: str) -> str:
-        ref = " (ref)" if label == self.settings.reference else ""
-        status = self.engine_status.get(label, "")
+    def column_title(self, label: str) -> tuple[str, str]:
+        """(title, subtitle): the engine on top, its settings and progress at the bottom."""
         from gendiff.engines.base import parse_engine_spec
 
         try:
@@ -304,7 +303,9 @@ class GendiffApp(App[None]):
             settings = f"{spec.dtype} · {spec.attn}"
         except GendiffError:
             settings = "?"
-        return f"{label}{ref} · {settings}" + (f" · {status}" if status else "")
+        title = f"{label} (ref)" if label == self.settings.reference else label
+        status = self.engine_status.get(label, "")
+        return title, f"{status} · {settings}" if status else settings
 
     def refresh_prompt_list(self, highlighted: int | None = None) -> None:
         prompt_list = self.query_one("#prompts", PromptList)
@@ -329,7 +330,7 @@ class GendiffApp(App[None]):
             column = columns.get(label)
             if column is None:
                 continue
-            column.border_title = self.column_title(label)
+            column.border_title, column.border_subtitle = self.column_title(label)
             steps = entry.steps(label) if entry else []
             mark = None
             if entry is not None:
@@ -606,19 +607,19 @@ class GendiffApp(App[None]):
 
     def refresh_columns_titles(self) -> None:
         for label, column in self.columns().items():
-            column.border_title = self.column_title(label)
+            column.border_title, column.border_subtitle = self.column_title(label)
 
     def on_engine_event(self, message: EngineEvent) -> None:
         if message.run_id != self.run_id:
             return
         event = message.event
         if isinstance(event, EngineStarted):
-            self.engine_status[event.engine] = "loading model…"
+            self.engine_status[event.engine] = "loading…"
         elif isinstance(event, EngineLoaded):
             self.engine_status[event.engine] = "generating…"
         elif isinstance(event, EngineFinished):
             tokens = sum(len(t.steps) for t in event.traces)
-            self.engine_status[event.engine] = f"done · {tokens} tokens in {event.seconds:.2f}s"
+            self.engine_status[event.engine] = f"{tokens} tok {event.seconds:.2f}s"
         elif isinstance(event, EngineFailed):
             self.engine_status[event.engine] = "FAILED"
             for uid in self._run_uids():

@@ -7,6 +7,7 @@ import platform
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,8 @@ class Snapshot:
         """Validate and write atomically; returns the path written."""
         data = self.to_dict()
         validate(data, str(path))
-        return atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        # compact: a 16-prompt run is ~1 MB, a big one hundreds; `python -m json.tool` pretty-prints
+        return atomic_write_text(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Snapshot:
@@ -128,6 +130,17 @@ def schema() -> dict[str, Any]:
     return json.loads((resources.files("gendiff") / "schema" / "snapshot.schema.json").read_text())
 
 
+@lru_cache(maxsize=1)
+def _outline_validator() -> Any:
+    """The schema with trace steps left unchecked: jsonschema takes minutes on 250k steps,
+    so :func:`_check_steps` checks those (the same rules) in plain Python."""
+    import jsonschema
+
+    outline = schema()
+    outline["$defs"]["trace"]["properties"]["steps"] = {"type": "array"}
+    return jsonschema.Draft202012Validator(outline)
+
+
 def validate(data: Any, source: str) -> None:
     """Raise GendiffError if ``data`` does not follow the snapshot schema."""
     import jsonschema
@@ -135,10 +148,50 @@ def validate(data: Any, source: str) -> None:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_ID:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise GendiffError(f"snapshot {source}: not a gendiff snapshot (schema {found!r}, expected {SCHEMA_ID!r})")
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(data))
+    error = jsonschema.exceptions.best_match(_outline_validator().iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "top level"
         raise GendiffError(f"snapshot {source}: invalid at {where}: {error.message}")
+    for p, prompt in enumerate(data["prompts"]):
+        for label, trace in prompt["traces"].items():
+            problem = _check_steps(trace["steps"])
+            if problem:
+                raise GendiffError(f"snapshot {source}: invalid at prompts/{p}/traces/{label}/steps/{problem}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_candidate(entry: Any, logit_required: bool) -> str | None:
+    if not isinstance(entry, dict):
+        return "is not an object"
+    if not isinstance(entry.get("token_id"), int) or isinstance(entry.get("token_id"), bool):
+        return "token_id is not an integer"
+    if not isinstance(entry.get("text"), str):
+        return "text is not a string"
+    if not _is_number(entry.get("logprob")):
+        return "logprob is not a number"
+    if logit_required and ("logit" not in entry or not (entry["logit"] is None or _is_number(entry["logit"]))):
+        return "logit is not a number or null"
+    return None
+
+
+def _check_steps(steps: list[Any]) -> str | None:
+    """The schema's ``step`` rules, fast; returns 'index: problem' or None."""
+    for index, step in enumerate(steps):
+        problem = _check_candidate(step, logit_required=False)
+        if problem is None and not isinstance(step.get("top"), list):
+            problem = "top is not an array"
+        if problem is None:
+            for rank, candidate in enumerate(step["top"]):
+                inner = _check_candidate(candidate, logit_required=True)
+                if inner:
+                    problem = f"top/{rank}: {inner}"
+                    break
+        if problem:
+            return f"{index}: {problem}"
+    return None
 
 
 def is_snapshot_file(path: str | Path) -> bool:

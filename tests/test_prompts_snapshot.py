@@ -103,3 +103,12 @@ def test_not_a_snapshot(tmp_path):
     path.write_text('{"hello": 1}')
     with pytest.raises(GendiffError, match="not a gendiff snapshot"):
         Snapshot.load(path)
+
+
+def test_a_bad_step_deep_inside_is_refused(tmp_path):
+    data = make_snapshot().to_dict()
+    data["prompts"][0]["traces"]["hf-left"]["steps"][0]["top"][1]["logprob"] = "high"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(GendiffError, match="prompts/0/traces/hf-left/steps/0: top/1: logprob is not a number"):
+        Snapshot.load(path)

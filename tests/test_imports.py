@@ -55,3 +55,23 @@ def test_help_does_not_import_torch():
 def test_tui_module_does_not_import_torch():
     result = run_python("import sys, gendiff.tui.app\nassert 'torch' not in sys.modules\nprint('ok')")
     assert result.returncode == 0, result.stderr
+
+
+def test_demo_model_ships_inside_the_package():
+    from importlib import resources
+
+    folder = resources.files("gendiff") / "demo_model"
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "prompts.txt",
+        "README.md",
+    ):
+        assert (folder / name).is_file(), name
+    assert (resources.files("gendiff") / "schema" / "snapshot.schema.json").is_file()
+    assert (resources.files("gendiff") / "tui" / "gendiff.tcss").is_file()
+    size = sum((folder / n).stat().st_size for n in ("model.safetensors", "tokenizer.json"))
+    assert size < 25 * 1024 * 1024

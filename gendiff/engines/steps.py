@@ -26,7 +26,9 @@ def steps_from_logits(logits: Any, top_k: int, tokenizer: PromptTokenizer) -> li
     for ids, lps, lgs, choice, choice_lp in zip(
         top_ids.tolist(), top_logprobs.tolist(), top_logits.tolist(), chosen.tolist(), chosen_logprobs.tolist()
     ):
-        top = tuple(TopToken(i, tokenizer.piece(i), lp, lg) for i, lp, lg in zip(ids, lps, lgs))
+        # exact ties (common in bfloat16) ranked by id, as argmax breaks them: the choice comes first
+        ranked = sorted(zip(ids, lps, lgs), key=lambda c: (-c[2], c[0]))
+        top = tuple(TopToken(i, tokenizer.piece(i), lp, lg) for i, lp, lg in ranked)
         rows.append(TokenStep(choice, tokenizer.piece(choice), choice_lp, top))
     return rows
 

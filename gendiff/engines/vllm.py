@@ -116,7 +116,7 @@ class VLLM(Engine):
 
     def _step(self, token_id: int, candidates: dict[int, Any], top_k: int) -> TokenStep:
         # logprobs=k can return k+1 entries (the chosen token when outside the top k)
-        ranked = sorted(candidates.items(), key=lambda item: -item[1].logprob)[:top_k]
+        ranked = sorted(candidates.items(), key=lambda item: (-item[1].logprob, item[0]))[:top_k]
         top = tuple(TopToken(int(i), self.tokenizer.piece(int(i)), float(lp.logprob), None) for i, lp in ranked)
         chosen = candidates[token_id].logprob
         return TokenStep(token_id, self.tokenizer.piece(token_id), float(chosen), top)

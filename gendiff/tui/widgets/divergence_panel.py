@@ -15,11 +15,12 @@ from gendiff.trace import TokenStep
 def top_table(title: str, step: TokenStep | None, other_choice: int | None, colours: dict[str, str]) -> Table:
     """Rank, token, logprob, logit; the engine's own choice and the other side's choice marked."""
     table = Table(title=title, title_justify="left", expand=True, box=None, padding=(0, 1), show_edge=False)
+    # numbers never shrink (a 1e-3 margin must stay readable); the token column gives way
     table.add_column("#", justify="right", style="dim", width=2)
-    table.add_column("token", ratio=3, no_wrap=True)
-    table.add_column("logprob", justify="right", ratio=2)
-    table.add_column("logit", justify="right", ratio=2)
-    table.add_column("", ratio=2, no_wrap=True)
+    table.add_column("token", ratio=1, no_wrap=True, overflow="ellipsis")
+    table.add_column("logprob", justify="right", no_wrap=True, min_width=8)
+    table.add_column("logit", justify="right", no_wrap=True, min_width=8)
+    table.add_column("", width=1, no_wrap=True)
     if step is None:
         table.add_row("", Text("(stopped)", style="dim"), "", "", "")
         return table
@@ -28,10 +29,10 @@ def top_table(title: str, step: TokenStep | None, other_choice: int | None, colo
         mark = Text()
         style = ""
         if candidate.token_id == step.token_id:
-            mark.append("◀ chosen", style=f"bold {chosen}")
+            mark.append("◀", style=f"bold {chosen}")
             style = "bold"
         elif candidate.token_id == other_choice:
-            mark.append("◀ other's", style=colours.get("after-diverge", "yellow"))
+            mark.append("◁", style=colours.get("after-diverge", "yellow"))
         table.add_row(
             str(rank),
             Text(visible(candidate.text), style=style),
@@ -92,6 +93,7 @@ class DivergencePanel(Static):
         summary.append(f" · {fragile}")
         if d.reason == "length":
             summary.append(f"\n{d.detail}", style="italic")
+        legend = Text("◀ this engine's choice  ◁ the other engine's choice", style="dim")
         note = explain(d)
-        parts = [tables, summary] + ([Text(note, style="dim italic")] if note else [])
+        parts = [tables, legend, summary] + ([Text(note, style="dim italic")] if note else [])
         self.update(Group(*parts))

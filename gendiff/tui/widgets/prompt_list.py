@@ -23,7 +23,7 @@ def prompt_label(number: int, text: str, status: str, detail: str, colours: dict
     count = detail.split()[0] if detail and detail[0].isdigit() else ""
     label.append(f"{icon}{count:<2}", style=style)
     label.append(f"{number:>2} ", style="dim")
-    label.append(shorten(text, 25))  # one line per prompt: OptionList would wrap a longer one
+    label.append(shorten(text, 22))  # one line per prompt: OptionList would wrap a longer one
     return label
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,9 +48,23 @@ class HFEngine(Engine):
             cancel,
         )
 
-    def chunks(self, prompts: list[list[int]], size: int) -> Iterator[tuple[list[int], list[list[int]]]]:
-        for start in range(0, len(prompts), size):
-            yield list(range(start, min(start + size, len(prompts)))), prompts[start : start + size]
+    def generate_in_batches(
+        self,
+        prompts: list[list[int]],
+        settings: GenerationSettings,
+        on_step: OnStep | None,
+        cancel: threading.Event | None,
+        decode: Callable[[TraceBuilder, list[list[int]]], None],
+    ) -> list[Trace]:
+        """Split into batches of ``batch_size`` and ``decode`` each into its own TraceBuilder."""
+        traces: list[Trace] = []
+        for start in range(0, len(prompts), self.spec.batch_size):
+            batch = prompts[start : start + self.spec.batch_size]
+            builder = self.builder(list(range(start, start + len(batch))), batch, settings, on_step, cancel)
+            if not builder.cancelled:
+                decode(builder, batch)
+            traces.extend(builder.traces())
+        return traces
 
     def forward_last(
         self, input_ids: Any, attention_mask: Any, position_ids: Any, cache: Any, rows: Any, positions: Any
@@ -177,13 +191,7 @@ class HFLeft(GenerateEngine):
         on_step: OnStep | None = None,
         cancel: threading.Event | None = None,
     ) -> list[Trace]:
-        traces: list[Trace] = []
-        for indices, batch in self.chunks(prompts, self.spec.batch_size):
-            builder = self.builder(indices, batch, settings, on_step, cancel)
-            if not builder.cancelled:
-                self.run_generate(builder, batch)
-            traces.extend(builder.traces())
-        return traces
+        return self.generate_in_batches(prompts, settings, on_step, cancel, self.run_generate)
 
 
 class HFRight(HFEngine):
@@ -201,13 +209,7 @@ class HFRight(HFEngine):
         on_step: OnStep | None = None,
         cancel: threading.Event | None = None,
     ) -> list[Trace]:
-        traces: list[Trace] = []
-        for indices, batch in self.chunks(prompts, self.spec.batch_size):
-            builder = self.builder(indices, batch, settings, on_step, cancel)
-            if not builder.cancelled:
-                self._decode(builder, batch)
-            traces.extend(builder.traces())
-        return traces
+        return self.generate_in_batches(prompts, settings, on_step, cancel, self._decode)
 
     def _decode(self, builder: TraceBuilder, prompts: list[list[int]]) -> None:
         import torch

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-FINISH_REASONS = ("eos", "length", "error", "cancelled")
-
 
 @dataclass(frozen=True)
 class TopToken:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -58,7 +58,6 @@ class LaunchOptions:
     fragile_threshold: float = 0.05
     theme: str | None = None
     preload: bool = True
-    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchOptions:

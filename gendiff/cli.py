@@ -83,6 +83,30 @@ def run_parser() -> argparse.ArgumentParser:
     add_run_options(parser)
     parser.add_argument("--json", metavar="OUT", help="write the snapshot JSON here")
     parser.add_argument(
+        "--bisect",
+        action="store_true",
+        help="for each token divergence, replay both engines to that step and name the first module "
+        "(layer, norm, attention, MLP, residual) whose output differs",
+    )
+    parser.add_argument(
+        "--reconverge",
+        action="store_true",
+        help="for each token divergence, feed the other engine the reference's tokens: transient flip or lasting fork?",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-3,
+        help="relative difference that counts as a real split in --bisect (default: 1e-3)",
+    )
+    parser.add_argument(
+        "--sweep",
+        nargs="+",
+        metavar="KEY=V1,V2",
+        help="run every combination of these settings (dtype, attn, batch_size, device, or an engine option "
+        "like cache, positions, order) and print divergence counts per variant",
+    )
+    parser.add_argument(
         "--fail-on-divergence", action="store_true", help="exit 1 if any engine diverges from the reference"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -106,15 +130,33 @@ def tui_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def compare_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gendiff compare",
+        description="Line up the same engines across two snapshots (two machines, two versions) and "
+        "report where B first differs from A. Refuses if the prompts or the model differ.",
+    )
+    parser.add_argument("a", metavar="A.json", help="the baseline snapshot")
+    parser.add_argument("b", metavar="B.json", help="the snapshot compared with it")
+    parser.add_argument("--engines", metavar="A,B,…", help="only these engines (default: every engine in both)")
+    parser.add_argument("--json", metavar="OUT", help="write the comparison as a snapshot JSON (gendiff OUT views it)")
+    parser.add_argument("--fail-on-divergence", action="store_true", help="exit 1 if any engine differs")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["run"]:
             return cmd_run(run_parser().parse_args(argv[1:]))
+        if argv[:1] == ["compare"]:
+            return cmd_compare(compare_parser().parse_args(argv[1:]))
         return cmd_tui(tui_parser().parse_args(argv))
     except GendiffError as exc:
         print(f"gendiff: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. piped into head
+        return 0
     except KeyboardInterrupt:
         print("gendiff: cancelled", file=sys.stderr)
         return 130
@@ -138,6 +180,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     book = PromptBook.load(args.prompts or demo_prompts_path())
     if not book.prompts:
         raise GendiffError(f"prompts {book.path}: no prompts in the file; add one per line")
+
+    if args.sweep:
+        return cmd_sweep(args, config, book.prompts)
 
     from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, Session
 
@@ -164,6 +209,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{event.engine}: FAILED: {event.error}", file=sys.stderr, flush=True)
 
     snapshot = session.run(progress)
+    if args.bisect or args.reconverge:
+        if args.tolerance <= 0:
+            raise GendiffError(f"--tolerance {args.tolerance}: must be above 0 (e.g. 1e-3)")
+
+        def diagnosing(done: int, total: int, d: Any) -> None:
+            if not args.quiet:
+                print(f"diagnosing {done + 1}/{total}: prompt {d.prompt_index + 1} {d.engine}…", file=sys.stderr, flush=True)
+
+        session.diagnose(snapshot, args.bisect, args.reconverge, args.tolerance, diagnosing)
     print(summary_table(snapshot))
     if not args.quiet:
         print(f"total {time.perf_counter() - started:.2f}s", file=sys.stderr)
@@ -177,20 +231,80 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace, config: Any, prompts: list[str]) -> int:
+    import json
+
+    from gendiff.fileio import atomic_write_text
+    from gendiff.sweep import parse_sweep, run_sweep, sweep_json, sweep_table
+
+    if args.bisect or args.reconverge:
+        raise GendiffError("--sweep with --bisect/--reconverge: run the sweep first, then bisect one variant")
+    axes = parse_sweep(args.sweep, config.engines)
+    started = time.perf_counter()
+
+    def on_variant(number: int, total: int, settings: dict[str, str]) -> None:
+        if not args.quiet:
+            shown = " ".join(f"{k}={v}" for k, v in settings.items())
+            print(f"variant {number + 1}/{total}: {shown}", file=sys.stderr, flush=True)
+
+    variants = run_sweep(config, prompts, axes, on_variant)
+    labels = [spec.label for spec in config.engines]
+    print(sweep_table(variants, axes, labels, config.reference, len(prompts)))
+    if not args.quiet:
+        print(f"total {time.perf_counter() - started:.2f}s", file=sys.stderr)
+    if args.json:
+        data = sweep_json(variants, axes, config, len(prompts))
+        written = atomic_write_text(args.json, json.dumps(data, indent=1) + "\n")
+        print(f"sweep written to {written}", file=sys.stderr)
+    if any(v.errors for v in variants):
+        return 3
+    if args.fail_on_divergence and any(any(d) for v in variants for d in v.diverged.values()):
+        return 1
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from gendiff.compare import load_pair
+    from gendiff.engines.base import split_engine_list
+    from gendiff.fileio import check_writable
+
+    if args.json:
+        check_writable(args.json)
+    engines = split_engine_list(args.engines) if args.engines else None
+    compared = load_pair(args.a, args.b, engines)
+    for source in compared.sources:
+        env = source.get("environment") or {}
+        print(
+            f"{source['tag']} = {source['path']}  ({source['created']}; torch {env.get('torch')}, "
+            f"{env.get('gpu') or env.get('cpu') or env.get('device')})"
+        )
+    for note in compared.notes:
+        print(f"note: {note}")
+    print(summary_table(compared))
+    if args.json:
+        print(f"comparison written to {compared.save(args.json)}", file=sys.stderr)
+    if args.fail_on_divergence and compared.divergences():
+        return 1
+    return 0
+
+
 def summary_table(snapshot: Any) -> str:
     """One line per prompt × engine: identical, or where and how it diverged."""
     from gendiff.display import number, shorten, visible
 
-    lines = [f"reference: {snapshot.reference}   model: {snapshot.model['name']}   dtype: {snapshot.model['dtype']}"]
-    labels = [label for label in snapshot.engine_labels if label != snapshot.reference]
+    reference = "each engine@B against engine@A" if snapshot.sources else snapshot.reference
+    lines = [f"reference: {reference}   model: {snapshot.model['name']}   dtype: {snapshot.model.get('dtype')}"]
+    compared = {d.engine for p in snapshot.prompts for d in p.divergences}
+    labels = [label for label in snapshot.engine_labels if label in compared]
     width = max((len(label) for label in labels), default=8)
-    diverged = 0
+    diverged = total = 0
     for index, prompt in enumerate(snapshot.prompts, 1):
         lines.append(f"{index:>3} {shorten(prompt.text, 70)}")
         for label in labels:
             d = prompt.divergence_for(label)
             if d is None:
                 continue
+            total += 1
             if not d.diverged:
                 lines.append(f"      {label:<{width}}  identical ({d.agreeing_steps} tokens)")
                 continue
@@ -202,12 +316,27 @@ def summary_table(snapshot: Any) -> str:
                     f"margin ref {number(d.reference_margin)} / {label} {number(d.other_margin)}  "
                     f"flip gap {number(d.flip_gap)}  drift before {number(d.max_drift_before)}"
                 )
+                pad = " " * (width + 8)
+                if d.bisection is not None:
+                    lines.append(f"{pad}bisection: {d.bisection.summary()}")
+                    lines.append(f"{pad}  per layer: {layer_chart(d.bisection)}")
+                if d.reconvergence is not None:
+                    lines.append(f"{pad}re-convergence: {d.reconvergence.summary()}")
             else:
                 where = "" if d.step is None else f" at step {d.step}"
                 lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {d.detail}")
-    total = len(snapshot.prompts) * len(labels)
-    lines.append(f"{diverged} of {total} prompt×engine pairs diverged from {snapshot.reference}")
+    against = "its @A side" if snapshot.sources else snapshot.reference
+    lines.append(f"{diverged} of {total} prompt×engine pairs diverged from {against}")
     return "\n".join(lines)
+
+
+def layer_chart(bisection: Any) -> str:
+    """The relative difference of the residual stream after each layer, as ``L0 ▁ 1.2e-03 …``."""
+    from gendiff.display import bar
+
+    layers = bisection.layer_outputs()
+    peak = max((m.rel_diff for m in layers), default=0.0)
+    return "  ".join(f"L{m.layer} {bar(m.rel_diff, peak)} {m.rel_diff:.1e}" for m in layers)
 
 
 if __name__ == "__main__":

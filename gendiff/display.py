@@ -22,3 +22,17 @@ def number(value: float | None, digits: int = 4) -> str:
 def shorten(text: str, width: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: max(0, width - 1)] + "…"
+
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def bar(value: float, peak: float) -> str:
+    """One block character for ``value`` on a log scale from peak/1e4 (blank) to ``peak`` (full);
+    exactly zero is ``·``."""
+    import math
+
+    if value <= 0 or peak <= 0:
+        return "·"
+    level = 1 + (math.log10(value / peak) + 4) / 4 * (len(BARS) - 2)
+    return BARS[max(1, min(len(BARS) - 1, round(level)))]

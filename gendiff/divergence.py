@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gendiff.diagnosis import Bisection, Reconvergence
 from gendiff.trace import TokenStep, Trace
 
 DEFAULT_FRAGILE_THRESHOLD = 0.05
@@ -43,6 +44,8 @@ class Divergence:
     max_drift_before: float
     fragile_steps: tuple[int, ...]
     agreeing_steps: int
+    bisection: Bisection | None = None  # filled in by gendiff.diagnosis on request
+    reconvergence: Reconvergence | None = None
 
     @property
     def diverged(self) -> bool:
@@ -65,6 +68,8 @@ class Divergence:
             "max_drift_before": self.max_drift_before,
             "fragile_steps": list(self.fragile_steps),
             "agreeing_steps": self.agreeing_steps,
+            "bisection": self.bisection.to_dict() if self.bisection else None,
+            "reconvergence": self.reconvergence.to_dict() if self.reconvergence else None,
         }
 
     @classmethod
@@ -87,6 +92,8 @@ class Divergence:
             max_drift_before=float(data.get("max_drift_before") or 0.0),
             fragile_steps=tuple(data.get("fragile_steps") or ()),
             agreeing_steps=int(data.get("agreeing_steps") or 0),
+            bisection=Bisection.from_dict(data["bisection"]) if data.get("bisection") else None,
+            reconvergence=Reconvergence.from_dict(data["reconvergence"]) if data.get("reconvergence") else None,
         )
 
 

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, compare
+from gendiff.diagnosis import DEFAULT_TOLERANCE, Bisection, Reconvergence, bisect, reconverge
+from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, TOKEN, Divergence, compare
 from gendiff.engines import create_engine
 from gendiff.engines.base import Engine, EngineSpec, GenerationSettings
 from gendiff.engines.hf import check_context
-from gendiff.engines.loading import PromptTokenizer, load_tokenizer, resolve_model_path
+from gendiff.engines.loading import PromptTokenizer, load_tokenizer, model_fingerprint, resolve_model_path
 from gendiff.errors import GendiffError
 from gendiff.prompts import validate_prompt
 from gendiff.snapshot import PromptResult, Snapshot, environment_info
@@ -165,6 +166,91 @@ class Session:
         emit(RunFinished(snapshot, cancel.is_set()))
         return snapshot
 
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot, model_path: str | None = None) -> Session:
+        """A session that can re-run (and so diagnose) what ``snapshot`` recorded: same model,
+        engines with the recorded settings, same prompts; refuses if the token ids differ."""
+        path = model_path or snapshot.model.get("path")
+        specs = []
+        for entry in snapshot.engines:
+            settings = entry.get("settings") or {}
+            fields = {k: settings[k] for k in ("dtype", "attn", "device", "batch_size") if k in settings}
+            specs.append(EngineSpec(entry["name"], options=dict(settings.get("options") or {}), label=entry["label"], **fields))
+        config = RunConfig(
+            path,
+            tuple(specs),
+            snapshot.reference,
+            GenerationSettings(
+                max_new_tokens=int(snapshot.decoding["max_new_tokens"]),
+                top_k=int(snapshot.decoding["top_k"]),
+                stop_at_eos=bool(snapshot.decoding.get("stop_at_eos", True)),
+            ),
+            float(snapshot.decoding.get("fragile_threshold", DEFAULT_FRAGILE_THRESHOLD)),
+        )
+        session = cls(config, [p.text for p in snapshot.prompts])
+        for index, (prompt, ids) in enumerate(zip(snapshot.prompts, session.token_ids)):
+            if list(prompt.token_ids) != ids:
+                raise GendiffError(
+                    f"prompt {index + 1}: the tokenizer of {session.model_dir} gives other token ids than the "
+                    "snapshot recorded; open it with the model it was made with (--model)"
+                )
+        return session
+
+    def _case(self, snapshot: Snapshot, divergence: Divergence) -> tuple[list[list[int]], int, Trace, Trace]:
+        """The prompts run together (the snapshot's), the row of this divergence's prompt, both traces."""
+        if divergence.reason != TOKEN or divergence.step is None:
+            raise GendiffError(
+                f"prompt {divergence.prompt_index + 1}, {divergence.engine}: only a token divergence can be "
+                f"diagnosed (this one is {divergence.reason}: {divergence.detail})"
+            )
+        rows = [p.traces[divergence.reference].prompt_index for p in snapshot.prompts]
+        row = rows.index(divergence.prompt_index)
+        prompt = snapshot.prompts[row]
+        batch = [list(p.token_ids) for p in snapshot.prompts]
+        return batch, row, prompt.traces[divergence.reference], prompt.traces[divergence.engine]
+
+    def bisect(self, snapshot: Snapshot, divergence: Divergence, tolerance: float = DEFAULT_TOLERANCE) -> Bisection:
+        """Replay both engines to the divergent step and find the first module that differs."""
+        batch, row, ref, other = self._case(snapshot, divergence)
+        engines = self.engines[divergence.reference], self.engines[divergence.engine]
+        return bisect(*engines, batch, row, ref, other, divergence.step or 0, self.config.settings, tolerance)
+
+    def reconverge(self, snapshot: Snapshot, divergence: Divergence) -> Reconvergence:
+        """Feed the other engine the reference's tokens: transient flip or lasting fork?"""
+        batch, row, ref, other = self._case(snapshot, divergence)
+        engine = self.engines[divergence.engine]
+        return reconverge(engine, batch, row, ref, other, divergence.step or 0, self.config.settings)
+
+    def diagnose(
+        self,
+        snapshot: Snapshot,
+        bisection: bool = True,
+        reconvergence: bool = True,
+        tolerance: float = DEFAULT_TOLERANCE,
+        on_progress: Callable[[int, int, Divergence], None] | None = None,
+    ) -> Snapshot:
+        """Attach a bisection and/or re-convergence record to every token divergence that an
+        engine can replay (vLLM can't: its divergences are left as they are)."""
+        todo = [
+            (prompt, d)
+            for prompt in snapshot.prompts
+            for d in prompt.divergences
+            if d.reason == TOKEN and self._replayable(d.reference) and self._replayable(d.engine)
+        ]
+        for done, (prompt, d) in enumerate(todo):
+            if on_progress:
+                on_progress(done, len(todo), d)
+            updated = replace(
+                d,
+                bisection=self.bisect(snapshot, d, tolerance) if bisection else d.bisection,
+                reconvergence=self.reconverge(snapshot, d) if reconvergence else d.reconvergence,
+            )
+            prompt.divergences[prompt.divergences.index(d)] = updated
+        return snapshot
+
+    def _replayable(self, label: str) -> bool:
+        return type(self.engines[label]).replay is not Engine.replay
+
     def snapshot(self, traces: dict[str, list[Trace]], errors: dict[str, str], indices: list[int]) -> Snapshot:
         """Assemble the Snapshot of a run over ``indices`` (engines that did not run are left out)."""
         reference = self.config.reference
@@ -185,6 +271,7 @@ class Session:
             model={
                 "name": self.model_dir.name,
                 "path": str(self.model_dir),
+                "fingerprint": model_fingerprint(self.model_dir),
                 "dtype": default.dtype,
                 "attn": default.attn,
             },

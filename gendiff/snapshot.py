@@ -62,6 +62,8 @@ class Snapshot:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     gendiff_version: str = __version__
     notes: list[str] = field(default_factory=list)
+    # set on a comparison of two snapshots (gendiff compare): where each side came from
+    sources: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def engine_labels(self) -> list[str]:
@@ -82,6 +84,7 @@ class Snapshot:
             "engines": self.engines,
             "prompts": [p.to_dict() for p in self.prompts],
             "notes": self.notes,
+            **({"sources": self.sources} if self.sources else {}),
         }
 
     @classmethod
@@ -96,6 +99,7 @@ class Snapshot:
             created=data["created"],
             gendiff_version=data["gendiff_version"],
             notes=list(data.get("notes") or []),
+            sources=list(data.get("sources") or []),
         )
 
     def to_json(self) -> str:

@@ -151,6 +151,21 @@ class Engine(ABC):
     def load(self) -> None:  # noqa: B027 — optional hook
         """Load what the engine needs (model weights); called in a worker before generate."""
 
+    def replay(
+        self,
+        prompts: list[list[int]],
+        settings: GenerationSettings,
+        forced: dict[int, list[int]],
+        probe: Any = None,
+    ) -> list[Trace]:
+        """Like :meth:`generate`, but prompt ``i`` in ``forced`` is fed ``forced[i]`` (teacher forcing)
+        while its trace records the engine's own choices; ``probe`` (an
+        :class:`gendiff.engines.probe.Probe`) captures module outputs. Engines that can't: GendiffError."""
+        raise GendiffError(
+            f"engine {self.spec.label}: cannot replay with forced tokens (needed for bisection and "
+            "re-convergence); the hf-single, hf-left, hf-right and packed engines can"
+        )
+
     @abstractmethod
     def generate(
         self,

@@ -20,6 +20,7 @@ class HFEngine(Engine):
     """Shared by the engines that run a transformers model loaded by :mod:`loading`."""
 
     loaded: LoadedModel
+    _steering: tuple[dict[int, list[int]], Any] | None = None
 
     def load(self) -> None:
         self.loaded = load_model(self.model_path, self.spec.dtype, self.spec.attn, self.spec.device)
@@ -28,6 +29,20 @@ class HFEngine(Engine):
         record = self.spec.settings()
         record["options"] = {key: self.option(key) for key in self.options}
         return record
+
+    def replay(
+        self,
+        prompts: list[list[int]],
+        settings: GenerationSettings,
+        forced: dict[int, list[int]],
+        probe: Any = None,
+    ) -> list[Trace]:
+        self.load()
+        self._steering = (forced, probe)
+        try:
+            return self.generate(prompts, settings)
+        finally:
+            self._steering = None
 
     def builder(
         self,
@@ -46,6 +61,7 @@ class HFEngine(Engine):
             self.loaded.tokenizer.eos_token_id,
             on_step,
             cancel,
+            *(self._steering or ()),
         )
 
     def generate_in_batches(
@@ -105,7 +121,13 @@ class GenerateEngine(HFEngine):
         class RecordRawLogits(LogitsProcessor):
             # first and only processor: sees the raw scores generate() takes its argmax of
             def __call__(self, input_ids: Any, scores: Any) -> Any:
-                builder.add_rows(steps_from_logits(scores, top_k, tokenizer))
+                chosen = steps_from_logits(scores, top_k, tokenizer)
+                builder.add_rows(chosen)
+                for row, step in enumerate(chosen):  # teacher forcing: make the fed token the argmax
+                    fed = builder.fed[row]
+                    if builder.forced[row] is not None and fed is not None and fed != step.token_id:
+                        scores[row] = float("-inf")
+                        scores[row, fed] = 0.0
                 return scores
 
         class StopWhenCancelled(StoppingCriteria):
@@ -127,7 +149,8 @@ class GenerateEngine(HFEngine):
             use_cache=use_cache,
         )
         device = self.loaded.device
-        with _blank_generation_defaults(model), torch.inference_mode():
+        probing = builder.probing(model, lambda row, call: (row, -1))
+        with _blank_generation_defaults(model), torch.inference_mode(), probing:
             output = model.generate(
                 input_ids=input_ids.to(device),
                 attention_mask=attention_mask.to(device),
@@ -137,7 +160,9 @@ class GenerateEngine(HFEngine):
             )
         generated = output[:, width:].tolist()
         for row, steps in enumerate(builder.steps):
-            if [s.token_id for s in steps] != generated[row][: len(steps)]:
+            forced = builder.forced[row] or []
+            fed = [forced[i] if i < len(forced) else s.token_id for i, s in enumerate(steps)]
+            if fed != generated[row][: len(steps)]:
                 raise RuntimeError(
                     f"{self.spec.label}: generate() chose other tokens than the argmax of the raw logits; "
                     "a logits processor from the model's generation config is active"
@@ -163,6 +188,7 @@ class HFSingle(GenerateEngine):
     name = "hf-single"
     description = "transformers generate(), one prompt at a time, no padding"
     options = {"cache": ("on", "off")}
+    isolates_prompts = True  # each prompt runs alone: a replay needs only that prompt
 
     def generate(
         self,
@@ -183,6 +209,7 @@ class HFSingle(GenerateEngine):
 class HFLeft(GenerateEngine):
     name = "hf-left"
     description = "transformers generate(), batched, left padding, positions from the mask"
+    uses_batch_size = True
 
     def generate(
         self,
@@ -201,6 +228,7 @@ class HFRight(HFEngine):
 
     name = "hf-right"
     description = "batched, right padding, own decode loop (each row at its own next position)"
+    uses_batch_size = True
 
     def generate(
         self,
@@ -228,7 +256,10 @@ class HFRight(HFEngine):
         positions = torch.arange(width, device=device).expand(rows, width)
         row_index = torch.arange(rows, device=device)
         cache = DynamicCache(config=self.loaded.model.config)
-        with torch.inference_mode():
+        probing = builder.probing(
+            self.loaded.model, lambda row, call: (row, len(prompts[row]) - 1 if call == 0 else -1)
+        )
+        with torch.inference_mode(), probing:
             logits = self.forward_last(input_ids, mask, positions, cache, row_index, lengths - 1)
             next_positions = lengths.clone()
             while True:
@@ -236,7 +267,7 @@ class HFRight(HFEngine):
                 builder.add_rows(chosen)
                 if builder.done:
                     break
-                tokens = torch.tensor([[s.token_id] for s in chosen], device=device)
+                tokens = torch.tensor(builder.next_inputs(chosen), device=device)[:, None]
                 mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=1)
                 logits = self.forward_last(tokens, mask, next_positions[:, None], cache, row_index, -1)
                 next_positions = next_positions + 1

@@ -21,6 +21,24 @@ def demo_model_path() -> Path:
     return Path(str(resources.files("gendiff") / "demo_model"))
 
 
+def model_fingerprint(model_dir: Path) -> str:
+    """A cheap identity for a model folder, the same on every machine: sha256 over config.json,
+    the tokenizer files, and each weight file's name, size and first 4 MiB. Two snapshots of
+    "the same model" must share it (``gendiff compare`` checks)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        file = model_dir / name
+        if file.is_file():
+            digest.update(name.encode() + b"\0" + file.read_bytes())
+    for file in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin")):
+        digest.update(f"{file.name}\0{file.stat().st_size}\0".encode())
+        with file.open("rb") as handle:
+            digest.update(handle.read(4 << 20))
+    return "sha256:" + digest.hexdigest()[:16]
+
+
 def resolve_model_path(path: str | Path | None) -> Path:
     """Check that ``path`` (default: the demo model) is a local causal-LM directory."""
     model_dir = demo_model_path() if path is None else Path(path).expanduser()

@@ -85,7 +85,9 @@ class Packed(HFEngine):
         mask = block_diagonal_mask(owner, owner, 0, dtype)
         cache = DynamicCache(config=model.config)
         zero = torch.zeros(segments, dtype=torch.long, device=device)
-        with torch.inference_mode():
+        ends = (starts + lengths - 1).tolist()
+        probing = builder.probing(model, lambda segment, call: (0, ends[segment] if call == 0 else segment))
+        with torch.inference_mode(), probing:
             logits = self.forward_last(input_ids, mask, positions[None], cache, zero, starts + lengths - 1)
             step_owner = torch.arange(segments, device=device)
             while True:
@@ -93,7 +95,7 @@ class Packed(HFEngine):
                 builder.add_rows(chosen)
                 if builder.done:
                     break
-                tokens = torch.tensor([[s.token_id for s in chosen]], device=device)
+                tokens = torch.tensor([builder.next_inputs(chosen)], device=device)
                 owner = torch.cat([owner, step_owner])
                 # every new token sees its own segment's prompt and earlier tokens, and itself
                 mask = block_diagonal_mask(step_owner, owner, None, dtype)

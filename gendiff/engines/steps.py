@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 from gendiff.engines.base import GenerationSettings, OnStep
 from gendiff.engines.loading import PromptTokenizer
 from gendiff.trace import TokenStep, TopToken, Trace
+
+if TYPE_CHECKING:
+    from gendiff.engines.probe import Probe
 
 
 def steps_from_logits(logits: Any, top_k: int, tokenizer: PromptTokenizer) -> list[TokenStep]:
@@ -46,6 +51,8 @@ class TraceBuilder:
         eos_token_id: int | None,
         on_step: OnStep | None,
         cancel: threading.Event | None,
+        forced: dict[int, list[int]] | None = None,
+        probe: Probe | None = None,
     ) -> None:
         self.engine = engine
         self.settings_record = settings_record
@@ -57,6 +64,10 @@ class TraceBuilder:
         self.cancel = cancel
         self.steps: list[list[TokenStep]] = [[] for _ in prompts]
         self.finish: list[str | None] = [None] * len(prompts)
+        # teacher forcing: per row, the tokens fed back instead of the engine's own choice
+        self.forced: list[list[int] | None] = [(forced or {}).get(index) for index in prompt_indices]
+        self.fed: list[int | None] = [None] * len(prompts)
+        self.probe = probe
         self.started = time.perf_counter()
 
     @property
@@ -71,16 +82,41 @@ class TraceBuilder:
         return self.finish[row] is None
 
     def add(self, row: int, step: TokenStep) -> None:
-        """Record the next step of ``row`` (ignored once that row has finished)."""
+        """Record the next step of ``row`` (ignored once that row has finished).
+
+        The token fed back is the engine's own choice, or under teacher forcing the forced
+        one; EOS and the end of a forced stream finish the row."""
         if self.finish[row] is not None:
             return
+        index = len(self.steps[row])
+        forced = self.forced[row]
+        fed = forced[index] if forced is not None and index < len(forced) else step.token_id
         self.steps[row].append(step)
+        self.fed[row] = fed
         if self.on_step is not None:
-            self.on_step(self.prompt_indices[row], len(self.steps[row]) - 1, step)
-        if self.eos is not None and step.token_id == self.eos:
+            self.on_step(self.prompt_indices[row], index, step)
+        if self.eos is not None and fed == self.eos:
             self.finish[row] = "eos"
-        elif len(self.steps[row]) >= self.settings.max_new_tokens:
+        elif index + 1 >= self.settings.max_new_tokens or (forced is not None and index + 1 >= len(forced)):
             self.finish[row] = "length"
+
+    def next_inputs(self, chosen: list[TokenStep]) -> list[int]:
+        """The tokens for the next forward pass: each row's choice, or its forced token."""
+        return [
+            fed if forced is not None and fed is not None else step.token_id
+            for step, forced, fed in zip(chosen, self.forced, self.fed)
+        ]
+
+    def row_of(self, prompt_index: int) -> int | None:
+        return self.prompt_indices.index(prompt_index) if prompt_index in self.prompt_indices else None
+
+    def probing(self, model: Any, locate: Callable[[int, int], tuple[int, int]]) -> AbstractContextManager[None]:
+        """Hooks for the probe, if it targets a prompt of this batch. ``locate(row, call)``: the
+        (batch row, position) of that row's last token in forward call number ``call`` (0 = prefill)."""
+        row = None if self.probe is None else self.row_of(self.probe.prompt_index)
+        if row is None:
+            return nullcontext()
+        return self.probe.attach(model, row, lambda call: locate(row, call))
 
     def add_rows(self, rows: list[TokenStep], row_ids: list[int] | None = None) -> None:
         for row, step in zip(row_ids if row_ids is not None else range(len(rows)), rows):

@@ -117,10 +117,13 @@ def tui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gendiff",
         description="Side-by-side greedy generation across inference engines, with the first divergence explained. "
-        "Subcommand: 'gendiff run --help' for headless runs.",
+        "Subcommands: 'gendiff run --help' for headless runs, 'gendiff compare --help' for two snapshots.",
     )
     parser.add_argument(
         "path", nargs="?", help="a prompt file (.txt/.jsonl) to edit and run, or a snapshot .json to view"
+    )
+    parser.add_argument(
+        "other", nargs="?", metavar="B.json", help="a second snapshot: view each engine of it against the first's"
     )
     add_run_options(parser)
     parser.add_argument(
@@ -215,7 +218,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         def diagnosing(done: int, total: int, d: Any) -> None:
             if not args.quiet:
-                print(f"diagnosing {done + 1}/{total}: prompt {d.prompt_index + 1} {d.engine}…", file=sys.stderr, flush=True)
+                print(
+                    f"diagnosing {done + 1}/{total}: prompt {d.prompt_index + 1} {d.engine}…",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
         session.diagnose(snapshot, args.bisect, args.reconverge, args.tolerance, diagnosing)
     print(summary_table(snapshot))
@@ -331,12 +338,11 @@ def summary_table(snapshot: Any) -> str:
 
 
 def layer_chart(bisection: Any) -> str:
-    """The relative difference of the residual stream after each layer, as ``L0 ▁ 1.2e-03 …``."""
+    """The relative difference of the residual stream after each layer, as ``L1 ▅ 1.2e-03 …``
+    (bars on a log axis from 1e-7 to 1; ``·`` is bitwise equal)."""
     from gendiff.display import bar
 
-    layers = bisection.layer_outputs()
-    peak = max((m.rel_diff for m in layers), default=0.0)
-    return "  ".join(f"L{m.layer} {bar(m.rel_diff, peak)} {m.rel_diff:.1e}" for m in layers)
+    return "  ".join(f"L{m.layer} {bar(m.rel_diff)} {m.rel_diff:.1e}" for m in bisection.layer_outputs())
 
 
 if __name__ == "__main__":

@@ -59,9 +59,7 @@ def compare_snapshots(
             result.divergences.append(compare(ta, tb, threshold))
         prompts.append(result)
     by_label = {side: {e["label"]: e for e in snap.engines} for side, snap in zip(TAGS, (a, b))}
-    engines_out = [
-        {**by_label[tag][label], "label": side_label(label, tag)} for label in common for tag in TAGS
-    ]
+    engines_out = [{**by_label[tag][label], "label": side_label(label, tag)} for label in common for tag in TAGS]
     notes = []
     if a.decoding.get("max_new_tokens") != b.decoding.get("max_new_tokens"):
         notes.append(

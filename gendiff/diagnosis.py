@@ -155,7 +155,11 @@ class Reconvergence:
             return "undetermined: the divergence is at the reference's last token"
         later = len(self.later)
         if self.verdict == TRANSIENT:
-            rest = "no later flips" if not later else f"{later} later flip{'s' if later != 1 else ''} at step {_steps(self.later)}"
+            rest = (
+                "no later flips"
+                if not later
+                else f"{later} later flip{'s' if later != 1 else ''} at step {_steps(self.later)}"
+            )
             return f"transient flip: fed the reference's token it agrees again at once; {rest}"
         rejoin = self.rejoin_after
         again = f"agrees again after {rejoin} steps" if rejoin else "never agrees again"
@@ -245,9 +249,11 @@ def bisect(
         norm, diff_norm = float(a.double().norm()), float(diff.norm())
         rel = diff_norm / norm if norm > 0 else diff_norm  # a zero reference: the absolute difference
         modules.append(ModuleDiff(name, bool(torch.equal(a, b)), rel, float(diff.abs().max())))
-    reproduced = chosen == [reference_trace.steps[step].token_id, other_trace.steps[step].token_id] if (
-        len(other_trace.steps) > step
-    ) else False
+    reproduced = (
+        chosen == [reference_trace.steps[step].token_id, other_trace.steps[step].token_id]
+        if (len(other_trace.steps) > step)
+        else False
+    )
     return Bisection(
         reference=reference.spec.label,
         engine=other.spec.label,

@@ -25,14 +25,20 @@ def shorten(text: str, width: int) -> str:
 
 
 BARS = " ▁▂▃▄▅▆▇█"
+LOG_FLOOR, LOG_CEIL = -7.0, 0.0  # the axis of the per-layer charts: relative differences 1e-7 … 1
 
 
-def bar(value: float, peak: float) -> str:
-    """One block character for ``value`` on a log scale from peak/1e4 (blank) to ``peak`` (full);
-    exactly zero is ``·``."""
+def log_fraction(value: float) -> float:
+    """Where ``value`` sits on the fixed log axis 1e-7 … 1, as 0 … 1 (0 for zero)."""
     import math
 
-    if value <= 0 or peak <= 0:
+    if value <= 0:
+        return 0.0
+    return max(0.0, min(1.0, (math.log10(value) - LOG_FLOOR) / (LOG_CEIL - LOG_FLOOR)))
+
+
+def bar(value: float) -> str:
+    """One block character for ``value`` on the fixed log axis; exactly zero is ``·``."""
+    if value <= 0:
         return "·"
-    level = 1 + (math.log10(value / peak) + 4) / 4 * (len(BARS) - 2)
-    return BARS[max(1, min(len(BARS) - 1, round(level)))]
+    return BARS[max(1, round(log_fraction(value) * (len(BARS) - 1)))]

@@ -175,7 +175,9 @@ class Session:
         for entry in snapshot.engines:
             settings = entry.get("settings") or {}
             fields = {k: settings[k] for k in ("dtype", "attn", "device", "batch_size") if k in settings}
-            specs.append(EngineSpec(entry["name"], options=dict(settings.get("options") or {}), label=entry["label"], **fields))
+            specs.append(
+                EngineSpec(entry["name"], options=dict(settings.get("options") or {}), label=entry["label"], **fields)
+            )
         config = RunConfig(
             path,
             tuple(specs),

@@ -125,9 +125,7 @@ def run_sweep(
         for label, engine_traces in traces.items():
             if label == config.reference or reference is None:
                 continue
-            diverged[label] = [
-                i for i, (r, o) in enumerate(zip(reference, engine_traces)) if compare(r, o).diverged
-            ]
+            diverged[label] = [i for i, (r, o) in enumerate(zip(reference, engine_traces)) if compare(r, o).diverged]
         vs_first = None
         if reference is not None:
             if first_reference is None:
@@ -138,7 +136,9 @@ def run_sweep(
     return variants
 
 
-def sweep_table(variants: list[Variant], axes: dict[str, list[str]], labels: list[str], reference: str, prompts: int) -> str:
+def sweep_table(
+    variants: list[Variant], axes: dict[str, list[str]], labels: list[str], reference: str, prompts: int
+) -> str:
     """Rows: variants; columns: the settings, then per engine the prompts diverging from the reference."""
     others = [label for label in labels if label != reference]
     head = list(axes) + others + [f"{reference} vs row 1"]
@@ -153,7 +153,9 @@ def sweep_table(variants: list[Variant], axes: dict[str, list[str]], labels: lis
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + rows]
     lines.insert(1, "  ".join("─" * w for w in widths))
     lines.append("")
-    lines.append(f"cells: prompts (of {prompts}) where the engine's greedy tokens differ from {reference} run with the same row's settings")
+    lines.append(
+        f"cells: prompts (of {prompts}) where the engine's greedy tokens differ from {reference} run with the same row's settings"
+    )
     for key, values in axes.items():
         if len(values) < 2:
             continue

@@ -24,8 +24,18 @@ def diagnosed(tmp_path_factory):
     """A bfloat16 run of the demo prompts with every divergence bisected and re-converged."""
     path = tmp_path_factory.mktemp("diag") / "bf16.json"
     code = main(
-        ["run", "--quiet", "--dtype", "bfloat16", "--engines", "hf-single,hf-left,packed", "--bisect", "--reconverge",
-         "--json", str(path)]
+        [
+            "run",
+            "--quiet",
+            "--dtype",
+            "bfloat16",
+            "--engines",
+            "hf-single,hf-left,packed",
+            "--bisect",
+            "--reconverge",
+            "--json",
+            str(path),
+        ]
     )
     assert code == 0
     return path
@@ -62,8 +72,17 @@ def test_bisect_summary_lines(capsys, tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("Once upon a time, there was a brave\n")
     code, out, err = cli(
-        capsys, "run", "--quiet", "--prompts", str(prompts), "--dtype", "bfloat16",
-        "--engines", "hf-single,hf-single:dtype=float32", "--bisect", "--reconverge",
+        capsys,
+        "run",
+        "--quiet",
+        "--prompts",
+        str(prompts),
+        "--dtype",
+        "bfloat16",
+        "--engines",
+        "hf-single,hf-single:dtype=float32",
+        "--bisect",
+        "--reconverge",
     )
     assert code == 0, err
     assert "hf-single:dtype=float32  DIVERGED at step 2" in out
@@ -112,8 +131,23 @@ def test_compare_refuses_other_prompts(capsys, tmp_path, float32_snapshot):
     prompts = tmp_path / "p.txt"
     texts = [p.text.replace("\n", "\\n") for p in Snapshot.load(float32_snapshot).prompts[:-1]]
     prompts.write_text("\n".join(texts) + "\nSomething else\n")
-    assert main(["run", "--quiet", "--prompts", str(prompts), "--engines", "hf-single", "--max-new-tokens", "4",
-                 "--json", str(other)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--quiet",
+                "--prompts",
+                str(prompts),
+                "--engines",
+                "hf-single",
+                "--max-new-tokens",
+                "4",
+                "--json",
+                str(other),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     code, _, err = cli(capsys, "compare", str(float32_snapshot), str(other))
     assert code == 2
@@ -132,8 +166,25 @@ def test_compare_refuses_another_model(capsys, tmp_path, float32_snapshot):
     other = tmp_path / "other.json"
     prompts = "\n".join(p.text.replace("\n", "\\n") for p in Snapshot.load(float32_snapshot).prompts)
     (tmp_path / "p.txt").write_text(prompts + "\n")
-    assert main(["run", "--quiet", "--model", str(model), "--prompts", str(tmp_path / "p.txt"), "--engines",
-                 "hf-single", "--max-new-tokens", "2", "--json", str(other)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--quiet",
+                "--model",
+                str(model),
+                "--prompts",
+                str(tmp_path / "p.txt"),
+                "--engines",
+                "hf-single",
+                "--max-new-tokens",
+                "2",
+                "--json",
+                str(other),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     code, _, err = cli(capsys, "compare", str(float32_snapshot), str(other))
     assert code == 2 and "compare needs the same model on both sides" in err and "my_model" in err
@@ -147,8 +198,18 @@ def test_compare_missing_file(capsys, float32_snapshot, tmp_path):
 def test_sweep_table(capsys, tmp_path):
     out_file = tmp_path / "sweep.json"
     code, out, err = cli(
-        capsys, "run", "--quiet", "--engines", "hf-single,hf-left,hf-right", "--max-new-tokens", "24",
-        "--sweep", "dtype=float32,bfloat16", "batch_size=1,16", "--json", str(out_file),
+        capsys,
+        "run",
+        "--quiet",
+        "--engines",
+        "hf-single,hf-left,hf-right",
+        "--max-new-tokens",
+        "24",
+        "--sweep",
+        "dtype=float32,bfloat16",
+        "batch_size=1,16",
+        "--json",
+        str(out_file),
     )
     assert code == 0, err
     lines = out.splitlines()
@@ -172,12 +233,18 @@ def test_sweep_table(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--sweep", "colour=red,blue"], "--sweep 'colour': not a setting of these engines; sweepable: attn, batch_size"),
+        (
+            ["--sweep", "colour=red,blue"],
+            "--sweep 'colour': not a setting of these engines; sweepable: attn, batch_size",
+        ),
         (["--sweep", "dtype"], "--sweep 'dtype': write KEY=V1,V2"),
         (["--sweep", "dtype=float8"], "dtype 'float8' for hf-single: choose one of"),
         (["--sweep", "batch_size=two"], "--sweep batch_size=two: must be a whole number"),
         (["--sweep", "dtype=float32", "--bisect"], "--sweep with --bisect/--reconverge"),
-        (["--bisect", "--tolerance", "0", "--max-new-tokens", "1", "--engines", "hf-single"], "--tolerance 0.0: must be above 0"),
+        (
+            ["--bisect", "--tolerance", "0", "--max-new-tokens", "1", "--engines", "hf-single"],
+            "--tolerance 0.0: must be above 0",
+        ),
     ],
 )
 def test_bad_sweep_and_bisect_input(capsys, argv, message):

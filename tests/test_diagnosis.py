@@ -58,8 +58,12 @@ def left_padded_hidden_states(model, prompts, streams, step, pad_id):
             if call:
                 positions = positions[:, -1:]
             out = model(
-                input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                use_cache=True, output_hidden_states=True,
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                output_hidden_states=True,
             )
             if call == step:
                 return [h[:, -1].float() for h in out.hidden_states]
@@ -80,7 +84,11 @@ def test_bisection_of_a_real_hf_left_divergence_matches_hidden_states_from_the_m
     assert result.reproduced
     first = result.first_bitwise
     assert first is not None and first.layer is not None  # names a layer and a module in it
-    assert first.name.split(".")[-1] in ("input_layernorm", "self_attn", "attn_residual", "post_attention_layernorm", "mlp") or first.name == f"layers.{first.layer}"
+    assert (
+        first.name.split(".")[-1]
+        in ("input_layernorm", "self_attn", "attn_residual", "post_attention_layernorm", "mlp")
+        or first.name == f"layers.{first.layer}"
+    )
     # everything before it is bitwise equal, and the logits at the end do differ
     names = [m.name for m in result.modules]
     assert all(m.equal for m in result.modules[: names.index(first.name)])
@@ -126,8 +134,14 @@ def test_bisection_works_for_the_other_batched_engines(bf16_run, prompt_ids, nam
     engines, traces = bf16_run
     d = token_divergences(traces, name)[0]
     result = bisect(
-        engines["hf-single"], engines[name], prompt_ids, d.prompt_index,
-        traces["hf-single"][d.prompt_index], traces[name][d.prompt_index], d.step, SETTINGS,
+        engines["hf-single"],
+        engines[name],
+        prompt_ids,
+        d.prompt_index,
+        traces["hf-single"][d.prompt_index],
+        traces[name][d.prompt_index],
+        d.step,
+        SETTINGS,
     )
     assert result.reproduced and result.first_bitwise is not None
     assert len(result.layer_outputs()) == 4

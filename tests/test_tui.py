@@ -31,6 +31,15 @@ def prompt_file(tmp_path, *prompts):
     return file
 
 
+def plain(widget, width=140):
+    """What a Static shows, as plain text (rendered with Rich at ``width``)."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(widget.content)
+    return console.export_text()
+
+
 def notifications(app):
     return [n.message for n in app._notifications]
 
@@ -279,3 +288,79 @@ async def test_snapshot_opens_without_a_model(tmp_path, demo_snapshot):
         assert "diverges from" in app.query_one("#panel").border_title
         await pilot.press("r")
         assert any("saved snapshot" in m for m in notifications(app))
+
+
+@pytest.mark.slow
+async def test_b_bisects_the_selected_divergence_and_shows_the_layer_chart(tmp_path):
+    app = app_for(dtype="bfloat16", engines=("hf-single", "hf-left"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")  # nothing run yet: a hint, no crash
+        assert any("nothing to bisect" in m for m in notifications(app))
+        await pilot.press("R")
+        await wait_until(pilot, lambda: not app.running)
+        await pilot.press("n")
+        d = app.current.result.divergence_for("hf-left")
+        assert d.reason == "token" and d.bisection is None
+        assert "b bisects" in app.query_one("#panel").border_title
+        await pilot.press("b")
+        from gendiff.tui.screens.diagnosis import DiagnosisScreen
+
+        assert isinstance(app.screen, DiagnosisScreen)
+        await wait_until(pilot, lambda: app.current.result.divergence_for("hf-left").bisection is not None, 120)
+        await pilot.pause(0.2)
+        done = app.current.result.divergence_for("hf-left")
+        assert done.reconvergence is not None and done.bisection.reproduced
+        body = plain(app.screen.query_one("#diagnosis-body"))
+        assert "First divergent module" in body and done.bisection.first_bitwise.name in body
+        assert "per layer" in body and "█" in body  # the chart
+        assert done.reconvergence.verdict.upper() in body
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DiagnosisScreen)
+        panel_text = plain(app.query_one("#panel"))
+        assert "bisection: first differs at" in panel_text
+        # b again opens at once (no recomputation), and export carries the records
+        await pilot.press("b")
+        assert isinstance(app.screen, DiagnosisScreen) and not app.screen.query_one("#diagnosis-loading").display
+        await pilot.press("escape")
+        snapshot = app.current_snapshot()
+        target = tmp_path / "diag.json"
+        snapshot.save(target)
+        saved = Snapshot.load(target)
+        assert any(x.bisection is not None for x in saved.divergences())
+
+
+@pytest.mark.slow
+async def test_two_snapshots_open_side_by_side(tmp_path, demo_snapshot):
+    from gendiff.cli import main
+
+    float32 = tmp_path / "f32.json"
+    assert main(["run", "--quiet", "--max-new-tokens", "24", "--json", str(float32)]) == 0
+    app = GendiffApp(LaunchOptions(path=str(float32), compare_with=str(demo_snapshot), preload=False))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.comparing
+        labels = [c.label for c in app.query(TokenColumn)]
+        assert labels[:4] == ["hf-single@A", "hf-single@B", "hf-left@A", "hf-left@B"]
+        assert app.compared_labels == [label for label in labels if label.endswith("@B")]
+        await pilot.press("n")
+        d = app.current.result.divergence_for(app.selected_engine)
+        assert d.diverged and d.reference == app.selected_engine.replace("@B", "@A")
+        assert f"diverges from {d.reference}" in app.query_one("#panel").border_title
+        # both sides of the pair are marked; tab stays on B columns
+        marked = {c.label for c in app.query(TokenColumn) if any("underline" in str(s.style) for s in c.render().spans)}
+        assert {d.reference, d.engine} <= marked
+        await pilot.press("tab")
+        assert app.selected_engine.endswith("@B")
+        await pilot.press("b")  # can't replay a comparison: says so
+        assert any("can't be replayed" in m for m in notifications(app))
+
+
+async def test_two_snapshots_of_other_prompts_are_refused(tmp_path, demo_snapshot):
+    other = json.loads(demo_snapshot.read_text())
+    other["prompts"] = other["prompts"][:3]
+    file = tmp_path / "other.json"
+    file.write_text(json.dumps(other))
+    app = GendiffApp(LaunchOptions(path=str(demo_snapshot), compare_with=str(file), preload=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert any("compare needs the same prompts" in m for m in notifications(app))
+        assert not app.comparing

@@ -69,9 +69,7 @@ class Probe:
             prefix = f"layers.{index}"
             for child_name, child in layer.named_children():
                 if child_name == "post_attention_layernorm":
-                    handles.append(
-                        child.register_forward_pre_hook(capture(f"{prefix}.attn_residual", take_input=True))
-                    )
+                    handles.append(child.register_forward_pre_hook(capture(f"{prefix}.attn_residual", take_input=True)))
                 watch(child, f"{prefix}.{child_name}")
             watch(layer, prefix)
         if getattr(base, "norm", None) is not None:

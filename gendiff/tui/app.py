@@ -27,6 +27,7 @@ from gendiff.themes import DEFAULT_THEME, THEMES
 from gendiff.tui.config import config_path, load_config, save_config
 from gendiff.tui.messages import EngineEvent, RunCompleted, StepsGenerated
 from gendiff.tui.screens.confirm import Confirm
+from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.screens.editor import PromptEditor
 from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.help import HelpScreen
@@ -45,6 +46,7 @@ class LaunchOptions:
     """What the command line asked for (see ``gendiff --help``)."""
 
     path: str | None = None
+    compare_with: str | None = None  # a second snapshot: view B against A
     model: str | None = None
     engines: tuple[str, ...] = DEFAULT_ENGINES
     reference: str | None = None
@@ -66,6 +68,7 @@ class LaunchOptions:
         engines = tuple(split_engine_list(args.engines)) if args.engines else DEFAULT_ENGINES
         return cls(
             path=args.path,
+            compare_with=getattr(args, "other", None),
             model=args.model,
             engines=engines,
             reference=args.reference,
@@ -101,6 +104,7 @@ class GendiffApp(App[None]):
         Binding("n", "jump(1)", "Next div", id="nav.next"),
         Binding("p", "jump(-1)", "Prev div", id="nav.prev"),
         Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine", priority=True),
+        Binding("b", "bisect", "Bisect", id="diagnose.bisect"),
         Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False, priority=True),
         Binding("s", "settings", "Settings", id="settings"),
         Binding("x", "export", "Export", id="export"),
@@ -117,6 +121,7 @@ class GendiffApp(App[None]):
         self.book = PromptBook()
         self.snapshot_mode: Snapshot | None = None
         self.last_snapshot: Snapshot | None = None
+        self.run_snapshots: dict[int, Snapshot] = {}  # prompt uid -> the run (batch) that produced its result
         self.selected_engine: str | None = None
         self.engine_status: dict[str, str] = {}
         self.run_id = 0
@@ -139,6 +144,11 @@ class GendiffApp(App[None]):
     def _load_prompts(self) -> None:
         path = self.options.path
         try:
+            if path and self.options.compare_with:
+                from gendiff.compare import load_pair
+
+                self._open_snapshot(load_pair(path, self.options.compare_with))
+                return
             if path and is_snapshot_file(path):
                 self._open_snapshot(Snapshot.load(path))
                 return
@@ -178,6 +188,7 @@ class GendiffApp(App[None]):
             top_k=snapshot.decoding["top_k"],
         )
         self.entries = [PromptEntry(p.text, result=p) for p in snapshot.prompts]
+        self.run_snapshots = {entry.uid: snapshot for entry in self.entries}
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # gendiff's own variables, so that any Textual theme (not only ours) can render the app
@@ -262,6 +273,18 @@ class GendiffApp(App[None]):
         ref = self.settings.reference
         return [ref] + [label for label in self.settings.engines if label != ref]
 
+    @property
+    def comparing(self) -> bool:
+        return self.snapshot_mode is not None and bool(self.snapshot_mode.sources)
+
+    @property
+    def compared_labels(self) -> list[str]:
+        """The columns that have a divergence of their own (tab cycles them): all but the reference,
+        or in a comparison of two snapshots the B side of each engine."""
+        if self.comparing:
+            return [label for label in self.labels if label.endswith("@B")]
+        return self.labels[1:]
+
     def spec_defaults(self) -> dict[str, object]:
         s = self.settings
         return {"dtype": s.dtype, "attn": s.attn, "device": self.options.device, "batch_size": s.batch_size}
@@ -285,7 +308,7 @@ class GendiffApp(App[None]):
         container = self.query_one("#columns", Horizontal)
         await container.remove_children()
         await container.mount_all(TokenColumn(label) for label in self.labels)
-        others = self.labels[1:]
+        others = self.compared_labels
         if self.selected_engine not in others:
             self.selected_engine = others[0] if others else None
         self.refresh_view()
@@ -325,6 +348,8 @@ class GendiffApp(App[None]):
         labels = self.labels
         ref_ids = [s.token_id for s in entry.steps(labels[0])] if entry else []
         columns = self.columns()
+        result = entry.result if entry is not None and not entry.live else None
+        selected = result.divergence_for(self.selected_engine or "") if result else None
         for i, label in enumerate(labels):
             column = columns.get(label)
             if column is None:
@@ -332,7 +357,14 @@ class GendiffApp(App[None]):
             column.border_title, column.border_subtitle = self.column_title(label)
             steps = entry.steps(label) if entry else []
             mark = None
-            if entry is not None:
+            if result is not None:
+                # a column is marked at its own divergence, or as the side the selected one split from
+                own = result.divergence_for(label)
+                if own is not None and own.diverged:
+                    mark = own.step
+                elif selected is not None and selected.diverged and selected.reference == label:
+                    mark = selected.step
+            elif entry is not None:
                 if i == 0:
                     d = entry.result.divergence_for(self.selected_engine or "") if entry.result else None
                     mark = d.step if d and d.diverged else None
@@ -365,6 +397,8 @@ class GendiffApp(App[None]):
             return
         if d.diverged and d.step is not None:
             title = f"prompt {number} · {d.engine} diverges from {d.reference} at step {d.step}"
+            if d.reason == "token" and d.bisection is None and not self.comparing:
+                title += " · b bisects"
         elif d.diverged:
             title = f"prompt {number} · {d.engine}: {d.reason}"
         else:
@@ -471,7 +505,7 @@ class GendiffApp(App[None]):
             # in a dialog, tab keeps its usual meaning
             (self.screen.focus_next if offset > 0 else self.screen.focus_previous)()
             return
-        others = self.labels[1:]
+        others = self.compared_labels
         if not others:
             return
         position = others.index(self.selected_engine) if self.selected_engine in others else -1
@@ -480,7 +514,7 @@ class GendiffApp(App[None]):
 
     def action_jump(self, direction: int) -> None:
         """Move to the next (1) or previous (-1) divergence, over prompts then engines."""
-        others = self.labels[1:]
+        others = self.compared_labels
         stops = [
             (i, others.index(e)) for i, entry in enumerate(self.entries) for e in entry.diverged_engines if e in others
         ]
@@ -636,6 +670,7 @@ class GendiffApp(App[None]):
         if message.snapshot is not None:
             self.last_snapshot = message.snapshot
             results = dict(zip(message.uids, message.snapshot.prompts))
+            self.run_snapshots.update({uid: message.snapshot for uid in message.uids})
         for uid in message.uids:
             entry = self._entry(uid)
             if entry is None:
@@ -675,6 +710,69 @@ class GendiffApp(App[None]):
         if self.cancel_event is not None:
             self.cancel_event.set()  # the worker stops between steps; nothing half-written
         self.exit()
+
+    # ── actions: diagnosis ─────────────────────────────────────────────────
+    def action_bisect(self) -> None:
+        """Open the diagnosis view for the selected divergence; compute it in a worker if needed."""
+        entry, engine = self.current, self.selected_engine
+        d = entry.result.divergence_for(engine) if entry and entry.result and engine else None
+        if entry is None or d is None:
+            self.notify("nothing to bisect: run the prompts (R), then pick a divergence (n/p)", severity="warning")
+            return
+        if d.reason != "token":
+            what = "identical" if not d.diverged else f"{d.reason}: {d.detail}"
+            self.notify(
+                f"{d.engine} on prompt {self.current_index + 1} is {what}; b bisects a token divergence (n jumps to one)"
+            )
+            return
+        title = f"diagnosis · prompt {self.current_index + 1} · {d.engine} vs {d.reference} at step {d.step}"
+        if d.bisection is not None and d.reconvergence is not None:
+            self.push_screen(DiagnosisScreen(title, d))
+            return
+        if self.comparing:
+            self.notify(
+                "a comparison of two snapshots can't be replayed here: run gendiff run --bisect on each machine",
+                severity="warning",
+                timeout=8,
+            )
+            return
+        if self.running:
+            self.notify("a run is in progress: bisect when it has finished (escape cancels it)", severity="warning")
+            return
+        snapshot = self.run_snapshots.get(entry.uid)
+        if snapshot is None:
+            self.notify("this result has no run to replay: run it again (r)", severity="warning")
+            return
+        screen = DiagnosisScreen(title, None)
+        self.push_screen(screen)
+        self.diagnose(entry.uid, snapshot, d, screen)
+
+    @work(thread=True, group="diagnose", exclusive=True, exit_on_error=False)
+    def diagnose(self, uid: int, snapshot: Snapshot, d: object, screen: DiagnosisScreen) -> None:
+        """Worker: replay the engines (loading the model if needed); the result goes into the
+        divergence record, so export includes it and b opens it at once next time."""
+        from dataclasses import replace
+
+        from gendiff.session import Session
+
+        try:
+            session = Session.from_snapshot(snapshot, self.options.model if self.snapshot_mode is None else None)
+            bisection = session.bisect(snapshot, d)  # type: ignore[arg-type]
+            reconvergence = session.reconverge(snapshot, d)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 — shown in the view, the app keeps running
+            message = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
+            self.call_from_thread(screen.show_error, f"bisection failed: {message}")
+            return
+        updated = replace(d, bisection=bisection, reconvergence=reconvergence)  # type: ignore[type-var]
+        self.call_from_thread(self._diagnosed, uid, d, updated, screen)
+
+    def _diagnosed(self, uid: int, old: object, new: object, screen: DiagnosisScreen) -> None:
+        entry = self._entry(uid)
+        if entry is not None and entry.result is not None and old in entry.result.divergences:
+            entry.result.divergences[entry.result.divergences.index(old)] = new  # type: ignore[arg-type]
+        if screen.is_attached:
+            screen.show(new)  # type: ignore[arg-type]
+        self.refresh_panel()
 
     # ── actions: settings, export, theme, help ─────────────────────────────
     def action_settings(self) -> None:
@@ -719,6 +817,7 @@ class GendiffApp(App[None]):
             prompts=results,
             environment=base.environment,
             notes=base.notes,
+            sources=base.sources,
         )
 
     def action_export(self) -> None:

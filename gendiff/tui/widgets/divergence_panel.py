@@ -96,4 +96,12 @@ class DivergencePanel(Static):
         legend = Text("◀ this engine's choice  ◁ the other engine's choice", style="dim")
         note = explain(d)
         parts = [tables, legend, summary] + ([Text(note, style="dim italic")] if note else [])
+        if d.bisection is not None or d.reconvergence is not None:
+            found = Text(style=colours.get("accent", ""))
+            if d.bisection is not None:
+                found.append(f"bisection: {d.bisection.summary()}")
+            if d.reconvergence is not None:
+                found.append((" · " if d.bisection else "") + d.reconvergence.verdict)
+            found.append("  (b: per-layer chart)", style="dim")
+            parts.insert(0, found)
         self.update(Group(*parts))

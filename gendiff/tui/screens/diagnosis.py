@@ -1,0 +1,154 @@
+"""The diagnosis view (key b): where in the network a divergence starts, and whether it lasts."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, LoadingIndicator, Static
+
+from gendiff.diagnosis import Bisection, Reconvergence
+from gendiff.display import log_fraction, visible
+from gendiff.divergence import Divergence
+
+CHART_WIDTH = 32
+
+
+def _bar(value: float, width: int) -> str:
+    """A bar on the fixed log axis 1e-7 … 1; bitwise equal is ``·``."""
+    if value <= 0:
+        return "·"
+    return "█" * max(1, round(log_fraction(value) * width))
+
+
+def layer_chart(bisection: Bisection, colours: dict[str, str]) -> Table:
+    """Relative difference of the residual stream after each layer (log scale), first split marked."""
+    table = Table(box=None, show_header=True, padding=(0, 1), title_justify="left")
+    table.add_column("layer", justify="right", no_wrap=True)
+    axis = "1e-7" + " " * (CHART_WIDTH - 5) + "1"
+    table.add_column(f"rel. difference after the layer\n{axis}", no_wrap=True, min_width=CHART_WIDTH)
+    table.add_column("rel", justify="right", no_wrap=True)
+    layers = bisection.layer_outputs()
+    first = bisection.first_bitwise
+    for m in layers:
+        style = colours.get("diverge", "red") if first is not None and m.layer == first.layer else ""
+        table.add_row(
+            str(m.layer),
+            Text(_bar(m.rel_diff, CHART_WIDTH), style=style or colours.get("after-diverge", "yellow")),
+            "0" if m.equal else f"{m.rel_diff:.2e}",
+        )
+    return table
+
+
+def module_table(bisection: Bisection, colours: dict[str, str]) -> Table:
+    """Every captured module in execution order: bitwise equal or not, relative and max difference."""
+    table = Table(box=None, show_header=True, padding=(0, 1))
+    table.add_column("module", no_wrap=True)
+    table.add_column("bitwise", no_wrap=True)
+    table.add_column("rel diff", justify="right", no_wrap=True)
+    table.add_column("max |Δ|", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    first, over = bisection.first_bitwise, bisection.first_over_tolerance
+    for m in bisection.modules:
+        note = ""
+        style = "dim" if m.equal else ""
+        if first is not None and m.name == first.name:
+            note, style = "◀ first difference", f"bold {colours.get('diverge', 'red')}"
+        elif over is not None and m.name == over.name:
+            note, style = f"◀ first above {bisection.tolerance:g}", f"bold {colours.get('after-diverge', 'yellow')}"
+        table.add_row(
+            Text(m.name, style=style),
+            "equal" if m.equal else "differs",
+            "0" if m.equal else f"{m.rel_diff:.2e}",
+            "0" if m.equal else f"{m.max_abs_diff:.2e}",
+            Text(note, style=style),
+        )
+    return table
+
+
+def reconvergence_text(r: Reconvergence, colours: dict[str, str]) -> Text:
+    verdict_style = colours.get("success", "green") if r.verdict == "transient flip" else colours.get("diverge", "red")
+    text = Text()
+    text.append(r.verdict.upper(), style=f"bold {verdict_style}")
+    text.append(f"  {r.summary().split(': ', 1)[-1]}\n")
+    text.append(
+        f"fed {r.reference}'s {r.steps_checked} tokens, {r.engine} would have picked another token at step"
+        f"{'s' if len(r.mismatches) != 1 else ''} {', '.join(str(s) for s in r.mismatches) or '—'}",
+        style="dim",
+    )
+    if not r.reproduced:
+        text.append("\nwarning: the replay did not reproduce the divergence (non-deterministic engine?)", style="bold")
+    return text
+
+
+def diagnosis_renderable(d: Divergence, colours: dict[str, str]) -> RenderableType:
+    parts: list[RenderableType] = []
+    ref_tok = visible(d.reference_step.text) if d.reference_step else "—"
+    other_tok = visible(d.other_step.text) if d.other_step else "—"
+    parts.append(
+        Text.assemble(
+            (f"prompt {d.prompt_index + 1} · step {d.step}: ", "bold"),
+            (f"{d.reference} chose ", ""),
+            (ref_tok, "bold"),
+            (f", {d.engine} chose ", ""),
+            (other_tok, "bold"),
+        )
+    )
+    b = d.bisection
+    if b is not None:
+        parts.append(Text("\nFirst divergent module", style=f"bold underline {colours.get('accent', '')}".strip()))
+        parts.append(Text(b.summary()))
+        if not b.reproduced:
+            parts.append(Text("warning: the replay chose other tokens than the run did at this step", style="bold"))
+        parts.append(Text("\nper layer", style="bold"))
+        parts.append(layer_chart(b, colours))
+        parts.append(Text("\nevery module at the divergent position, in execution order", style="bold"))
+        parts.append(module_table(b, colours))
+    if d.reconvergence is not None:
+        parts.append(
+            Text("\nRe-convergence (teacher forcing)", style=f"bold underline {colours.get('accent', '')}".strip())
+        )
+        parts.append(reconvergence_text(d.reconvergence, colours))
+    return Group(*parts)
+
+
+class DiagnosisScreen(ModalScreen[None]):
+    """Opens at once; shows a spinner until the worker delivers the records, then the view."""
+
+    BINDINGS = [Binding("escape,b,q", "close", "Close", id="diagnosis.close")]
+
+    def __init__(self, title: str, divergence: Divergence | None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.divergence = divergence
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog wide", id="diagnosis"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield LoadingIndicator(id="diagnosis-loading")
+            yield Static("", id="diagnosis-body")
+            yield Label("replays both engines with the reference's tokens · escape / b to close", classes="dialog-help")
+
+    def on_mount(self) -> None:
+        if self.divergence is not None and self.divergence.bisection is not None:
+            self.show(self.divergence)
+        else:
+            self.query_one("#diagnosis-body", Static).update(
+                Text("replaying both engines to the divergent step with hooks on every module…", style="dim")
+            )
+
+    def show(self, divergence: Divergence) -> None:
+        self.divergence = divergence
+        self.query_one("#diagnosis-loading").display = False
+        self.query_one("#diagnosis-body", Static).update(diagnosis_renderable(divergence, self.app.theme_variables))
+
+    def show_error(self, message: str) -> None:
+        self.query_one("#diagnosis-loading").display = False
+        self.query_one("#diagnosis-body", Static).update(Text(message, style="bold red"))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -299,8 +299,12 @@ def summary_table(snapshot: Any) -> str:
     """One line per prompt × engine: identical, or where and how it diverged."""
     from gendiff.display import number, shorten, visible
 
-    reference = "each engine@B against engine@A" if snapshot.sources else snapshot.reference
-    lines = [f"reference: {reference}   model: {snapshot.model['name']}   dtype: {snapshot.model.get('dtype')}"]
+    if snapshot.sources:
+        lines = [f"reference: each engine@B against engine@A   model: {snapshot.model['name']}"]
+    else:
+        lines = [
+            f"reference: {snapshot.reference}   model: {snapshot.model['name']}   dtype: {snapshot.model.get('dtype')}"
+        ]
     compared = {d.engine for p in snapshot.prompts for d in p.divergences}
     labels = [label for label in snapshot.engine_labels if label in compared]
     width = max((len(label) for label in labels), default=8)

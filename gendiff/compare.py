@@ -66,6 +66,9 @@ def compare_snapshots(
             f"max_new_tokens differ ({a.decoding.get('max_new_tokens')} vs {b.decoding.get('max_new_tokens')}): "
             "length differences are expected"
         )
+    for key in ("dtype", "attn"):
+        if a.model.get(key) != b.model.get(key):
+            notes.append(f"{key}: {a.model.get(key)} (A) vs {b.model.get(key)} (B)")
     for key in ("torch", "transformers", "vllm", "device", "gpu", "cpu"):
         va, vb = a.environment.get(key), b.environment.get(key)
         if va != vb:

@@ -15,6 +15,16 @@ def isolated_config(tmp_path_factory, monkeypatch):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def validate_every_written_snapshot(monkeypatch):
+    """The app writes snapshots without re-validating what it built; in the tests every
+    snapshot written (CLI, TUI export, compare) is validated against the schema first."""
+    from gendiff.snapshot import Snapshot
+
+    original = Snapshot.save
+    monkeypatch.setattr(Snapshot, "save", lambda self, path, check=True: original(self, path, check))
+
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

@@ -13,26 +13,26 @@ def token_text(steps: list[TokenStep], mark: int | None, colours: dict[str, str]
     """Agreeing prefix dim, the token at ``mark`` reversed and bold, the rest tinted.
 
     Whitespace is drawn (␣ ↵ ⇥) and a newline token also breaks the line, so layout survives.
+    Tokens are separated by a thin ``·``. The text carries at most three style spans (prefix,
+    mark, rest), not one per token: a 256-token column then lays out in a fraction of the time.
     """
-    text = Text()
-    dim = f"{colours.get('agree-dim', 'grey50')}"
-    marked = f"bold underline {colours.get('diverge-text', 'black')} on {colours.get('diverge', 'red')}"
-    after = f"{colours.get('after-diverge', 'yellow')}"
+    pieces = []
     for index, step in enumerate(steps):
-        if mark is None:
-            style = ""
-        elif index < mark:
-            style = dim
-        elif index == mark:
-            style = marked
-        else:
-            style = after
         piece = visible(step.text) or "∅"
         if "\n" in step.text:
             piece += "\n"
-        text.append(piece, style=style)
         # a thin separator makes token boundaries visible without adding real spaces
-        text.append("·" if index != mark else " ", style="dim")
+        pieces.append(piece + ("·" if index != mark else " "))
+    text = Text("".join(pieces))
+    if mark is None or mark >= len(steps):
+        return text
+    start = sum(len(p) for p in pieces[:mark])
+    end = start + len(pieces[mark]) - 1  # the separator after the mark stays plain
+    text.stylize(colours.get("agree-dim", "grey50"), 0, start)
+    text.stylize(
+        f"bold underline {colours.get('diverge-text', 'black')} on {colours.get('diverge', 'red')}", start, end
+    )
+    text.stylize(colours.get("after-diverge", "yellow"), end, len(text))
     return text
 
 

@@ -254,6 +254,11 @@ def render_big() -> None:
         return changes, scrolls
 
     changes, scrolls = asyncio.run(main())
+    if os.environ.get("GENDIFF_BENCH_DEBUG"):
+        print(
+            "slowest prompt changes (index, ms):",
+            sorted(((round(t * 1000), i) for i, t in enumerate(changes)), reverse=True)[:6],
+        )
     for name, times in (("prompt change", changes), ("scroll step", scrolls)):
         median = statistics.median(times) * 1000
         worst = max(times) * 1000

@@ -225,6 +225,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
 
         session.diagnose(snapshot, args.bisect, args.reconverge, args.tolerance, diagnosing)
+        skipped = sorted(
+            {
+                d.engine
+                for d in snapshot.divergences()
+                if d.reason == "token" and d.bisection is None and d.reconvergence is None
+            }
+        )
+        for label in skipped:
+            print(
+                f"gendiff: note: {label}: can't be replayed with forced tokens, so its divergences are not "
+                "diagnosed (hf-single, hf-left, hf-right and packed can)",
+                file=sys.stderr,
+            )
     print(summary_table(snapshot))
     if not args.quiet:
         print(f"total {time.perf_counter() - started:.2f}s", file=sys.stderr)

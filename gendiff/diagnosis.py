@@ -15,11 +15,13 @@ The records are plain data (no torch) and go into snapshots next to their Diverg
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gendiff.engines.base import Engine, GenerationSettings
 from gendiff.errors import GendiffError
 from gendiff.trace import Trace
+
+if TYPE_CHECKING:  # divergence and snapshot import this module: keep the engines out of their path
+    from gendiff.engines.base import Engine, GenerationSettings
 
 DEFAULT_TOLERANCE = 1e-3
 
@@ -249,11 +251,12 @@ def bisect(
         norm, diff_norm = float(a.double().norm()), float(diff.norm())
         rel = diff_norm / norm if norm > 0 else diff_norm  # a zero reference: the absolute difference
         modules.append(ModuleDiff(name, bool(torch.equal(a, b)), rel, float(diff.abs().max())))
-    reproduced = (
-        chosen == [reference_trace.steps[step].token_id, other_trace.steps[step].token_id]
-        if (len(other_trace.steps) > step)
-        else False
+    in_run = (
+        [reference_trace.steps[step].token_id, other_trace.steps[step].token_id]
+        if len(other_trace.steps) > step
+        else None
     )
+    reproduced = chosen == in_run
     return Bisection(
         reference=reference.spec.label,
         engine=other.spec.label,

@@ -15,7 +15,7 @@ from pathlib import Path
 from gendiff.diagnosis import DEFAULT_TOLERANCE, Bisection, Reconvergence, bisect, reconverge
 from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, TOKEN, Divergence, compare
 from gendiff.engines import create_engine
-from gendiff.engines.base import Engine, EngineSpec, GenerationSettings
+from gendiff.engines.base import SPEC_FIELDS, Engine, EngineSpec, GenerationSettings
 from gendiff.engines.hf import check_context
 from gendiff.engines.loading import PromptTokenizer, load_tokenizer, model_fingerprint, resolve_model_path
 from gendiff.errors import GendiffError
@@ -174,7 +174,7 @@ class Session:
         specs = []
         for entry in snapshot.engines:
             settings = entry.get("settings") or {}
-            fields = {k: settings[k] for k in ("dtype", "attn", "device", "batch_size") if k in settings}
+            fields = {k: settings[k] for k in SPEC_FIELDS if k in settings}
             specs.append(
                 EngineSpec(entry["name"], options=dict(settings.get("options") or {}), label=entry["label"], **fields)
             )

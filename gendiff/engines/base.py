@@ -83,12 +83,13 @@ SPEC_FIELDS = {"dtype", "attn", "device", "batch_size"}
 
 
 def split_engine_list(text: str) -> list[str]:
-    """Split ``a,b:k=v,k2=v2,c`` into engine specs: a piece with ``=`` but no ``:`` belongs to the previous one."""
+    """Split ``a,b:k=v,k2=v2,c`` into engine specs: a ``key=value`` piece (no ``:`` before its
+    ``=``, so values may hold one: ``model=llama3:8b``) belongs to the previous one."""
     specs: list[str] = []
     for piece in (p.strip() for p in text.split(",")):
         if not piece:
             continue
-        if specs and "=" in piece and ":" not in piece:
+        if specs and "=" in piece and ":" not in piece.partition("=")[0]:
             specs[-1] += "," + piece
         else:
             specs.append(piece)

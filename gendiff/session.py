@@ -119,7 +119,7 @@ class Session:
         return list(self.tokenizer.notes)
 
     def run_order(self) -> list[str]:
-        """Reference first; in-process vLLM last (it pins torch to one thread for the rest of the process)."""
+        """Reference first; vLLM last (on a GPU its memory share is what the HF engines left free)."""
         labels = [s.label for s in self.config.engines]
         labels.sort(key=lambda label: (label != self.config.reference, self.engines[label].spec.name == "vllm"))
         return labels

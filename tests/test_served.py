@@ -231,6 +231,24 @@ def test_tokenizer_mismatch_is_refused(server, tmp_path):
         engine.generate([ids], GenerationSettings(max_new_tokens=4, top_k=3))
 
 
+def test_cli_run_against_the_server_writes_a_valid_snapshot(server, tmp_path):
+    """The whole path: gendiff run with the openai engine, snapshot validated against the schema."""
+    from gendiff.snapshot import Snapshot
+
+    out = tmp_path / "served.json"
+    spec = f"openai:url={server.url},model=demo,concurrency=4"
+    code = "import sys; from gendiff.cli import main; sys.exit(main())"
+    argv = ["run", "--quiet", "--engines", f"hf-single,{spec}", "--max-new-tokens", "8", "--json", str(out)]
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    snapshot = Snapshot.load(out)  # validates
+    assert snapshot.engine_labels == ["hf-single", spec]
+    assert not snapshot.divergences() and len(snapshot.prompts) == 16
+    trace = snapshot.prompts[0].traces[spec]
+    assert trace.settings["server"]["version"] and trace.settings["options"]["concurrency"] == "4"
+    assert snapshot.environment["gpu_count"] == 0 or snapshot.environment["gpu"]
+
+
 def test_server_gone_mid_run_fails_only_the_later_prompts(server, demo_ids):
     """Runs last: the server is killed after the first prompt's answer (one at a time)."""
     from gendiff.engines.base import GenerationSettings

@@ -104,3 +104,22 @@ def test_a_value_may_hold_a_colon():
     ]
     engine = _create("openai:url=http://h:8000/v1,model=llama3:8b")
     assert engine.model == "llama3:8b"
+
+
+def test_a_server_that_never_answers_times_out_per_prompt():
+    """A real socket that accepts connections (its backlog) and never answers."""
+    import asyncio
+
+    import httpx
+
+    with socket.socket() as hanging:
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(8)
+        port = hanging.getsockname()[1]
+        engine = _create(f"openai:url=http://127.0.0.1:{port}/v1,model=x,timeout=0.3")
+
+        async def post():
+            async with httpx.AsyncClient(timeout=engine._timeout()) as client:
+                return await engine._post(client, "/v1/completions", {"prompt": [1, 2]})
+
+        assert asyncio.run(post()) == "no answer within 0.3 s (timeout=)"

@@ -227,8 +227,35 @@ def test_tokenizer_mismatch_is_refused(server, tmp_path):
     engine = create_engine(parse_engine_spec(f"openai:url={server.url},model=demo", {}, engine_names()), str(folder))
     engine.load()
     ids = engine.tokenizer.encode("Once upon a time there was a zebra")
-    with pytest.raises(GendiffError, match="the server tokenizes prompt 1 as .*point --model at the folder"):
+    with pytest.raises(
+        GendiffError, match="the server tokenizes 'Once upon a time there was a zebra' as .*point --model at the folder"
+    ):
         engine.generate([ids], GenerationSettings(max_new_tokens=4, top_k=3))
+
+
+def test_a_server_error_fails_only_that_prompt(server, demo_ids):
+    """A prompt longer than the server's max-model-len (512): vLLM answers 400 for it alone."""
+    from gendiff.engines.loading import demo_model_path, load_tokenizer
+
+    long_prompt = load_tokenizer(demo_model_path()).encode("Once upon a time, there was a zebra. " * 60)
+    assert len(long_prompt) > 512
+    traces = _run(f"openai:url={server.url},model=demo", [demo_ids[0], long_prompt, demo_ids[1]])
+    assert traces[0].error is None and traces[2].error is None and traces[0].steps and traces[2].steps
+    assert traces[1].finish_reason == "error" and traces[1].steps == ()
+    assert traces[1].error.startswith("checking its tokenization: server error 400: ")
+    assert "512" in traces[1].error  # vLLM names its limit
+
+
+def test_cancel_stops_sending(server, demo_ids):
+    cancel = threading.Event()
+    traces = _run(
+        f"openai:url={server.url},model=demo,concurrency=1",
+        demo_ids[:4],
+        on_step=lambda *args: cancel.set(),
+        cancel=cancel,
+    )
+    assert traces[0].steps and traces[0].error is None
+    assert all(t.finish_reason == "cancelled" and t.steps == () and t.error is None for t in traces[1:])
 
 
 def test_cli_run_against_the_server_writes_a_valid_snapshot(server, tmp_path):

@@ -93,11 +93,14 @@ def demo_ids():
 @pytest.fixture(scope="module")
 def runs(demo_ids):
     """Default vLLM, its worker crashed mid-run, then vLLM with other scheduler/cache settings."""
+    import torch
+
     from gendiff.engines.base import GenerationSettings
     from gendiff.engines.vllm_worker import stop_all
 
     settings = GenerationSettings(max_new_tokens=24, top_k=5)
     out = {}
+    before = ({k: v for k, v in os.environ.items() if k.startswith("VLLM_")}, torch.get_num_threads())
     try:
         default = _create("vllm")
         default.load()
@@ -119,6 +122,10 @@ def runs(demo_ids):
         out["options_worker"] = other.worker
     finally:
         stop_all()
+    out["parent_untouched"] = before == (
+        {k: v for k, v in os.environ.items() if k.startswith("VLLM_")},
+        torch.get_num_threads(),
+    )
     return out
 
 
@@ -128,6 +135,7 @@ def test_worker_is_reused_and_a_crash_is_one_line(runs):
     from pathlib import Path
 
     assert runs["same_worker"]
+    assert runs["parent_untouched"]  # no VLLM_* variable and no torch thread pinning leaked into this process
     prefix = "engine vllm: the vLLM worker process died (exit code -9); its log: "
     assert runs["crash"].startswith(prefix)
     log = Path(runs["crash"][len(prefix) :].split(",")[0])

@@ -25,6 +25,7 @@ from gendiff.errors import GendiffError
 from gendiff.trace import TokenStep, TopToken, Trace
 
 HINT = "start it (README: Comparing a served model) or fix url="
+CHECK_TIMEOUT_S = 10.0  # for the checks without a prompt (models, version); timeout= is per prompt
 
 
 def _check_url(value: str) -> str | None:
@@ -71,7 +72,7 @@ class OpenAIServer(Engine):
         """The checks that need no prompts: reachable, serves ``model``, which flavour, which version."""
         import httpx
 
-        with httpx.Client(timeout=self._timeout()) as client:
+        with httpx.Client(timeout=httpx.Timeout(CHECK_TIMEOUT_S, connect=5.0)) as client:
             models = self._get(client, f"{self.url}/models")
             served = [m.get("id") for m in (models.json().get("data") or [])] if models.status_code == 200 else None
             if served is not None and self.model not in served:
@@ -108,26 +109,8 @@ class OpenAIServer(Engine):
         )
         if builder.cancelled or not prompts:
             return builder.traces()
-        self._check_tokenization(prompts)
         started = time.perf_counter()
-        errors: dict[int, str] = {}
-
-        def deliver(row: int, answer: tuple[list[TokenStep], str | None] | str) -> None:
-            """Called as each prompt's answer arrives, so the steps stream to ``on_step``."""
-            if isinstance(answer, str):
-                errors[row] = answer
-                return
-            steps, finish = answer
-            for step in steps:
-                builder.add(row, step)
-            if builder.active(row) and len(steps) < settings.max_new_tokens:
-                last = steps[-1].token_id if steps else None
-                errors[row] = (
-                    f"the server stopped after {len(steps)} tokens ({finish}, last token {last}) although it was "
-                    "asked for more and gendiff saw no end of sequence: a stop token from its generation config?"
-                )
-
-        asyncio.run(self._ask_all(prompts, settings, cancel, deliver))
+        errors = asyncio.run(self._run(prompts, settings, builder, cancel))
         if len(errors) == len(prompts):
             first = next(iter(errors.values()))
             raise GendiffError(f"engine {self.spec.label}: every prompt failed; the first: {first}")
@@ -139,6 +122,44 @@ class OpenAIServer(Engine):
             else _with_time(t, elapsed)
             for row, t in enumerate(builder.traces())
         ]
+
+    async def _run(
+        self, prompts: list[list[int]], settings: GenerationSettings, builder: TraceBuilder, cancel: Any
+    ) -> dict[int, str]:
+        """Check every prompt's tokenization, then generate; returns the failed rows' error lines.
+        A wrong tokenization or string-keyed logprobs fail the whole engine (GendiffError)."""
+        import httpx
+
+        concurrency = self.option("concurrency")
+        limit = len(prompts) if concurrency == "all" else int(str(concurrency))
+        limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
+        errors: dict[int, str] = {}
+        async with httpx.AsyncClient(timeout=self._timeout(), limits=limits) as client:
+
+            async def check(row: int) -> None:
+                problem = await self._check_tokenization(client, prompts[row])
+                if problem:
+                    errors[row] = problem
+
+            await _each(range(len(prompts)), check, limit, cancel)
+
+            async def ask(row: int) -> None:
+                answer = await self._ask(client, prompts[row], settings)
+                if isinstance(answer, str):
+                    errors[row] = answer
+                    return
+                steps, finish = answer
+                for step in steps:  # as each answer arrives, so the steps stream to on_step
+                    builder.add(row, step)
+                if builder.active(row) and len(steps) < settings.max_new_tokens:
+                    last = steps[-1].token_id if steps else None
+                    errors[row] = (
+                        f"the server stopped after {len(steps)} tokens ({finish}, last token {last}) although it "
+                        "was asked for more and gendiff saw no end of sequence: a stop token from its generation config?"
+                    )
+
+            await _each([row for row in range(len(prompts)) if row not in errors], ask, limit, cancel)
+        return errors
 
     # ---- checks -------------------------------------------------------------------------------
 
@@ -160,73 +181,39 @@ class OpenAIServer(Engine):
         # a generic OpenAI-compatible server without a version endpoint
         return FLAVOURS["openai"] if chosen == "auto" else order[0], None
 
-    def _check_tokenization(self, prompts: list[list[int]]) -> None:
-        """The server must turn each prompt's text into exactly our ids (and answer with ids)."""
-        import httpx
-
+    async def _check_tokenization(self, client: Any, ids: list[int]) -> str | None:
+        """The server must turn the prompt's text into exactly our ids, and answer with ids: else
+        GendiffError. A request that fails returns its error line (that prompt fails)."""
         assert self.flavour is not None
-        hf = self.tokenizer.hf
-        with httpx.Client(timeout=self._timeout()) as client:
-            for index, ids in enumerate(prompts):
-                text = hf.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-                ours = self.tokenizer.encode(text)
-                request = self.flavour.tokenize(self.model, text)
-                answer = self._post_checked(client, request.path, request.body, "tokenize a prompt")
-                try:
-                    theirs = self.flavour.parse_tokens(answer)
-                except ServedError as exc:
-                    raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
-                # an echo (openai flavour) carries the one generated token after the prompt
-                if theirs[: len(ours)] != ours or len(theirs) - len(ours) not in (0, 1):
-                    raise GendiffError(
-                        f"engine {self.spec.label}: the server tokenizes prompt {index + 1} as {theirs[: len(ours) + 1]}, "
-                        f"gendiff's tokenizer ({self.model_path}) as {ours}; point --model at the folder the server loaded"
-                    )
+        text = self.tokenizer.hf.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        ours = self.tokenizer.encode(text)
+        request = self.flavour.tokenize(self.model, text)
+        answer = await self._post(client, request.path, request.body)
+        if isinstance(answer, str):
+            return f"checking its tokenization: {answer}"
+        try:
+            theirs = self.flavour.parse_tokens(answer)
+        except ServedError as exc:
+            raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
+        # an echo (openai flavour) carries the one generated token after the prompt
+        if theirs[: len(ours)] != ours or len(theirs) - len(ours) not in (0, 1):
+            shown = text if len(text) <= 40 else text[:40] + "…"
+            raise GendiffError(
+                f"engine {self.spec.label}: the server tokenizes {shown!r} as {theirs[: len(ours) + 1]}, gendiff's "
+                f"tokenizer ({self.model_path}) as {ours}; point --model at the folder the server loaded"
+            )
+        return None
 
     # ---- requests -----------------------------------------------------------------------------
 
-    async def _ask_all(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        cancel: threading.Event | None,
-        deliver: Callable[[int, Any], None],
-    ) -> None:
-        """One request per prompt, ``concurrency`` at a time; ``deliver(row, answer)`` gets the steps
-        and finish reason, or an error line (nothing for a prompt cancelled before it was sent)."""
+    async def _post(self, client: Any, path: str, body: dict[str, Any]) -> Any:
+        """POST with retries of a refused connection: the answer's JSON, or an error line."""
         import httpx
 
-        concurrency = self.option("concurrency")
-        limit = len(prompts) if concurrency == "all" else int(str(concurrency))
-        gate = asyncio.Semaphore(limit)
-        limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
-        async with httpx.AsyncClient(timeout=self._timeout(), limits=limits) as client:
-
-            async def one(row: int) -> None:
-                async with gate:
-                    if cancel is not None and cancel.is_set():
-                        return
-                    deliver(row, await self._ask(client, prompts[row], settings))
-
-            tasks = {asyncio.ensure_future(one(row)) for row in range(len(prompts))}
-            pending = tasks
-            while pending:
-                _, pending = await asyncio.wait(pending, timeout=0.2)
-                if cancel is not None and cancel.is_set():
-                    for task in pending:
-                        task.cancel()
-                    await asyncio.gather(*pending, return_exceptions=True)
-                    break
-
-    async def _ask(self, client: Any, prompt: list[int], settings: GenerationSettings) -> Any:
-        import httpx
-
-        assert self.flavour is not None
-        request = self.flavour.generate(self.model, prompt, settings)
         retries = int(str(self.option("retries")))
         for attempt in range(retries + 1):
             try:
-                answer = await client.post(self.root + request.path, json=request.body)
+                answer = await client.post(self.root + path, json=body)
                 break
             except httpx.ConnectError as exc:
                 if attempt == retries:
@@ -239,9 +226,23 @@ class OpenAIServer(Engine):
         if answer.status_code != 200:
             return f"server error {answer.status_code}: {_error_text(answer)}"
         try:
-            steps, finish = self.flavour.parse(answer.json())
-        except (ServedError, ValueError, KeyError, TypeError, IndexError) as exc:
-            return f"unusable answer: {exc}"
+            return answer.json()
+        except ValueError:
+            return f"the answer is not JSON: {_error_text(answer)}"
+
+    async def _ask(self, client: Any, prompt: list[int], settings: GenerationSettings) -> Any:
+        """Generate for one prompt: (steps, the server's finish reason), or an error line."""
+        assert self.flavour is not None
+        request = self.flavour.generate(self.model, prompt, settings)
+        answer = await self._post(client, request.path, request.body)
+        if isinstance(answer, str):
+            return answer
+        try:
+            steps, finish = self.flavour.parse(answer)
+        except ServedError as exc:
+            raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            return f"unusable answer: {type(exc).__name__}: {exc}"
         return [self._step(*step, settings.top_k) for step in steps], finish
 
     def _step(self, token_id: int, logprob: float, candidates: list[tuple[int, float]], top_k: int) -> TokenStep:
@@ -269,23 +270,34 @@ class OpenAIServer(Engine):
                     f"engine {self.spec.label}: {self.url}: {type(exc).__name__}: {exc}; {HINT}"
                 ) from None
 
-    def _post_checked(self, client: Any, path: str, body: dict[str, Any], what: str) -> Any:
-        import httpx
-
-        try:
-            answer = client.post(self.root + path, json=body)
-        except httpx.HTTPError as exc:
-            raise GendiffError(f"engine {self.spec.label}: could not {what} ({type(exc).__name__}: {exc})") from None
-        if answer.status_code != 200:
-            raise GendiffError(
-                f"engine {self.spec.label}: could not {what}: server error {answer.status_code}: {_error_text(answer)}"
-            )
-        return answer.json()
-
     def _timeout(self) -> Any:
         import httpx
 
         return httpx.Timeout(float(str(self.option("timeout"))), connect=5.0)
+
+
+async def _each(rows: Any, work: Callable[[int], Any], limit: int, cancel: threading.Event | None) -> None:
+    """Run ``work(row)`` for every row, ``limit`` at a time; once ``cancel`` is set, rows not yet
+    started are skipped and those in flight are abandoned. An exception in one is raised here."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(row: int) -> None:
+        async with gate:
+            if cancel is None or not cancel.is_set():
+                await work(row)
+
+    pending = {asyncio.ensure_future(one(row)) for row in rows}
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a GendiffError (wrong tokenizer, string-keyed logprobs) stops the run
+            if cancel is not None and cancel.is_set():
+                break
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _error_text(answer: Any) -> str:

@@ -343,7 +343,10 @@ def summary_table(snapshot: Any) -> str:
                 pad = " " * (width + 8)
                 if d.bisection is not None:
                     lines.append(f"{pad}bisection: {d.bisection.summary()}")
-                    lines.append(f"{pad}  per layer: {layer_chart(d.bisection)}")
+                    if d.bisection.modules:
+                        lines.append(f"{pad}  per layer: {layer_chart(d.bisection)}")
+                    if d.bisection.key_values:
+                        lines.append(f"{pad}  earlier positions' keys/values: {key_value_chart(d.bisection)}")
                 if d.reconvergence is not None:
                     lines.append(f"{pad}re-convergence: {d.reconvergence.summary()}")
             else:
@@ -360,6 +363,26 @@ def layer_chart(bisection: Any) -> str:
     from gendiff.display import bar
 
     return "  ".join(f"L{m.layer} {bar(m.rel_diff)} {m.rel_diff:.1e}" for m in bisection.layer_outputs())
+
+
+def key_value_chart(bisection: Any) -> str:
+    """Per layer, the positions before the divergent one whose key or value differs:
+    ``L0 none · L1 3 of 12 (pos 0, 1, 2; max rel 4.1e-03)``."""
+    compared = {}
+    for kv in bisection.key_values:
+        compared[kv.layer] = max(compared.get(kv.layer, 0), kv.positions)
+    earlier = bisection.earlier_positions()
+    parts = []
+    for layer in sorted(compared):
+        found = earlier.get(layer, [])
+        total = compared[layer] - 1 if bisection.position is not None else compared[layer]
+        if not found:
+            parts.append(f"L{layer} none of {total}")
+            continue
+        shown = ", ".join(str(p.position) for p in found[:6]) + (", …" if len(found) > 6 else "")
+        worst = max(p.rel_diff for p in found)
+        parts.append(f"L{layer} {len(found)} of {total} (pos {shown}; max rel {worst:.1e})")
+    return " · ".join(parts)
 
 
 if __name__ == "__main__":

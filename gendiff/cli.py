@@ -142,8 +142,8 @@ def run_parser() -> argparse.ArgumentParser:
         "--sweep",
         nargs="+",
         metavar="KEY=V1,V2",
-        help="run every combination of these settings (dtype, attn, batch_size, device, or an engine option "
-        "like cache, positions, order) and print divergence counts per variant",
+        help="run every combination of these settings (dtype, attn, batch_size, device, a penalty like "
+        "repetition_penalty, or an engine option like cache, positions, order) and print divergence counts per variant",
     )
     parser.add_argument(
         "--fail-on-divergence", action="store_true", help="exit 1 if any engine diverges from the reference"
@@ -380,6 +380,8 @@ def summary_table(snapshot: Any) -> str:
                     f"flip gap {number(d.flip_gap)}  drift before {number(d.max_drift_before)}"
                 )
                 pad = " " * (width + 8)
+                if d.decoding_note:
+                    lines.append(f"{pad}penalties differ: {d.decoding_note}")
                 if d.bisection is not None:
                     lines.append(f"{pad}bisection: {d.bisection.summary()}")
                     lines.append(f"{pad}  per layer: {layer_chart(d.bisection)}")
@@ -388,6 +390,8 @@ def summary_table(snapshot: Any) -> str:
             else:
                 where = "" if d.step is None else f" at step {d.step}"
                 lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {d.detail}")
+                if d.decoding_note:
+                    lines.append(f"{' ' * (width + 8)}penalties differ: {d.decoding_note}")
     against = "its @A side" if snapshot.sources else snapshot.reference
     lines.append(f"{diverged} of {total} prompt×engine pairs diverged from {against}")
     return "\n".join(lines)

@@ -30,7 +30,8 @@ class TokenStep:
     ``logprob`` and ``top`` are the scores the greedy argmax was taken from: after the engine's
     penalties when it applies any (processed), else the raw ones. With a penalty, ``raw_logprob``
     and ``raw_top`` keep the model's raw scores (the chosen token's and the raw top-k; None
-    where the engine can't give them, e.g. vLLM gives one or the other)."""
+    where the engine can't give them: vLLM gives one or the other, so its penalised steps have
+    ``raw_top == ()`` and ``raw_logprob`` None). ``raw_top`` None: no penalty, the scores are raw."""
 
     token_id: int
     text: str

@@ -134,7 +134,9 @@ class VLLM(Engine):
         ranked = sorted(candidates.items(), key=lambda item: (-item[1].logprob, item[0]))[:top_k]
         top = tuple(TopToken(int(i), self.tokenizer.piece(int(i)), float(lp.logprob), None) for i, lp in ranked)
         chosen = candidates[token_id].logprob
-        return TokenStep(token_id, self.tokenizer.piece(token_id), float(chosen), top)
+        # processed logprobs: the raw ones are not available (raw_top=() says so)
+        raw_top = () if self.decoding["logprobs_mode"] == "processed_logprobs" else None
+        return TokenStep(token_id, self.tokenizer.piece(token_id), float(chosen), top, None, raw_top)
 
 
 def _generation_config(path: str) -> dict[str, Any]:

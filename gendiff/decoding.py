@@ -189,8 +189,12 @@ def describe(engine_name: str, label: str, resolved: dict[str, Any] | None) -> s
 
 
 def _signature(engine_name: str, resolved: dict[str, Any] | None) -> tuple[Any, ...]:
+    # what the penalty does, not whose code does it: hf-single and vllm agree on repetition_penalty
     table = SEMANTICS.get(engine_name, {})
-    return tuple(sorted((key, value, table.get(key)) for key, value in active(resolved).items()))
+    described = {
+        key: table[key].phrase(key, value) if key in table else repr(value) for key, value in active(resolved).items()
+    }
+    return tuple(sorted(described.items()))
 
 
 def semantics_note(reference: tuple[str, str, Any], other: tuple[str, str, Any]) -> str | None:

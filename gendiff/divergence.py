@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gendiff.decoding import note_for_traces
-from gendiff.diagnosis import Bisection, Reconvergence
+from gendiff.records import Bisection, Reconvergence
 from gendiff.trace import TokenStep, Trace
 
 DEFAULT_FRAGILE_THRESHOLD = 0.05

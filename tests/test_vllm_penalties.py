@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -55,13 +54,12 @@ OPT = ("hf-single:repetition_penalty=1.2", "vllm:frequency_penalty=1.2", "vllm:r
 
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from tiny_opt import build_tiny_opt
+    from tiny_models import build_tiny_model
 
     from gendiff.engines.loading import demo_model_path
     from gendiff.prompts import PromptBook, demo_prompts_path
 
-    folder = build_tiny_opt(tmp_path_factory.mktemp("opt"))
+    folder = build_tiny_model("opt", tmp_path_factory.mktemp("tiny"))
     demo_prompts = PromptBook.load(demo_prompts_path()).prompts[:8]
     runs = {"demo": (str(demo_model_path()), demo_prompts, DEMO), "opt": (str(folder), SEED_PROMPTS, OPT)}
     out = tmp_path_factory.mktemp("vllm") / "traces.json"

@@ -207,7 +207,10 @@ def semantics_note(reference: tuple[str, str, Any], other: tuple[str, str, Any])
 
 
 def note_for_traces(reference: Any, other: Any) -> str | None:
-    """:func:`semantics_note` from two Traces' recorded settings."""
+    """:func:`semantics_note` from two Traces' recorded settings (None if either failed: a failed
+    engine's record says nothing about what it would have applied)."""
+    if "error" in (reference.finish_reason, other.finish_reason):
+        return None
 
     def side(trace: Any) -> tuple[str, str, Any]:
         settings = trace.settings or {}

@@ -115,5 +115,5 @@ def test_seed_004_on_a_tiny_random_opt(traces):
         "applies repetition_penalty 1.2 multiplicatively over prompt+output",
         "applies frequency_penalty 1.2 additively over output only",
     )
-    assert diverged >= 3
+    assert diverged >= 2
     agree(traces["opt hf-single:repetition_penalty=1.2"], traces["opt vllm:repetition_penalty=1.2"])

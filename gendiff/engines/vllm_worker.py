@@ -164,6 +164,7 @@ def _generate(llm: Any, request: dict[str, Any]) -> list[list[tuple[int, float, 
         logprobs=request["top_k"],
         ignore_eos=request["ignore_eos"],
         seed=0,
+        **request.get("penalties", {}),
     )
     prompts = [TokensPrompt(prompt_token_ids=p) for p in request["prompts"]]
     out = []

@@ -102,7 +102,7 @@ class VLLM(Engine):
             "dtype": self.spec.dtype,
             "max_model_len": max_len,
             "max_logprobs": MAX_LOGPROBS,
-            "logprobs_mode": self.decoding["logprobs_mode"],
+            "logprobs_mode": self.resolved_decoding()["logprobs_mode"],
             "seed": 0,
             "enforce_eager": self.option("enforce_eager") == "true",
             "tensor_parallel_size": int(str(self.option("tensor_parallel_size"))),

@@ -30,7 +30,7 @@ LENGTHS = (43, 4, 17, 9, 30, 16)
 # transformers 5.19 has no sdpa attention for these: run them eager, and expect sdpa refused
 NO_SDPA = {"bloom", "gptj", "gpt_oss"}
 # (architecture, engine) pairs that gendiff refuses, with a word the reason must contain
-REFUSED = {("bloom", "packed"): "ALiBi"}
+REFUSED = {("bloom", "packed"): "ALiBi", ("lfm2", "hf-right"): "conv", ("lfm2", "packed"): "conv"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -155,3 +155,31 @@ def test_sdpa_refused_up_front_where_the_model_has_none(tiny_model_dir, arch):
             create_engine(spec, str(folder))
         message = str(info.value)
         assert "\n" not in message and arch in message and "--attn eager" in message
+
+
+def test_cli_refuses_sdpa_once_before_any_model_work(tiny_model_dir, capsys):
+    from gendiff.cli import main
+    from gendiff.engines import loading
+
+    folder = tiny_model_dir("gptj")
+    capsys.readouterr()
+    code = main(["run", "--model", str(folder), "--quiet", "--max-new-tokens", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("gendiff: error: engine hf-single: model gptj (GPTJForCausalLM) has no sdpa attention")
+    assert err[0].endswith("pass --attn eager")
+    assert not [key for key in loading._models if key[0] == str(folder.resolve())]  # no weights loaded
+
+
+def test_cli_refuses_packed_on_alibi_before_any_model_work(tiny_model_dir, capsys):
+    from gendiff.cli import main
+    from gendiff.engines import loading
+
+    folder = tiny_model_dir("bloom")
+    capsys.readouterr()
+    args = ["run", "--model", str(folder), "--attn", "eager", "--engines", "hf-single,packed", "--quiet"]
+    code = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("gendiff: error: engine packed: model bloom (BloomForCausalLM) uses ALiBi")
+    assert not [key for key in loading._models if key[0] == str(folder.resolve())]

@@ -12,15 +12,12 @@ padding mask and can't restart per segment.
 
 from __future__ import annotations
 
-import threading
-
 from gendiff.engines.architecture import FULL, Architecture
-from gendiff.engines.base import GenerationSettings, OnStep
 from gendiff.engines.hf import HFEngine, own_loop_refusal
 from gendiff.engines.masks import full_size_cache, layer_masks
-from gendiff.engines.steps import TraceBuilder, steps_from_logits
+from gendiff.engines.penalties import decide
+from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import GendiffError
-from gendiff.trace import Trace
 
 
 class Packed(HFEngine):
@@ -36,21 +33,14 @@ class Packed(HFEngine):
             )
         return super().refusal(arch) or own_loop_refusal(self.spec.label, arch)
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        on_step: OnStep | None = None,
-        cancel: threading.Event | None = None,
-    ) -> list[Trace]:
-        indices = list(range(len(prompts)))
+    def decode(self, builder: TraceBuilder) -> None:
+        rows = list(range(len(builder.prompts)))
         if self.option("order") == "reversed":
-            indices.reverse()
-        ordered = [prompts[i] for i in indices]
-        builder = self.builder(indices, ordered, settings, on_step, cancel)
-        if prompts and not builder.cancelled:
+            rows.reverse()
+        ordered = builder.batch(rows)  # segment i of the packed row is builder row rows[i]
+        if not ordered.cancelled:
             try:
-                self._decode(builder, ordered)
+                self._decode(ordered, ordered.prompts)
             except (RuntimeError, ValueError, TypeError) as exc:
                 if "mask" in str(exc).lower():
                     raise GendiffError(
@@ -58,8 +48,6 @@ class Packed(HFEngine):
                         "Llama-family models do"
                     ) from None
                 raise
-        traces = builder.traces()
-        return sorted(traces, key=lambda t: t.prompt_index)
 
     def _decode(self, builder: TraceBuilder, prompts: list[list[int]]) -> None:
         import torch
@@ -85,16 +73,21 @@ class Packed(HFEngine):
         zero = torch.zeros(segments, dtype=torch.long, device=device)
         ends = (starts + lengths - 1).tolist()
         probing = builder.probing(model, lambda segment, call: (0, ends[segment] if call == 0 else segment))
+        resolved = self.resolved_decoding()
+        histories = [list(p) for p in prompts]  # each segment's own tokens, for the penalties
         with torch.inference_mode(), probing:
             logits = self.forward_last(input_ids, mask, positions[None], cache, zero, starts + lengths - 1)
             step_owner = torch.arange(segments, device=device)
             step_index = lengths.clone()
             while True:
-                chosen = steps_from_logits(logits, builder.settings.top_k, tokenizer)
+                chosen = decide(logits, resolved, histories, builder.settings.top_k, tokenizer, lengths.tolist())
                 builder.add_rows(chosen)
                 if builder.done:
                     break
-                tokens = torch.tensor([builder.next_inputs(chosen)], device=device)
+                fed = builder.next_inputs(chosen)
+                for history, token in zip(histories, fed):
+                    history.append(token)
+                tokens = torch.tensor([fed], device=device)
                 owner = torch.cat([owner, step_owner])
                 index = torch.cat([index, step_index])
                 # every new token sees its own segment's earlier tokens (within the window), and itself

@@ -157,9 +157,24 @@ def test_sdpa_refused_up_front_where_the_model_has_none(tiny_model_dir, arch):
         assert "\n" not in message and arch in message and "--attn eager" in message
 
 
-def test_cli_refuses_sdpa_once_before_any_model_work(tiny_model_dir, capsys):
+@pytest.fixture
+def weight_loads(monkeypatch):
+    """Every model load the HF engines ask for during the test (the real loader still runs)."""
+    from gendiff.engines import hf
+
+    calls = []
+    real = hf.load_model
+
+    def recording(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hf, "load_model", recording)
+    return calls
+
+
+def test_cli_refuses_sdpa_once_before_any_model_work(tiny_model_dir, capsys, weight_loads):
     from gendiff.cli import main
-    from gendiff.engines import loading
 
     folder = tiny_model_dir("gptj")
     capsys.readouterr()
@@ -168,12 +183,11 @@ def test_cli_refuses_sdpa_once_before_any_model_work(tiny_model_dir, capsys):
     assert code == 2 and len(err) == 1
     assert err[0].startswith("gendiff: error: engine hf-single: model gptj (GPTJForCausalLM) has no sdpa attention")
     assert err[0].endswith("pass --attn eager")
-    assert not [key for key in loading._models if key[0] == str(folder.resolve())]  # no weights loaded
+    assert weight_loads == []  # refused before any weights load
 
 
-def test_cli_refuses_packed_on_alibi_before_any_model_work(tiny_model_dir, capsys):
+def test_cli_refuses_packed_on_alibi_before_any_model_work(tiny_model_dir, capsys, weight_loads):
     from gendiff.cli import main
-    from gendiff.engines import loading
 
     folder = tiny_model_dir("bloom")
     capsys.readouterr()
@@ -182,4 +196,4 @@ def test_cli_refuses_packed_on_alibi_before_any_model_work(tiny_model_dir, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith("gendiff: error: engine packed: model bloom (BloomForCausalLM) uses ALiBi")
-    assert not [key for key in loading._models if key[0] == str(folder.resolve())]
+    assert weight_loads == []

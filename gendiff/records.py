@@ -212,21 +212,23 @@ class Bisection:
         return {layer: sorted(found.values(), key=lambda p: p.position) for layer, found in sorted(out.items())}
 
     def summary(self) -> str:
+        """The findings in one line (the divergence panel); :meth:`summary_lines` for one per finding."""
+        return "; ".join(self.summary_lines())
+
+    def summary_lines(self) -> list[str]:
+        """The first differing module, then the notes on earlier positions' keys/values and splits."""
         if self.error is not None:
-            return f"failed: {self.error}"
+            return [f"failed: {self.error}"]
         first = self.first_bitwise
         if first is None:
-            return "every module's output is bitwise identical at this position"
+            return ["every module's output is bitwise identical at this position"]
         over = self.first_over_tolerance
         text = f"first differs at {first.label()} (rel {first.rel_diff:.2e})"
         if over is None:
             text += f"; nothing exceeds rel {self.tolerance:g} before the logits"
         elif over.name != first.name:
             text += f"; exceeds rel {self.tolerance:g} at {over.label()} ({over.rel_diff:.2e})"
-        kv = self.key_value_note()
-        text = f"{text}; {kv}" if kv else text
-        split = self.position_note()
-        return f"{text}; {split}" if split else text
+        return [line for line in (text, self.key_value_note(), self.position_note()) if line]
 
     def position_note(self) -> str | None:
         """Where the earliest-parting earlier positions first differ: ``earlier positions first

@@ -333,14 +333,15 @@ def summary_table(snapshot: Any) -> str:
                 lines.append(f"      {label:<{width}}  identical ({d.agreeing_steps} tokens)")
                 continue
             diverged += 1
+            pad = " " * (width + 8)
             if d.reason == "token":
                 lines.append(
-                    f"      {label:<{width}}  DIVERGED at step {d.step}: "
+                    f"      {label:<{width}}  DIVERGED at step {d.step} [{d.classification}]: "
                     f"{visible(d.reference_step.text)!s} vs {visible(d.other_step.text)!s}  "
                     f"margin ref {number(d.reference_margin)} / {label} {number(d.other_margin)}  "
-                    f"flip gap {number(d.flip_gap)}  drift before {number(d.max_drift_before)}"
+                    f"flip gap {number(d.flip_gap)}  drift before {number(d.max_drift_before)}  "
+                    f"cross-top-k {'yes' if d.cross_top_k else 'no'}"
                 )
-                pad = " " * (width + 8)
                 if d.bisection is not None:
                     lines.append(f"{pad}bisection: {d.bisection.summary()}")
                     lines.append(f"{pad}  per layer: {layer_chart(d.bisection)}")
@@ -349,9 +350,22 @@ def summary_table(snapshot: Any) -> str:
             else:
                 where = "" if d.step is None else f" at step {d.step}"
                 lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {d.detail}")
+            if d.recheck is not None:
+                lines.append(f"{pad}recheck: {d.recheck.summary()}")
     against = "its @A side" if snapshot.sources else snapshot.reference
-    lines.append(f"{diverged} of {total} prompt×engine pairs diverged from {against}")
+    lines.append(f"{diverged} of {total} prompt×engine pairs diverged from {against}{classification_counts(snapshot)}")
     return "\n".join(lines)
+
+
+def classification_counts(snapshot: Any) -> str:
+    """``: 3 exact-tie, 1 wide-flip`` over the snapshot's divergences (empty when none)."""
+    from collections import Counter
+
+    from gendiff.classify import CLASSIFICATIONS
+
+    counts = Counter(d.classification for d in snapshot.divergences())
+    shown = [f"{counts[kind]} {kind}" for kind in CLASSIFICATIONS if counts[kind]]
+    return f": {', '.join(shown)}" if shown else ""
 
 
 def layer_chart(bisection: Any) -> str:

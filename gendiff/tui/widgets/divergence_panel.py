@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from gendiff.classify import reading
 from gendiff.display import number, visible
 from gendiff.divergence import Divergence
 from gendiff.trace import TokenStep
@@ -44,13 +45,14 @@ def top_table(title: str, step: TokenStep | None, other_choice: int | None, colo
 
 
 def explain(d: Divergence) -> str:
-    """One line on why this can happen, from the seed investigations."""
-    if d.reason != "token":
+    """One line on what the divergence's classification and margin mean (see gendiff.classify),
+    and the float32 re-check's verdict when there is one."""
+    if d.reason not in ("token", "length"):
         return ""
-    margin = d.reference_margin
-    if margin is not None and margin < 0.05:
-        return "near-tie: the reference's top two were within 0.05, so tiny numeric drift (shape, order, kernel, dtype) can flip the argmax"
-    return "not a near-tie: a large drift earlier, or an engine bug (check padding, positions, mask)"
+    text = reading(d)
+    if d.recheck is not None:
+        text += f" · recheck: {d.recheck.summary()}"
+    return text
 
 
 class DivergencePanel(Static):

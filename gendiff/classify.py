@@ -7,7 +7,8 @@ panel and the snapshot all read the same classification.
   logits sit on a coarse grid (bfloat16 keeps 8 significant bits: steps of 1/64 between 2 and 4,
   1/16 between 8 and 16), so two candidates often share a value and the argmax picks by id;
   any drift at all decides the other way. In float32 the grid is 65536 times finer.
-- ``near-tie``: not tied, but the reference's margin is under the fragile threshold.
+- ``near-tie``: not tied, but the reference's margin is under the fragile threshold, or within
+  two grid steps of the dtype (in bfloat16 that is wider: 0.125 for logits between 8 and 16).
 - ``wide-flip``: the margin is wider than rounding explains; a penalty, position, mask or
   tokenization difference (or an engine bug) is more likely.
 - ``length``: one side stopped earlier; ``error``: an engine failed.
@@ -31,11 +32,15 @@ CLASSIFICATIONS = (EXACT_TIE, NEAR_TIE, WIDE_FLIP, LENGTH, ERROR, UNDETERMINED)
 MANTISSA_BITS = {"float32": 23, "bfloat16": 7, "float16": 10}
 # float32 log_softmax adds rounding of a few ulps of its operands to a logprob margin
 LOGPROB_ROUNDING_ULPS = 4
+# a margin of one or two grid steps of the dtype is within rounding, even above the fragile
+# threshold: one bfloat16 step at logits 8…16 is 1/16 = 0.0625
+NEAR_TIE_ULPS = 2
 
 READINGS = {
     EXACT_TIE: "exact tie: the reference's top two are the same number at the run's precision (margin {margin}); "
     "the argmax took the lower id and any drift flips it. Rounding, not a bug",
-    NEAR_TIE: "near-tie: the reference's top two were only {margin} apart (under the fragile threshold), so small "
+    NEAR_TIE: "near-tie: the reference's top two were only {margin} apart (a grid step or two of the dtype, or "
+    "under the fragile threshold), so small "
     "numeric drift (shape, order, kernel, dtype) can flip the argmax",
     WIDE_FLIP: "wide flip: a margin of {margin} is wider than rounding explains; look for a penalty, position, "
     "mask or tokenization difference, or an engine bug",
@@ -71,6 +76,15 @@ def is_exact_tie(step: Any, dtype: str) -> bool:
     return abs(first.logprob - second.logprob) <= rounding
 
 
+def near_tie_limit(step: Any, dtype: str, fragile_threshold: float) -> float:
+    """The margin under which a flip is a near-tie: the fragile threshold, or two grid steps of
+    ``dtype`` at the top logit's magnitude when that is wider (bfloat16 logits of 8…16: 0.125)."""
+    top = step.top[0] if step is not None and step.top else None
+    if top is None or top.logit is None:
+        return fragile_threshold
+    return max(fragile_threshold, NEAR_TIE_ULPS * ulp(dtype, top.logit))
+
+
 def classify(divergence: Any, dtype: str, fragile_threshold: float) -> str | None:
     """The classification of a Divergence (None when identical). ``dtype``: the reference's."""
     if divergence.reason == "identical":
@@ -83,7 +97,7 @@ def classify(divergence: Any, dtype: str, fragile_threshold: float) -> str | Non
         return UNDETERMINED
     if is_exact_tie(divergence.reference_step, dtype):
         return EXACT_TIE
-    if divergence.reference_margin < fragile_threshold:
+    if divergence.reference_margin < near_tie_limit(divergence.reference_step, dtype, fragile_threshold):
         return NEAR_TIE
     return WIDE_FLIP
 

@@ -100,6 +100,25 @@ def run_parser() -> argparse.ArgumentParser:
         help="relative difference that counts as a real split in --bisect (default: 1e-3)",
     )
     parser.add_argument(
+        "--recheck",
+        choices=("float32",),
+        help="re-run the diverging pairs of a lower-precision run in float32 (same engines and batches): "
+        "'agrees' means rounding noise, 'diverges' means something else",
+    )
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="teacher-force every engine on the reference's tokens and report llama.cpp's distribution "
+        "statistics (KL divergence, same top-1, Δp) per prompt and engine",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        metavar="N",
+        help="run every engine N times, each prompt at another row beside other prompts each time; "
+        "report how many distinct completions each gives",
+    )
+    parser.add_argument(
         "--sweep",
         nargs="+",
         metavar="KEY=V1,V2",
@@ -184,7 +203,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not book.prompts:
         raise GendiffError(f"prompts {book.path}: no prompts in the file; add one per line")
 
+    if args.repeat is not None and args.repeat < 2:
+        raise GendiffError(f"--repeat {args.repeat}: must be at least 2 (the run itself counts as the first)")
     if args.sweep:
+        if args.recheck or args.stats or args.repeat:
+            raise GendiffError("--sweep with --recheck/--stats/--repeat: run the sweep first, then one variant")
         return cmd_sweep(args, config, book.prompts)
 
     from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, Session
@@ -238,7 +261,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "diagnosed (hf-single, hf-left, hf-right and packed can)",
                 file=sys.stderr,
             )
+    notes = explain_run(args, session, snapshot, progress)
     print(summary_table(snapshot))
+    if snapshot.statistics:
+        print(statistics_table(snapshot))
+    if any(prompt.repeats for prompt in snapshot.prompts):
+        print(repeats_table(snapshot))
+    for note in notes:
+        print(f"gendiff: note: {note}", file=sys.stderr)
     if not args.quiet:
         print(f"total {time.perf_counter() - started:.2f}s", file=sys.stderr)
     if args.json:
@@ -249,6 +279,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.fail_on_divergence and snapshot.divergences():
         return 1
     return 0
+
+
+def explain_run(args: argparse.Namespace, session: Any, snapshot: Any, progress: Any) -> list[str]:
+    """--recheck, --repeat and --stats on a finished run; returns notes for stderr."""
+    notes: list[str] = []
+    if args.recheck:
+        from gendiff.recheck import recheck
+
+        if not args.quiet:
+            print(f"rechecking the diverging pairs in {args.recheck}…", file=sys.stderr, flush=True)
+        notes += recheck(session, snapshot, args.recheck, progress)
+    if args.repeat:
+        from gendiff.repeat import attach_repeats
+
+        if not args.quiet:
+            print(f"repeating the run {args.repeat - 1} more times, prompts reordered…", file=sys.stderr, flush=True)
+        notes += attach_repeats(session, snapshot, args.repeat, progress)
+    if args.stats:
+        from gendiff.statistics import attach_statistics
+
+        def forcing(label: str) -> None:
+            if not args.quiet:
+                print(f"{label}: teacher-forced pass for --stats…", file=sys.stderr, flush=True)
+
+        notes += attach_statistics(session, snapshot, forcing)
+    return notes
 
 
 def cmd_sweep(args: argparse.Namespace, config: Any, prompts: list[str]) -> int:
@@ -354,6 +410,46 @@ def summary_table(snapshot: Any) -> str:
                 lines.append(f"{pad}recheck: {d.recheck.summary()}")
     against = "its @A side" if snapshot.sources else snapshot.reference
     lines.append(f"{diverged} of {total} prompt×engine pairs diverged from {against}{classification_counts(snapshot)}")
+    return "\n".join(lines)
+
+
+def statistics_table(snapshot: Any, title: str = "") -> str:
+    """One line per engine: llama.cpp's --kl-divergence set over all prompts (KL in nats)."""
+    from gendiff.display import number
+
+    labels = [label for label in snapshot.engine_labels if label in snapshot.statistics]
+    width = max([len(label) for label in labels] + [6])
+    lines = [
+        title or f"distribution statistics, every engine teacher-forced on {snapshot.reference}'s tokens (KL in nats):",
+        f"  {'engine':<{width}}  {'positions':>9}  {'KLD mean':>9}  {'median':>9}  {'p99':>9}  {'max':>9}  "
+        f"{'at':>7}  {'same top1':>9}  {'Δp mean':>9}  {'Δp rms':>9}",
+    ]
+    for label in labels:
+        st = snapshot.statistics[label]
+        at = "—" if st.kld_max_prompt is None else f"{st.kld_max_prompt + 1}/{st.kld_max_position}"
+        same = "—" if st.same_top1 is None else f"{100 * st.same_top1:.2f}%"
+        lines.append(
+            f"  {label:<{width}}  {st.positions:>9}  {number(st.kld_mean, 6):>9}  {number(st.kld_median, 6):>9}  "
+            f"{number(st.kld_p99, 6):>9}  {number(st.kld_max, 6):>9}  {at:>7}  {same:>9}  "
+            f"{number(st.dp_mean, 6):>9}  {number(st.dp_rms, 6):>9}"
+        )
+    lines.append("  (at: prompt/step of the largest KLD; Δp: change of the reference token's probability)")
+    return "\n".join(lines)
+
+
+def repeats_table(snapshot: Any) -> str:
+    """Per engine: how many prompts gave one completion in every run, and the ones that did not."""
+    labels = [label for label in snapshot.engine_labels if any(label in p.repeats for p in snapshot.prompts)]
+    runs = next(r.runs for p in snapshot.prompts for r in p.repeats.values())
+    lines = [f"repeats: {runs} runs, each prompt at another row beside other prompts each time"]
+    width = max(len(label) for label in labels)
+    for label in labels:
+        found = [(i, p.repeats[label]) for i, p in enumerate(snapshot.prompts, 1) if label in p.repeats]
+        stable = sum(r.deterministic for _, r in found)
+        lines.append(f"  {label:<{width}}  {stable} of {len(found)} prompts: 1 unique of {runs}")
+        for index, r in found:
+            if not r.deterministic:
+                lines.append(f"  {'':<{width}}    prompt {index}: {r.summary()}")
     return "\n".join(lines)
 
 

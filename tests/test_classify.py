@@ -105,3 +105,12 @@ def test_classification_round_trips_through_json():
     d = compare(*pair(logit_step(10, (10, 2.0), (11, 2.0)), logit_step(11, (11, 2.0), (10, 2.0)), "bfloat16"))
     back = Divergence.from_dict(d.to_dict())
     assert back.classification == EXACT_TIE and back.cross_top_k is True
+
+
+def test_one_bfloat16_step_above_the_threshold_is_still_a_near_tie():
+    # logits 8…16: one bfloat16 step is 1/16 = 0.0625, above the 0.05 threshold, still rounding
+    ref_step = logit_step(10, (10, 10.0625), (11, 10.0))
+    other_step = logit_step(11, (11, 10.0625), (10, 10.0))
+    assert compare(*pair(ref_step, other_step, "bfloat16")).classification == NEAR_TIE
+    # the same margin in float32 is 500 000 grid steps: a wide flip
+    assert compare(*pair(ref_step, other_step, "float32")).classification == WIDE_FLIP

@@ -157,10 +157,13 @@ class Engine(ABC):
         settings: GenerationSettings,
         forced: dict[int, list[int]],
         probe: Any = None,
+        observer: Any = None,
     ) -> list[Trace]:
         """Like :meth:`generate`, but prompt ``i`` in ``forced`` is fed ``forced[i]`` (teacher forcing)
         while its trace records the engine's own choices; ``probe`` (an
-        :class:`gendiff.engines.probe.Probe`) captures module outputs. Engines that can't: GendiffError."""
+        :class:`gendiff.engines.probe.Probe`) captures module outputs; ``observer`` (a
+        :data:`gendiff.engines.steps.DistributionObserver`) sees every step's full raw scores.
+        Engines that can't: GendiffError."""
         raise GendiffError(
             f"engine {self.spec.label}: cannot replay with forced tokens (needed for bisection and "
             "re-convergence); the hf-single, hf-left, hf-right and packed engines can"

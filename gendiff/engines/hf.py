@@ -20,7 +20,7 @@ class HFEngine(Engine):
     """Shared by the engines that run a transformers model loaded by :mod:`loading`."""
 
     loaded: LoadedModel
-    _steering: tuple[dict[int, list[int]], Any] | None = None
+    _steering: tuple[dict[int, list[int]], Any, Any] | None = None
 
     def load(self) -> None:
         self.loaded = load_model(self.model_path, self.spec.dtype, self.spec.attn, self.spec.device)
@@ -36,9 +36,10 @@ class HFEngine(Engine):
         settings: GenerationSettings,
         forced: dict[int, list[int]],
         probe: Any = None,
+        observer: Any = None,
     ) -> list[Trace]:
         self.load()
-        self._steering = (forced, probe)
+        self._steering = (forced, probe, observer)
         try:
             return self.generate(prompts, settings)
         finally:
@@ -122,7 +123,7 @@ class GenerateEngine(HFEngine):
             # first and only processor: sees the raw scores generate() takes its argmax of
             def __call__(self, input_ids: Any, scores: Any) -> Any:
                 chosen = steps_from_logits(scores, top_k, tokenizer)
-                builder.add_rows(chosen)
+                builder.add_rows(chosen, logits=scores)
                 # teacher forcing: make the token fed back the argmax generate() takes
                 for row, (step, token) in enumerate(zip(chosen, builder.next_inputs(chosen))):
                     if token != step.token_id:
@@ -264,7 +265,7 @@ class HFRight(HFEngine):
             next_positions = lengths.clone()
             while True:
                 chosen = steps_from_logits(logits, builder.settings.top_k, tokenizer)
-                builder.add_rows(chosen)
+                builder.add_rows(chosen, logits=logits)
                 if builder.done:
                     break
                 tokens = torch.tensor(builder.next_inputs(chosen), device=device)[:, None]

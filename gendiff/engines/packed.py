@@ -92,7 +92,7 @@ class Packed(HFEngine):
             step_owner = torch.arange(segments, device=device)
             while True:
                 chosen = steps_from_logits(logits, builder.settings.top_k, tokenizer)
-                builder.add_rows(chosen)
+                builder.add_rows(chosen, logits=logits)
                 if builder.done:
                     break
                 tokens = torch.tensor([builder.next_inputs(chosen)], device=device)

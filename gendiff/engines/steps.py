@@ -15,6 +15,9 @@ from gendiff.trace import TokenStep, TopToken, Trace
 if TYPE_CHECKING:
     from gendiff.engines.probe import Probe
 
+DistributionObserver = Callable[[list[int], list[int], Any], None]
+"""observer(prompt_indices, step_indices, logits): each row's full raw next-token scores, as chosen."""
+
 
 def steps_from_logits(logits: Any, top_k: int, tokenizer: PromptTokenizer) -> list[TokenStep]:
     """``logits``: (rows, vocab) tensor of raw scores. Greedy = argmax in float32 (ties: lowest id)."""
@@ -53,6 +56,7 @@ class TraceBuilder:
         cancel: threading.Event | None,
         forced: dict[int, list[int]] | None = None,
         probe: Probe | None = None,
+        observer: DistributionObserver | None = None,
     ) -> None:
         self.engine = engine
         self.settings_record = settings_record
@@ -68,6 +72,7 @@ class TraceBuilder:
         self.forced: list[list[int] | None] = [(forced or {}).get(index) for index in prompt_indices]
         self.fed: list[int | None] = [None] * len(prompts)
         self.probe = probe
+        self.observer = observer
         self.started = time.perf_counter()
 
     @property
@@ -118,8 +123,18 @@ class TraceBuilder:
             return nullcontext()
         return self.probe.attach(model, row, lambda call: locate(row, call))
 
-    def add_rows(self, rows: list[TokenStep], row_ids: list[int] | None = None) -> None:
-        for row, step in zip(row_ids if row_ids is not None else range(len(rows)), rows):
+    def add_rows(self, rows: list[TokenStep], row_ids: list[int] | None = None, logits: Any = None) -> None:
+        """Record one step of several rows; ``logits`` (rows, vocab), the raw scores the steps came
+        from, go to the distribution observer first (for the rows still running)."""
+        ids = list(row_ids if row_ids is not None else range(len(rows)))
+        if logits is not None and self.observer is not None:
+            live = [i for i, row in enumerate(ids) if self.finish[row] is None]
+            if live:
+                scores = logits if len(live) == len(ids) else logits[live]
+                self.observer(
+                    [self.prompt_indices[ids[i]] for i in live], [len(self.steps[ids[i]]) for i in live], scores
+                )
+        for row, step in zip(ids, rows):
             self.add(row, step)
 
     def traces(self) -> list[Trace]:

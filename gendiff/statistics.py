@@ -10,7 +10,7 @@ position the engine's full next-token distribution Q is compared with the refere
 - ``loss``: −log q(t), the engine's per-token cross-entropy on that text.
 
 Full distributions are vocabulary-sized, so none is stored in a trace: the reference's pass
-keeps its log-probabilities in memory for the length of one computation, and every other
+keeps its logits (float32) in memory until the other engines' passes are done, and every other
 engine's pass reduces each position to these four numbers as it runs (an observer on the
 engine's own decode loop: the same batches, shapes and kernels as its plain run).
 """
@@ -158,14 +158,14 @@ class DistributionComparer:
     """The observer of one engine's teacher-forced pass (see ``TraceBuilder.add_rows``).
 
     ``targets``: per prompt (its index in the pass), the tokens fed. With ``reference=None`` it
-    records the log-probabilities (this is the reference's pass); otherwise it compares each
+    records the logits (this is the reference's pass); otherwise it compares each
     position with ``reference``'s records and keeps only the per-position numbers.
     """
 
     def __init__(self, targets: dict[int, list[int]], reference: DistributionComparer | None = None) -> None:
         self.targets = targets
         self.reference = reference
-        self.logprobs: dict[tuple[int, int], Any] = {}
+        self.logits: dict[tuple[int, int], Any] = {}  # the reference's, per (prompt, step)
         self.positions: dict[int, Positions] = {}
 
     def __call__(self, prompt_indices: list[int], steps: list[int], logits: Any) -> None:
@@ -174,16 +174,20 @@ class DistributionComparer:
         rows = [i for i, (p, s) in enumerate(zip(prompt_indices, steps)) if s < len(self.targets.get(p, ()))]
         if not rows:
             return
-        logprobs = torch.log_softmax(logits[rows].float() if len(rows) < len(steps) else logits.float(), dim=-1)
+        # the logits are exact (model dtype, or float32); KL of close distributions cancels a lot,
+        # so log_softmax and the sums run in float64 (float32 sums are off by ~2e-7)
+        scores = (logits[rows] if len(rows) < len(steps) else logits).float()
+        logprobs = torch.log_softmax(scores.double(), dim=-1)
         keys = [(prompt_indices[i], steps[i]) for i in rows]
         target = torch.tensor([self.targets[p][s] for p, s in keys], device=logprobs.device)
         own = logprobs.gather(-1, target[:, None])[:, 0]
         if self.reference is None:
-            for key, row in zip(keys, logprobs):
-                self.logprobs[key] = row
+            for key, row in zip(keys, scores):
+                self.logits[key] = row.clone()  # float32 (4 bytes per token), not float64
             reference = logprobs
         else:
-            reference = torch.stack([self.reference.logprobs[key] for key in keys]).to(logprobs.device)
+            stored = torch.stack([self.reference.logits[key] for key in keys]).to(logprobs.device)
+            reference = torch.log_softmax(stored.double(), dim=-1)
         p = reference.exp()
         # KL(P || Q): a token P gives no mass adds nothing, even where Q has none either
         terms = torch.where(p > 0, p * (reference - logprobs), torch.zeros_like(p))

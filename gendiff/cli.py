@@ -166,11 +166,72 @@ def compare_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def score_parser() -> argparse.ArgumentParser:
+    from gendiff.engines.base import ATTN_IMPLEMENTATIONS, DTYPES
+
+    parser = argparse.ArgumentParser(
+        prog="gendiff score",
+        description="Feed every engine the same fixed text (prompt, then continuation, token by token) and "
+        "report how far apart their next-token distributions are (KL divergence, same top-1, Δp) and each "
+        "engine's mean loss on the continuation. No generation.",
+    )
+    parser.add_argument("file", metavar="FILE", help='JSONL, one {"prompt": …, "continuation": …} per line')
+    parser.add_argument(
+        "--model", metavar="DIR", help="local Hugging Face causal-LM folder (default: the embedded demo model)"
+    )
+    parser.add_argument(
+        "--engines",
+        metavar="A,B,…",
+        default="hf-single:attn=eager,hf-single:attn=sdpa",
+        help="engines to compare (default: hf-single:attn=eager,hf-single:attn=sdpa)",
+    )
+    parser.add_argument("--reference", metavar="NAME", help="engine the others are compared with (default: the first)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and compute dtype")
+    parser.add_argument("--attn", choices=ATTN_IMPLEMENTATIONS, default="sdpa", help="attention implementation")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--batch-size", type=int, default=16, help="rows per batch for hf-left/hf-right")
+    parser.add_argument("--json", metavar="OUT", help="write the statistics per text and engine here")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.set_defaults(max_new_tokens=1, top_k=DEFAULT_TOP_K, no_stop_at_eos=True, fragile_threshold=0.05)
+    return parser
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import json
+
+    from gendiff.fileio import atomic_write_text, check_writable
+    from gendiff.score import load_texts, score
+
+    if args.json:
+        check_writable(args.json)
+    texts = load_texts(args.file)
+    config = build_config(args)
+
+    def forcing(label: str) -> None:
+        if not args.quiet:
+            print(f"{label}: teacher-forced on the texts…", file=sys.stderr, flush=True)
+
+    result = score(config, texts, forcing)
+    for note in result.notes:
+        print(f"gendiff: note: {note}", file=sys.stderr)
+    title = (
+        f"{len(texts)} texts, every engine fed the continuations; distributions against {result.reference}'s "
+        "(KL in nats, loss: mean -log p of the continuation's tokens):"
+    )
+    print(statistics_table(result.statistics, result.engines, title, loss=True))
+    if args.json:
+        written = atomic_write_text(args.json, json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n")
+        print(f"scores written to {written}", file=sys.stderr)
+    return 3 if any("failed" in note for note in result.notes) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["run"]:
             return cmd_run(run_parser().parse_args(argv[1:]))
+        if argv[:1] == ["score"]:
+            return cmd_score(score_parser().parse_args(argv[1:]))
         if argv[:1] == ["compare"]:
             return cmd_compare(compare_parser().parse_args(argv[1:]))
         return cmd_tui(tui_parser().parse_args(argv))
@@ -264,7 +325,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     notes = explain_run(args, session, snapshot, progress)
     print(summary_table(snapshot))
     if snapshot.statistics:
-        print(statistics_table(snapshot))
+        title = f"distribution statistics, every engine teacher-forced on {snapshot.reference}'s tokens (KL in nats):"
+        print(statistics_table(snapshot.statistics, snapshot.engine_labels, title))
     if any(prompt.repeats for prompt in snapshot.prompts):
         print(repeats_table(snapshot))
     for note in notes:
@@ -413,27 +475,28 @@ def summary_table(snapshot: Any) -> str:
     return "\n".join(lines)
 
 
-def statistics_table(snapshot: Any, title: str = "") -> str:
+def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, loss: bool = False) -> str:
     """One line per engine: llama.cpp's --kl-divergence set over all prompts (KL in nats)."""
     from gendiff.display import number
 
-    labels = [label for label in snapshot.engine_labels if label in snapshot.statistics]
+    labels = [label for label in labels if label in statistics]
     width = max([len(label) for label in labels] + [6])
     lines = [
-        title or f"distribution statistics, every engine teacher-forced on {snapshot.reference}'s tokens (KL in nats):",
+        title,
         f"  {'engine':<{width}}  {'positions':>9}  {'KLD mean':>9}  {'median':>9}  {'p99':>9}  {'max':>9}  "
-        f"{'at':>7}  {'same top1':>9}  {'Δp mean':>9}  {'Δp rms':>9}",
+        f"{'at':>7}  {'same top1':>9}  {'Δp mean':>9}  {'Δp rms':>9}" + (f"  {'loss':>9}" if loss else ""),
     ]
     for label in labels:
-        st = snapshot.statistics[label]
+        st = statistics[label]
         at = "—" if st.kld_max_prompt is None else f"{st.kld_max_prompt + 1}/{st.kld_max_position}"
         same = "—" if st.same_top1 is None else f"{100 * st.same_top1:.2f}%"
         lines.append(
             f"  {label:<{width}}  {st.positions:>9}  {number(st.kld_mean, 6):>9}  {number(st.kld_median, 6):>9}  "
             f"{number(st.kld_p99, 6):>9}  {number(st.kld_max, 6):>9}  {at:>7}  {same:>9}  "
-            f"{number(st.dp_mean, 6):>9}  {number(st.dp_rms, 6):>9}"
+            f"{number(st.dp_mean, 6):>9}  {number(st.dp_rms, 6):>9}" + (f"  {number(st.loss, 6):>9}" if loss else "")
         )
-    lines.append("  (at: prompt/step of the largest KLD; Δp: change of the reference token's probability)")
+    what = "prompt/step" if not loss else "text/token"
+    lines.append(f"  (at: {what} of the largest KLD; Δp: change of the reference token's probability)")
     return "\n".join(lines)
 
 

@@ -48,7 +48,7 @@ def main() -> None:
         for _ in range(REPEATS):
             comparer = DistributionComparer(targets, reference)
             started = time.perf_counter()
-            engine.replay(ids, settings, targets, None, comparer)
+            engine.replay(ids, settings, targets, observer=comparer)
             forced.append(time.perf_counter() - started)
         if reference is None:
             reference = comparer

@@ -6,8 +6,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gendiff.classify import classify, cross_top_k
-from gendiff.diagnosis import Bisection, Reconvergence
+from gendiff.decoding import note_for_traces
 from gendiff.recheck import Recheck
+from gendiff.records import Bisection, Reconvergence
 from gendiff.trace import TokenStep, Trace
 
 DEFAULT_FRAGILE_THRESHOLD = 0.05
@@ -51,6 +52,8 @@ class Divergence:
     classification: str | None = None  # see gendiff.classify; None when identical
     cross_top_k: bool | None = None
     recheck: Recheck | None = None  # filled in by gendiff.recheck on request
+    # one line when the two engines apply penalties differently (gendiff.decoding)
+    decoding_note: str | None = None
 
     @property
     def diverged(self) -> bool:
@@ -78,6 +81,7 @@ class Divergence:
             "classification": self.classification,
             "cross_top_k": self.cross_top_k,
             "recheck": self.recheck.to_dict() if self.recheck else None,
+            "decoding_note": self.decoding_note,
         }
 
     @classmethod
@@ -105,6 +109,7 @@ class Divergence:
             classification=data.get("classification"),
             cross_top_k=data.get("cross_top_k"),
             recheck=Recheck.from_dict(data["recheck"]) if data.get("recheck") else None,
+            decoding_note=data.get("decoding_note"),
         )
 
 
@@ -147,6 +152,7 @@ def _compare(reference: Trace, other: Trace, fragile_threshold: float) -> Diverg
         max_drift_before=drift,
         fragile_steps=fragile,
         agreeing_steps=agreeing,
+        decoding_note=note_for_traces(reference, other),
     )
     empty = dict(reference_step=None, other_step=None, reference_margin=None, other_margin=None)
 

@@ -215,13 +215,11 @@ def teacher_forced(
     """One teacher-forced pass per engine over ``batch`` (all rows together, as in a run),
     feeding ``targets[row]``; the first engine is the reference. Engines that can't be replayed
     (vLLM) are left out with a note. Returns each engine's comparer and the notes."""
-    from gendiff.engines.base import Engine
-
     notes: list[str] = []
     comparers: dict[str, DistributionComparer] = {}
     reference: DistributionComparer | None = None
     for position, (label, engine) in enumerate(engines):
-        if type(engine).replay is Engine.replay:
+        if not engine.can_replay:
             note = f"{label}: can't be teacher-forced, so it has no distribution statistics (the hf-* and packed engines can)"
             if position == 0:
                 raise_no_reference(label)
@@ -230,7 +228,7 @@ def teacher_forced(
         if on_engine is not None:
             on_engine(label)
         comparer = DistributionComparer(targets, reference)
-        engine.replay(batch, settings, {row: list(ids) for row, ids in targets.items()}, None, comparer)
+        engine.replay(batch, settings, {row: list(ids) for row, ids in targets.items()}, observer=comparer)
         comparers[label] = comparer
         if reference is None:
             reference = comparer

@@ -37,13 +37,12 @@ LOGPROB_ROUNDING_ULPS = 4
 NEAR_TIE_ULPS = 2
 
 READINGS = {
-    EXACT_TIE: "exact tie: the reference's top two are the same number at the run's precision (margin {margin}); "
-    "the argmax took the lower id and any drift flips it. Rounding, not a bug",
-    NEAR_TIE: "near-tie: the reference's top two were only {margin} apart (a grid step or two of the dtype, or "
-    "under the fragile threshold), so small "
-    "numeric drift (shape, order, kernel, dtype) can flip the argmax",
-    WIDE_FLIP: "wide flip: a margin of {margin} is wider than rounding explains; look for a penalty, position, "
-    "mask or tokenization difference, or an engine bug",
+    EXACT_TIE: "exact tie: the reference's top two are equal at the run's precision; any drift flips it. "
+    "Rounding, not a bug",
+    NEAR_TIE: "near-tie: the reference's top two were {margin} apart, within rounding; small drift "
+    "(shape, order, kernel, dtype) flips it",
+    WIDE_FLIP: "wide flip: a margin of {margin} is more than rounding; suspect a penalty, position, mask or "
+    "tokenization difference, or a bug",
     LENGTH: "length: one side stopped earlier (end-of-sequence or the token limit), not a different token",
     ERROR: "error: {detail}",
     UNDETERMINED: "undetermined: the margin wasn't recorded; run with --top-k 2 or more",

@@ -70,17 +70,32 @@ def forced_logprobs(model, prompt: list[int], forced: list[int]):
     return torch.log_softmax(torch.stack(rows).double(), dim=-1)
 
 
-def test_statistics_zero_against_itself_positive_for_bfloat16_and_equal_to_a_recomputation():
+STATS_ENGINES = ["hf-single", "hf-single:cache=on", "hf-single:dtype=bfloat16", "hf-left:batch_size=1", "packed"]
+
+
+@pytest.fixture(scope="module")
+def stats_run():
+    from gendiff.statistics import attach_statistics
+
+    prompts = ["Once upon a time, there was a kind penguin named Leo.", "260 + 487 ="]
+    session, snapshot = run_session(STATS_ENGINES, prompts, 10)
+    notes = attach_statistics(session, snapshot)
+    return snapshot, notes
+
+
+def test_statistics_zero_against_itself_positive_for_bfloat16_and_equal_to_a_recomputation(stats_run):
     import torch
     from transformers import AutoModelForCausalLM
 
     from gendiff.engines.loading import demo_model_path
-    from gendiff.statistics import attach_statistics
 
-    prompts = ["Once upon a time, there was a kind penguin named Leo.", "260 + 487 ="]
-    session, snapshot = run_session(["hf-single", "hf-single:cache=on", "hf-single:dtype=bfloat16"], prompts, 10)
-    notes = attach_statistics(session, snapshot)
+    snapshot, notes = stats_run
     assert notes == []
+    # batched engines in float32: the same distributions up to rounding, every position compared
+    for label in ("hf-left:batch_size=1", "packed"):
+        stats = snapshot.statistics[label]
+        assert stats.positions == snapshot.statistics["hf-single"].positions
+        assert stats.kld_max < 1e-6 and stats.same_top1 == 1.0, label
     same = snapshot.statistics["hf-single:cache=on"]
     assert same.kld_max <= 1e-6 and same.same_top1 == 1.0 and abs(same.dp_mean) <= 1e-6
     low = snapshot.statistics["hf-single:dtype=bfloat16"]
@@ -128,3 +143,29 @@ def test_repeat_5_gives_one_unique_completion_per_engine_on_cpu(tmp_path):
             assert (repeats.runs, repeats.unique, repeats.first_split) == (5, 1, None), label
             # the prompt sat at another row in every run while there were rows left (4 prompts)
             assert len(set(repeats.rows[:4])) == 4
+
+
+async def test_the_panel_shows_the_statistics_line_with_a_sparkline(stats_run, tmp_path):
+    from gendiff.tui.app import GendiffApp, LaunchOptions
+
+    snapshot, _ = stats_run
+    path = snapshot.save(tmp_path / "stats.json")
+    app = GendiffApp(LaunchOptions(path=str(path), preload=False))
+    async with app.run_test(size=(150, 42)) as pilot:
+        await pilot.pause()
+        panel = app.query_one("#panel")
+        for _ in range(len(STATS_ENGINES)):
+            if app.selected_engine == "hf-single:dtype=bfloat16":
+                break
+            await pilot.press("tab")
+        assert app.selected_engine == "hf-single:dtype=bfloat16"
+        from rich.console import Console
+
+        console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+        console.print(panel.content)
+        text = console.export_text()
+        stats = snapshot.prompts[0].statistics["hf-single:dtype=bfloat16"]
+        assert "KL from hf-single (teacher-forced)" in text
+        assert f"at step {stats.kld_max_position}" in text
+        spark = text.split("per step ")[1].split()[0]
+        assert len(spark) == stats.positions and set(spark) != {"·"}

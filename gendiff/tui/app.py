@@ -424,7 +424,7 @@ class GendiffApp(App[None]):
             title = f"prompt {number} · {d.engine}: {d.reason}"
         else:
             title = f"prompt {number} · {d.engine} identical to {d.reference}"
-        panel.show_divergence(title, d)
+        panel.show_divergence(title, d, statistics=entry.result.statistics.get(d.engine) if entry.result else None)
 
     def refresh_run_line(self) -> None:
         total = sum(len(e.diverged_engines) for e in self.entries)

@@ -169,3 +169,29 @@ async def test_the_panel_shows_the_statistics_line_with_a_sparkline(stats_run, t
         assert f"at step {stats.kld_max_position}" in text
         spark = text.split("per step ")[1].split()[0]
         assert len(spark) == stats.positions and set(spark) != {"·"}
+
+
+async def test_f_rechecks_the_run_in_float32_from_the_app(demo_snapshot):
+    from gendiff.tui.app import GendiffApp, LaunchOptions
+
+    app = GendiffApp(LaunchOptions(path=str(demo_snapshot), preload=False))
+    async with app.run_test(size=(150, 42)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        d = app.current.result.divergence_for(app.selected_engine)
+        assert d is not None and d.reason == "token" and d.recheck is None
+        await pilot.press("f")
+        waited = 0.0
+        while app.current.result.divergence_for(app.selected_engine).recheck is None:
+            await pilot.pause(0.2)
+            waited += 0.2
+            assert waited < 600, "recheck did not finish"
+        await pilot.pause()
+        record = app.current.result.divergence_for(app.selected_engine).recheck
+        assert record.verdict == "agrees"
+        from rich.console import Console
+
+        console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+        console.print(app.query_one("#panel").content)
+        assert "recheck: rounding: gone in float32" in console.export_text()
+        assert any("float32 recheck:" in n.message for n in app._notifications)

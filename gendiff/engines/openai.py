@@ -74,10 +74,10 @@ class OpenAIServer(Engine):
 
         with httpx.Client(timeout=httpx.Timeout(CHECK_TIMEOUT_S, connect=5.0)) as client:
             models = self._get(client, f"{self.url}/models")
-            served = [m.get("id") for m in (models.json().get("data") or [])] if models.status_code == 200 else None
+            served = _served_models(models)
             if served is not None and self.model not in served:
                 raise GendiffError(
-                    f"engine {self.spec.label}: the server at {self.url} serves {', '.join(map(str, served)) or 'no model'}, "
+                    f"engine {self.spec.label}: the server at {self.url} serves {', '.join(served) or 'no model'}, "
                     f"not {self.model!r}; pass model=<one of those>"
                 )
             self.flavour, self.server_version = self._detect(client)
@@ -253,6 +253,15 @@ class OpenAIServer(Engine):
         import httpx
 
         return httpx.Timeout(float(str(self.option("timeout"))), connect=5.0)
+
+
+def _served_models(answer: Any) -> list[str] | None:
+    """The model ids of a GET /v1/models answer; None when the server doesn't say (no check then)."""
+    try:
+        data = answer.json() if answer.status_code == 200 else None
+        return [str(m["id"]) for m in data["data"]] if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 async def _each(rows: Any, work: Callable[[int], Any], limit: int, cancel: threading.Event | None) -> None:

@@ -133,7 +133,7 @@ class GenerateEngine(HFEngine):
             # last processor: sees the scores generate() takes its argmax of
             def __call__(self, input_ids: Any, scores: Any) -> Any:
                 chosen = steps_from_logits(raw[0], top_k, tokenizer, scores if penalties else None)
-                builder.add_rows(chosen)
+                builder.add_rows(chosen, logits=raw[0])
                 # teacher forcing: make the token fed back the argmax generate() takes
                 for row, (step, token) in enumerate(zip(chosen, builder.next_inputs(chosen))):
                     if token != step.token_id:
@@ -270,7 +270,7 @@ class HFRight(HFEngine):
             next_positions = lengths.clone()
             while True:
                 chosen = decide(logits, resolved, histories, builder.settings.top_k, tokenizer, lengths.tolist())
-                builder.add_rows(chosen)
+                builder.add_rows(chosen, logits=logits)
                 if builder.done:
                     break
                 fed = builder.next_inputs(chosen)

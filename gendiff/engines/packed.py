@@ -81,7 +81,7 @@ class Packed(HFEngine):
             step_index = lengths.clone()
             while True:
                 chosen = decide(logits, resolved, histories, builder.settings.top_k, tokenizer, lengths.tolist())
-                builder.add_rows(chosen)
+                builder.add_rows(chosen, logits=logits)
                 if builder.done:
                     break
                 fed = builder.next_inputs(chosen)

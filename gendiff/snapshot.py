@@ -166,6 +166,40 @@ def validate(data: Any, source: str) -> None:
             problem = _check_steps(trace["steps"])
             if problem:
                 raise GendiffError(f"snapshot {source}: invalid at prompts/{p}/traces/{label}/steps/{problem}")
+    problem = _check_consistency(data)
+    if problem:
+        raise GendiffError(f"snapshot {source}: {problem}; the file was edited or is corrupt")
+
+
+def _check_consistency(data: dict[str, Any]) -> str | None:
+    """What the schema can't say: traces agree with their prompt and with the engine list
+    (a mismatch would crash the comparison or show one prompt's tokens under another)."""
+    labels = [engine["label"] for engine in data["engines"]]
+    if len(set(labels)) != len(labels):
+        return f"engine labels repeat ({', '.join(labels)})"
+    if labels and data["reference"] not in labels:
+        return f"reference {data['reference']!r} is not among its engines ({', '.join(labels)})"
+    for p, prompt in enumerate(data["prompts"]):
+        where = f"prompt {p + 1}"
+        indices = set()
+        for label, trace in prompt["traces"].items():
+            if label not in labels:
+                return f"{where} has a trace of {label!r}, which is not among its engines ({', '.join(labels)})"
+            if trace["engine"] != label:
+                return f"{where}: the trace filed under {label!r} says it is of {trace['engine']!r}"
+            if list(trace["prompt_token_ids"]) != list(prompt["token_ids"]):
+                return f"{where}, {label}: the trace's prompt_token_ids differ from the prompt's token_ids"
+            if list(trace["token_ids"]) != [step["token_id"] for step in trace["steps"]]:
+                return f"{where}, {label}: the trace's token_ids differ from its steps' token ids"
+            indices.add(trace["prompt_index"])
+        if len(indices) > 1:
+            return f"{where}: its traces give different prompt_index values ({sorted(indices)})"
+        for divergence in prompt["divergences"]:
+            for key in ("engine", "reference"):
+                name = divergence.get(key)
+                if name is not None and name not in prompt["traces"]:
+                    return f"{where}: a divergence names {key} {name!r}, which has no trace there"
+    return None
 
 
 def _is_number(value: Any) -> bool:

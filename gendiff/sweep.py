@@ -18,7 +18,7 @@ from typing import Any
 from gendiff.divergence import compare
 from gendiff.engines import engine_class
 from gendiff.engines.base import SPEC_FIELDS, EngineSpec, check_spec_values
-from gendiff.errors import GendiffError
+from gendiff.errors import GendiffError, InputError
 from gendiff.session import RunConfig, Session
 from gendiff.trace import Trace
 
@@ -116,6 +116,8 @@ def run_sweep(
                 try:
                     engine.load()
                     cache[key] = engine.generate(session.token_ids, config.settings)
+                except InputError:  # a bad model folder found at load is the user's input: stop the sweep
+                    raise
                 except Exception as exc:  # noqa: BLE001 — one failing variant must not stop the sweep
                     errors[label] = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
                     continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -119,6 +120,8 @@ def check_spec_values(spec: EngineSpec) -> None:
         raise GendiffError(f"attention {spec.attn!r} for {spec.label}: choose one of {', '.join(ATTN_IMPLEMENTATIONS)}")
     if spec.batch_size < 1:
         raise GendiffError(f"batch_size {spec.batch_size} for {spec.label}: must be at least 1")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", spec.device):  # availability: loading.check_device
+        raise GendiffError(f"device {spec.device!r} for {spec.label}: use cpu, cuda or cuda:N")
 
 
 class Engine(ABC):

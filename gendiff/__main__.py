@@ -1,0 +1,5 @@
+import sys
+
+from gendiff.cli import main
+
+sys.exit(main())

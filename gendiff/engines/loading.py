@@ -199,6 +199,8 @@ def load_model(path: str | Path, dtype: str = "float32", attn: str = "sdpa", dev
     except (MemoryError, torch.OutOfMemoryError) as exc:
         raise EngineError(f"model {path}: out of memory while loading it ({_first_line(exc)})") from None
     except Exception as exc:  # the folder passed the up-front checks; what transformers still refuses is the folder's
+        if "ignore_mismatched_sizes" in str(exc):
+            _name_mismatched_weights(path, dtype, attn)
         raise InputError(
             f"model {path}: cannot load it as a causal LM ({_first_line(exc)}); check the folder"
         ) from None
@@ -222,10 +224,34 @@ def check_loading_info(path: str | Path, class_name: str, info: dict[str, Any]) 
         if keys:
             problems.append(f"{len(keys)} weights {what} (e.g. {keys[0]})")
     if problems:
-        raise InputError(
-            f"model {path}: its weights don't fit {class_name}: {'; '.join(problems)}; "
-            "check model_type/architectures in config.json, or re-save the model"
+        hint = (
+            "the sizes in config.json (hidden_size, intermediate_size, vocab_size, …) don't match the weights"
+            if info.get("mismatched_keys") and not (info.get("missing_keys") or info.get("unexpected_keys"))
+            else "check model_type/architectures in config.json"
         )
+        raise InputError(
+            f"model {path}: its weights don't fit {class_name}: {'; '.join(problems)}; {hint}, or re-save the model"
+        )
+
+
+def _name_mismatched_weights(path: str | Path, dtype: str, attn: str) -> None:
+    """transformers' own message points at a report we silence: load again, tolerating the
+    mismatch, only to name the weights (this path always ends in InputError)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            str(path),
+            dtype=getattr(torch, dtype),
+            attn_implementation=attn,
+            local_files_only=True,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,
+        )
+    except Exception:  # noqa: BLE001 — fall back to transformers' message
+        return
+    check_loading_info(path, type(model).__name__, info)
 
 
 def _first_line(exc: BaseException) -> str:

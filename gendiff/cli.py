@@ -90,6 +90,8 @@ def build_config(args: argparse.Namespace) -> Any:
     specs_text = engine_list(args.engines) or list(DEFAULT_ENGINES)
     known = engine_names()
     specs = tuple(parse_engine_spec(text, defaults, known) for text in specs_text)
+    if args.reference is not None and not args.reference.strip():
+        raise InputError("--reference is empty; name one of the engines (or leave it out for the first)")
     reference = args.reference or (specs[0].label if specs else "")
     settings = GenerationSettings(
         max_new_tokens=args.max_new_tokens, top_k=args.top_k, stop_at_eos=not args.no_stop_at_eos
@@ -268,7 +270,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gendiff.prompts import PromptBook, demo_prompts_path
 
     config = build_config(args)
-    book = PromptBook.load(args.prompts or demo_prompts_path())
+    book = PromptBook.load(demo_prompts_path() if args.prompts is None else args.prompts)
     if not book.prompts:
         raise InputError(f"prompts {book.path}: no prompts in the file; add one per line")
     if args.json is not None:

@@ -84,6 +84,8 @@ class PromptBook:
 
     @classmethod
     def load(cls, path: str | Path) -> PromptBook:
+        if not str(path).strip():
+            raise InputError("prompts file name is empty; give a .txt or .jsonl file (or leave --prompts out)")
         file = Path(path).expanduser()
         if file.is_dir():
             raise InputError(f"prompts {file}: is a folder; give a .txt or .jsonl file")

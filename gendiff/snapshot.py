@@ -121,6 +121,9 @@ class Snapshot:
     def load(cls, path: str | Path) -> Snapshot:
         """Read and validate a snapshot; GendiffError names the file and the problem."""
         file = Path(path).expanduser()
+        if file.exists() and not file.is_file():  # a folder fails to read; a FIFO would block forever
+            kind = "a folder" if file.is_dir() else "not a regular file"
+            raise GendiffError(f"snapshot {file}: {kind}; give a snapshot .json file")
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -282,9 +282,10 @@ def test_prompt_with_no_tokens(capsys, tmp_path, dropping_tokenizer_model):
 
 
 def test_token_ids_beyond_the_model_embedding(capsys, model, prompts):
-    """The tokenizer has 2807 ids, the config says 300 rows: refused up front, for every engine."""
+    """The tokenizer has 2807 ids, the config says 300 rows: refused up front, in Session, before
+    any engine (so vLLM, which would quietly generate, gets the same check)."""
     edit_config(model, vocab_size=300)
-    line = bad_run(capsys, "--model", model, "--prompts", prompts, "--engines", "hf-single,vllm")
+    line = bad_run(capsys, "--model", model, "--prompts", prompts, "--engines", "hf-single,packed")
     assert "beyond the model's 300 embedding rows (the tokenizer has 2807 ids)" in line
     assert "vocabularies differ" in line
 
@@ -748,3 +749,27 @@ def test_signal_during_a_run_exits_130_and_leaves_no_temp_file(tmp_path, sig):
     assert process.returncode == 130, lines
     assert lines[-1].strip() == "gendiff: cancelled" and not any("Traceback" in line for line in lines)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# ── empty names are errors, not the defaults ─────────────────────────────
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("--prompts", "prompts file name is empty"),
+        ("--model", "model folder name is empty"),
+        ("--reference", "--reference is empty"),
+    ],
+)
+def test_empty_path_or_name_is_not_silently_the_default(capsys, option, message):
+    assert message in bad_run(capsys, option, "")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_compare_snapshot_that_is_a_fifo_or_folder(capsys, tmp_path, kind):
+    a = _snapshot_file(tmp_path / "a.json")
+    b = tmp_path / "b.json"
+    os.mkfifo(b) if kind == "fifo" else b.mkdir()
+    code = main(["compare", str(a), str(b)])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2 and f"snapshot {b}: " in line
+    assert ("not a regular file" if kind == "fifo" else "a folder") in line

@@ -45,6 +45,8 @@ def resolve_model_path(path: str | Path | None) -> Path:
     weight files are sound (no model load: see :mod:`gendiff.engines.modelcheck`)."""
     from gendiff.engines.modelcheck import check_config, check_weights, read_config
 
+    if path is not None and not str(path).strip():
+        raise InputError("model folder name is empty; pass a local Hugging Face model folder (or leave --model out)")
     model_dir = demo_model_path() if path is None else Path(path).expanduser()
     if not model_dir.exists():
         raise InputError(f"model {model_dir}: no such directory; pass a local Hugging Face model folder to --model")

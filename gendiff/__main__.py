@@ -1,5 +1,5 @@
-import sys
+"""``python -m gendiff``: the command line."""
 
 from gendiff.cli import main
 
-sys.exit(main())
+raise SystemExit(main())

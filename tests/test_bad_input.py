@@ -500,14 +500,14 @@ class Boom(Engine):
     name = "boom"
     description = "test engine that fails"
 
-    def generate(self, prompts, settings, on_step=None, cancel=None):
+    def decode(self, builder):
         raise RuntimeError("kaboom")
 
 
 class BoomGendiff(Boom):
     """Fails at run time with a (bare) GendiffError: still an engine failure."""
 
-    def generate(self, prompts, settings, on_step=None, cancel=None):
+    def decode(self, builder):
         raise GendiffError("bisection-style runtime error")
 
 
@@ -773,3 +773,9 @@ def test_compare_snapshot_that_is_a_fifo_or_folder(capsys, tmp_path, kind):
     line = one_error_line(capsys.readouterr().err)
     assert code == 2 and f"snapshot {b}: " in line
     assert ("not a regular file" if kind == "fifo" else "a folder") in line
+
+
+@pytest.mark.parametrize("option", ["--repetition-penalty", "--frequency-penalty", "--presence-penalty"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_penalties_must_be_finite(capsys, option, value):
+    assert "must be a finite number" in bad_run(capsys, option, value)

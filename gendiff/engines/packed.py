@@ -9,14 +9,12 @@ only its own segment, at its segment's own next position.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from gendiff.engines.base import GenerationSettings, OnStep
 from gendiff.engines.hf import HFEngine
-from gendiff.engines.steps import TraceBuilder, steps_from_logits
+from gendiff.engines.penalties import decide
+from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import GendiffError
-from gendiff.trace import Trace
 
 
 def block_diagonal_mask(query_owner: Any, key_owner: Any, causal_offset: int | None, dtype: Any) -> Any:
@@ -39,21 +37,14 @@ class Packed(HFEngine):
     description = "all prompts in one row, block-diagonal causal mask, positions per segment"
     options = {"positions": ("reset", "continuous"), "order": ("given", "reversed")}
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        on_step: OnStep | None = None,
-        cancel: threading.Event | None = None,
-    ) -> list[Trace]:
-        indices = list(range(len(prompts)))
+    def decode(self, builder: TraceBuilder) -> None:
+        rows = list(range(len(builder.prompts)))
         if self.option("order") == "reversed":
-            indices.reverse()
-        ordered = [prompts[i] for i in indices]
-        builder = self.builder(indices, ordered, settings, on_step, cancel)
-        if prompts and not builder.cancelled:
+            rows.reverse()
+        ordered = builder.batch(rows)  # segment i of the packed row is builder row rows[i]
+        if not ordered.cancelled:
             try:
-                self._decode(builder, ordered)
+                self._decode(ordered, ordered.prompts)
             except (RuntimeError, ValueError, TypeError) as exc:
                 if "mask" in str(exc).lower():
                     raise GendiffError(
@@ -61,8 +52,6 @@ class Packed(HFEngine):
                         "Llama-family models do"
                     ) from None
                 raise
-        traces = builder.traces()
-        return sorted(traces, key=lambda t: t.prompt_index)
 
     def _decode(self, builder: TraceBuilder, prompts: list[list[int]]) -> None:
         import torch
@@ -87,15 +76,20 @@ class Packed(HFEngine):
         zero = torch.zeros(segments, dtype=torch.long, device=device)
         ends = (starts + lengths - 1).tolist()
         probing = builder.probing(model, lambda segment, call: (0, ends[segment] if call == 0 else segment))
+        resolved = self.resolved_decoding()
+        histories = [list(p) for p in prompts]  # each segment's own tokens, for the penalties
         with torch.inference_mode(), probing:
             logits = self.forward_last(input_ids, mask, positions[None], cache, zero, starts + lengths - 1)
             step_owner = torch.arange(segments, device=device)
             while True:
-                chosen = steps_from_logits(logits, builder.settings.top_k, tokenizer)
+                chosen = decide(logits, resolved, histories, builder.settings.top_k, tokenizer, lengths.tolist())
                 builder.add_rows(chosen)
                 if builder.done:
                     break
-                tokens = torch.tensor([builder.next_inputs(chosen)], device=device)
+                fed = builder.next_inputs(chosen)
+                for history, token in zip(histories, fed):
+                    history.append(token)
+                tokens = torch.tensor([fed], device=device)
                 owner = torch.cat([owner, step_owner])
                 # every new token sees its own segment's prompt and earlier tokens, and itself
                 mask = block_diagonal_mask(step_owner, owner, None, dtype)

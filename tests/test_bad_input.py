@@ -678,7 +678,7 @@ def weights_model(model):
     "edit, message",
     [
         ("drop", "1 weights missing from the checkpoint (they would be random)"),
-        ("add", "1 weights in the checkpoint but not in the model"),
+        ("add", "1 weights unexpected (in the checkpoint, not in the model)"),
     ],
 )
 def test_missing_or_unexpected_weights_stop_the_run(capsys, weights_model, prompts, edit, message):

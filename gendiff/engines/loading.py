@@ -219,7 +219,7 @@ def check_loading_info(path: str | Path, class_name: str, info: dict[str, Any]) 
     problems = []
     for key, what in (
         ("missing_keys", "missing from the checkpoint (they would be random)"),
-        ("unexpected_keys", "in the checkpoint but not in the model"),
+        ("unexpected_keys", "unexpected (in the checkpoint, not in the model)"),
         ("mismatched_keys", "of the wrong shape"),
     ):
         keys = sorted(str(k if isinstance(k, str) else k[0]) for k in info.get(key) or [])

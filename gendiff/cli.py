@@ -691,7 +691,8 @@ def classification_counts(snapshot: Any) -> str:
 
     from gendiff.classify import CLASSIFICATIONS
 
-    counts = Counter(d.classification for d in snapshot.divergences())
+    # failed engines are counted apart ("not compared"), not as a kind of divergence
+    counts = Counter(d.classification for d in snapshot.divergences() if d.reason != "error")
     shown = [f"{counts[kind]} {kind}" for kind in CLASSIFICATIONS if counts[kind]]
     return f": {', '.join(shown)}" if shown else ""
 

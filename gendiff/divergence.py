@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from gendiff.diagnosis import Bisection, Reconvergence
+from gendiff.options import FRAGILE_THRESHOLD
 from gendiff.trace import TokenStep, Trace
 
-DEFAULT_FRAGILE_THRESHOLD = 0.05
+DEFAULT_FRAGILE_THRESHOLD = FRAGILE_THRESHOLD
 
 # reasons
 IDENTICAL = "identical"

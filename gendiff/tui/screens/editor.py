@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -10,7 +11,7 @@ from textual.widgets import Label, TextArea
 
 
 class PromptEditor(ModalScreen[str | None]):
-    """Returns the edited text, or None when cancelled."""
+    """Returns the edited text, or None when cancelled. ``changed``: the draft differs from the start."""
 
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="editor.save"),
@@ -21,6 +22,7 @@ class PromptEditor(ModalScreen[str | None]):
         super().__init__()
         self.text = text
         self.title_text = title
+        self.early: list[str] = []  # keys typed before the text area could take them
 
     def compose(self) -> ComposeResult:
         with Vertical(id="editor-box", classes="dialog"):
@@ -28,11 +30,30 @@ class PromptEditor(ModalScreen[str | None]):
             yield TextArea(self.text, id="editor-text", soft_wrap=True, show_line_numbers=False)
             yield Label("ctrl+s save · escape cancel", id="editor-help", classes="dialog-help")
 
+    def on_key(self, event: events.Key) -> None:
+        # a key that reaches the screen, not the text area, was typed before it had focus: keep it
+        if event.is_printable and event.character:
+            areas = self.query(TextArea)
+            if areas and areas.first().is_mounted:
+                areas.first().insert(event.character)
+                areas.first().focus()
+            else:
+                self.early.append(event.character)
+            event.stop()
+
     def on_mount(self) -> None:
         area = self.query_one(TextArea)
         area.cursor_blink = False
         area.move_cursor(area.document.end)
+        if self.early:
+            area.insert("".join(self.early))
+            self.early = []
         area.focus()
+
+    @property
+    def changed(self) -> bool:
+        areas = self.query(TextArea)
+        return bool(self.early) or (bool(areas) and areas.first().text != self.text)
 
     def action_save(self) -> None:
         text = self.query_one(TextArea).text

@@ -92,9 +92,9 @@ class Workspace:
         self.meta: Snapshot | None = None  # model, decoding, environment of the latest run
         self._next_id = 0
         self._next_batch = 0
-        self._saved: dict[
-            int, tuple[dict[str, Cell], str | None]
-        ] = {}  # cells before a run, restored if it can't start
+        self._engine_info: dict[str, dict] = {}  # label -> the engine entry of the latest run that had it
+        # cells before a run, restored if it can't start
+        self._saved: dict[int, tuple[dict[str, Cell], str | None]] = {}
 
     # ── prompts ────────────────────────────────────────────────────────────
     def add(self, text: str, position: int | None = None) -> Prompt:
@@ -192,6 +192,7 @@ class Workspace:
                     prompt.cells, prompt.error = saved
             return
         self.meta = snapshot
+        self._engine_info.update({e["label"]: e for e in snapshot.engines})
         by_id = {p.id: p for p in snapshot.prompts}
         batch_id = self._record_batches(snapshot)
         for pid in plan.keep:
@@ -318,9 +319,12 @@ class Workspace:
             replace(self.batches[b], id=renumbered[b], prompt_ids=tuple(new_id[i] for i in self.batches[b].prompt_ids))
             for b in used
         ]
-        labels = set(self.labels)
-        engines = [e for e in self.meta.engines if e["label"] in labels]
-        return replace(self.meta, engines=engines, prompts=results, batches=batches)
+        # every column, also engines a cancelled run never reached (their settings as last recorded)
+        known = {e["label"]: e for e in self.meta.engines} | self._engine_info
+        engines = [
+            known.get(label) or {"label": label, "name": label.split(":")[0], "settings": {}} for label in self.labels
+        ]
+        return replace(self.meta, reference=self.reference, engines=engines, prompts=results, batches=batches)
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Workspace:
@@ -329,6 +333,7 @@ class Workspace:
         ref = snapshot.reference
         workspace = cls([ref] + [label for label in labels if label != ref], ref)
         workspace.meta = snapshot
+        workspace._engine_info = {e["label"]: e for e in snapshot.engines}
         for batch in snapshot.batches:
             workspace.batches[batch.id] = batch
         workspace._next_batch = max(workspace.batches, default=-1) + 1

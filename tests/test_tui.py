@@ -353,7 +353,9 @@ async def test_two_snapshots_open_side_by_side(tmp_path, demo_snapshot):
         d = main.ws.divergence(main.current, main.selected_engine)
         assert d.diverged and d.reference == main.selected_engine.replace("@B", "@A")
         assert f"diverges from {d.reference}" in app.main.query_one("#panel").border_title
-        marked = {c.label for c in app.main.query(TokenColumn) if any("underline" in str(s.style) for s in c.render().spans)}
+        marked = {
+            c.label for c in app.main.query(TokenColumn) if any("underline" in str(s.style) for s in c.render().spans)
+        }
         assert {d.reference, d.engine} <= marked
         await pilot.press("tab")
         assert main.selected_engine.endswith("@B")

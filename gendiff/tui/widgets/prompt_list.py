@@ -7,7 +7,6 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from gendiff.display import shorten
-
 from gendiff.workspace import MARK_ICONS
 
 

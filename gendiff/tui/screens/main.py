@@ -19,32 +19,23 @@ from textual.widgets import Footer, OptionList, Static
 from gendiff.documents import Document
 from gendiff.errors import GendiffError
 from gendiff.options import RunOptions
-from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted
 from gendiff.tui import view
-from gendiff.tui.messages import Diagnosed, EngineEvent, Preloaded, PromptsRejected, RunCompleted, StepsGenerated
+from gendiff.tui.messages import Diagnosed
 from gendiff.tui.prompt_actions import PromptActions
+from gendiff.tui.run_actions import RunActions, freeze_heap
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.settings import SettingsScreen
 from gendiff.tui.widgets.divergence_panel import DivergencePanel
 from gendiff.tui.widgets.prompt_list import PromptList, prompt_label
 from gendiff.tui.widgets.token_column import TokenColumn
-from gendiff.tui.workers import diagnose, preload, run_engines
+from gendiff.tui.workers import diagnose, preload
 from gendiff.workspace import RunPlan, Workspace
 
 MIN_WIDTH, MIN_HEIGHT = 70, 18
 
 
-def _freeze_heap() -> None:
-    """Move what exists now (a big snapshot is millions of small objects) out of the cyclic GC's
-    reach: a full collection would walk them all and freeze the UI now and then."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-
-
-class MainScreen(PromptActions, Screen[None]):
+class MainScreen(PromptActions, RunActions, Screen[None]):
     BINDINGS = [
         Binding("r", "run(False)", "Run", id="run.selected"),
         Binding("R", "run(True)", "Run all", id="run.all"),
@@ -72,7 +63,7 @@ class MainScreen(PromptActions, Screen[None]):
         if self.snapshot is not None:
             self.options = RunOptions.from_snapshot(self.snapshot, options.model if not self.snapshot.sources else None)
             self.ws = Workspace.from_snapshot(self.snapshot)
-            _freeze_heap()
+            freeze_heap()
         else:
             self.ws = Workspace(self.options.labels, self.options.reference_label)
             for text in self.book.prompts if self.book else []:
@@ -251,8 +242,8 @@ class MainScreen(PromptActions, Screen[None]):
             model = f"snapshot of {self.snapshot.model.get('name')} ({self.snapshot.created})"
         o = self.options
         self.query_one("#run-line", Static).update(
-            f"[b]gendiff[/b] · {model} · {o.dtype} · {o.attn} · {o.max_new_tokens} tokens · top-{o.top_k} · "
-            f"ref {self.ws.reference} · {view.header(self.ws)}"
+            f"[b]gendiff[/b] · {view.header(self.ws)} · {model} · {o.dtype} · {o.attn} · "
+            f"{o.max_new_tokens} tokens · top-{o.top_k} · ref {self.ws.reference}"
         )
 
     @on(OptionList.OptionHighlighted, "#prompts")
@@ -291,110 +282,6 @@ class MainScreen(PromptActions, Screen[None]):
         self.selected_engine = others[target[1]]
         self.refresh_prompt_list(target[0])
         self.refresh_view()
-
-    # ── runs ───────────────────────────────────────────────────────────────
-    def action_run(self, run_all: bool) -> None:
-        if self.snapshot is not None:
-            self.notify("viewing a saved snapshot: open a prompt file to run engines", severity="warning")
-            return
-        if self.running:
-            self.notify("a run is in progress: escape cancels it", severity="warning")
-            return
-        if self.current is None:
-            self.notify("no prompts to run: press a to add one", severity="warning")
-            return
-        try:
-            self.options.config()
-        except GendiffError as exc:
-            self.notify(str(exc), severity="error", timeout=10)
-            return
-        plan = self.ws.plan_all() if run_all else self.ws.plan_one(self.current.id)
-        self.ws.start(plan)
-        self.plan = plan
-        self.run_id += 1
-        self.cancel_event = threading.Event()
-        self.engine_status = {label: "waiting" for label in self.ws.labels}
-        self.refresh_all()
-        work = partial(run_engines, self.post_message, self.run_id, self.options, plan, self.cancel_event)
-        self.run_worker(work, thread=True, group="run", exclusive=True, exit_on_error=False, name="run")
-
-    def on_steps_generated(self, message: StepsGenerated) -> None:
-        if message.run_id != self.run_id:
-            return
-        current = self.current
-        touched = False
-        for event in message.steps:
-            touched |= self.ws.step(event.engine, event.prompt_index, event.step) is current
-        if touched:
-            self.refresh_view()
-        else:
-            self.refresh_columns_titles()
-
-    def refresh_columns_titles(self) -> None:
-        for label, column in self.columns().items():
-            column.border_title, column.border_subtitle = self.column_title(label)
-
-    def on_engine_event(self, message: EngineEvent) -> None:
-        if message.run_id != self.run_id:
-            return
-        event = message.event
-        if isinstance(event, EngineStarted):
-            self.engine_status[event.engine] = "loading…"
-        elif isinstance(event, EngineLoaded):
-            self.engine_status[event.engine] = "generating…"
-        elif isinstance(event, EngineFinished):
-            tokens = sum(len(t.steps) for t in event.traces)
-            self.engine_status[event.engine] = f"{tokens} tok {event.seconds:.2f}s"
-        elif isinstance(event, EngineFailed):
-            self.engine_status[event.engine] = "FAILED"
-            self.notify(f"{event.engine} failed: {event.error}", severity="error", timeout=10)
-        self.refresh_columns_titles()
-
-    def on_prompts_rejected(self, message: PromptsRejected) -> None:
-        if message.run_id != self.run_id:
-            return
-        for pid, why in message.rejected.items():
-            self.ws.reject(pid, why)
-            number = self.ws.index_of(pid) + 1 if self.ws.get(pid) else "?"
-            self.notify(f"prompt {number} can't run: {why}", severity="error", timeout=10)
-        self.refresh_all()
-
-    def on_run_completed(self, message: RunCompleted) -> None:
-        if message.run_id != self.run_id:
-            return
-        self.plan = None
-        self.ws.finish(message.plan, message.snapshot, message.error)
-        if message.snapshot is not None:
-            _freeze_heap()
-        if message.error:
-            self.notify(message.error, severity="error", timeout=12)
-        elif message.cancelled:
-            self.notify("run cancelled: prompts an engine did not finish are marked – (incomplete)")
-        elif message.snapshot is not None:
-            kept = [self.ws.get(pid) for pid in message.plan.keep]
-            count = sum(len(self.ws.diverged_engines(p)) for p in kept if p is not None)
-            self.notify(f"run finished: {count} divergence{'s' if count != 1 else ''}")
-        self.refresh_all()
-
-    def run_crashed(self) -> None:
-        """The run worker died unexpectedly (the app shell has said why): nothing is running."""
-        if self.plan is not None:
-            self.ws.finish(self.plan, None)
-        self.plan = None
-        self.refresh_all()
-
-    def action_cancel_run(self) -> None:
-        if self.running and self.cancel_event is not None:
-            self.cancel_event.set()
-            self.notify("cancelling… (stops after the current step)")
-
-    def cancel_run(self) -> None:
-        if self.cancel_event is not None:
-            self.cancel_event.set()
-
-    def on_preloaded(self, message: Preloaded) -> None:
-        if message.error:
-            self.notify(f"could not load the model: {message.error}", severity="error", timeout=12)
 
     # ── diagnosis ──────────────────────────────────────────────────────────
     def action_bisect(self) -> None:

@@ -2,9 +2,9 @@
 
 from gendiff.divergence import compare
 from gendiff.documents import open_document
+from gendiff.options import RunOptions
 from gendiff.snapshot import Batch, PromptResult, Snapshot
 from gendiff.trace import TokenStep, TopToken, Trace
-from gendiff.options import RunOptions
 from gendiff.tui.app import GendiffApp, LaunchOptions
 
 SIZE = (130, 40)

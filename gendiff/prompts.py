@@ -71,6 +71,9 @@ class PromptFileChanged(GendiffError):
     """The prompt file was changed by another program since gendiff read or wrote it."""
 
 
+ABSENT = (0, "")  # the stamp of a file that does not exist
+
+
 def file_stamp(path: Path) -> tuple[int, str] | None:
     """(mtime in ns, sha256 of the bytes), or None if the file is absent."""
     try:
@@ -84,7 +87,7 @@ def file_stamp(path: Path) -> tuple[int, str] | None:
 class PromptBook:
     """Prompts plus the file they live in (None for the demo prompts, which are read-only).
 
-    ``stamp`` is the file as gendiff last read or wrote it, so another program's edit is
+    ``stamp`` is the file as gendiff last read or wrote it (None: not tracked), so another program's edit is
     noticed (:meth:`changed_on_disk`) and never silently overwritten (:meth:`save`)."""
 
     prompts: list[str] = field(default_factory=list)
@@ -109,13 +112,17 @@ class PromptBook:
         return book
 
     def changed_on_disk(self) -> bool:
-        """True when the file differs from what gendiff last read or wrote (same bytes count as unchanged)."""
-        if self.path is None:
+        """True when the file differs from what gendiff last read or wrote (same bytes count as
+        unchanged); always False for a book that does not track its file (``stamp`` None)."""
+        if self.path is None or self.stamp is None:
             return False
-        now = file_stamp(self.path)
-        if now is None or self.stamp is None:
-            return now != self.stamp
-        return now[1] != self.stamp[1]
+        return (file_stamp(self.path) or ABSENT)[1] != self.stamp[1]
+
+    def track(self) -> PromptBook:
+        """Start tracking the file as it is now (absent included): a later change by another program is noticed."""
+        if self.path is not None:
+            self.stamp = file_stamp(self.path) or ABSENT
+        return self
 
     def save(self, force: bool = False) -> None:
         """Write the prompts back to their file atomically (no-op without a file). Raises
@@ -125,7 +132,7 @@ class PromptBook:
         if not force and self.changed_on_disk():
             raise PromptFileChanged(f"prompts {self.path}: changed by another program since gendiff read it")
         atomic_write_text(self.path, format_prompts(self.prompts, file_format(self.path)))
-        self.stamp = file_stamp(self.path)
+        self.stamp = file_stamp(self.path) or ABSENT
 
 
 def demo_prompts_path() -> Path:

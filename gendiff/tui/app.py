@@ -48,7 +48,7 @@ def default_book(notes: list[tuple[str, str]]) -> PromptBook:
     except GendiffError as exc:
         notes.append((f"{exc}; showing the demo prompts (your file is left as it is)", "error"))
         return PromptBook(PromptBook.load(demo_prompts_path()).prompts, None)
-    return PromptBook(PromptBook.load(demo_prompts_path()).prompts, file)
+    return PromptBook(PromptBook.load(demo_prompts_path()).prompts, file).track()
 
 
 class GendiffApp(App[None]):

@@ -161,7 +161,7 @@ class PromptActions(_Base):
             target = Path(path).expanduser()
             if target.exists():
                 raise GendiffError(f"{target} exists; pick a new name")
-            book = PromptBook([p.text for p in self.ws.prompts], target)
+            book = PromptBook([p.text for p in self.ws.prompts], target).track()
             book.save()
             self.book, self.unsaved = book, None
             return target

@@ -13,7 +13,7 @@ from gendiff.tui.widgets.token_column import TokenColumn
 SIZE = (150, 42)
 
 
-async def wait_until(pilot, condition, timeout=180.0):
+async def wait_until(pilot, condition, timeout=600.0):
     waited = 0.0
     while not condition():
         await pilot.pause(0.1)

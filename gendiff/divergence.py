@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gendiff.diagnosis import Bisection, Reconvergence
 from gendiff.options import FRAGILE_THRESHOLD
+from gendiff.records import Bisection, Reconvergence
 from gendiff.trace import TokenStep, Trace
 
 DEFAULT_FRAGILE_THRESHOLD = FRAGILE_THRESHOLD

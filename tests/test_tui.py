@@ -289,6 +289,7 @@ async def test_settings_change_engines_and_dtype():
         assert app.main.ws.labels == ["hf-single", "hf-left", "hf-right"]
 
 
+@pytest.mark.slow  # the demo_snapshot fixture runs the model
 async def test_snapshot_opens_without_a_model(tmp_path, demo_snapshot):
     app = app_for(demo_snapshot)
     async with app.run_test(size=SIZE) as pilot:

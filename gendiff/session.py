@@ -20,6 +20,7 @@ from gendiff.engines.hf import check_context
 from gendiff.engines.loading import PromptTokenizer, load_tokenizer, model_fingerprint, resolve_model_path
 from gendiff.engines.steps import run_engine
 from gendiff.errors import GendiffError
+from gendiff.options import STOP_AT_EOS
 from gendiff.prompts import validate_prompt
 from gendiff.snapshot import Batch, PromptResult, Snapshot, environment_info
 from gendiff.trace import TokenStep, Trace
@@ -215,7 +216,7 @@ class Session:
             GenerationSettings(
                 max_new_tokens=int(snapshot.decoding["max_new_tokens"]),
                 top_k=int(snapshot.decoding["top_k"]),
-                stop_at_eos=bool(snapshot.decoding.get("stop_at_eos", True)),
+                stop_at_eos=bool(snapshot.decoding.get("stop_at_eos", STOP_AT_EOS)),
             ),
             float(snapshot.decoding.get("fragile_threshold", DEFAULT_FRAGILE_THRESHOLD)),
         )

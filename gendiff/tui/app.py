@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
@@ -136,6 +137,13 @@ class GendiffApp(App[None]):
     def _quit_now(self) -> None:
         self.main.cancel_run()  # the worker stops between steps; nothing half-written
         self.exit()
+
+    def on_key(self, event: events.Key) -> None:
+        """A key that bubbled up unhandled. Keys typed right after one that opens a dialog are
+        forwarded to the screen below before the dialog is active; the dialog takes them."""
+        take = getattr(self.screen, "take_early_key", None)
+        if take is not None and take(event):
+            event.stop()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a worker's unexpected failure becomes a notification (workers report

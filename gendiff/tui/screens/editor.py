@@ -21,39 +21,41 @@ class PromptEditor(ModalScreen[str | None]):
     def __init__(self, text: str, title: str) -> None:
         super().__init__()
         self.text = text
+        self.original = text
         self.title_text = title
         self.early: list[str] = []  # keys typed before the text area could take them
 
     def compose(self) -> ComposeResult:
+        if self.early:  # keys taken before compose
+            self.text += "".join(self.early)
+            self.early = []
         with Vertical(id="editor-box", classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield TextArea(self.text, id="editor-text", soft_wrap=True, show_line_numbers=False)
             yield Label("ctrl+s save · escape cancel", id="editor-help", classes="dialog-help")
 
-    def on_key(self, event: events.Key) -> None:
-        # a key that reaches the screen, not the text area, was typed before it had focus: keep it
-        if event.is_printable and event.character:
-            areas = self.query(TextArea)
-            if areas and areas.first().is_mounted:
-                areas.first().insert(event.character)
-                areas.first().focus()
-            else:
-                self.early.append(event.character)
-            event.stop()
-
     def on_mount(self) -> None:
         area = self.query_one(TextArea)
         area.cursor_blink = False
         area.move_cursor(area.document.end)
-        if self.early:
-            area.insert("".join(self.early))
-            self.early = []
         area.focus()
+
+    def take_early_key(self, event: events.Key) -> bool:
+        """A printable key typed right after a/e, routed to the screen below before this one
+        was active (the app hands it here): typed into the text, not lost."""
+        if not (event.is_printable and event.character):
+            return False
+        area = self.query(TextArea)
+        if area and area.first().is_mounted:
+            area.first().insert(event.character)
+        else:
+            self.early.append(event.character)
+        return True
 
     @property
     def changed(self) -> bool:
         areas = self.query(TextArea)
-        return bool(self.early) or (bool(areas) and areas.first().text != self.text)
+        return bool(self.early) or (bool(areas) and areas.first().text != self.original)
 
     def action_save(self) -> None:
         text = self.query_one(TextArea).text

@@ -108,10 +108,15 @@ async def test_ctrl_c_in_the_editor_asks_before_dropping_the_draft(tmp_path):
 
 
 async def test_keys_typed_at_once_after_start_are_not_lost(tmp_path):
+    from textual import events
+
     app = app_for(prompt_file(tmp_path, "first"))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("a", "h", "e", "y")  # no pause: typed before the editor is drawn
         await pilot.pause()
+        # as a terminal delivers fast typing: all four queued before the first is handled
+        for key in "ahey":
+            app.post_message(events.Key(key, key))
+        await pilot.pause(0.5)
         assert isinstance(app.screen, PromptEditor)
         assert app.screen.query_one("#editor-text").text == "hey"
 

@@ -7,8 +7,10 @@ into the checked :class:`gendiff.session.RunConfig` a Session runs. No heavy imp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from gendiff.decoding import Decoding
 
 if TYPE_CHECKING:
     from gendiff.session import RunConfig
@@ -41,6 +43,7 @@ class RunOptions:
     top_k: int = TOP_K
     stop_at_eos: bool = STOP_AT_EOS
     fragile_threshold: float = FRAGILE_THRESHOLD
+    decoding: Decoding = field(default_factory=Decoding)  # penalties, run-wide (a spec may add its own)
 
     @property
     def reference_label(self) -> str:
@@ -53,7 +56,13 @@ class RunOptions:
         return [ref] + [label for label in self.engines if label != ref]
 
     def spec_defaults(self) -> dict[str, Any]:
-        return {"dtype": self.dtype, "attn": self.attn, "device": self.device, "batch_size": self.batch_size}
+        return {
+            "dtype": self.dtype,
+            "attn": self.attn,
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "decoding": self.decoding,
+        }
 
     def with_changes(self, **changes: Any) -> RunOptions:
         return replace(self, **changes)
@@ -80,6 +89,7 @@ class RunOptions:
     @classmethod
     def from_args(cls, args: Any) -> RunOptions:
         """From ``gendiff``/``gendiff run`` arguments (see cli.add_run_options)."""
+        from gendiff.cli import decoding_from_args
         from gendiff.engines.base import split_engine_list
 
         engines = DEFAULT_ENGINES
@@ -97,6 +107,7 @@ class RunOptions:
             top_k=args.top_k,
             stop_at_eos=not args.no_stop_at_eos,
             fragile_threshold=args.fragile_threshold,
+            decoding=decoding_from_args(args),
         )
 
     @classmethod

@@ -16,6 +16,8 @@ from gendiff import __version__
 from gendiff.divergence import Divergence
 from gendiff.errors import GendiffError
 from gendiff.fileio import atomic_write_text
+from gendiff.repeat import Repeats
+from gendiff.statistics import DistributionStats
 from gendiff.trace import Trace
 
 SCHEMA_ID = "gendiff.snapshot/2"
@@ -71,6 +73,8 @@ class PromptResult:
     id: int = 0
     batches: dict[str, int] = field(default_factory=dict)
     error: str | None = None  # the prompt itself could not run (too long, empty)
+    statistics: dict[str, DistributionStats] = field(default_factory=dict)  # --stats, per engine
+    repeats: dict[str, Repeats] = field(default_factory=dict)  # --repeat, per engine
 
     def divergence_for(self, engine: str) -> Divergence | None:
         return next((d for d in self.divergences if d.engine == engine), None)
@@ -84,6 +88,8 @@ class PromptResult:
             "id": self.id,
             "batches": dict(self.batches),
             **({"error": self.error} if self.error else {}),
+            **({"statistics": {k: v.to_dict() for k, v in self.statistics.items()}} if self.statistics else {}),
+            **({"repeats": {k: v.to_dict() for k, v in self.repeats.items()}} if self.repeats else {}),
         }
 
     @classmethod
@@ -96,6 +102,8 @@ class PromptResult:
             id=int(data["id"]),
             batches={label: int(b) for label, b in data["batches"].items()},
             error=data.get("error"),
+            statistics={k: DistributionStats.from_dict(v) for k, v in (data.get("statistics") or {}).items()},
+            repeats={k: Repeats.from_dict(v) for k, v in (data.get("repeats") or {}).items()},
         )
 
 
@@ -116,6 +124,8 @@ class Snapshot:
     sources: list[dict[str, Any]] = field(default_factory=list)
     # the engine calls that produced the traces (see PromptResult.batches)
     batches: list[Batch] = field(default_factory=list)
+    # --stats: per engine, over every position of every prompt
+    statistics: dict[str, DistributionStats] = field(default_factory=dict)
 
     @property
     def engine_labels(self) -> list[str]:
@@ -150,6 +160,7 @@ class Snapshot:
             "notes": self.notes,
             "batches": [b.to_dict() for b in self.batches],
             **({"sources": self.sources} if self.sources else {}),
+            **({"statistics": {k: v.to_dict() for k, v in self.statistics.items()}} if self.statistics else {}),
         }
 
     @classmethod
@@ -166,6 +177,7 @@ class Snapshot:
             notes=list(data.get("notes") or []),
             sources=list(data.get("sources") or []),
             batches=[Batch.from_dict(b) for b in data["batches"]],
+            statistics={k: DistributionStats.from_dict(v) for k, v in (data.get("statistics") or {}).items()},
         )
 
     def to_json(self) -> str:

@@ -49,6 +49,7 @@ class Prompt:
     token_ids: tuple[int, ...] | None = None
     error: str | None = None
     divergences: dict[str, Divergence] = field(default_factory=dict)
+    statistics: dict = field(default_factory=dict)  # engine -> DistributionStats (gendiff run --stats)
 
     @property
     def batch(self) -> int | None:
@@ -113,7 +114,7 @@ class Workspace:
         """New text: old results belong to the old text, so they go (a running result is then dropped too)."""
         prompt = self.get(pid)
         if prompt is not None and prompt.text != text:
-            prompt.text, prompt.cells, prompt.divergences = text, self._blank_cells(), {}
+            prompt.text, prompt.cells, prompt.divergences, prompt.statistics = text, self._blank_cells(), {}, {}
             prompt.token_ids, prompt.error = None, None
 
     def delete(self, pid: int) -> None:
@@ -132,6 +133,7 @@ class Workspace:
         self.labels, self.reference = list(labels), reference
         for prompt in self.prompts:
             prompt.cells, prompt.divergences, prompt.token_ids, prompt.error = self._blank_cells(), {}, None, None
+            prompt.statistics = {}
 
     def _blank_cells(self) -> dict[str, Cell]:
         return {label: Cell() for label in self.labels}
@@ -180,6 +182,7 @@ class Workspace:
         if prompt is not None:
             self._saved.pop(pid, None)
             prompt.cells, prompt.divergences, prompt.error = self._blank_cells(), {}, message
+            prompt.statistics = {}
 
     def finish(self, plan: RunPlan, snapshot: Snapshot | None, error: str | None = None) -> None:
         """Apply what a run produced. ``snapshot`` None: the run could not start (bad model…): the
@@ -220,6 +223,7 @@ class Workspace:
 
     def _apply(self, prompt: Prompt, result: PromptResult, batches: dict[str, int]) -> None:
         prompt.token_ids = tuple(result.token_ids)
+        prompt.statistics = dict(result.statistics)
         prompt.cells = {
             label: Cell.of(result.traces[label], batches[label]) if label in result.traces else Cell()
             for label in self.labels
@@ -314,6 +318,7 @@ class Workspace:
                     result.traces[label] = replace(cell.trace, prompt_index=pid)
                     result.batches[label] = renumbered[cell.batch]
             result.divergences = [replace(d, prompt_index=pid) for d in prompt.divergences.values()]
+            result.statistics = dict(prompt.statistics)
             results.append(result)
         batches = [
             replace(self.batches[b], id=renumbered[b], prompt_ids=tuple(new_id[i] for i in self.batches[b].prompt_ids))

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gendiff import options as defaults
+from gendiff.decoding import DECODING_KEYS, Decoding, check_supported
 from gendiff.errors import GendiffError
 from gendiff.trace import TokenStep, Trace
 
@@ -55,6 +56,7 @@ class EngineSpec:
     batch_size: int = defaults.BATCH_SIZE
     options: dict[str, str] = field(default_factory=dict, hash=False)
     label: str = ""
+    decoding: Decoding = Decoding()  # penalties as given (run-wide, then the spec's own)
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -94,15 +96,25 @@ def parse_engine_spec(text: str, defaults: dict[str, Any] | None = None, known: 
         raise GendiffError(f"unknown engine {name!r}; known engines: {', '.join(known)}")
     values: dict[str, Any] = dict(defaults or {})
     options: dict[str, str] = {}
+    decoding: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not value:
             raise GendiffError(f"engine {text!r}: {item!r} is not key=value (e.g. hf-left:batch_size=4)")
         if key in SPEC_FIELDS:
             values[key] = value
+        elif key in DECODING_KEYS:
+            decoding[key] = value
         else:
             options[key] = value
-    spec = EngineSpec(name=name, options=options, label=text, **_coerce(values, text))
+    base = values.get("decoding") or Decoding()
+    spec = EngineSpec(
+        name=name,
+        options=options,
+        label=text,
+        decoding=base.with_values(decoding, f"engine {text!r}"),
+        **_coerce(values, text),
+    )
     check_spec_values(spec)
     return spec
 
@@ -124,6 +136,7 @@ def check_spec_values(spec: EngineSpec) -> None:
         raise GendiffError(f"attention {spec.attn!r} for {spec.label}: choose one of {', '.join(ATTN_IMPLEMENTATIONS)}")
     if spec.batch_size < 1:
         raise GendiffError(f"batch_size {spec.batch_size} for {spec.label}: must be at least 1")
+    check_supported(spec.name, spec.label, spec.decoding)
 
 
 class Engine(ABC):
@@ -261,10 +274,13 @@ class Engine(ABC):
         settings: GenerationSettings,
         forced: dict[int, list[int]],
         probe: Probe | None = None,
+        observer: Any = None,
     ) -> list[Trace]:
         """Like :meth:`generate`, but prompt ``i`` in ``forced`` is fed ``forced[i]`` (teacher
         forcing) while its trace records the engine's own choices; ``probe`` captures module
-        outputs (see :mod:`gendiff.engines.probe`). Loads the engine first.
+        outputs (see :mod:`gendiff.engines.probe`); ``observer`` (a
+        :data:`gendiff.engines.steps.DistributionObserver`) sees each step's full raw scores
+        (``gendiff run --stats``). Loads the engine first.
 
         Raises:
             GendiffError: the engine does not declare :attr:`can_replay`.
@@ -273,7 +289,7 @@ class Engine(ABC):
 
         self.check_replay()
         self.load()
-        return run_engine(self, prompts, settings, forced=forced, probe=probe)
+        return run_engine(self, prompts, settings, forced=forced, probe=probe, observer=observer)
 
     def check_replay(self) -> None:
         """Raises GendiffError unless this engine declares :attr:`can_replay`."""

@@ -1,4 +1,5 @@
-"""Turn a batch of raw next-token logits into TokenSteps, and collect them into Traces."""
+"""The framework's side of the Engine contract: the TraceBuilder it hands to ``Engine.decode``,
+``steps_from_logits`` (raw logits -> TokenSteps) and ``run_engine`` (builder in, Traces out)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,38 @@ if TYPE_CHECKING:
     from gendiff.engines.base import Engine
     from gendiff.engines.probe import Probe
 
+DistributionObserver = Callable[[list[int], list[int], Any], None]
+"""observer(prompt_indices, step_indices, logits): each row's full raw next-token scores, as chosen."""
 
-def steps_from_logits(logits: Any, top_k: int, tokenizer: PromptTokenizer) -> list[TokenStep]:
-    """``logits``: (rows, vocab) tensor of raw scores. Greedy = argmax in float32 (ties: lowest id)."""
+
+def steps_from_logits(logits: Any, top_k: int, tokenizer: PromptTokenizer, processed: Any = None) -> list[TokenStep]:
+    """``logits``: (rows, vocab) tensor of raw scores; ``processed``: the same after the engine's
+    penalties, or None. Greedy = argmax in float32 of the processed scores if given, else of the
+    raw ones (ties: lowest id); with ``processed`` the raw scores are kept too (raw_top)."""
+    decided = _ranked(processed if processed is not None else logits, top_k, tokenizer, None)
+    if processed is None:
+        return [TokenStep(choice, tokenizer.piece(choice), lp, top) for choice, lp, top in decided]
+    raw = _ranked(logits, top_k, tokenizer, [choice for choice, _, _ in decided])
+    return [
+        TokenStep(choice, tokenizer.piece(choice), lp, top, raw_lp, raw_top)
+        for (choice, lp, top), (_, raw_lp, raw_top) in zip(decided, raw)
+    ]
+
+
+def _ranked(
+    logits: Any, top_k: int, tokenizer: PromptTokenizer, chosen_ids: list[int] | None
+) -> list[tuple[int, float, tuple[TopToken, ...]]]:
+    """Per row: (chosen id, its logprob, the top-k). ``chosen_ids`` None: the argmax is chosen."""
     import torch
 
     scores = logits.float()
     logprobs = torch.log_softmax(scores, dim=-1)
     k = min(top_k, scores.shape[-1])
     top_logits, top_ids = torch.topk(scores, k, dim=-1)
-    chosen = torch.argmax(scores, dim=-1)
+    if chosen_ids is None:
+        chosen = torch.argmax(scores, dim=-1)
+    else:
+        chosen = torch.tensor(chosen_ids, dtype=torch.long, device=scores.device)
     top_logprobs = torch.gather(logprobs, -1, top_ids)
     chosen_logprobs = torch.gather(logprobs, -1, chosen[:, None])[:, 0]
     rows = []
@@ -36,7 +59,7 @@ def steps_from_logits(logits: Any, top_k: int, tokenizer: PromptTokenizer) -> li
         # exact ties (common in bfloat16) ranked by id, as argmax breaks them: the choice comes first
         ranked = sorted(zip(ids, lps, lgs), key=lambda c: (-c[2], c[0]))
         top = tuple(TopToken(i, tokenizer.piece(i), lp, lg) for i, lp, lg in ranked)
-        rows.append(TokenStep(choice, tokenizer.piece(choice), choice_lp, top))
+        rows.append((choice, choice_lp, top))
     return rows
 
 
@@ -62,6 +85,7 @@ class TraceBuilder:
         cancel: threading.Event | None = None,
         forced: dict[int, list[int]] | None = None,
         probe: Probe | None = None,
+        observer: DistributionObserver | None = None,
     ) -> None:
         self.engine = engine
         self.settings_record = settings_record
@@ -70,6 +94,7 @@ class TraceBuilder:
         self.on_step = on_step
         self.cancel = cancel
         self.probe = probe
+        self.observer = observer
         self.started = time.perf_counter()
         # shared by every view: indexed by the builder's own (global) row
         self._prompt_indices = list(prompt_indices)
@@ -169,8 +194,21 @@ class TraceBuilder:
             return nullcontext()
         return self.probe.attach(model, row, len(self.prompts[row]), lambda call: locate(row, call))
 
-    def add_rows(self, rows: list[TokenStep], row_ids: list[int] | None = None) -> None:
-        for row, step in zip(row_ids if row_ids is not None else range(len(rows)), rows):
+    def add_rows(self, rows: list[TokenStep], row_ids: list[int] | None = None, logits: Any = None) -> None:
+        """Record one step of several rows; ``logits`` (rows, vocab), the raw scores the steps came
+        from, go to the distribution observer first (for the rows still running)."""
+        ids = list(row_ids if row_ids is not None else range(len(rows)))
+        if logits is not None and self.observer is not None:
+            rows_global = [self._rows[row] for row in ids]
+            live = [i for i, g in enumerate(rows_global) if self._finish[g] is None]
+            if live:
+                scores = logits if len(live) == len(ids) else logits[live]
+                self.observer(
+                    [self._prompt_indices[rows_global[i]] for i in live],
+                    [len(self._steps[rows_global[i]]) for i in live],
+                    scores,
+                )
+        for row, step in zip(ids, rows):
             self.add(row, step)
 
     def traces(self) -> list[Trace]:
@@ -199,13 +237,15 @@ def run_engine(
     cancel: threading.Event | None = None,
     forced: dict[int, list[int]] | None = None,
     probe: Probe | None = None,
+    observer: DistributionObserver | None = None,
 ) -> list[Trace]:
     """The framework's half of the Engine contract: build the TraceBuilder for ``prompts``,
     hand it to ``engine.decode`` (already loaded) and collect one Trace per prompt, in order.
 
-    ``forced`` (prompt index -> tokens) and ``probe`` need an engine that declares ``can_replay``.
+    ``forced`` (prompt index -> tokens), ``probe`` and ``observer`` (see :mod:`gendiff.statistics`)
+    need an engine that declares ``can_replay``.
     """
-    if (forced or probe is not None) and not engine.can_replay:
+    if (forced or probe is not None or observer is not None) and not engine.can_replay:
         engine.check_replay()
     eos = load_tokenizer(engine.model_path).eos_token_id
     builder = TraceBuilder(
@@ -219,6 +259,7 @@ def run_engine(
         cancel,
         forced,
         probe,
+        observer,
     )
     if prompts and not builder.cancelled:
         engine.decode(builder)

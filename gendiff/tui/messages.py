@@ -69,3 +69,13 @@ class Preloaded(Message):
     def __init__(self, error: str | None = None) -> None:
         super().__init__()
         self.error = error
+
+
+class Rechecked(Message):
+    """The float32 re-check: records by (prompt id, engine), notes, or ``error``."""
+
+    def __init__(self, records: dict, notes: list[str], error: str | None = None) -> None:
+        super().__init__()
+        self.records = records
+        self.notes = notes
+        self.error = error

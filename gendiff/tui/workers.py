@@ -17,7 +17,15 @@ from gendiff.heavy import import_heavy
 from gendiff.options import RunOptions
 from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, StepGenerated
 from gendiff.snapshot import Snapshot
-from gendiff.tui.messages import Diagnosed, EngineEvent, Preloaded, PromptsRejected, RunCompleted, StepsGenerated
+from gendiff.tui.messages import (
+    Diagnosed,
+    EngineEvent,
+    Preloaded,
+    PromptsRejected,
+    Rechecked,
+    RunCompleted,
+    StepsGenerated,
+)
 from gendiff.workspace import RunPlan
 
 STREAM_INTERVAL_S = 0.05
@@ -96,3 +104,28 @@ def diagnose(post: Post, pid: int, snapshot: Snapshot, d: Divergence, model: str
         post(Diagnosed(pid, d, None, f"bisection failed: {describe(exc)}"))
         return
     post(Diagnosed(pid, d, replace(d, bisection=bisection, reconvergence=reconvergence)))
+
+
+def recheck_float32(post: Post, snapshot: Snapshot, ids: list[int], model: str | None) -> None:
+    """Re-run ``snapshot``'s diverging pairs in float32; records keyed by the app's prompt ids
+    (``ids[i]`` is the app's id of the snapshot's i-th prompt)."""
+    import copy
+
+    rechecked = copy.deepcopy(snapshot)
+    try:
+        import_heavy()
+        from gendiff.recheck import recheck
+        from gendiff.session import Session
+
+        session = Session.from_snapshot(rechecked, model)
+        notes = recheck(session, rechecked)
+    except Exception as exc:  # noqa: BLE001 — a notification, the app keeps running
+        post(Rechecked({}, [], describe(exc)))
+        return
+    records = {
+        (ids[row], d.engine): d.recheck
+        for row, p in enumerate(rechecked.prompts)
+        for d in p.divergences
+        if d.recheck is not None
+    }
+    post(Rechecked(records, notes))

@@ -4,7 +4,6 @@ the handlers of the workers' messages. Every mark, count and stop comes from the
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
@@ -20,22 +19,21 @@ from gendiff.documents import Document
 from gendiff.errors import GendiffError
 from gendiff.options import RunOptions
 from gendiff.tui import view
-from gendiff.tui.messages import Diagnosed
+from gendiff.tui.diagnose_actions import DiagnoseActions
 from gendiff.tui.prompt_actions import PromptActions
 from gendiff.tui.run_actions import RunActions, freeze_heap
-from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.settings import SettingsScreen
 from gendiff.tui.widgets.divergence_panel import DivergencePanel
 from gendiff.tui.widgets.prompt_list import PromptList, prompt_label
 from gendiff.tui.widgets.token_column import TokenColumn
-from gendiff.tui.workers import diagnose, preload
+from gendiff.tui.workers import preload
 from gendiff.workspace import RunPlan, Workspace
 
 MIN_WIDTH, MIN_HEIGHT = 70, 18
 
 
-class MainScreen(PromptActions, RunActions, Screen[None]):
+class MainScreen(PromptActions, RunActions, DiagnoseActions, Screen[None]):
     BINDINGS = [
         Binding("r", "run(False)", "Run", id="run.selected"),
         Binding("R", "run(True)", "Run all", id="run.all"),
@@ -50,6 +48,7 @@ class MainScreen(PromptActions, RunActions, Screen[None]):
         Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine"),
         Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False),
         Binding("b", "bisect", "Bisect", id="diagnose.bisect"),
+        Binding("f", "recheck", "Recheck f32", id="diagnose.recheck"),
         Binding("s", "settings", "Settings", id="settings"),
         Binding("x", "export", "Export", id="export"),
     ]
@@ -234,7 +233,7 @@ class MainScreen(PromptActions, RunActions, Screen[None]):
             title = f"prompt {number} · {d.engine}: {d.reason}"
         else:
             title = f"prompt {number} · {d.engine} identical to {d.reference}"
-        panel.show_divergence(title + suffix, d)
+        panel.show_divergence(title + suffix, d, statistics=prompt.statistics.get(d.engine))
 
     def refresh_run_line(self) -> None:
         model = self.options.model or "demo model"
@@ -282,59 +281,6 @@ class MainScreen(PromptActions, RunActions, Screen[None]):
         self.selected_engine = others[target[1]]
         self.refresh_prompt_list(target[0])
         self.refresh_view()
-
-    # ── diagnosis ──────────────────────────────────────────────────────────
-    def action_bisect(self) -> None:
-        """Open the diagnosis view for the selected divergence; compute it in a worker if needed."""
-        prompt, engine = self.current, self.selected_engine
-        d = self.ws.divergence(prompt, engine) if prompt is not None else None
-        if prompt is None or d is None:
-            self.notify("nothing to bisect: run the prompts (R), then pick a divergence (n/p)", severity="warning")
-            return
-        if d.reason != "token":
-            what = "identical" if not d.diverged else f"{d.reason}: {d.detail}"
-            self.notify(f"{d.engine} on prompt {self.current_index + 1} is {what}; b bisects a token divergence")
-            return
-        title = f"diagnosis · prompt {self.current_index + 1} · {d.engine} vs {d.reference} at step {d.step}"
-        batch = view.batch_title(self.ws, prompt)
-        if d.bisection is not None and d.reconvergence is not None:
-            self.app.push_screen(DiagnosisScreen(f"{title} · {batch}", d))
-            return
-        if self.comparing:
-            self.notify(
-                "a comparison of two snapshots can't be replayed here: run gendiff run --bisect on each machine"
-            )
-            return
-        if self.running:
-            self.notify("a run is in progress: bisect when it has finished (escape cancels it)", severity="warning")
-            return
-        replay = self.ws.to_snapshot(only=[prompt.id])
-        if replay is None or not replay.prompts:
-            self.notify("this result has no run to replay: run it again (r)", severity="warning")
-            return
-        # the replay snapshot numbers prompts by position: its own record of this divergence
-        target = replay.prompts[0].divergence_for(d.engine)
-        screen = DiagnosisScreen(f"{title} · {batch}", None)
-        self._diagnosing = (prompt.id, d, target, screen)
-        self.app.push_screen(screen)
-        model = self.options.model if self.snapshot is None else None
-        work = partial(diagnose, self.post_message, prompt.id, replay, target, model)
-        self.run_worker(work, thread=True, group="diagnose", exclusive=True, exit_on_error=False, name="diagnose")
-
-    def on_diagnosed(self, message: Diagnosed) -> None:
-        """Record the result (export then carries it); show it if its view is still open."""
-        pid, original, target, screen = self._diagnosing
-        if message.old is not target:
-            return  # an earlier request, superseded
-        if message.new is not None:
-            new = replace(original, bisection=message.new.bisection, reconvergence=message.new.reconvergence)
-            self.ws.record_diagnosis(pid, original, new)
-            self.refresh_panel()
-        if self.app.screen is screen:  # closed early: nothing to show it in
-            if message.error:
-                screen.show_error(message.error)
-            elif message.new is not None:
-                screen.show(new)
 
     # ── settings and export ────────────────────────────────────────────────
     def action_settings(self) -> None:

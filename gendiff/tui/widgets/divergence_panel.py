@@ -7,12 +7,16 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from gendiff.display import number, visible
+from gendiff.classify import reading
+from gendiff.display import bar, number, visible
 from gendiff.divergence import Divergence
+from gendiff.statistics import DistributionStats
 from gendiff.trace import TokenStep
 
 
-def top_table(title: str, step: TokenStep | None, other_choice: int | None, colours: dict[str, str]) -> Table:
+def top_table(
+    title: str, step: TokenStep | None, other_choice: int | None, colours: dict[str, str], missing: str = "(stopped)"
+) -> Table:
     """Rank, token, logprob, logit; the engine's own choice and the other side's choice marked."""
     table = Table(title=title, title_justify="left", expand=True, box=None, padding=(0, 1), show_edge=False)
     # numbers never shrink (a 1e-3 margin must stay readable); the token column gives way
@@ -22,7 +26,7 @@ def top_table(title: str, step: TokenStep | None, other_choice: int | None, colo
     table.add_column("logit", justify="right", no_wrap=True, min_width=8)
     table.add_column("", width=1, no_wrap=True)
     if step is None:
-        table.add_row("", Text("(stopped)", style="dim"), "", "", "")
+        table.add_row("", Text(missing, style="dim"), "", "", "")
         return table
     chosen = colours.get("chosen", "green")
     for rank, candidate in enumerate(step.top, 1):
@@ -44,19 +48,41 @@ def top_table(title: str, step: TokenStep | None, other_choice: int | None, colo
 
 
 def explain(d: Divergence) -> str:
-    """One line on why this can happen, from the seed investigations."""
-    if d.reason != "token":
+    """One line on what the divergence's classification and margin mean (see gendiff.classify),
+    and the float32 re-check's verdict when there is one."""
+    if d.reason not in ("token", "length"):
         return ""
-    margin = d.reference_margin
-    if margin is not None and margin < 0.05:
-        return "near-tie: the reference's top two were within 0.05, so tiny numeric drift (shape, order, kernel, dtype) can flip the argmax"
-    return "not a near-tie: a large drift earlier, or an engine bug (check padding, positions, mask)"
+    text = reading(d)
+    if d.recheck is not None:
+        text += f" · recheck: {d.recheck.summary()}"
+    return text
+
+
+def statistics_line(engine: str, reference: str, stats: DistributionStats) -> str:
+    """``gendiff run --stats`` for one prompt and engine, with a per-step KLD sparkline (log axis
+    1e-7 … 1 nats, ``·`` exactly zero)."""
+    if not stats.positions:
+        return f"{engine}: no positions to compare with {reference}"
+    spark = "".join(bar(value) for value in stats.kld_steps)
+    return (
+        f"KL from {reference} (teacher-forced): mean {number(stats.kld_mean, 6)} · max {number(stats.kld_max, 6)} "
+        f"at step {stats.kld_max_position} · same top-1 {100 * (stats.same_top1 or 0):.1f}% · "
+        f"Δp rms {number(stats.dp_rms, 6)} · per step {spark}"
+    )
 
 
 class DivergencePanel(Static):
     """Shows one Divergence (or a hint when there is none)."""
 
-    def show_divergence(self, title: str, divergence: Divergence | None, hint: str = "") -> None:
+    def show_divergence(
+        self, title: str, divergence: Divergence | None, hint: str = "", statistics: DistributionStats | None = None
+    ) -> None:
+        """``statistics``: this prompt and engine's ``--stats`` numbers, shown as one more line."""
+        self._statistics = (
+            None
+            if statistics is None or divergence is None
+            else statistics_line(divergence.engine, divergence.reference, statistics)
+        )
         colours = self.app.theme_variables
         self.border_title = title
         if divergence is None:
@@ -65,13 +91,12 @@ class DivergencePanel(Static):
         d = divergence
         fragile = f"{len(d.fragile_steps)} fragile step{'s' if len(d.fragile_steps) != 1 else ''} earlier"
         if not d.diverged:
-            self.update(
-                Text(
-                    f"{d.engine} matches {d.reference} on all {d.agreeing_steps} tokens · "
-                    f"max drift {number(d.max_drift_before)} · {fragile}",
-                    style=colours.get("success", "green"),
-                )
+            matches = Text(
+                f"{d.engine} matches {d.reference} on all {d.agreeing_steps} tokens · "
+                f"max drift {number(d.max_drift_before)} · {fragile}",
+                style=colours.get("success", "green"),
             )
+            self.update(Group(matches, Text(self._statistics)) if self._statistics else matches)
             return
         if d.reason == "error":
             self.update(Text(d.detail, style=colours.get("error", "red")))
@@ -82,9 +107,15 @@ class DivergencePanel(Static):
         tables.add_column(ratio=1)
         tables.add_column(ratio=1)
         tables.add_row(
-            top_table(d.reference, d.reference_step, other_id, colours),
-            top_table(d.engine, d.other_step, ref_id, colours),
+            top_table(_scores_title(d.reference, d.reference_step), d.reference_step, other_id, colours),
+            top_table(_scores_title(d.engine, d.other_step), d.other_step, ref_id, colours),
         )
+        if any(step is not None and step.processed for step in (d.reference_step, d.other_step)):
+            # the penalties changed the scores: the raw ones too, the choice still marked
+            tables.add_row(
+                top_table(f"{d.reference} raw", _raw(d.reference_step), other_id, colours, _no_raw(d.reference_step)),
+                top_table(f"{d.engine} raw", _raw(d.other_step), ref_id, colours, _no_raw(d.other_step)),
+            )
         summary = Text()
         summary.append(f"margin {d.reference} {number(d.reference_margin)}", style="bold")
         summary.append(f" · margin {d.engine} {number(d.other_margin)}", style="bold")
@@ -96,6 +127,10 @@ class DivergencePanel(Static):
         legend = Text("◀ this engine's choice  ◁ the other engine's choice", style="dim")
         note = explain(d)
         parts = [tables, legend, summary] + ([Text(note, style="dim italic")] if note else [])
+        if self._statistics:
+            parts.append(Text(self._statistics))
+        if d.decoding_note:
+            parts.append(Text(f"penalties differ: {d.decoding_note}", style=colours.get("warning", "yellow")))
         if d.bisection is not None or d.reconvergence is not None:
             found = Text(style=colours.get("accent", ""))
             if d.bisection is not None:
@@ -105,3 +140,20 @@ class DivergencePanel(Static):
             found.append("  (b: per-layer chart)", style="dim")
             parts.insert(0, found)
         self.update(Group(*parts))
+
+
+def _scores_title(label: str, step: TokenStep | None) -> str:
+    return f"{label} after penalties" if step is not None and step.raw_top is not None else label
+
+
+def _raw(step: TokenStep | None) -> TokenStep | None:
+    """The step as the raw scores rank it (the choice is still the engine's), or None without them."""
+    if step is None or step.raw_top is None:
+        return step  # no penalty: its scores are the raw ones
+    if not step.raw_top or step.raw_logprob is None:
+        return None  # processed only (vLLM with a penalty)
+    return TokenStep(step.token_id, step.text, step.raw_logprob, step.raw_top)
+
+
+def _no_raw(step: TokenStep | None) -> str:
+    return "(stopped)" if step is None else "(raw scores not recorded by this engine)"

@@ -7,8 +7,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from gendiff.display import number, visible
+from gendiff.classify import reading
+from gendiff.display import bar, number, visible
 from gendiff.divergence import Divergence
+from gendiff.statistics import DistributionStats
 from gendiff.trace import TokenStep
 
 
@@ -46,19 +48,41 @@ def top_table(
 
 
 def explain(d: Divergence) -> str:
-    """One line on why this can happen, from the seed investigations."""
-    if d.reason != "token":
+    """One line on what the divergence's classification and margin mean (see gendiff.classify),
+    and the float32 re-check's verdict when there is one."""
+    if d.reason not in ("token", "length"):
         return ""
-    margin = d.reference_margin
-    if margin is not None and margin < 0.05:
-        return "near-tie: the reference's top two were within 0.05, so tiny numeric drift (shape, order, kernel, dtype) can flip the argmax"
-    return "not a near-tie: a large drift earlier, or an engine bug (check padding, positions, mask)"
+    text = reading(d)
+    if d.recheck is not None:
+        text += f" · recheck: {d.recheck.summary()}"
+    return text
+
+
+def statistics_line(engine: str, reference: str, stats: DistributionStats) -> str:
+    """``gendiff run --stats`` for one prompt and engine, with a per-step KLD sparkline (log axis
+    1e-7 … 1 nats, ``·`` exactly zero)."""
+    if not stats.positions:
+        return f"{engine}: no positions to compare with {reference}"
+    spark = "".join(bar(value) for value in stats.kld_steps)
+    return (
+        f"KL from {reference} (teacher-forced): mean {number(stats.kld_mean, 6)} · max {number(stats.kld_max, 6)} "
+        f"at step {stats.kld_max_position} · same top-1 {100 * (stats.same_top1 or 0):.1f}% · "
+        f"Δp rms {number(stats.dp_rms, 6)} · per step {spark}"
+    )
 
 
 class DivergencePanel(Static):
     """Shows one Divergence (or a hint when there is none)."""
 
-    def show_divergence(self, title: str, divergence: Divergence | None, hint: str = "") -> None:
+    def show_divergence(
+        self, title: str, divergence: Divergence | None, hint: str = "", statistics: DistributionStats | None = None
+    ) -> None:
+        """``statistics``: this prompt and engine's ``--stats`` numbers, shown as one more line."""
+        self._statistics = (
+            None
+            if statistics is None or divergence is None
+            else statistics_line(divergence.engine, divergence.reference, statistics)
+        )
         colours = self.app.theme_variables
         self.border_title = title
         if divergence is None:
@@ -67,13 +91,12 @@ class DivergencePanel(Static):
         d = divergence
         fragile = f"{len(d.fragile_steps)} fragile step{'s' if len(d.fragile_steps) != 1 else ''} earlier"
         if not d.diverged:
-            self.update(
-                Text(
-                    f"{d.engine} matches {d.reference} on all {d.agreeing_steps} tokens · "
-                    f"max drift {number(d.max_drift_before)} · {fragile}",
-                    style=colours.get("success", "green"),
-                )
+            matches = Text(
+                f"{d.engine} matches {d.reference} on all {d.agreeing_steps} tokens · "
+                f"max drift {number(d.max_drift_before)} · {fragile}",
+                style=colours.get("success", "green"),
             )
+            self.update(Group(matches, Text(self._statistics)) if self._statistics else matches)
             return
         if d.reason == "error":
             self.update(Text(d.detail, style=colours.get("error", "red")))
@@ -104,6 +127,8 @@ class DivergencePanel(Static):
         legend = Text("◀ this engine's choice  ◁ the other engine's choice", style="dim")
         note = explain(d)
         parts = [tables, legend, summary] + ([Text(note, style="dim italic")] if note else [])
+        if self._statistics:
+            parts.append(Text(self._statistics))
         if d.decoding_note:
             parts.append(Text(f"penalties differ: {d.decoding_note}", style=colours.get("warning", "yellow")))
         if d.bisection is not None or d.reconvergence is not None:

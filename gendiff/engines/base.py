@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gendiff import options as defaults
 from gendiff.decoding import DECODING_KEYS, Decoding, check_supported
 from gendiff.errors import GendiffError
 from gendiff.trace import TokenStep, Trace
@@ -27,9 +29,9 @@ OnStep = Callable[[int, int, TokenStep], None]
 class GenerationSettings:
     """Decoding settings, identical for every engine in a run (greedy only)."""
 
-    max_new_tokens: int = 32
-    top_k: int = 5
-    stop_at_eos: bool = True
+    max_new_tokens: int = defaults.MAX_NEW_TOKENS
+    top_k: int = defaults.TOP_K
+    stop_at_eos: bool = defaults.STOP_AT_EOS
 
     def validate(self, vocab_size: int | None = None) -> None:
         if self.max_new_tokens < 1:
@@ -63,10 +65,10 @@ class EngineSpec:
     """
 
     name: str
-    dtype: str = "float32"
-    attn: str = "sdpa"
-    device: str = "cpu"
-    batch_size: int = 16
+    dtype: str = defaults.DTYPE
+    attn: str = defaults.ATTN
+    device: str = defaults.DEVICE
+    batch_size: int = defaults.BATCH_SIZE
     options: dict[str, str] = field(default_factory=dict, hash=False)
     label: str = ""
     decoding: Decoding = Decoding()  # penalties as given (run-wide, then the spec's own)
@@ -150,6 +152,8 @@ def check_spec_values(spec: EngineSpec) -> None:
         raise GendiffError(f"attention {spec.attn!r} for {spec.label}: choose one of {', '.join(ATTN_IMPLEMENTATIONS)}")
     if spec.batch_size < 1:
         raise GendiffError(f"batch_size {spec.batch_size} for {spec.label}: must be at least 1")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", spec.device):  # availability: loading.check_device
+        raise GendiffError(f"device {spec.device!r} for {spec.label}: use cpu, cuda or cuda:N")
     check_supported(spec.name, spec.label, spec.decoding)
 
 

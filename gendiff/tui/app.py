@@ -119,7 +119,7 @@ class GendiffApp(App[None]):
         Binding("p", "jump(-1)", "Prev div", id="nav.prev"),
         Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine", priority=True),
         Binding("b", "bisect", "Bisect", id="diagnose.bisect"),
-        Binding("f", "recheck", "Recheck f32", id="diagnose.recheck"),
+        Binding("f", "recheck", "Recheck in float32", id="diagnose.recheck", show=False),
         Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False, priority=True),
         Binding("s", "settings", "Settings", id="settings"),
         Binding("x", "export", "Export", id="export"),

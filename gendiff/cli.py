@@ -502,7 +502,9 @@ def summary_table(snapshot: Any) -> str:
                 if d.decoding_note:
                     lines.append(f"{pad}penalties differ: {d.decoding_note}")
                 if d.bisection is not None:
-                    lines.append(f"{pad}bisection: {d.bisection.summary()}")
+                    head, *notes = d.bisection.summary_lines()
+                    lines.append(f"{pad}bisection: {head}")
+                    lines.extend(f"{pad}  {note}" for note in notes)
                     if d.bisection.modules:
                         lines.append(f"{pad}  per layer: {layer_chart(d.bisection)}")
                     if d.bisection.key_values:

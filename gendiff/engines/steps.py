@@ -1,4 +1,5 @@
-"""Turn a batch of raw next-token logits into TokenSteps, and collect them into Traces."""
+"""The framework's side of the Engine contract: the TraceBuilder it hands to ``Engine.decode``,
+``steps_from_logits`` (raw logits -> TokenSteps) and ``run_engine`` (builder in, Traces out)."""
 
 from __future__ import annotations
 

@@ -313,6 +313,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, Session
 
     session = Session(config, book.prompts)
+    if args.stats and not session.engines[config.reference].can_replay:
+        raise GendiffError(
+            f"--stats: the reference {config.reference} can't be teacher-forced; pick an hf-* or packed engine "
+            "as --reference"
+        )
     for note in session.notes:
         print(f"gendiff: note: {note}", file=sys.stderr)
     started = time.perf_counter()

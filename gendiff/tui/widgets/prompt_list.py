@@ -7,12 +7,13 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from gendiff.display import shorten
+from gendiff.workspace import MARK_ICONS
 
-STATUS_ICONS = {"new": "·", "running": "…", "identical": "✓", "diverged": "✗", "error": "!", "cancelled": "–"}
 
-
-def prompt_label(number: int, text: str, status: str, detail: str, colours: dict[str, str]) -> Text:
-    icon = STATUS_ICONS.get(status, "?")
+def prompt_label(number: int, text: str, status: str, count: int, colours: dict[str, str]) -> Text:
+    """One row: the mark (see gendiff.workspace: ✓ only when every engine finished and all agree),
+    the count of diverged (or failed) engines, the number and the start of the text."""
+    icon = MARK_ICONS.get(status, "?")
     style = {
         "diverged": f"bold {colours.get('diverge', 'red')}",
         "identical": colours.get("success", "green"),
@@ -20,8 +21,8 @@ def prompt_label(number: int, text: str, status: str, detail: str, colours: dict
     }.get(status, "")
     label = Text(no_wrap=True, overflow="ellipsis")
     # "✗2" = diverged in 2 engines; the count sits beside the icon so the text never wraps
-    count = detail.split()[0] if detail and detail[0].isdigit() else ""
-    label.append(f"{icon}{count:<2}", style=style)
+    shown = str(count) if count else ""
+    label.append(f"{icon}{shown:<2}", style=style)
     label.append(f"{number:>2} ", style="dim")
     label.append(shorten(text, 22))  # one line per prompt: OptionList would wrap a longer one
     return label

@@ -59,11 +59,9 @@ def test_aggregate_counts_every_position_once_and_names_the_worst():
 
 def test_statistics_and_repeats_round_trip_through_a_validated_snapshot(tmp_path):
     from gendiff.snapshot import PromptResult, Snapshot, validate
-    from gendiff.trace import Trace
 
     stats = summarize([0.0, 1e-4], [True, False], [0.0, -0.1], [2.0, 3.0])
     prompt = PromptResult("p", [1, 2])
-    prompt.traces["a"] = Trace("a", 0, (1, 2), (), "length", {"dtype": "float32"})
     prompt.statistics["a"] = stats
     prompt.repeats["a"] = Repeats(5, 2, 3, (0, 1, 2, 3, 4))
     snapshot = Snapshot({"name": "m", "path": "/m"}, {"max_new_tokens": 2, "top_k": 5}, "a", [], [prompt])

@@ -405,6 +405,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, Session
 
     session = Session(config, book.prompts)
+    if args.stats and not session.engines[config.reference].can_replay:
+        raise GendiffError(
+            f"--stats: the reference {config.reference} can't be teacher-forced; pick an hf-* or packed engine "
+            "as --reference"
+        )
     for note in session.notes:
         err(f"gendiff: note: {note}")
     started = time.perf_counter()

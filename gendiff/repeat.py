@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from gendiff.session import OnEvent, Session
     from gendiff.snapshot import Snapshot
 
-SHUFFLE_TRIES = 200
+MATCHING_LIMIT = 400
 
 
 @dataclass(frozen=True)
@@ -62,27 +62,48 @@ def first_split(completions: list[tuple[int, ...]]) -> int | None:
 
 
 def orders(count: int, runs: int) -> list[list[int]]:
-    """``runs`` orders of ``count`` prompts: the given one, then shuffles that avoid rows a prompt
-    already had (while there are such rows left)."""
+    """``runs`` orders of ``count`` prompts (``order[row] = prompt``): the given one, then random
+    ones in which no prompt returns to a row it already had, while there are such rows (after
+    r runs the allowed prompt-row pairs form an (n-r)-regular bipartite graph, which always has a
+    perfect matching); after that, random."""
     result = [list(range(count))]
     seen = [{row} for row in range(count)]
     for run in range(1, runs):
-        best: list[int] | None = None
-        best_repeats = count + 1
         rng = random.Random(run)
-        for _ in range(SHUFFLE_TRIES):
+        # augmenting paths recurse once per prompt: past a few hundred, plain shuffles
+        order = _matching(count, seen, rng) if run < count <= MATCHING_LIMIT else None
+        if order is None:
             order = list(range(count))
             rng.shuffle(order)
-            repeats = sum(row in seen[prompt] for row, prompt in enumerate(order))
-            if repeats < best_repeats:
-                best, best_repeats = order, repeats
-            if repeats == 0:
-                break
-        assert best is not None
-        for row, prompt in enumerate(best):
+        for row, prompt in enumerate(order):
             seen[prompt].add(row)
-        result.append(best)
+        result.append(order)
     return result
+
+
+def _matching(count: int, seen: list[set[int]], rng: random.Random) -> list[int] | None:
+    """A random perfect matching of prompts to rows they have not had (augmenting paths)."""
+    prompt_of_row: list[int | None] = [None] * count
+    rows = list(range(count))
+
+    def place(prompt: int, visited: set[int]) -> bool:
+        rng.shuffle(rows)
+        for row in list(rows):
+            if row in seen[prompt] or row in visited:
+                continue
+            visited.add(row)
+            holder = prompt_of_row[row]
+            if holder is None or place(holder, visited):
+                prompt_of_row[row] = prompt
+                return True
+        return False
+
+    prompts = list(range(count))
+    rng.shuffle(prompts)
+    for prompt in prompts:
+        if not place(prompt, set()):
+            return None
+    return [p for p in prompt_of_row if p is not None] if None not in prompt_of_row else None
 
 
 def attach_repeats(session: Session, snapshot: Snapshot, runs: int, on_event: OnEvent | None = None) -> list[str]:

@@ -181,21 +181,23 @@ class DistributionComparer:
         keys = [(prompt_indices[i], steps[i]) for i in rows]
         target = torch.tensor([self.targets[p][s] for p, s in keys], device=logprobs.device)
         own = logprobs.gather(-1, target[:, None])[:, 0]
+        own_top1 = logprobs.argmax(-1)
+        chose = (own_top1 == target).tolist()
         if self.reference is None:
+            # the reference against itself: KL 0, same top-1, Δp 0 by definition; only keep its logits
             for key, row in zip(keys, scores):
                 self.logits[key] = row.clone()  # float32 (4 bytes per token), not float64
-            reference = logprobs
+            kld, same, dp = [0.0] * len(keys), [True] * len(keys), [0.0] * len(keys)
         else:
             stored = torch.stack([self.reference.logits[key] for key in keys]).to(logprobs.device)
             reference = torch.log_softmax(stored.double(), dim=-1)
-        p = reference.exp()
-        # KL(P || Q): a token P gives no mass adds nothing, even where Q has none either
-        terms = torch.where(p > 0, p * (reference - logprobs), torch.zeros_like(p))
-        kld = terms.sum(-1).clamp_min(0.0)  # rounding can make an exact zero -1e-9
-        same = reference.argmax(-1) == logprobs.argmax(-1)
-        dp = own.exp() - reference.gather(-1, target[:, None])[:, 0].exp()
-        chose = (logprobs.argmax(-1) == target).tolist()
-        numbers = zip(keys, kld.tolist(), same.tolist(), dp.tolist(), own.tolist(), chose)
+            p = reference.exp()
+            # KL(P || Q): a token P gives no mass adds nothing, even where Q has none either
+            terms = torch.where(p > 0, p * (reference - logprobs), 0.0)
+            kld = terms.sum(-1).clamp_min(0.0).tolist()  # rounding can make an exact zero -1e-9
+            same = (reference.argmax(-1) == own_top1).tolist()
+            dp = (own.exp() - p.gather(-1, target[:, None])[:, 0]).tolist()
+        numbers = zip(keys, kld, same, dp, own.tolist(), chose)
         for (prompt, step), k, s, d, lp, c in numbers:
             positions = self.positions.setdefault(prompt, Positions())
             positions.kld[step], positions.same[step], positions.dp[step], positions.nll[step] = k, s, d, -lp

@@ -166,10 +166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    from gendiff.capture import captured_output, logged_anything
     from gendiff.tui.app import GendiffApp, LaunchOptions
 
     options = LaunchOptions.from_args(args)
-    GendiffApp(options).run()
+    # engines and libraries print to fds 1/2 (vLLM's C++ warnings); keep them off the screen
+    with captured_output() as log:
+        app = GendiffApp(options)
+        app.error_console.file = sys.__stderr__  # a crash report still reaches the terminal
+        app.run()
+    if logged_anything(log):
+        print(f"gendiff: engines and libraries printed to {log}", file=sys.stderr)
     return 0
 
 

@@ -26,7 +26,11 @@ from gendiff.themes.contrast import (
 TCSS = Path(__file__).resolve().parent.parent / "gendiff" / "tui" / "gendiff.tcss"
 # widgets whose own DEFAULT_CSS gives them a background (an OptionList sits on $surface)
 WIDGET_BACKGROUNDS = {"#prompts": "$surface", "#prompts:focus": "$surface"}
-COLOUR_PROPERTIES = {"color": TEXT_MINIMUM, "border-title-color": TEXT_MINIMUM, "border": MARK_MINIMUM}
+COLOUR_PROPERTIES = {
+    "color": TEXT_MINIMUM,
+    "border-title-color": TEXT_MINIMUM,
+    **{name: MARK_MINIMUM for name in ("border", "border-left", "border-right", "border-top", "border-bottom")},
+}
 
 
 def tcss_colour_rules() -> list[tuple[str, str, str, str]]:
@@ -48,7 +52,7 @@ def tcss_colour_rules() -> list[tuple[str, str, str, str]]:
             if name not in COLOUR_PROPERTIES:
                 continue
             words = value.split()
-            expression = " ".join(words[1:] if name == "border" else words)
+            expression = " ".join(words[1:] if COLOUR_PROPERTIES[name] == MARK_MINIMUM else words)
             if expression and expression != "none":
                 rules.append((selector, name, expression, background))
     return rules

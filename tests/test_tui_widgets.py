@@ -1,0 +1,148 @@
+"""The editor, the confirmation and the prompt list, driven by the Pilot in a small host app
+(the widgets' own behaviour; the main screen's wiring is tested in test_tui.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.cells import cell_len
+from textual.app import App, ComposeResult
+from textual.widgets import Static
+
+from gendiff.themes import THEMES
+from gendiff.tui.app import GendiffApp
+from gendiff.tui.screens.confirm import Confirm
+from gendiff.tui.screens.editor import PromptArea, PromptEditor
+from gendiff.tui.widgets.prompt_list import TEXT_CELLS, PromptList, fit_cells, prompt_label
+
+TCSS = Path(__file__).resolve().parent.parent / "gendiff" / "tui" / "gendiff.tcss"
+
+
+class Host(App[None]):
+    """An empty screen that opens the editor; remembers what it returned."""
+
+    CSS_PATH = str(TCSS)
+    get_theme_variable_defaults = GendiffApp.get_theme_variable_defaults
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.results: list[object] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("host")
+
+    def on_mount(self) -> None:
+        for theme in THEMES:
+            self.register_theme(theme)
+        self.theme = THEMES[0].name
+
+    def edit(self, text: str) -> None:
+        self.push_screen(PromptEditor(text, "Edit prompt 1"), self.results.append)
+
+
+async def test_editor_keeps_a_typed_tab():
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.edit("def f(x):\n")
+        await pilot.pause()
+        await pilot.press("tab", "r", "e", "t", "ctrl+s")
+        await pilot.pause()
+    assert app.results == ["def f(x):\n\tret"]
+
+
+async def test_escape_without_changes_closes_at_once():
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.edit("hello")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, PromptEditor)
+    assert app.results == [None]
+
+
+async def test_escape_with_changes_asks_and_n_keeps_the_draft():
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.edit("hello")
+        await pilot.pause()
+        await pilot.press("!", "escape")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, PromptEditor)
+        assert app.screen.query_one(PromptArea).text == "hello!"
+        assert app.results == []
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert not isinstance(app.screen, (PromptEditor, Confirm))
+    assert app.results == [None]
+
+
+async def test_ctrl_c_in_the_editor_asks_instead_of_dropping_the_draft():
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.edit("hello")
+        await pilot.pause()
+        await pilot.press("x", "ctrl+c")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("escape")  # "no": back to the draft
+        await pilot.pause()
+        assert app.screen.query_one(PromptArea).text == "hellox"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert app.results == ["hellox"]
+
+
+async def test_delete_confirmation_quotes_the_prompt():
+    app = Host()
+    answers: list[bool | None] = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(Confirm("Delete prompt 3?", quote="The capital of Ghana"), answers.append)
+        await pilot.pause()
+        quote = app.screen.query_one("#confirm-quote", Static)
+        assert "“The capital of Ghana”" in str(quote.render())
+        assert quote.region.height >= 1
+        await pilot.press("y")
+        await pilot.pause()
+    assert answers == [True]
+
+
+def test_fit_cells_measures_wide_characters():
+    assert fit_cells("short", 22) == "short"
+    wide = "🙂 emoji " * 10
+    cut = fit_cells(wide, 22)
+    assert cell_len(cut) <= 22 and cut.endswith("…")
+    assert len(cut) < 22  # fewer characters than cells: the emoji take two each
+    cjk = fit_cells("東京の天気はどうですか今日は晴れです", 10)
+    assert cell_len(cjk) <= 10
+
+
+def test_a_label_with_emoji_is_no_wider_than_a_plain_one():
+    colours: dict[str, str] = {}
+    plain = prompt_label(1, "x" * 60, "new", "", colours)
+    emoji = prompt_label(1, "🙂" * 60, "new", "", colours)
+    assert cell_len(emoji.plain) <= cell_len(plain.plain)
+    assert cell_len(plain.plain) == 3 + 3 + TEXT_CELLS
+
+
+class ListHost(App[None]):
+    CSS_PATH = str(TCSS)
+    get_theme_variable_defaults = GendiffApp.get_theme_variable_defaults
+
+    def compose(self) -> ComposeResult:
+        yield PromptList(id="prompts")
+
+
+async def test_emoji_prompts_take_one_row_each_at_80x24():
+    app = ListHost()
+    texts = ["🙂🙃😉 Once upon a time, emoji everywhere 🎉🎉🎉", "東京の天気はどうですか今日は晴れです", "plain"]
+    async with app.run_test(size=(80, 24)) as pilot:
+        prompts = app.query_one(PromptList)
+        prompts.set_rows([prompt_label(i, t, "new", "", {}) for i, t in enumerate(texts, 1)], 0)
+        await pilot.pause()
+        assert prompts.virtual_size.height == len(texts)

@@ -9,20 +9,28 @@ from gendiff.display import visible
 from gendiff.trace import TokenStep
 
 
+def token_piece(text: str) -> str:
+    """A token as drawn: every whitespace character visible (␣ ↵ ⇥ ␍, others ⍽), empty as ∅."""
+    shown = visible(text)
+    if any(c.isspace() for c in shown):
+        shown = "".join("⍽" if c.isspace() else c for c in shown)
+    return shown or "∅"
+
+
 def token_text(steps: list[TokenStep], mark: int | None, colours: dict[str, str]) -> Text:
     """Agreeing prefix dim, the token at ``mark`` reversed and bold, the rest tinted.
 
-    Whitespace is drawn (␣ ↵ ⇥) and a newline token also breaks the line, so layout survives.
-    Tokens are separated by a thin ``·``. The text carries at most three style spans (prefix,
-    mark, rest), not one per token: a 256-token column then lays out in a fraction of the time.
+    Whitespace inside tokens is drawn (␣ ↵ ⇥), so a plain space can only be a token boundary:
+    tokens are separated by one space, and wrapping (which breaks at spaces) never splits a
+    token unless it is wider than the column. A newline token also breaks the line. The text
+    carries at most three style spans (prefix, mark, rest), not one per token: a 256-token
+    column then lays out in a fraction of the time.
     """
     pieces = []
-    for index, step in enumerate(steps):
-        piece = visible(step.text) or "∅"
-        if "\n" in step.text:
-            piece += "\n"
-        # a thin separator makes token boundaries visible without adding real spaces
-        pieces.append(piece + ("·" if index != mark else " "))
+    for step in steps:
+        piece = token_piece(step.text)
+        # after a newline token the line break is the boundary
+        pieces.append(piece + ("\n" if "\n" in step.text else " "))
     text = Text("".join(pieces))
     if mark is None or mark >= len(steps):
         return text

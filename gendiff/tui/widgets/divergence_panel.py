@@ -1,14 +1,21 @@
-"""The divergence panel: both engines' top-k at the first differing step, with the margins."""
+"""The divergence panel: both engines' top-k at the first differing step, with the margins.
+
+The panel is as tall as what it shows (one row for a hint), up to the share of the screen the
+stylesheet gives it, and scrolls beyond that; numbers are never cut (they don't wrap, and a
+wrapped summary line breaks only between its items).
+"""
 
 from __future__ import annotations
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from gendiff.display import number, visible
-from gendiff.divergence import Divergence
+from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, Divergence
 from gendiff.trace import TokenStep
 
 
@@ -43,21 +50,69 @@ def top_table(title: str, step: TokenStep | None, other_choice: int | None, colo
     return table
 
 
-def explain(d: Divergence) -> str:
-    """One line on why this can happen, from the seed investigations."""
+def explain(d: Divergence, fragile_threshold: float = DEFAULT_FRAGILE_THRESHOLD) -> str:
+    """One line on what the reference's margin (the number shown) says about the flip."""
     if d.reason != "token":
         return ""
     margin = d.reference_margin
-    if margin is not None and margin < 0.05:
-        return "near-tie: the reference's top two were within 0.05, so tiny numeric drift (shape, order, kernel, dtype) can flip the argmax"
-    return "not a near-tie: a large drift earlier, or an engine bug (check padding, positions, mask)"
+    if margin is None:
+        return "the margin wasn't recorded (top-k 1): run with top-k 2 or more to read this flip"
+    if margin == 0:
+        return (
+            "exact tie: the reference's top two are the same number (margin 0), the argmax took one "
+            "by id and any drift at all flips it: rounding, not a bug"
+        )
+    if margin < fragile_threshold:
+        return (
+            f"near-tie: the reference's top two were only {number(margin)} apart, so small numeric drift "
+            "(shape, order, kernel, dtype) can flip the argmax"
+        )
+    return (
+        f"not a near-tie: a margin of {number(margin)} is wider than rounding usually explains; look for a "
+        "padding, position or mask difference, or an engine bug"
+    )
 
 
-class DivergencePanel(Static):
-    """Shows one Divergence (or a hint when there is none)."""
+def drift_note(d: Divergence) -> str:
+    """What the drift shown beside the margin adds: none before step 0, or more / less than the margin."""
+    if d.reason != "token" or d.reference_margin is None:
+        return ""
+    if d.agreeing_steps == 0:
+        return "step 0: no earlier tokens, so no drift before it; the difference is in the prompt's own pass"
+    drift, margin = d.max_drift_before, d.reference_margin
+    if drift >= margin:
+        return f"the chosen tokens' logprobs had already drifted by up to {number(drift)} before, more than this margin"
+    return f"the chosen tokens' logprobs drifted by at most {number(drift)} before, less than this margin"
+
+
+class DivergencePanel(VerticalScroll):
+    """Shows one Divergence (or a hint when there is none) in a scrollable body."""
+
+    DEFAULT_CSS = """
+    DivergencePanel { height: auto; }
+    DivergencePanel > #panel-body { height: auto; }
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.body = Static("", id="panel-body")
+        self.fragile_threshold = DEFAULT_FRAGILE_THRESHOLD  # the run's, set by the screen
+
+    def compose(self) -> ComposeResult:
+        yield self.body
+
+    @property
+    def content(self) -> object:
+        """What the panel shows (a Rich renderable or Text)."""
+        return self.body.content
+
+    def update(self, renderable: RenderableType) -> None:
+        self.body.update(renderable)
 
     def show_divergence(self, title: str, divergence: Divergence | None, hint: str = "") -> None:
         colours = self.app.theme_variables
+        if title != self.border_title:
+            self.scroll_home(animate=False)  # another divergence: start at its top
         self.border_title = title
         if divergence is None:
             self.update(Text(hint or "run the prompts (r / R) to compare engines", style="dim"))
@@ -85,16 +140,22 @@ class DivergencePanel(Static):
             top_table(d.reference, d.reference_step, other_id, colours),
             top_table(d.engine, d.other_step, ref_id, colours),
         )
+        # a narrow panel wraps this line at spaces, never inside a number
+        items = [
+            (f"margin {d.reference} {number(d.reference_margin)}", "bold"),
+            (f"margin {d.engine} {number(d.other_margin)}", "bold"),
+            (f"flip gap {number(d.flip_gap)}", ""),
+            (f"drift before {number(d.max_drift_before)}", ""),
+            (fragile, ""),
+        ]
         summary = Text()
-        summary.append(f"margin {d.reference} {number(d.reference_margin)}", style="bold")
-        summary.append(f" · margin {d.engine} {number(d.other_margin)}", style="bold")
-        summary.append(f" · flip gap {number(d.flip_gap)}")
-        summary.append(f" · drift before {number(d.max_drift_before)}")
-        summary.append(f" · {fragile}")
+        for index, (item, style) in enumerate(items):
+            summary.append(" · " if index else "")
+            summary.append(item, style=style)
         if d.reason == "length":
             summary.append(f"\n{d.detail}", style="italic")
         legend = Text("◀ this engine's choice  ◁ the other engine's choice", style="dim")
-        note = explain(d)
+        note = " · ".join(part for part in (explain(d, self.fragile_threshold), drift_note(d)) if part)
         parts = [tables, legend, summary] + ([Text(note, style="dim italic")] if note else [])
         if d.bisection is not None or d.reconvergence is not None:
             found = Text(style=colours.get("accent", ""))

@@ -146,3 +146,39 @@ async def test_emoji_prompts_take_one_row_each_at_80x24():
         prompts.set_rows([prompt_label(i, t, "new", "", {}) for i, t in enumerate(texts, 1)], 0)
         await pilot.pause()
         assert prompts.virtual_size.height == len(texts)
+
+
+async def test_diagnosis_view_says_what_it_is_doing_and_how_to_cancel():
+    from gendiff.tui.screens.diagnosis import HELP_DONE, HELP_LOADING, DiagnosisScreen
+
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = DiagnosisScreen("diagnosis · prompt 3 · hf-left vs hf-single at step 13", None)
+        app.push_screen(screen)
+        await pilot.pause()
+        stage = screen.query_one("#diagnosis-stage", Static)
+        assert "loading the model" in str(stage.render())
+        screen.set_stage("replaying hf-left to step 13")
+        await pilot.pause()
+        assert "replaying hf-left" in str(stage.render())
+        help_label = screen.query_one("#diagnosis-help")
+        assert str(help_label.render()) == HELP_LOADING
+        assert help_label.region.height == 1 and help_label.region.bottom <= 24
+        await pilot.press("escape")
+        await pilot.pause()
+        assert screen.cancel_event.is_set() and app.screen is not screen
+
+        # a long result scrolls in its body; the key help stays on screen
+        screen = DiagnosisScreen("diagnosis", None)
+        app.push_screen(screen)
+        await pilot.pause()
+        screen.show_error("\n".join(f"line {i}" for i in range(100)))
+        await pilot.pause()
+        help_label = screen.query_one("#diagnosis-help")
+        assert str(help_label.render()) == HELP_DONE
+        assert help_label.region.height >= 1 and help_label.region.bottom <= 24
+        assert not screen.query_one("#diagnosis-stage").display
+        assert screen.query_one("#diagnosis-scroll").max_scroll_y > 0
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not screen.cancel_event.is_set()

@@ -182,3 +182,13 @@ async def test_diagnosis_view_says_what_it_is_doing_and_how_to_cancel():
         await pilot.press("escape")
         await pilot.pause()
         assert not screen.cancel_event.is_set()
+
+
+def test_help_names_keys_as_users_read_them():
+    from gendiff.tui.screens.help import key_name
+
+    assert key_name("question_mark") == "?"
+    assert key_name("ctrl+up") == "ctrl+↑"
+    assert key_name("left_square_bracket") == "["
+    assert key_name("R") == "R"
+    assert key_name(" ctrl+c") == "ctrl+c"

@@ -7,55 +7,22 @@ widgets draw from Python (``gendiff.themes.contrast.USES``).
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 from textual.color import Color
 
 from gendiff.themes import THEMES
 from gendiff.themes.contrast import (
     MARK_MINIMUM,
-    TEXT_MINIMUM,
+    STYLESHEET,
+    USES,
     contrast_ratio,
     failures,
     resolve,
+    rule_ratio,
+    stylesheet_rules,
     theme_colours,
+    use_ratio,
 )
-
-TCSS = Path(__file__).resolve().parent.parent / "gendiff" / "tui" / "gendiff.tcss"
-# widgets whose own DEFAULT_CSS gives them a background (an OptionList sits on $surface)
-WIDGET_BACKGROUNDS = {"#prompts": "$surface", "#prompts:focus": "$surface"}
-COLOUR_PROPERTIES = {
-    "color": TEXT_MINIMUM,
-    "border-title-color": TEXT_MINIMUM,
-    **{name: MARK_MINIMUM for name in ("border", "border-left", "border-right", "border-top", "border-bottom")},
-}
-
-
-def tcss_colour_rules() -> list[tuple[str, str, str, str]]:
-    """(selector, property, colour expression, background expression) for each colour in gendiff.tcss."""
-    source = re.sub(r"/\*.*?\*/", "", TCSS.read_text(), flags=re.S)
-    rules = []
-    for selector, body in re.findall(r"([^{}]+)\{([^{}]*)\}", source):
-        selector = selector.strip()
-        declarations = dict(
-            (name.strip(), value.strip()) for name, value in re.findall(r"([\w-]+)\s*:\s*([^;]+);", body)
-        )
-        # a rule's own background, else dialogs sit on $surface and the rest on the screen
-        background = (
-            declarations.get("background")
-            or WIDGET_BACKGROUNDS.get(selector)
-            or ("$surface" if "dialog" in selector else "$background")
-        )
-        for name, value in declarations.items():
-            if name not in COLOUR_PROPERTIES:
-                continue
-            words = value.split()
-            expression = " ".join(words[1:] if COLOUR_PROPERTIES[name] == MARK_MINIMUM else words)
-            if expression and expression != "none":
-                rules.append((selector, name, expression, background))
-    return rules
 
 
 def test_contrast_ratio_matches_wcag_reference_values() -> None:
@@ -72,27 +39,25 @@ def test_resolve_blends_translucent_colours_over_their_background() -> None:
 
 
 def test_the_stylesheet_rules_are_found() -> None:
-    found = {(selector, name) for selector, name, _, _ in tcss_colour_rules()}
+    rules = stylesheet_rules(STYLESHEET.read_text())
+    found = {(rule.selector, rule.property) for rule in rules}
     assert ("TokenColumn", "border") in found
     assert ("#prompts", "border") in found
+    assert ("#run-line", "color") in found
+    assert next(r for r in rules if r.selector == "#run-line").background == "$panel"
     assert len(found) >= 10
 
 
 @pytest.mark.parametrize("theme", THEMES, ids=lambda t: t.name)
-def test_stylesheet_colours_meet_wcag(theme) -> None:
+def test_every_colour_meets_wcag(theme) -> None:
     colours = theme_colours(theme)
-    screen = Color.parse(colours["background"])
-    low = []
-    for selector, name, expression, background in tcss_colour_rules():
-        on = resolve(background, colours, screen)
-        ratio = contrast_ratio(resolve(expression, colours, on), on)
-        if ratio < COLOUR_PROPERTIES[name]:
-            low.append(f"{selector} {name}: {expression} on {background} = {ratio:.2f}")
+    low = [
+        f"{r.selector} {r.property}: {r.expression} on {r.background} = {rule_ratio(r, colours):.2f}"
+        for r in stylesheet_rules(STYLESHEET.read_text())
+        if rule_ratio(r, colours) < r.minimum
+    ]
+    low += [f"{u.what}: {use_ratio(u, colours):.2f}" for u in USES if use_ratio(u, colours) < u.minimum]
     assert not low, "\n".join(low)
-
-
-@pytest.mark.parametrize("theme", THEMES, ids=lambda t: t.name)
-def test_widget_colours_meet_wcag(theme) -> None:
     assert failures(theme) == []
 
 
@@ -102,3 +67,5 @@ def test_a_white_on_white_border_is_caught() -> None:
     colours = theme_colours(light)
     on = Color.parse(colours["background"])
     assert contrast_ratio(resolve("$surface-lighten-2", colours, on), on) < MARK_MINIMUM
+    bad = "TokenColumn { border: round $surface-lighten-2; }"
+    assert any("TokenColumn border" in line for line in failures(light, stylesheet=bad))

@@ -10,7 +10,9 @@ and the user-theme validator check the same things.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual.color import Color
 from textual.theme import Theme
@@ -18,6 +20,15 @@ from textual.theme import Theme
 TEXT_MINIMUM = 4.5  # WCAG AA for normal text
 MARK_MINIMUM = 3.0  # WCAG AA for borders, icons and other non-text marks
 DIM_FACTOR = 0.66  # Textual draws Rich's "dim" as the colour blended 66% over the background
+STYLESHEET = Path(__file__).resolve().parent.parent / "tui" / "gendiff.tcss"
+# minimum contrast per tcss property: text colours 4.5:1, borders 3:1
+PROPERTY_MINIMUM = {
+    "color": TEXT_MINIMUM,
+    "border-title-color": TEXT_MINIMUM,
+    **{name: MARK_MINIMUM for name in ("border", "border-left", "border-right", "border-top", "border-bottom")},
+}
+# widgets whose own DEFAULT_CSS gives them a background (an OptionList sits on $surface)
+WIDGET_BACKGROUNDS = {"#prompts": "$surface", "#prompts:focus": "$surface"}
 
 
 def relative_luminance(colour: Color) -> float:
@@ -121,12 +132,61 @@ def use_ratio(use: ColourUse, colours: dict[str, str]) -> float:
     return contrast_ratio(foreground, background)
 
 
-def failures(theme: Theme, defaults: dict[str, str] | None = None) -> list[str]:
-    """One line per ``USES`` entry that falls below its minimum in ``theme``."""
+@dataclass(frozen=True)
+class ColourRule:
+    """One colour declaration of the stylesheet, with the background it is drawn on."""
+
+    selector: str
+    property: str
+    expression: str
+    background: str
+
+    @property
+    def minimum(self) -> float:
+        return PROPERTY_MINIMUM[self.property]
+
+
+def stylesheet_rules(source: str) -> list[ColourRule]:
+    """The colour declarations (``color``, ``border-title-color``, borders) of a flat tcss file."""
+    source = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
+    rules = []
+    for selector, body in re.findall(r"([^{}]+)\{([^{}]*)\}", source):
+        selector = selector.strip()
+        declarations = {name.strip(): value.strip() for name, value in re.findall(r"([\w-]+)\s*:\s*([^;]+);", body)}
+        # a rule's own background, else dialogs sit on $surface and the rest on the screen
+        background = (
+            declarations.get("background")
+            or WIDGET_BACKGROUNDS.get(selector)
+            or ("$surface" if "dialog" in selector else "$background")
+        )
+        for name, value in declarations.items():
+            if name not in PROPERTY_MINIMUM:
+                continue
+            words = value.split()
+            expression = " ".join(words[1:] if PROPERTY_MINIMUM[name] == MARK_MINIMUM else words)  # drop border style
+            if expression and expression != "none":
+                rules.append(ColourRule(selector, name, expression, background))
+    return rules
+
+
+def rule_ratio(rule: ColourRule, colours: dict[str, str]) -> float:
+    """The contrast ratio one stylesheet rule gets in a theme."""
+    on = resolve(rule.background, colours, Color.parse(colours["background"]))
+    return contrast_ratio(resolve(rule.expression, colours, on), on)
+
+
+def failures(theme: Theme, defaults: dict[str, str] | None = None, stylesheet: str | None = None) -> list[str]:
+    """One line per colour pair (``USES`` and the stylesheet's rules) below its minimum in ``theme``."""
     colours = theme_colours(theme, defaults)
     lines = []
     for use in USES:
         ratio = use_ratio(use, colours)
         if ratio < use.minimum:
             lines.append(f"{theme.name}: {use.what}: {ratio:.2f} < {use.minimum}")
+    for rule in stylesheet_rules(STYLESHEET.read_text() if stylesheet is None else stylesheet):
+        ratio = rule_ratio(rule, colours)
+        if ratio < rule.minimum:
+            lines.append(
+                f"{theme.name}: {rule.selector} {rule.property} ({rule.expression}): {ratio:.2f} < {rule.minimum}"
+            )
     return lines

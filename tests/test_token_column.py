@@ -56,3 +56,18 @@ async def test_tokens_wrap_whole_at_every_mark_position():
             lines = [line for line in inside if line]
             drawn = [piece for line in lines for piece in line.split(" ")]
             assert drawn == [token_piece(w) for w in WORDS], (mark, lines)
+
+
+def test_the_step_cursor_is_marked_without_moving_the_layout():
+    steps = steps_of(WORDS)
+    plain = token_text(steps, 8, {}).plain
+    with_cursor = token_text(steps, 8, {}, cursor=3)
+    assert len(with_cursor.plain) == len(plain)
+    assert with_cursor.plain.startswith("␣The ␣capital ␣of ␣France◂␣is ")
+    start = with_cursor.plain.index("␣France")
+    styles = [str(span.style) for span in with_cursor.spans if span.start <= start < span.end]
+    assert "bold reverse" in styles
+    # on the divergent token as well, after its own style
+    at_mark = token_text(steps, 8, {}, cursor=8)
+    assert str(at_mark.spans[-1].style) == "bold reverse"
+    assert at_mark.plain.count("◂") == 1

@@ -81,9 +81,9 @@ def test_drift_note_cites_the_drift_shown():
     at_zero = flip(0.5, 0.0, prefix=0)
     assert at_zero.step == 0 and drift_note(at_zero).startswith("step 0: no earlier tokens")
     big = flip(0.01, 0.2)
-    assert number(big.max_drift_before) in drift_note(big) and "more than this margin" in drift_note(big)
+    assert number(big.max_drift_before) in drift_note(big) and "was more than this margin" in drift_note(big)
     small = flip(0.5, 0.001)
-    assert number(small.max_drift_before) in drift_note(small) and "less than this margin" in drift_note(small)
+    assert number(small.max_drift_before) in drift_note(small) and "was less than this margin" in drift_note(small)
     assert drift_note(compare(trace("a", [step(1, (1, -0.1))]), trace("b", [step(1, (1, -0.1))]))) == ""
 
 

@@ -59,12 +59,12 @@ def explain(d: Divergence, fragile_threshold: float = DEFAULT_FRAGILE_THRESHOLD)
         return "the margin wasn't recorded (top-k 1): run with top-k 2 or more to read this flip"
     if margin == 0:
         return (
-            "exact tie: the reference's top two are the same number (margin 0), the argmax took one "
-            "by id and any drift at all flips it: rounding, not a bug"
+            "exact tie: the reference's top two are the same number (margin 0); any drift at all "
+            "flips the argmax: rounding, not a bug"
         )
     if margin < fragile_threshold:
         return (
-            f"near-tie: the reference's top two were only {number(margin)} apart, so small numeric drift "
+            f"near-tie: the reference's top two were only {number(margin)} apart; small numeric drift "
             "(shape, order, kernel, dtype) can flip the argmax"
         )
     return (
@@ -78,11 +78,11 @@ def drift_note(d: Divergence) -> str:
     if d.reason != "token" or d.reference_margin is None:
         return ""
     if d.agreeing_steps == 0:
-        return "step 0: no earlier tokens, so no drift before it; the difference is in the prompt's own pass"
+        return "step 0: no earlier tokens, so no drift before it (the prompt's own pass differs)"
     drift, margin = d.max_drift_before, d.reference_margin
     if drift >= margin:
-        return f"the chosen tokens' logprobs had already drifted by up to {number(drift)} before, more than this margin"
-    return f"the chosen tokens' logprobs drifted by at most {number(drift)} before, less than this margin"
+        return f"earlier drift (up to {number(drift)}) was more than this margin"
+    return f"earlier drift (at most {number(drift)}) was less than this margin"
 
 
 class DivergencePanel(VerticalScroll):
@@ -147,6 +147,7 @@ class DivergencePanel(VerticalScroll):
             (f"flip gap {number(d.flip_gap)}", ""),
             (f"drift before {number(d.max_drift_before)}", ""),
             (fragile, ""),
+            ("◀ own choice ◁ the other's", "dim"),
         ]
         summary = Text()
         for index, (item, style) in enumerate(items):
@@ -154,9 +155,8 @@ class DivergencePanel(VerticalScroll):
             summary.append(item, style=style)
         if d.reason == "length":
             summary.append(f"\n{d.detail}", style="italic")
-        legend = Text("◀ this engine's choice  ◁ the other engine's choice", style="dim")
         note = " · ".join(part for part in (explain(d, self.fragile_threshold), drift_note(d)) if part)
-        parts = [tables, legend, summary] + ([Text(note, style="dim italic")] if note else [])
+        parts = [tables, summary] + ([Text(note, style="dim italic")] if note else [])
         if d.bisection is not None or d.reconvergence is not None:
             found = Text(style=colours.get("accent", ""))
             if d.bisection is not None:

@@ -37,3 +37,12 @@ def demo_snapshot(tmp_path_factory):
     code = main(["run", "--quiet", "--dtype", "bfloat16", "--max-new-tokens", "24", "--json", str(path)])
     assert code == 0
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """``tiny_model_dir(arch) -> Path``: a tiny random model of ``arch`` (see tiny_models.py), built once per session."""
+    from tiny_models import build_tiny_model
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    return lambda arch: build_tiny_model(arch, root)

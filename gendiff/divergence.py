@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gendiff.diagnosis import Bisection, Reconvergence
+from gendiff.records import Bisection, Reconvergence
 from gendiff.trace import TokenStep, Trace
 
 DEFAULT_FRAGILE_THRESHOLD = 0.05

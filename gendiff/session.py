@@ -18,6 +18,7 @@ from gendiff.engines import create_engine
 from gendiff.engines.base import SPEC_FIELDS, Engine, EngineSpec, GenerationSettings
 from gendiff.engines.hf import check_context
 from gendiff.engines.loading import PromptTokenizer, load_tokenizer, model_fingerprint, resolve_model_path
+from gendiff.engines.steps import run_engine
 from gendiff.errors import GendiffError
 from gendiff.prompts import validate_prompt
 from gendiff.snapshot import PromptResult, Snapshot, environment_info
@@ -119,9 +120,9 @@ class Session:
         return list(self.tokenizer.notes)
 
     def run_order(self) -> list[str]:
-        """Reference first; in-process vLLM last (it pins torch to one thread for the rest of the process)."""
+        """Reference first; engines that declare ``runs_last`` (in-process vLLM) after the others."""
         labels = [s.label for s in self.config.engines]
-        labels.sort(key=lambda label: (label != self.config.reference, self.engines[label].spec.name == "vllm"))
+        labels.sort(key=lambda label: (label != self.config.reference, self.engines[label].runs_last))
         return labels
 
     def run(
@@ -129,8 +130,11 @@ class Session:
         on_event: OnEvent | None = None,
         cancel: threading.Event | None = None,
         prompt_indices: list[int] | None = None,
+        engines: list[str] | None = None,
     ) -> Snapshot:
-        """Run every engine on the prompts (or the subset ``prompt_indices``); return the Snapshot."""
+        """Run every engine (or those labelled in ``engines``) on the prompts (or the subset
+        ``prompt_indices``); return the Snapshot. The only run loop: the TUI, the CLI and the
+        sweep all come through here."""
         emit = on_event or (lambda event: None)
         cancel = cancel or threading.Event()
         indices = list(range(len(self.prompts))) if prompt_indices is None else list(prompt_indices)
@@ -138,6 +142,8 @@ class Session:
         traces: dict[str, list[Trace]] = {}
         errors: dict[str, str] = {}
         for label in self.run_order():
+            if engines is not None and label not in engines:
+                continue
             if cancel.is_set():
                 break
             engine = self.engines[label]
@@ -151,7 +157,7 @@ class Session:
                     emit(StepGenerated(label, indices[row], step_index, step))
 
                 started = time.perf_counter()
-                produced = engine.generate(batch, self.config.settings, on_step, cancel)
+                produced = run_engine(engine, batch, self.config.settings, on_step=on_step, cancel=cancel)
                 seconds = time.perf_counter() - started
                 result = [replace(t, prompt_index=indices[t.prompt_index], engine=label) for t in produced]
                 traces[label] = result
@@ -251,7 +257,7 @@ class Session:
         return snapshot
 
     def _replayable(self, label: str) -> bool:
-        return type(self.engines[label]).replay is not Engine.replay
+        return self.engines[label].can_replay
 
     def snapshot(self, traces: dict[str, list[Trace]], errors: dict[str, str], indices: list[int]) -> Snapshot:
         """Assemble the Snapshot of a run over ``indices`` (engines that did not run are left out)."""

@@ -11,6 +11,7 @@ the batch size) are reused, not recomputed.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,7 +20,7 @@ from gendiff.divergence import compare
 from gendiff.engines import engine_class
 from gendiff.engines.base import SPEC_FIELDS, EngineSpec, check_spec_values
 from gendiff.errors import GendiffError
-from gendiff.session import RunConfig, Session
+from gendiff.session import OnEvent, RunConfig, Session
 from gendiff.trace import Trace
 
 SCHEMA_ID = "gendiff.sweep/1"
@@ -87,7 +88,7 @@ def variant_specs(specs: tuple[EngineSpec, ...], settings: dict[str, str]) -> tu
 def _run_key(spec: EngineSpec) -> tuple[Any, ...]:
     """What decides an engine's output: its settings, minus the batch size where it has no effect."""
     settings = spec.settings()
-    if not getattr(engine_class(spec.name), "uses_batch_size", False):
+    if not engine_class(spec.name).uses_batch_size:
         settings.pop("batch_size")
     return spec.name, tuple(sorted((k, str(v)) for k, v in settings.items()))
 
@@ -97,29 +98,42 @@ def run_sweep(
     prompts: list[str],
     axes: dict[str, list[str]],
     on_variant: Callable[[int, int, dict[str, str]], None] | None = None,
+    on_event: OnEvent | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[Variant]:
+    """Run every variant through :meth:`Session.run` (events and ``cancel`` passed on); a
+    cancelled sweep returns the variants finished so far."""
     combos = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
     # check every variant before running any
     sessions = [Session(replace(config, engines=variant_specs(config.engines, combo)), prompts) for combo in combos]
-    cache: dict[tuple[Any, ...], list[Trace]] = {}
+    cache: dict[tuple[Any, ...], tuple[list[Trace], str | None]] = {}
     variants: list[Variant] = []
     first_reference: list[Trace] | None = None
+    cancel = cancel or threading.Event()
     for number, (combo, session) in enumerate(zip(combos, sessions)):
+        if cancel.is_set():
+            break
         if on_variant:
             on_variant(number, len(combos), combo)
+        keys = {label: _run_key(engine.spec) for label, engine in session.engines.items()}
+        todo = [label for label in session.run_order() if keys[label] not in cache]
+        if todo:
+            # an engine whose settings repeat an earlier run is taken from the cache, not re-run
+            todo = [label for n, label in enumerate(todo) if keys[label] not in {keys[t] for t in todo[:n]}]
+            snapshot = session.run(on_event, cancel, engines=todo)
+            if cancel.is_set():
+                break
+            errors_of = {entry["label"]: entry.get("error") for entry in snapshot.engines}
+            for label in todo:
+                cache[keys[label]] = ([p.traces[label] for p in snapshot.prompts], errors_of.get(label))
         traces: dict[str, list[Trace]] = {}
         errors: dict[str, str] = {}
         for label in session.run_order():
-            engine = session.engines[label]
-            key = _run_key(engine.spec)
-            if key not in cache:
-                try:
-                    engine.load()
-                    cache[key] = engine.generate(session.token_ids, config.settings)
-                except Exception as exc:  # noqa: BLE001 — one failing variant must not stop the sweep
-                    errors[label] = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
-                    continue
-            traces[label] = cache[key]
+            engine_traces, error = cache[keys[label]]
+            if error is not None:
+                errors[label] = error
+            else:
+                traces[label] = engine_traces
         reference = traces.get(config.reference)
         diverged: dict[str, list[int]] = {}
         for label, engine_traces in traces.items():

@@ -56,7 +56,7 @@ def test_bisect_and_reconverge_records_in_the_snapshot(diagnosed):
     for d in token:
         b, r = d["bisection"], d["reconvergence"]
         assert b["step"] == d["step"] and b["engine"] == d["engine"] and b["reproduced"]
-        assert b["first_bitwise"].startswith("layers.")  # padding/packing: the embeddings agree, a layer splits
+        assert b["first_bitwise"].startswith("model.layers.")  # padding/packing: the embeddings agree, a layer splits
         names = [m["name"] for m in b["modules"]]
         assert names.index(b["first_bitwise"]) == next(i for i, m in enumerate(b["modules"]) if not m["equal"])
         assert r["verdict"] in ("transient flip", "lasting fork") and r["mismatches"][0] == d["step"]
@@ -86,7 +86,7 @@ def test_bisect_summary_lines(capsys, tmp_path):
     )
     assert code == 0, err
     assert "hf-single:dtype=float32  DIVERGED at step 2" in out
-    assert "bisection: first differs at embed_tokens" in out  # the weights themselves differ
+    assert "bisection: first differs at model.embed_tokens (token embedding" in out  # the weights themselves differ
     assert "per layer: L0 " in out and " L3 " in out
     assert "re-convergence: transient flip" in out or "re-convergence: lasting fork" in out
 

@@ -84,18 +84,17 @@ def test_bisection_of_a_real_hf_left_divergence_matches_hidden_states_from_the_m
     assert result.reproduced
     first = result.first_bitwise
     assert first is not None and first.layer is not None  # names a layer and a module in it
-    assert (
-        first.name.split(".")[-1]
-        in ("input_layernorm", "self_attn", "attn_residual", "post_attention_layernorm", "mlp")
-        or first.name == f"layers.{first.layer}"
-    )
+    assert first.name.startswith(f"model.layers.{first.layer}")
+    model = engines["hf-single"].loaded.model
+    own = dict(model.named_modules())
+    assert first.name.removesuffix(":input") in own  # the model's own module name
     # everything before it is bitwise equal, and the logits at the end do differ
     names = [m.name for m in result.modules]
     assert all(m.equal for m in result.modules[: names.index(first.name)])
-    assert names[0] == "embed_tokens" and names[-1] == "logits" and not result.modules[-1].equal
+    assert names[0] == "model.embed_tokens" and result.modules[0].role == "token embedding"
+    assert names[-1] == "lm_head" and result.modules[-1].role == "logits" and not result.modules[-1].equal
 
     # hidden states straight from the model, without gendiff's hooks
-    model = engines["hf-single"].loaded.model
     pad = load_tokenizer(demo_model_path()).pad_token_id
     single = left_padded_hidden_states(model, [prompt_ids[p]], [ref_trace.token_ids], step, pad)
     streams = [t.token_ids for t in traces["hf-left"]]
@@ -107,7 +106,7 @@ def test_bisection_of_a_real_hf_left_divergence_matches_hidden_states_from_the_m
         direct.append((torch.equal(a, b), float((b - a).norm() / a.norm())))
     by_name = {m.name: m for m in result.modules}
     for layer, (equal, rel) in enumerate(direct):
-        name = "norm" if layer == layers - 1 else f"layers.{layer}"
+        name = "model.norm" if layer == layers - 1 else f"model.layers.{layer}"
         assert by_name[name].equal == equal
         assert by_name[name].rel_diff == pytest.approx(rel, rel=1e-6, abs=1e-12)
     first_layer_out = next(i for i, (equal, _) in enumerate(direct) if not equal)
@@ -123,10 +122,12 @@ def test_probe_captures_the_layer_outputs_the_model_reports(bf16_run, prompt_ids
     model = e.loaded.model
     pad = load_tokenizer(demo_model_path()).pad_token_id
     direct = left_padded_hidden_states(model, [prompt_ids[2]], [traces["hf-single"][2].token_ids], 3, pad)
-    assert torch.equal(probe.captured["embed_tokens"], direct[0][0])
+    assert torch.equal(probe.captured["model.embed_tokens"], direct[0][0])
     for layer in range(model.config.num_hidden_layers - 1):
-        assert torch.equal(probe.captured[f"layers.{layer}"], direct[layer + 1][0])
-    assert torch.equal(probe.captured["norm"], direct[-1][0])
+        assert torch.equal(probe.captured[f"model.layers.{layer}"], direct[layer + 1][0])
+        assert probe.labels[f"model.layers.{layer}"].role == "layer output"
+    assert torch.equal(probe.captured["model.norm"], direct[-1][0])
+    assert probe.labels["model.norm"].role == "final norm"
 
 
 @pytest.mark.parametrize("name", ["hf-right", "packed"])
@@ -209,7 +210,7 @@ def test_a_dtype_divergence_starts_at_the_embeddings_and_flips_again_later(promp
         if d.reason != "token":
             continue
         result = bisect(ref_engine, bf16, prompt_ids, d.prompt_index, ref, other, d.step, SETTINGS)
-        assert result.first_bitwise.name == "embed_tokens"
+        assert result.first_bitwise.name == "model.embed_tokens"
         r = reconverge(bf16, prompt_ids, d.prompt_index, ref, other, d.step, SETTINGS)
         assert r.reproduced
         later += len(r.later)

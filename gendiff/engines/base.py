@@ -6,10 +6,14 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gendiff.errors import GendiffError
 from gendiff.trace import TokenStep, Trace
+
+if TYPE_CHECKING:
+    from gendiff.engines.probe import Probe
+    from gendiff.engines.steps import TraceBuilder
 
 DTYPES = ("float32", "bfloat16", "float16")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
@@ -122,14 +126,50 @@ def check_spec_values(spec: EngineSpec) -> None:
 
 
 class Engine(ABC):
-    """One way of running a model greedily. Subclasses set ``name``, ``description``, ``options``."""
+    """One way of running a model greedily: the plugin API of gendiff.
+
+    An engine author subclasses this, sets the class attributes below and implements
+    :meth:`decode` (and usually :meth:`load`). gendiff does the rest: it tokenizes the prompts
+    once, builds a :class:`~gendiff.engines.steps.TraceBuilder` for each run (the prompts, the
+    decoding settings, EOS, cancellation, progress callbacks, teacher forcing and the bisection
+    probe) and hands it to :meth:`decode`; the engine only feeds the builder one
+    :class:`~gendiff.trace.TokenStep` per prompt and step. Third-party engines register under
+    the ``gendiff.engines`` entry-point group (see ``examples/gendiff-example-engine``).
+
+    Capabilities are declared, never guessed: gendiff reads only these class attributes.
+    """
 
     name: ClassVar[str]
+    """The name on the command line (``--engines NAME``); unique among the registered engines."""
     description: ClassVar[str]
-    # engine-specific options: key -> allowed values, first is the default
+    """One line for ``gendiff engines`` and the settings screen."""
     options: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Engine-specific options (``NAME:key=value``): key -> allowed values, the first is the default."""
+
+    can_replay: ClassVar[bool] = False
+    """True if :meth:`decode` honours ``builder.forced`` (feeds each row the token
+    ``builder.next_inputs`` returns, not its own choice) and attaches ``builder.probing`` around
+    its forward passes. Bisection and re-convergence replay only engines that can."""
+    isolates_prompts: ClassVar[bool] = False
+    """True if each prompt's computation is independent of the others run with it (one prompt
+    at a time): a replay then needs only that prompt, not the whole batch."""
+    uses_batch_size: ClassVar[bool] = False
+    """True if ``spec.batch_size`` changes what the engine computes; a sweep over batch sizes
+    reuses one run of engines that ignore it."""
+    runs_last: ClassVar[bool] = False
+    """True if loading the engine changes process-wide state (in-process vLLM pins torch to one
+    thread): the session runs it after every other engine."""
 
     def __init__(self, spec: EngineSpec, model_path: str) -> None:
+        """Check ``spec.options`` against :attr:`options`; load nothing yet.
+
+        Args:
+            spec: the engine as the user wrote it (dtype, attention, device, batch size, options).
+            model_path: the model folder, already checked to exist.
+
+        Raises:
+            GendiffError: an unknown option or a value it does not allow.
+        """
         for key, value in spec.options.items():
             allowed = self.options.get(key)
             if allowed is None:
@@ -141,32 +181,63 @@ class Engine(ABC):
         self.model_path = model_path
 
     def option(self, key: str) -> str:
+        """The value of option ``key``: the spec's, else its default."""
         return self.spec.options.get(key, self.options[key][0])
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        """None when the engine can run here, else a one-line reason with what to do."""
+        """Why this engine cannot run here (a missing package), checked before anything loads.
+
+        Returns:
+            None when it can run; else one line saying what is missing and what to do.
+        """
         return None
 
     def load(self) -> None:  # noqa: B027 — optional hook
-        """Load what the engine needs (model weights); called in a worker before generate."""
+        """Load what the engine needs (model weights). Called in a worker before :meth:`decode`,
+        possibly more than once: cache what you load.
 
-    def replay(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        forced: dict[int, list[int]],
-        probe: Any = None,
-    ) -> list[Trace]:
-        """Like :meth:`generate`, but prompt ``i`` in ``forced`` is fed ``forced[i]`` (teacher forcing)
-        while its trace records the engine's own choices; ``probe`` (an
-        :class:`gendiff.engines.probe.Probe`) captures module outputs. Engines that can't: GendiffError."""
-        raise GendiffError(
-            f"engine {self.spec.label}: cannot replay with forced tokens (needed for bisection and "
-            "re-convergence); the hf-single, hf-left, hf-right and packed engines can"
-        )
+        Raises:
+            GendiffError: the model cannot be loaded (one line naming the model and why).
+        """
+
+    def settings_record(self) -> dict[str, Any]:
+        """Everything needed to reproduce this engine's run, stored with each trace.
+
+        Returns:
+            The spec's settings with every option (defaults included); override to add versions.
+        """
+        record = self.spec.settings()
+        record["options"] = {key: self.option(key) for key in self.options}
+        return record
 
     @abstractmethod
+    def decode(self, builder: TraceBuilder) -> None:
+        """Greedy-decode ``builder.prompts`` (token ids, already tokenized by gendiff).
+
+        For every prompt row and step, compute the next-token logits, turn them into a
+        :class:`~gendiff.trace.TokenStep` (:func:`~gendiff.engines.steps.steps_from_logits` does
+        it for a batch of raw logits) and call ``builder.add(row, step)`` (or ``add_rows``);
+        stop when ``builder.done`` (every row has hit EOS or ``max_new_tokens``, or the run was
+        cancelled). The token to feed back is ``builder.next_inputs(steps)``, not necessarily the
+        step's own choice: under teacher forcing it is the forced token.
+
+        Args:
+            builder: the run's prompts (``builder.prompts``), decoding settings
+                (``builder.settings``), EOS, cancellation, teacher forcing (``builder.forced``)
+                and probe (``builder.probing(model, locate)``: wrap the forward passes in it).
+                ``builder.batches(size)`` splits it into views that share its state.
+
+        Returns:
+            Nothing: gendiff collects the traces from the builder (a row left unfinished by
+            cancellation gets finish reason ``cancelled``).
+
+        Raises:
+            GendiffError: the engine cannot run this model or these settings (one line, what to
+                do). Any other exception marks the engine failed for this run; the other
+                engines still run.
+        """
+
     def generate(
         self,
         prompts: list[list[int]],
@@ -174,4 +245,39 @@ class Engine(ABC):
         on_step: OnStep | None = None,
         cancel: threading.Event | None = None,
     ) -> list[Trace]:
-        """Greedy-decode every prompt (token ids); return one Trace per prompt, in order."""
+        """Run :meth:`decode` on ``prompts`` outside a session (the engine must be loaded).
+
+        Returns:
+            One Trace per prompt, in order; ``prompt_index`` is the position in ``prompts``.
+        """
+        from gendiff.engines.steps import run_engine
+
+        return run_engine(self, prompts, settings, on_step=on_step, cancel=cancel)
+
+    def replay(
+        self,
+        prompts: list[list[int]],
+        settings: GenerationSettings,
+        forced: dict[int, list[int]],
+        probe: Probe | None = None,
+    ) -> list[Trace]:
+        """Like :meth:`generate`, but prompt ``i`` in ``forced`` is fed ``forced[i]`` (teacher
+        forcing) while its trace records the engine's own choices; ``probe`` captures module
+        outputs (see :mod:`gendiff.engines.probe`). Loads the engine first.
+
+        Raises:
+            GendiffError: the engine does not declare :attr:`can_replay`.
+        """
+        from gendiff.engines.steps import run_engine
+
+        self.check_replay()
+        self.load()
+        return run_engine(self, prompts, settings, forced=forced, probe=probe)
+
+    def check_replay(self) -> None:
+        """Raises GendiffError unless this engine declares :attr:`can_replay`."""
+        if not self.can_replay:
+            raise GendiffError(
+                f"engine {self.spec.label}: cannot replay with forced tokens (needed for bisection and "
+                "re-convergence); the hf-single, hf-left, hf-right and packed engines can"
+            )

@@ -7,11 +7,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gendiff.engines.base import Engine, GenerationSettings, OnStep
+from gendiff.engines.base import Engine, GenerationSettings
 from gendiff.engines.loading import LoadedModel, load_model
 from gendiff.engines.steps import TraceBuilder, steps_from_logits
 from gendiff.errors import GendiffError
-from gendiff.trace import Trace
 
 _generate_lock = threading.Lock()
 
@@ -19,68 +18,19 @@ _generate_lock = threading.Lock()
 class HFEngine(Engine):
     """Shared by the engines that run a transformers model loaded by :mod:`loading`."""
 
+    can_replay = True  # every decode loop feeds builder.next_inputs and runs inside builder.probing
     loaded: LoadedModel
-    _steering: tuple[dict[int, list[int]], Any] | None = None
 
     def load(self) -> None:
         self.loaded = load_model(self.model_path, self.spec.dtype, self.spec.attn, self.spec.device)
 
-    def settings_record(self) -> dict[str, Any]:
-        record = self.spec.settings()
-        record["options"] = {key: self.option(key) for key in self.options}
-        return record
-
-    def replay(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        forced: dict[int, list[int]],
-        probe: Any = None,
-    ) -> list[Trace]:
-        self.load()
-        self._steering = (forced, probe)
-        try:
-            return self.generate(prompts, settings)
-        finally:
-            self._steering = None
-
-    def builder(
-        self,
-        indices: list[int],
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        on_step: OnStep | None,
-        cancel: threading.Event | None,
-    ) -> TraceBuilder:
-        return TraceBuilder(
-            self.spec.label,
-            self.settings_record(),
-            indices,
-            prompts,
-            settings,
-            self.loaded.tokenizer.eos_token_id,
-            on_step,
-            cancel,
-            *(self._steering or ()),
-        )
-
-    def generate_in_batches(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        on_step: OnStep | None,
-        cancel: threading.Event | None,
-        decode: Callable[[TraceBuilder, list[list[int]]], None],
-    ) -> list[Trace]:
-        """Split into batches of ``batch_size`` and ``decode`` each into its own TraceBuilder."""
-        traces: list[Trace] = []
-        for start in range(0, len(prompts), self.spec.batch_size):
-            batch = prompts[start : start + self.spec.batch_size]
-            builder = self.builder(list(range(start, start + len(batch))), batch, settings, on_step, cancel)
-            if not builder.cancelled:
-                decode(builder, batch)
-            traces.extend(builder.traces())
-        return traces
+    def decode_in_batches(
+        self, builder: TraceBuilder, decode: Callable[[TraceBuilder, list[list[int]]], None], size: int | None = None
+    ) -> None:
+        """Split into batches of ``size`` (default ``batch_size``) and ``decode`` each into its own view."""
+        for batch in builder.batches(size or self.spec.batch_size):
+            if not batch.cancelled:
+                decode(batch, batch.prompts)
 
     def forward_last(
         self, input_ids: Any, attention_mask: Any, position_ids: Any, cache: Any, rows: Any, positions: Any
@@ -190,20 +140,9 @@ class HFSingle(GenerateEngine):
     options = {"cache": ("on", "off")}
     isolates_prompts = True  # each prompt runs alone: a replay needs only that prompt
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        on_step: OnStep | None = None,
-        cancel: threading.Event | None = None,
-    ) -> list[Trace]:
-        traces: list[Trace] = []
-        for index, prompt in enumerate(prompts):
-            builder = self.builder([index], [prompt], settings, on_step, cancel)
-            if not builder.cancelled:
-                self.run_generate(builder, [prompt], use_cache=self.option("cache") == "on")
-            traces.extend(builder.traces())
-        return traces
+    def decode(self, builder: TraceBuilder) -> None:
+        use_cache = self.option("cache") == "on"
+        self.decode_in_batches(builder, lambda batch, prompts: self.run_generate(batch, prompts, use_cache), 1)
 
 
 class HFLeft(GenerateEngine):
@@ -211,14 +150,8 @@ class HFLeft(GenerateEngine):
     description = "transformers generate(), batched, left padding, positions from the mask"
     uses_batch_size = True
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        on_step: OnStep | None = None,
-        cancel: threading.Event | None = None,
-    ) -> list[Trace]:
-        return self.generate_in_batches(prompts, settings, on_step, cancel, self.run_generate)
+    def decode(self, builder: TraceBuilder) -> None:
+        self.decode_in_batches(builder, self.run_generate)
 
 
 class HFRight(HFEngine):
@@ -230,14 +163,8 @@ class HFRight(HFEngine):
     description = "batched, right padding, own decode loop (each row at its own next position)"
     uses_batch_size = True
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        on_step: OnStep | None = None,
-        cancel: threading.Event | None = None,
-    ) -> list[Trace]:
-        return self.generate_in_batches(prompts, settings, on_step, cancel, self._decode)
+    def decode(self, builder: TraceBuilder) -> None:
+        self.decode_in_batches(builder, self._decode)
 
     def _decode(self, builder: TraceBuilder, prompts: list[list[int]]) -> None:
         import torch

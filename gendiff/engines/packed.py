@@ -9,14 +9,11 @@ only its own segment, at its segment's own next position.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from gendiff.engines.base import GenerationSettings, OnStep
 from gendiff.engines.hf import HFEngine
 from gendiff.engines.steps import TraceBuilder, steps_from_logits
 from gendiff.errors import GendiffError
-from gendiff.trace import Trace
 
 
 def block_diagonal_mask(query_owner: Any, key_owner: Any, causal_offset: int | None, dtype: Any) -> Any:
@@ -39,21 +36,14 @@ class Packed(HFEngine):
     description = "all prompts in one row, block-diagonal causal mask, positions per segment"
     options = {"positions": ("reset", "continuous"), "order": ("given", "reversed")}
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        on_step: OnStep | None = None,
-        cancel: threading.Event | None = None,
-    ) -> list[Trace]:
-        indices = list(range(len(prompts)))
+    def decode(self, builder: TraceBuilder) -> None:
+        rows = list(range(len(builder.prompts)))
         if self.option("order") == "reversed":
-            indices.reverse()
-        ordered = [prompts[i] for i in indices]
-        builder = self.builder(indices, ordered, settings, on_step, cancel)
-        if prompts and not builder.cancelled:
+            rows.reverse()
+        ordered = builder.batch(rows)  # segment i of the packed row is builder row rows[i]
+        if not ordered.cancelled:
             try:
-                self._decode(builder, ordered)
+                self._decode(ordered, ordered.prompts)
             except (RuntimeError, ValueError, TypeError) as exc:
                 if "mask" in str(exc).lower():
                     raise GendiffError(
@@ -61,8 +51,6 @@ class Packed(HFEngine):
                         "Llama-family models do"
                     ) from None
                 raise
-        traces = builder.traces()
-        return sorted(traces, key=lambda t: t.prompt_index)
 
     def _decode(self, builder: TraceBuilder, prompts: list[list[int]]) -> None:
         import torch

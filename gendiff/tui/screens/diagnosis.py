@@ -13,9 +13,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, LoadingIndicator, Static
 
-from gendiff.diagnosis import Bisection, Reconvergence
 from gendiff.display import log_fraction, visible
 from gendiff.divergence import Divergence
+from gendiff.records import Bisection, Reconvergence
 
 CHART_WIDTH = 32
 

@@ -1,0 +1,324 @@
+"""The records a diagnosis leaves next to a Divergence: a :class:`Bisection` (where in the network
+two engines part, down to projections and earlier positions' keys/values) and a
+:class:`Reconvergence` (whether the split lasts). Plain frozen data, no torch; they go into
+snapshots and load back. Below :mod:`gendiff.divergence`, which holds them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+TRANSIENT = "transient flip"
+LASTING = "lasting fork"
+UNDETERMINED = "undetermined"
+
+LAYER_OUTPUT = "layer output"
+
+# snapshots written before roles were recorded named modules Llama-style
+_OLD_ROLES = {
+    "embed_tokens": "token embedding",
+    "input_layernorm": "input norm",
+    "self_attn": "attention",
+    "attn_residual": "residual after attention",
+    "post_attention_layernorm": "pre-mlp norm",
+    "mlp": "mlp",
+    "norm": "final norm",
+    "logits": "logits",
+}
+
+
+@dataclass(frozen=True)
+class ModuleDiff:
+    """One module's output at the divergent position, reference vs other.
+
+    ``name`` is the model's own module path (``model.layers.0.self_attn.q_proj``; a residual
+    stream is named after the module it feeds, ``…post_attention_layernorm:input``); ``role``
+    says what it computes (``query projection``, ``post-attention norm``, ``layer output``…);
+    ``layer`` is its decoder layer, None outside the stack."""
+
+    name: str
+    equal: bool  # bitwise
+    rel_diff: float  # ||other - reference|| / ||reference||
+    max_abs_diff: float
+    role: str = ""
+    layer: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "layer": self.layer,
+            "equal": self.equal,
+            "rel_diff": self.rel_diff,
+            "max_abs_diff": self.max_abs_diff,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModuleDiff:
+        name = str(data["name"])
+        role, layer = data.get("role"), data.get("layer")
+        if role is None:  # an older snapshot: "layers.N.child", "embed_tokens", "norm", "logits"
+            role, layer = _old_label(name)
+        return cls(
+            name,
+            bool(data["equal"]),
+            float(data["rel_diff"]),
+            float(data["max_abs_diff"]),
+            str(role),
+            None if layer is None else int(layer),
+        )
+
+    def label(self) -> str:
+        """``name (role)``, for one-line reports."""
+        return f"{self.name} ({self.role})" if self.role else self.name
+
+
+def _old_label(name: str) -> tuple[str, int | None]:
+    match = re.fullmatch(r"layers\.(\d+)(?:\.(\w+))?", name)
+    if match is None:
+        return _OLD_ROLES.get(name, "module"), None
+    child = match.group(2)
+    return (_OLD_ROLES.get(child, "module") if child else LAYER_OUTPUT), int(match.group(1))
+
+
+@dataclass(frozen=True)
+class PositionDiff:
+    """One sequence position (0 = the prompt's first token) whose key or value differs."""
+
+    position: int
+    rel_diff: float
+    max_abs_diff: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"position": self.position, "rel_diff": self.rel_diff, "max_abs_diff": self.max_abs_diff}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PositionDiff:
+        return cls(int(data["position"]), float(data["rel_diff"]), float(data["max_abs_diff"]))
+
+
+@dataclass(frozen=True)
+class KeyValueDiff:
+    """One layer's key or value source (``k_proj``, ``v_proj``, a fused qkv) at every position of
+    the prompt's row up to the divergent one: which positions differ, and by how much."""
+
+    layer: int
+    name: str
+    role: str
+    positions: int  # positions compared
+    differing: tuple[PositionDiff, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "name": self.name,
+            "role": self.role,
+            "positions": self.positions,
+            "differing": [p.to_dict() for p in self.differing],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KeyValueDiff:
+        return cls(
+            int(data["layer"]),
+            str(data["name"]),
+            str(data["role"]),
+            int(data["positions"]),
+            tuple(PositionDiff.from_dict(p) for p in data["differing"]),
+        )
+
+
+@dataclass(frozen=True)
+class Bisection:
+    """Every module's output at the divergent step's position, compared in execution order,
+    and per layer the earlier positions whose keys or values differ.
+
+    A bisection that could not run keeps ``error`` (why) and no modules: the run it explains
+    is kept all the same."""
+
+    reference: str
+    engine: str
+    prompt_index: int
+    step: int
+    tolerance: float
+    modules: tuple[ModuleDiff, ...]
+    reproduced: bool  # the replay chose the same tokens at the step as the run did
+    position: int | None = None  # sequence position whose logits give the step (prompt length + step - 1)
+    key_values: tuple[KeyValueDiff, ...] = ()
+    error: str | None = None
+
+    @property
+    def first_bitwise(self) -> ModuleDiff | None:
+        """The first module whose output is not bitwise identical."""
+        return next((m for m in self.modules if not m.equal), None)
+
+    @property
+    def first_over_tolerance(self) -> ModuleDiff | None:
+        return next((m for m in self.modules if m.rel_diff > self.tolerance), None)
+
+    def layer_outputs(self) -> list[ModuleDiff]:
+        """The residual stream after each decoder layer: the per-layer chart."""
+        return [m for m in self.modules if m.role == LAYER_OUTPUT]
+
+    def earlier_positions(self) -> dict[int, list[PositionDiff]]:
+        """Per layer, the positions before the divergent one whose key or value differs (largest
+        difference of the layer's key/value sources at each position)."""
+        out: dict[int, dict[int, PositionDiff]] = {}
+        for kv in self.key_values:
+            layer = out.setdefault(kv.layer, {})
+            for p in kv.differing:
+                if self.position is not None and p.position >= self.position:
+                    continue
+                if p.position not in layer or p.rel_diff > layer[p.position].rel_diff:
+                    layer[p.position] = p
+        return {layer: sorted(found.values(), key=lambda p: p.position) for layer, found in sorted(out.items())}
+
+    def summary(self) -> str:
+        if self.error is not None:
+            return f"failed: {self.error}"
+        first = self.first_bitwise
+        if first is None:
+            return "every module's output is bitwise identical at this position"
+        over = self.first_over_tolerance
+        text = f"first differs at {first.label()} (rel {first.rel_diff:.2e})"
+        if over is None:
+            text += f"; nothing exceeds rel {self.tolerance:g} before the logits"
+        elif over.name != first.name:
+            text += f"; exceeds rel {self.tolerance:g} at {over.label()} ({over.rel_diff:.2e})"
+        kv = self.key_value_note()
+        return f"{text}; {kv}" if kv else text
+
+    def key_value_note(self) -> str | None:
+        """Where earlier positions' keys/values first differ, up to the first differing layer."""
+        first = self.first_bitwise
+        limit = first.layer if first is not None and first.layer is not None else None
+        for layer, positions in self.earlier_positions().items():
+            if positions and (limit is None or layer <= limit):
+                worst = max(p.rel_diff for p in positions)
+                return (
+                    f"keys/values of {len(positions)} earlier position{'s' if len(positions) != 1 else ''} "
+                    f"differ from layer {layer} (positions {_positions(positions)}; max rel {worst:.2e})"
+                )
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        first, over = self.first_bitwise, self.first_over_tolerance
+        return {
+            "reference": self.reference,
+            "engine": self.engine,
+            "prompt_index": self.prompt_index,
+            "step": self.step,
+            "position": self.position,
+            "tolerance": self.tolerance,
+            "first_bitwise": first.name if first else None,
+            "first_over_tolerance": over.name if over else None,
+            "reproduced": self.reproduced,
+            "error": self.error,
+            "modules": [m.to_dict() for m in self.modules],
+            "key_values": [kv.to_dict() for kv in self.key_values],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Bisection:
+        return cls(
+            reference=str(data["reference"]),
+            engine=str(data["engine"]),
+            prompt_index=int(data["prompt_index"]),
+            step=int(data["step"]),
+            tolerance=float(data["tolerance"]),
+            modules=tuple(ModuleDiff.from_dict(m) for m in data["modules"]),
+            reproduced=bool(data.get("reproduced", True)),
+            position=None if data.get("position") is None else int(data["position"]),
+            key_values=tuple(KeyValueDiff.from_dict(kv) for kv in data.get("key_values") or ()),
+            error=data.get("error"),
+        )
+
+
+def _positions(positions: list[PositionDiff]) -> str:
+    shown = ", ".join(str(p.position) for p in positions[:8])
+    return shown + (", …" if len(positions) > 8 else "")
+
+
+@dataclass(frozen=True)
+class Reconvergence:
+    """The other engine fed the reference's tokens: where its own choice still differs.
+
+    ``mismatches`` are the steps (the divergent one included) where it would have picked
+    another token. ``rejoin_after`` counts the steps after the divergence until it first agrees
+    again (1 = the very next step; None = never, within the reference's tokens). A
+    **transient flip** agrees again at the next step; a **lasting fork** does not.
+    """
+
+    reference: str
+    engine: str
+    prompt_index: int
+    step: int
+    steps_checked: int
+    mismatches: tuple[int, ...]
+    reproduced: bool
+
+    @property
+    def later(self) -> tuple[int, ...]:
+        """Mismatching steps after the divergent one."""
+        return tuple(s for s in self.mismatches if s > self.step)
+
+    @property
+    def rejoin_after(self) -> int | None:
+        for offset in range(1, self.steps_checked - self.step):
+            if self.step + offset not in self.mismatches:
+                return offset
+        return None
+
+    @property
+    def verdict(self) -> str:
+        if self.steps_checked <= self.step + 1:
+            return UNDETERMINED
+        return TRANSIENT if self.rejoin_after == 1 else LASTING
+
+    def summary(self) -> str:
+        if self.verdict == UNDETERMINED:
+            return "undetermined: the divergence is at the reference's last token"
+        later = len(self.later)
+        if self.verdict == TRANSIENT:
+            rest = (
+                "no later flips"
+                if not later
+                else f"{later} later flip{'s' if later != 1 else ''} at step {_steps(self.later)}"
+            )
+            return f"transient flip: fed the reference's token it agrees again at once; {rest}"
+        rejoin = self.rejoin_after
+        again = f"agrees again after {rejoin} steps" if rejoin else "never agrees again"
+        return f"lasting fork: fed the reference's tokens it still differs ({again}; {later} later differing steps)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "engine": self.engine,
+            "prompt_index": self.prompt_index,
+            "step": self.step,
+            "steps_checked": self.steps_checked,
+            "mismatches": list(self.mismatches),
+            "rejoin_after": self.rejoin_after,
+            "later_divergences": len(self.later),
+            "verdict": self.verdict,
+            "reproduced": self.reproduced,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reconvergence:
+        return cls(
+            reference=str(data["reference"]),
+            engine=str(data["engine"]),
+            prompt_index=int(data["prompt_index"]),
+            step=int(data["step"]),
+            steps_checked=int(data["steps_checked"]),
+            mismatches=tuple(int(s) for s in data["mismatches"]),
+            reproduced=bool(data.get("reproduced", True)),
+        )
+
+
+def _steps(steps: tuple[int, ...]) -> str:
+    shown = ", ".join(str(s) for s in steps[:5])
+    return shown + (", …" if len(steps) > 5 else "")

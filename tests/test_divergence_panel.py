@@ -92,3 +92,11 @@ def test_a_length_divergence_has_no_reading():
     short = Trace("packed", 0, (1, 2, 3), (step(1, (1, -0.1), (2, -3.0)),), "eos")
     d = compare(ref, short)
     assert d.reason == "length" and explain(d) == "" and drift_note(d) == ""
+
+
+async def test_a_long_prompt_header_takes_at_most_three_lines(tmp_path):
+    (tmp_path / "prompts.txt").write_text(" ".join(["a long prompt"] * 200) + "\n")
+    app = GendiffApp(LaunchOptions(path=str(tmp_path / "prompts.txt"), preload=False))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.query_one("#prompt-text").outer_size.height == 3

@@ -107,3 +107,53 @@ def test_logged_anything_ignores_the_header(tmp_path):
     log.write_text("gendiff: engine and library output, now\nwarning\n")
     assert logged_anything(log)
     assert not logged_anything(tmp_path / "missing")
+
+
+APP_CHILD = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from textual.app import App
+    from textual.widgets import Static
+    from gendiff.capture import captured_output
+
+    class Drawn(App):
+        def compose(self):
+            yield Static("DRAWN-BY-TEXTUAL")
+
+        def on_mount(self):
+            os.write(2, b"utils.cpp:68] Warning: NUMA binding\\n")
+            os.write(1, b"stdout-from-an-engine\\n")
+            self.set_timer(0.5, self.exit)
+
+    with captured_output(Path(sys.argv[1])):
+        Drawn().run()
+    """
+)
+
+
+def test_a_textual_app_draws_on_the_terminal_while_engine_output_goes_to_the_log(tmp_path):
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    log = tmp_path / "engine-output.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", APP_CHILD, str(log)], stdin=secondary, stdout=secondary, stderr=secondary, env=env
+    )
+    os.close(secondary)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(primary)
+    assert child.wait(timeout=60) == 0
+    text = screen.decode(errors="replace")
+    assert "DRAWN-BY-TEXTUAL" in text
+    assert "NUMA" not in text and "stdout-from-an-engine" not in text
+    written = log.read_text()
+    assert "NUMA binding" in written and "stdout-from-an-engine" in written

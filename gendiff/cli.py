@@ -51,6 +51,39 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=0.05,
         help="reference margin below which an agreeing step counts as fragile (default: 0.05)",
     )
+    penalties = parser.add_argument_group(
+        "penalties",
+        "applied by every engine with its own implementation (see README, Penalties); one engine only: "
+        "hf-single:repetition_penalty=1.2",
+    )
+    penalties.add_argument(
+        "--repetition-penalty", type=float, metavar="X", help="multiplicative, prompt+output tokens (1 = off)"
+    )
+    penalties.add_argument(
+        "--frequency-penalty", type=float, metavar="X", help="additive per occurrence, output tokens (0 = off)"
+    )
+    penalties.add_argument("--presence-penalty", type=float, metavar="X", help="additive once, output tokens (0 = off)")
+    penalties.add_argument(
+        "--no-repeat-ngram-size", type=int, metavar="N", help="ban repeated N-grams (HF engines only; 0 = off)"
+    )
+    penalties.add_argument(
+        "--model-defaults",
+        action="store_true",
+        help="each engine applies the model's generation_config.json as it does by default "
+        "(else greedy is the argmax of the raw logits)",
+    )
+
+
+def decoding_from_args(args: argparse.Namespace) -> Any:
+    """The run-wide penalties of the command line (a :class:`gendiff.decoding.Decoding`)."""
+    from gendiff.decoding import Decoding
+
+    decoding = Decoding()
+    for key in ("repetition_penalty", "frequency_penalty", "presence_penalty", "no_repeat_ngram_size"):
+        value = getattr(args, key, None)
+        if value is not None:
+            decoding = decoding.with_values({key: value}, "--" + key.replace("_", "-"))
+    return decoding.with_values({"model_defaults": bool(getattr(args, "model_defaults", False))}, "--model-defaults")
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -58,7 +91,13 @@ def build_config(args: argparse.Namespace) -> Any:
     from gendiff.engines.base import GenerationSettings, parse_engine_spec, split_engine_list
     from gendiff.session import RunConfig
 
-    defaults = {"dtype": args.dtype, "attn": args.attn, "device": args.device, "batch_size": args.batch_size}
+    defaults = {
+        "dtype": args.dtype,
+        "attn": args.attn,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "decoding": decoding_from_args(args),
+    }
     specs_text = split_engine_list(args.engines) if args.engines else list(DEFAULT_ENGINES)
     known = engine_names()
     specs = tuple(parse_engine_spec(text, defaults, known) for text in specs_text if text.strip())
@@ -103,8 +142,8 @@ def run_parser() -> argparse.ArgumentParser:
         "--sweep",
         nargs="+",
         metavar="KEY=V1,V2",
-        help="run every combination of these settings (dtype, attn, batch_size, device, or an engine option "
-        "like cache, positions, order) and print divergence counts per variant",
+        help="run every combination of these settings (dtype, attn, batch_size, device, a penalty like "
+        "repetition_penalty, or an engine option like cache, positions, order) and print divergence counts per variant",
     )
     parser.add_argument(
         "--fail-on-divergence", action="store_true", help="exit 1 if any engine diverges from the reference"
@@ -348,14 +387,21 @@ def summary_table(snapshot: Any) -> str:
                     f"flip gap {number(d.flip_gap)}  drift before {number(d.max_drift_before)}"
                 )
                 pad = " " * (width + 8)
+                if d.decoding_note:
+                    lines.append(f"{pad}penalties differ: {d.decoding_note}")
                 if d.bisection is not None:
                     lines.append(f"{pad}bisection: {d.bisection.summary()}")
-                    lines.append(f"{pad}  per layer: {layer_chart(d.bisection)}")
+                    if d.bisection.modules:
+                        lines.append(f"{pad}  per layer: {layer_chart(d.bisection)}")
+                    if d.bisection.key_values:
+                        lines.append(f"{pad}  earlier positions' keys/values: {key_value_chart(d.bisection)}")
                 if d.reconvergence is not None:
                     lines.append(f"{pad}re-convergence: {d.reconvergence.summary()}")
             else:
                 where = "" if d.step is None else f" at step {d.step}"
                 lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {d.detail}")
+                if d.decoding_note:
+                    lines.append(f"{' ' * (width + 8)}penalties differ: {d.decoding_note}")
     against = "its @A side" if snapshot.sources else snapshot.reference
     lines.append(f"{diverged} of {total} prompt×engine pairs diverged from {against}")
     return "\n".join(lines)
@@ -367,6 +413,26 @@ def layer_chart(bisection: Any) -> str:
     from gendiff.display import bar
 
     return "  ".join(f"L{m.layer} {bar(m.rel_diff)} {m.rel_diff:.1e}" for m in bisection.layer_outputs())
+
+
+def key_value_chart(bisection: Any) -> str:
+    """Per layer, the positions before the divergent one whose key or value differs:
+    ``L0 none · L1 3 of 12 (pos 0, 1, 2; max rel 4.1e-03)``."""
+    compared = {}
+    for kv in bisection.key_values:
+        compared[kv.layer] = max(compared.get(kv.layer, 0), kv.positions)
+    earlier = bisection.earlier_positions()
+    parts = []
+    for layer in sorted(compared):
+        found = earlier.get(layer, [])
+        total = compared[layer] - 1 if bisection.position is not None else compared[layer]
+        if not found:
+            parts.append(f"L{layer} none of {total}")
+            continue
+        shown = ", ".join(str(p.position) for p in found[:6]) + (", …" if len(found) > 6 else "")
+        worst = max(p.rel_diff for p in found)
+        parts.append(f"L{layer} {len(found)} of {total} (pos {shown}; max rel {worst:.1e})")
+    return " · ".join(parts)
 
 
 if __name__ == "__main__":

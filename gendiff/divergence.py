@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gendiff.decoding import note_for_traces
 from gendiff.records import Bisection, Reconvergence
 from gendiff.trace import TokenStep, Trace
 
@@ -46,6 +47,8 @@ class Divergence:
     agreeing_steps: int
     bisection: Bisection | None = None  # filled in by gendiff.diagnosis on request
     reconvergence: Reconvergence | None = None
+    # one line when the two engines apply penalties differently (gendiff.decoding)
+    decoding_note: str | None = None
 
     @property
     def diverged(self) -> bool:
@@ -70,6 +73,7 @@ class Divergence:
             "agreeing_steps": self.agreeing_steps,
             "bisection": self.bisection.to_dict() if self.bisection else None,
             "reconvergence": self.reconvergence.to_dict() if self.reconvergence else None,
+            "decoding_note": self.decoding_note,
         }
 
     @classmethod
@@ -94,6 +98,7 @@ class Divergence:
             agreeing_steps=int(data.get("agreeing_steps") or 0),
             bisection=Bisection.from_dict(data["bisection"]) if data.get("bisection") else None,
             reconvergence=Reconvergence.from_dict(data["reconvergence"]) if data.get("reconvergence") else None,
+            decoding_note=data.get("decoding_note"),
         )
 
 
@@ -125,6 +130,7 @@ def compare(reference: Trace, other: Trace, fragile_threshold: float = DEFAULT_F
         max_drift_before=drift,
         fragile_steps=fragile,
         agreeing_steps=agreeing,
+        decoding_note=note_for_traces(reference, other),
     )
     empty = dict(reference_step=None, other_step=None, reference_margin=None, other_margin=None)
 

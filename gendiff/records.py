@@ -15,6 +15,7 @@ LASTING = "lasting fork"
 UNDETERMINED = "undetermined"
 
 LAYER_OUTPUT = "layer output"
+QUERY_SOURCES = ("query projection", "fused q/k/v projection")
 
 # snapshots written before roles were recorded named modules Llama-style
 _OLD_ROLES = {
@@ -191,9 +192,18 @@ class Bisection:
         return f"{text}; {kv}" if kv else text
 
     def key_value_note(self) -> str | None:
-        """Where earlier positions' keys/values first differ, up to the first differing layer."""
+        """Where earlier positions' keys/values first differ, up to the first differing layer; or,
+        when attention is the first to differ with all its inputs equal, that it is the kernel."""
         first = self.first_bitwise
         limit = first.layer if first is not None and first.layer is not None else None
+        if first is not None and limit is not None and first.role in ("attention", "attention output projection"):
+            sources = [kv for kv in self.key_values if kv.layer == limit]
+            queries = [m for m in self.modules if m.layer == limit and m.role in QUERY_SOURCES]
+            if sources and queries and not any(kv.differing for kv in sources) and all(m.equal for m in queries):
+                return (
+                    f"queries, keys and values of every position are bitwise equal in layer {limit}: "
+                    "the attention computation itself differs (its kernel over this batch shape and mask)"
+                )
         for layer, positions in self.earlier_positions().items():
             if positions and (limit is None or layer <= limit):
                 worst = max(p.rel_diff for p in positions)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gendiff.decoding import Decoding
 from gendiff.diagnosis import DEFAULT_TOLERANCE, Bisection, Reconvergence, bisect, reconverge
 from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, TOKEN, Divergence, compare
 from gendiff.engines import create_engine
@@ -182,7 +183,13 @@ class Session:
             settings = entry.get("settings") or {}
             fields = {k: settings[k] for k in SPEC_FIELDS if k in settings}
             specs.append(
-                EngineSpec(entry["name"], options=dict(settings.get("options") or {}), label=entry["label"], **fields)
+                EngineSpec(
+                    entry["name"],
+                    options=dict(settings.get("options") or {}),
+                    label=entry["label"],
+                    decoding=Decoding.from_dict(settings.get("decoding")),
+                    **fields,
+                )
             )
         config = RunConfig(
             path,
@@ -296,6 +303,8 @@ class Session:
                     "name": spec.name,
                     "settings": spec.settings(),
                     "error": errors.get(spec.label),
+                    # the penalties the engine applied, resolved (given / model's config / neutral)
+                    "decoding": next((t.settings.get("resolved_decoding") for t in traces[spec.label]), None),
                 }
                 for spec in self.config.engines
                 if spec.label in traces

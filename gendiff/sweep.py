@@ -1,7 +1,7 @@
 """Variant sweep: run the engines under every combination of some settings and count divergences.
 
 ``gendiff run --sweep dtype=float32,bfloat16 attn=eager,sdpa batch_size=1,4,16`` makes 12
-variants. In each, every engine runs with that variant's settings and is compared with the
+variants; a penalty (``repetition_penalty=1,1.2``) is an axis too, applied to every engine. In each, every engine runs with that variant's settings and is compared with the
 reference run under the same variant; the reference itself is also compared with the first
 variant's reference, so a setting that changes *everything* (dtype) is told apart from one
 that splits the engines (batch size). Runs whose effective settings repeat (hf-single ignores
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gendiff.decoding import DECODING_KEYS
 from gendiff.divergence import compare
 from gendiff.engines import engine_class
 from gendiff.engines.base import SPEC_FIELDS, EngineSpec, check_spec_values
@@ -45,7 +46,7 @@ class Variant:
 def parse_sweep(items: list[str], specs: tuple[EngineSpec, ...]) -> dict[str, list[str]]:
     """``["dtype=float32,bfloat16", "batch_size=1,4"]`` -> {"dtype": [...], "batch_size": [...]}."""
     options = {key for spec in specs for key in engine_class(spec.name).options}
-    sweepable = sorted(SPEC_FIELDS) + sorted(options)
+    sweepable = sorted(SPEC_FIELDS) + sorted(options) + list(DECODING_KEYS)
     axes: dict[str, list[str]] = {}
     for item in items:
         key, sep, values = item.partition("=")
@@ -68,6 +69,9 @@ def variant_specs(specs: tuple[EngineSpec, ...], settings: dict[str, str]) -> tu
     for spec in specs:
         fields: dict[str, Any] = {}
         options = dict(spec.options)
+        penalties = {key: value for key, value in settings.items() if key in DECODING_KEYS}
+        if penalties:  # a penalty axis applies to every engine, as the run-wide option does
+            fields["decoding"] = spec.decoding.with_values(penalties, f"--sweep {spec.label}")
         for key, value in settings.items():
             if key in SPEC_FIELDS:
                 if key == "batch_size":

@@ -25,12 +25,35 @@ class TopToken:
 
 @dataclass(frozen=True)
 class TokenStep:
-    """One generated token: the choice, its logprob, and the top-k candidates (best first)."""
+    """One generated token: the choice, its logprob, and the top-k candidates (best first).
+
+    ``logprob`` and ``top`` are the scores the greedy argmax was taken from: after the engine's
+    penalties when it applies any (processed), else the raw ones. With a penalty, ``raw_logprob``
+    and ``raw_top`` keep the model's raw scores (the chosen token's and the raw top-k; None
+    where the engine can't give them: vLLM gives one or the other, so its penalised steps have
+    ``raw_top == ()`` and ``raw_logprob`` None). ``raw_top`` None: no penalty, the scores are raw."""
 
     token_id: int
     text: str
     logprob: float
     top: tuple[TopToken, ...]
+    raw_logprob: float | None = None
+    raw_top: tuple[TopToken, ...] | None = None
+
+    @property
+    def processed(self) -> bool:
+        """True when the decision scores differ from the raw ones (a penalty changed them)."""
+        return self.raw_top is not None and (
+            self.raw_logprob != self.logprob
+            or [(t.token_id, t.logprob) for t in self.raw_top] != [(t.token_id, t.logprob) for t in self.top]
+        )
+
+    @property
+    def raw_margin(self) -> float | None:
+        """Top-1 minus top-2 of the raw scores; None without raw scores."""
+        if self.raw_top is None or len(self.raw_top) < 2:
+            return None
+        return self.raw_top[0].logprob - self.raw_top[1].logprob
 
     @property
     def margin(self) -> float | None:
@@ -49,20 +72,27 @@ class TokenStep:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "token_id": self.token_id,
             "text": self.text,
             "logprob": self.logprob,
             "top": [t.to_dict() for t in self.top],
         }
+        if self.raw_top is not None:  # only with a penalty: older readers see the same keys
+            data["raw_logprob"] = self.raw_logprob
+            data["raw_top"] = [t.to_dict() for t in self.raw_top]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TokenStep:
+        raw_top = data.get("raw_top")
         return cls(
             int(data["token_id"]),
             str(data["text"]),
             float(data["logprob"]),
             tuple(TopToken.from_dict(t) for t in data["top"]),
+            _opt_float(data.get("raw_logprob")),
+            None if raw_top is None else tuple(TopToken.from_dict(t) for t in raw_top),
         )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gendiff.decoding import DECODING_KEYS, Decoding, check_supported
 from gendiff.errors import GendiffError
 from gendiff.trace import TokenStep, Trace
 
@@ -54,6 +55,7 @@ class EngineSpec:
     batch_size: int = 16
     options: dict[str, str] = field(default_factory=dict, hash=False)
     label: str = ""
+    decoding: Decoding = Decoding()  # penalties as given (run-wide, then the spec's own)
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -93,15 +95,25 @@ def parse_engine_spec(text: str, defaults: dict[str, Any] | None = None, known: 
         raise GendiffError(f"unknown engine {name!r}; known engines: {', '.join(known)}")
     values: dict[str, Any] = dict(defaults or {})
     options: dict[str, str] = {}
+    decoding: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not value:
             raise GendiffError(f"engine {text!r}: {item!r} is not key=value (e.g. hf-left:batch_size=4)")
         if key in SPEC_FIELDS:
             values[key] = value
+        elif key in DECODING_KEYS:
+            decoding[key] = value
         else:
             options[key] = value
-    spec = EngineSpec(name=name, options=options, label=text, **_coerce(values, text))
+    base = values.get("decoding") or Decoding()
+    spec = EngineSpec(
+        name=name,
+        options=options,
+        label=text,
+        decoding=base.with_values(decoding, f"engine {text!r}"),
+        **_coerce(values, text),
+    )
     check_spec_values(spec)
     return spec
 
@@ -123,6 +135,7 @@ def check_spec_values(spec: EngineSpec) -> None:
         raise GendiffError(f"attention {spec.attn!r} for {spec.label}: choose one of {', '.join(ATTN_IMPLEMENTATIONS)}")
     if spec.batch_size < 1:
         raise GendiffError(f"batch_size {spec.batch_size} for {spec.label}: must be at least 1")
+    check_supported(spec.name, spec.label, spec.decoding)
 
 
 class Engine(ABC):

@@ -7,8 +7,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from gendiff.decoding import READS_FROM_MODEL, resolve, supported
 from gendiff.engines.base import Engine, GenerationSettings
 from gendiff.engines.loading import LoadedModel, load_model
+from gendiff.engines.penalties import build_processors, decide
 from gendiff.engines.steps import TraceBuilder, steps_from_logits
 from gendiff.errors import GendiffError
 
@@ -23,6 +25,16 @@ class HFEngine(Engine):
 
     def load(self) -> None:
         self.loaded = load_model(self.model_path, self.spec.dtype, self.spec.attn, self.spec.device)
+
+    def settings_record(self) -> dict[str, Any]:
+        record = super().settings_record()
+        record["resolved_decoding"] = self.resolved_decoding()
+        return record
+
+    def resolved_decoding(self) -> dict[str, Any]:
+        """The penalties this engine applies (see :func:`gendiff.decoding.resolve`)."""
+        model_config = self.loaded.model.generation_config.to_dict()
+        return resolve(self.spec.decoding, model_config, supported(self.name), READS_FROM_MODEL[self.name])
 
     def decode_in_batches(
         self, builder: TraceBuilder, decode: Callable[[TraceBuilder, list[list[int]]], None], size: int | None = None
@@ -67,11 +79,22 @@ class GenerateEngine(HFEngine):
 
         model, tokenizer = self.loaded.model, self.loaded.tokenizer
         top_k = builder.settings.top_k
+        width = max(len(p) for p in prompts)
+        # the penalties as generate() builds them from a generation config, on the same input_ids
+        # (left pads included); gendiff's config sets none, so generate() adds no processor of its own
+        penalties = build_processors(self.resolved_decoding(), width)
+        raw: list[Any] = [None]
 
-        class RecordRawLogits(LogitsProcessor):
-            # first and only processor: sees the raw scores generate() takes its argmax of
+        class KeepRawLogits(LogitsProcessor):
+            # first processor: the raw scores, before any penalty
             def __call__(self, input_ids: Any, scores: Any) -> Any:
-                chosen = steps_from_logits(scores, top_k, tokenizer)
+                raw[0] = scores.clone()
+                return scores
+
+        class RecordLogits(LogitsProcessor):
+            # last processor: sees the scores generate() takes its argmax of
+            def __call__(self, input_ids: Any, scores: Any) -> Any:
+                chosen = steps_from_logits(raw[0], top_k, tokenizer, scores if penalties else None)
                 builder.add_rows(chosen)
                 # teacher forcing: make the token fed back the argmax generate() takes
                 for row, (step, token) in enumerate(zip(chosen, builder.next_inputs(chosen))):
@@ -84,7 +107,6 @@ class GenerateEngine(HFEngine):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
                 return torch.full((input_ids.shape[0],), builder.cancelled, dtype=torch.bool, device=input_ids.device)
 
-        width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
         for row, ids in enumerate(prompts):  # left padding: real tokens at the right end
@@ -105,7 +127,7 @@ class GenerateEngine(HFEngine):
                 input_ids=input_ids.to(device),
                 attention_mask=attention_mask.to(device),
                 generation_config=config,
-                logits_processor=LogitsProcessorList([RecordRawLogits()]),
+                logits_processor=LogitsProcessorList([KeepRawLogits(), *penalties, RecordLogits()]),
                 stopping_criteria=StoppingCriteriaList([StopWhenCancelled()]),
             )
         generated = output[:, width:].tolist()
@@ -114,7 +136,7 @@ class GenerateEngine(HFEngine):
             fed = [forced[i] if i < len(forced) else s.token_id for i, s in enumerate(steps)]
             if fed != generated[row][: len(steps)]:
                 raise RuntimeError(
-                    f"{self.spec.label}: generate() chose other tokens than the argmax of the raw logits; "
+                    f"{self.spec.label}: generate() chose other tokens than the argmax of the recorded scores; "
                     "a logits processor from the model's generation config is active"
                 )
 
@@ -186,15 +208,20 @@ class HFRight(HFEngine):
         probing = builder.probing(
             self.loaded.model, lambda row, call: (row, len(prompts[row]) - 1 if call == 0 else -1)
         )
+        resolved = self.resolved_decoding()
+        histories = [list(p) for p in prompts]  # each row's own tokens, for the penalties
         with torch.inference_mode(), probing:
             logits = self.forward_last(input_ids, mask, positions, cache, row_index, lengths - 1)
             next_positions = lengths.clone()
             while True:
-                chosen = steps_from_logits(logits, builder.settings.top_k, tokenizer)
+                chosen = decide(logits, resolved, histories, builder.settings.top_k, tokenizer, lengths.tolist())
                 builder.add_rows(chosen)
                 if builder.done:
                     break
-                tokens = torch.tensor(builder.next_inputs(chosen), device=device)[:, None]
+                fed = builder.next_inputs(chosen)
+                for history, token in zip(histories, fed):
+                    history.append(token)
+                tokens = torch.tensor(fed, device=device)[:, None]
                 mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=1)
                 logits = self.forward_last(tokens, mask, next_positions[:, None], cache, row_index, -1)
                 next_positions = next_positions + 1

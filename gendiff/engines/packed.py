@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from gendiff.engines.hf import HFEngine
-from gendiff.engines.steps import TraceBuilder, steps_from_logits
+from gendiff.engines.penalties import decide
+from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import GendiffError
 
 
@@ -75,15 +76,20 @@ class Packed(HFEngine):
         zero = torch.zeros(segments, dtype=torch.long, device=device)
         ends = (starts + lengths - 1).tolist()
         probing = builder.probing(model, lambda segment, call: (0, ends[segment] if call == 0 else segment))
+        resolved = self.resolved_decoding()
+        histories = [list(p) for p in prompts]  # each segment's own tokens, for the penalties
         with torch.inference_mode(), probing:
             logits = self.forward_last(input_ids, mask, positions[None], cache, zero, starts + lengths - 1)
             step_owner = torch.arange(segments, device=device)
             while True:
-                chosen = steps_from_logits(logits, builder.settings.top_k, tokenizer)
+                chosen = decide(logits, resolved, histories, builder.settings.top_k, tokenizer, lengths.tolist())
                 builder.add_rows(chosen)
                 if builder.done:
                     break
-                tokens = torch.tensor([builder.next_inputs(chosen)], device=device)
+                fed = builder.next_inputs(chosen)
+                for history, token in zip(histories, fed):
+                    history.append(token)
+                tokens = torch.tensor([fed], device=device)
                 owner = torch.cat([owner, step_owner])
                 # every new token sees its own segment's prompt and earlier tokens, and itself
                 mask = block_diagonal_mask(step_owner, owner, None, dtype)

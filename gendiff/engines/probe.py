@@ -2,7 +2,7 @@
 
 A :class:`Probe` names a prompt and a step. The engine that runs that prompt attaches it to
 its model around its decode loop (``TraceBuilder.probing``), saying where the prompt's last
-token sits in each forward call's input; the probe counts the base model's forward calls (call
+token sits in each forward call's input; the probe counts the decoder's forward calls (call
 ``step`` produces the logits of step ``step``) and, in that call only, copies the hidden state
 at that position out of every module on the way, under the model's own module names:
 
@@ -105,7 +105,9 @@ class Probe:
         """
         base = model.base_model
         stack_name, layers = decoder_layers(model)
-        handles = [base.register_forward_pre_hook(self._count)]
+        # count the calls of the module that runs the stack: OPTForCausalLM skips its base model's forward
+        owner = model.get_submodule(stack_name.rpartition(".")[0])
+        handles = [owner.register_forward_pre_hook(self._count)]
         names = {module: name for name, module in model.named_modules()}
         in_stack = {m for layer in layers for m in layer.modules()}
 

@@ -18,15 +18,34 @@ if TYPE_CHECKING:
     from gendiff.engines.probe import Probe
 
 
-def steps_from_logits(logits: Any, top_k: int, tokenizer: PromptTokenizer) -> list[TokenStep]:
-    """``logits``: (rows, vocab) tensor of raw scores. Greedy = argmax in float32 (ties: lowest id)."""
+def steps_from_logits(logits: Any, top_k: int, tokenizer: PromptTokenizer, processed: Any = None) -> list[TokenStep]:
+    """``logits``: (rows, vocab) tensor of raw scores; ``processed``: the same after the engine's
+    penalties, or None. Greedy = argmax in float32 of the processed scores if given, else of the
+    raw ones (ties: lowest id); with ``processed`` the raw scores are kept too (raw_top)."""
+    decided = _ranked(processed if processed is not None else logits, top_k, tokenizer, None)
+    if processed is None:
+        return [TokenStep(choice, tokenizer.piece(choice), lp, top) for choice, lp, top in decided]
+    raw = _ranked(logits, top_k, tokenizer, [choice for choice, _, _ in decided])
+    return [
+        TokenStep(choice, tokenizer.piece(choice), lp, top, raw_lp, raw_top)
+        for (choice, lp, top), (_, raw_lp, raw_top) in zip(decided, raw)
+    ]
+
+
+def _ranked(
+    logits: Any, top_k: int, tokenizer: PromptTokenizer, chosen_ids: list[int] | None
+) -> list[tuple[int, float, tuple[TopToken, ...]]]:
+    """Per row: (chosen id, its logprob, the top-k). ``chosen_ids`` None: the argmax is chosen."""
     import torch
 
     scores = logits.float()
     logprobs = torch.log_softmax(scores, dim=-1)
     k = min(top_k, scores.shape[-1])
     top_logits, top_ids = torch.topk(scores, k, dim=-1)
-    chosen = torch.argmax(scores, dim=-1)
+    if chosen_ids is None:
+        chosen = torch.argmax(scores, dim=-1)
+    else:
+        chosen = torch.tensor(chosen_ids, dtype=torch.long, device=scores.device)
     top_logprobs = torch.gather(logprobs, -1, top_ids)
     chosen_logprobs = torch.gather(logprobs, -1, chosen[:, None])[:, 0]
     rows = []
@@ -36,7 +55,7 @@ def steps_from_logits(logits: Any, top_k: int, tokenizer: PromptTokenizer) -> li
         # exact ties (common in bfloat16) ranked by id, as argmax breaks them: the choice comes first
         ranked = sorted(zip(ids, lps, lgs), key=lambda c: (-c[2], c[0]))
         top = tuple(TopToken(i, tokenizer.piece(i), lp, lg) for i, lp, lg in ranked)
-        rows.append(TokenStep(choice, tokenizer.piece(choice), choice_lp, top))
+        rows.append((choice, choice_lp, top))
     return rows
 
 

@@ -11,6 +11,7 @@ import threading
 from importlib.util import find_spec
 from typing import Any
 
+from gendiff.decoding import READS_FROM_MODEL, active, resolve, supported
 from gendiff.engines.base import Engine
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.steps import TraceBuilder
@@ -29,11 +30,11 @@ ENV_DEFAULTS = {
 }
 
 _lock = threading.Lock()
-_engines: dict[tuple[str, str, int], Any] = {}
+_engines: dict[tuple[str, str, int, str], Any] = {}
 
 
-def _llm(path: str, dtype: str, max_model_len: int, max_logprobs: int) -> Any:
-    key = (path, dtype, max_model_len)
+def _llm(path: str, dtype: str, max_model_len: int, max_logprobs: int, logprobs_mode: str) -> Any:
+    key = (path, dtype, max_model_len, logprobs_mode)
     with _lock:
         if key not in _engines:
             for name, value in ENV_DEFAULTS.items():
@@ -45,7 +46,7 @@ def _llm(path: str, dtype: str, max_model_len: int, max_logprobs: int) -> Any:
                 dtype=dtype,
                 max_model_len=max_model_len,
                 max_logprobs=max_logprobs,
-                logprobs_mode="raw_logprobs",
+                logprobs_mode=logprobs_mode,
                 seed=0,
                 enforce_eager=True,
             )
@@ -54,7 +55,7 @@ def _llm(path: str, dtype: str, max_model_len: int, max_logprobs: int) -> Any:
 
 class VLLM(Engine):
     name = "vllm"
-    description = "vLLM offline LLM.generate, temperature 0, raw logprobs"
+    description = "vLLM offline LLM.generate, temperature 0, raw logprobs (processed with a penalty)"
     runs_last = True  # in-process vLLM pins torch to one thread for the rest of the process
 
     @classmethod
@@ -64,11 +65,22 @@ class VLLM(Engine):
     def load(self) -> None:
         self.tokenizer = load_tokenizer(self.model_path)
         max_len = self.tokenizer.max_length or 2048
-        self.llm = _llm(self.model_path, self.spec.dtype, max_len, 20)
+        self.decoding = self.resolved_decoding()
+        self.llm = _llm(self.model_path, self.spec.dtype, max_len, 20, self.decoding["logprobs_mode"])
+
+    def resolved_decoding(self) -> dict[str, Any]:
+        """The penalties passed to SamplingParams, and the logprobs mode: with a penalty the
+        processed logprobs (what the greedy argmax was taken from), else the raw ones."""
+        resolved = resolve(
+            self.spec.decoding, _generation_config(self.model_path), supported(self.name), READS_FROM_MODEL[self.name]
+        )
+        resolved["logprobs_mode"] = "processed_logprobs" if active(resolved) else "raw_logprobs"
+        return resolved
 
     def settings_record(self) -> dict[str, Any]:
         record = self.spec.settings()
         record["vllm_package"] = _dist_name()
+        record["resolved_decoding"] = self.decoding
         return record
 
     def decode(self, builder: TraceBuilder) -> None:
@@ -86,6 +98,9 @@ class VLLM(Engine):
             logprobs=settings.top_k,
             ignore_eos=not settings.stop_at_eos,
             seed=0,
+            repetition_penalty=float(self.decoding["repetition_penalty"]),
+            frequency_penalty=float(self.decoding["frequency_penalty"]),
+            presence_penalty=float(self.decoding["presence_penalty"]),
         )
         prompts = [TokensPrompt(prompt_token_ids=p) for p in builder.prompts]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
@@ -99,7 +114,21 @@ class VLLM(Engine):
         ranked = sorted(candidates.items(), key=lambda item: (-item[1].logprob, item[0]))[:top_k]
         top = tuple(TopToken(int(i), self.tokenizer.piece(int(i)), float(lp.logprob), None) for i, lp in ranked)
         chosen = candidates[token_id].logprob
-        return TokenStep(token_id, self.tokenizer.piece(token_id), float(chosen), top)
+        # processed logprobs: the raw ones are not available (raw_top=() says so)
+        raw_top = () if self.decoding["logprobs_mode"] == "processed_logprobs" else None
+        return TokenStep(token_id, self.tokenizer.piece(token_id), float(chosen), top, None, raw_top)
+
+
+def _generation_config(path: str) -> dict[str, Any]:
+    """The model's generation_config.json (what vLLM's generation_config="auto" reads), or {}."""
+    import json
+    from pathlib import Path
+
+    file = Path(path) / "generation_config.json"
+    try:
+        return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def vllm_installed() -> bool:

@@ -115,6 +115,7 @@ USES: tuple[ColourUse, ...] = (
     ColourUse("panel: chosen mark", "$chosen", "$background", MARK_MINIMUM),
     ColourUse("panel: identical", "$success", "$background", TEXT_MINIMUM),
     ColourUse("panel: diagnosis found", "$accent", "$background", TEXT_MINIMUM),
+    ColourUse("panel: penalties differ", "$warning", "$background", TEXT_MINIMUM),
     ColourUse("panel: hints and legend (dim)", "$foreground", "$background", TEXT_MINIMUM, dim=True),
     ColourUse("dialog: diagnosis bars", "$after-diverge", "$surface", MARK_MINIMUM),
     ColourUse("dialog: first difference", "$diverge", "$surface", TEXT_MINIMUM),

@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, OptionList, Static
 from textual.worker import Worker, WorkerState
 
+from gendiff.decoding import Decoding
 from gendiff.divergence import first_difference
 from gendiff.engines import DEFAULT_ENGINES, engine_names
 from gendiff.errors import GendiffError
@@ -60,9 +61,11 @@ class LaunchOptions:
     fragile_threshold: float = 0.05
     theme: str | None = None
     preload: bool = True
+    decoding: Decoding | None = None  # run-wide penalties; None: none
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchOptions:
+        from gendiff.cli import decoding_from_args
         from gendiff.engines.base import split_engine_list
 
         engines = tuple(split_engine_list(args.engines)) if args.engines else DEFAULT_ENGINES
@@ -81,6 +84,7 @@ class LaunchOptions:
             stop_at_eos=not args.no_stop_at_eos,
             fragile_threshold=args.fragile_threshold,
             theme=args.theme,
+            decoding=decoding_from_args(args),
         )
 
 
@@ -298,7 +302,13 @@ class GendiffApp(App[None]):
 
     def spec_defaults(self) -> dict[str, object]:
         s = self.settings
-        return {"dtype": s.dtype, "attn": s.attn, "device": self.options.device, "batch_size": s.batch_size}
+        return {
+            "dtype": s.dtype,
+            "attn": s.attn,
+            "device": self.options.device,
+            "batch_size": s.batch_size,
+            "decoding": self.options.decoding,
+        }
 
     def save_book(self) -> None:
         """Write the prompt list at once (atomically): edits are never only in memory."""

@@ -50,6 +50,7 @@ def module_table(bisection: Bisection, colours: dict[str, str]) -> Table:
     """Every captured module in execution order: bitwise equal or not, relative and max difference."""
     table = Table(box=None, show_header=True, padding=(0, 1))
     table.add_column("module", no_wrap=True)
+    table.add_column("what it is", no_wrap=True)
     table.add_column("bitwise", no_wrap=True)
     table.add_column("rel diff", justify="right", no_wrap=True)
     table.add_column("max |Δ|", justify="right", no_wrap=True)
@@ -64,11 +65,38 @@ def module_table(bisection: Bisection, colours: dict[str, str]) -> Table:
             note, style = f"◀ first above {bisection.tolerance:g}", f"bold {colours.get('after-diverge', 'yellow')}"
         table.add_row(
             Text(m.name, style=style),
+            Text(m.role, style="dim"),
             "equal" if m.equal else "differs",
             "0" if m.equal else f"{m.rel_diff:.2e}",
             "0" if m.equal else f"{m.max_abs_diff:.2e}",
             Text(note, style=style),
         )
+    return table
+
+
+def key_value_table(bisection: Bisection, colours: dict[str, str]) -> Table:
+    """Layer × position: per layer, the earlier positions of the prompt's row whose key or value
+    differs between the engines (a padded prefill shows up here while the divergent position's
+    own inputs are still equal), and by how much."""
+    table = Table(box=None, show_header=True, padding=(0, 1))
+    table.add_column("layer", justify="right", no_wrap=True)
+    table.add_column("key/value sources", no_wrap=True)
+    table.add_column("earlier positions that differ (rel diff)")
+    earlier = bisection.earlier_positions()
+    sources: dict[int, list[str]] = {}
+    for kv in bisection.key_values:
+        sources.setdefault(kv.layer, []).append(kv.name.rsplit(".", 1)[-1])
+    for layer, names in sorted(sources.items()):
+        found = earlier.get(layer, [])
+        cells = Text()
+        if not found:
+            cells.append("none: every earlier key and value is bitwise equal", style="dim")
+        for i, p in enumerate(found):
+            if i:
+                cells.append("  ")
+            cells.append(f"{p.position}", style=f"bold {colours.get('diverge', 'red')}")
+            cells.append(f" {p.rel_diff:.1e}")
+        table.add_row(str(layer), ", ".join(names), cells)
     return table
 
 
@@ -104,12 +132,20 @@ def diagnosis_renderable(d: Divergence, colours: dict[str, str]) -> RenderableTy
     if b is not None:
         parts.append(Text("\nFirst divergent module", style=f"bold underline {colours.get('accent', '')}".strip()))
         parts.append(Text(b.summary()))
-        if not b.reproduced:
+        if b.error is not None:
+            parts.append(Text("the run itself is kept; only this explanation is missing", style="dim"))
+        elif not b.reproduced:
             parts.append(Text("warning: the replay chose other tokens than the run did at this step", style="bold"))
-        parts.append(Text("\nper layer", style="bold"))
-        parts.append(layer_chart(b, colours))
-        parts.append(Text("\nevery module at the divergent position, in execution order", style="bold"))
-        parts.append(module_table(b, colours))
+        if b.modules:
+            parts.append(Text("\nper layer", style="bold"))
+            parts.append(layer_chart(b, colours))
+        if b.key_values:
+            where = f" (position {b.position})" if b.position is not None else ""
+            parts.append(Text(f"\nkeys and values of the positions before the divergent one{where}", style="bold"))
+            parts.append(key_value_table(b, colours))
+        if b.modules:
+            parts.append(Text("\nevery module at the divergent position, in execution order", style="bold"))
+            parts.append(module_table(b, colours))
     if d.reconvergence is not None:
         parts.append(
             Text("\nRe-convergence (teacher forcing)", style=f"bold underline {colours.get('accent', '')}".strip())

@@ -19,7 +19,9 @@ from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, Divergence
 from gendiff.trace import TokenStep
 
 
-def top_table(title: str, step: TokenStep | None, other_choice: int | None, colours: dict[str, str]) -> Table:
+def top_table(
+    title: str, step: TokenStep | None, other_choice: int | None, colours: dict[str, str], missing: str = "(stopped)"
+) -> Table:
     """Rank, token, logprob, logit; the engine's own choice and the other side's choice marked."""
     table = Table(title=title, title_justify="left", expand=True, box=None, padding=(0, 1), show_edge=False)
     # numbers never shrink (a 1e-3 margin must stay readable); the token column gives way
@@ -29,7 +31,7 @@ def top_table(title: str, step: TokenStep | None, other_choice: int | None, colo
     table.add_column("logit", justify="right", no_wrap=True, min_width=8)
     table.add_column("", width=1, no_wrap=True)
     if step is None:
-        table.add_row("", Text("(stopped)", style="dim"), "", "", "")
+        table.add_row("", Text(missing, style="dim"), "", "", "")
         return table
     chosen = colours.get("chosen", "green")
     for rank, candidate in enumerate(step.top, 1):
@@ -137,9 +139,15 @@ class DivergencePanel(VerticalScroll):
         tables.add_column(ratio=1)
         tables.add_column(ratio=1)
         tables.add_row(
-            top_table(d.reference, d.reference_step, other_id, colours),
-            top_table(d.engine, d.other_step, ref_id, colours),
+            top_table(_scores_title(d.reference, d.reference_step), d.reference_step, other_id, colours),
+            top_table(_scores_title(d.engine, d.other_step), d.other_step, ref_id, colours),
         )
+        if any(step is not None and step.processed for step in (d.reference_step, d.other_step)):
+            # the penalties changed the scores: the raw ones too, the choice still marked
+            tables.add_row(
+                top_table(f"{d.reference} raw", _raw(d.reference_step), other_id, colours, _no_raw(d.reference_step)),
+                top_table(f"{d.engine} raw", _raw(d.other_step), ref_id, colours, _no_raw(d.other_step)),
+            )
         # a narrow panel wraps this line at spaces, never inside a number
         items = [
             (f"margin {d.reference} {number(d.reference_margin)}", "bold"),
@@ -157,6 +165,8 @@ class DivergencePanel(VerticalScroll):
             summary.append(f"\n{d.detail}", style="italic")
         note = " · ".join(part for part in (explain(d, self.fragile_threshold), drift_note(d)) if part)
         parts = [tables, summary] + ([Text(note, style="dim italic")] if note else [])
+        if d.decoding_note:
+            parts.append(Text(f"penalties differ: {d.decoding_note}", style=colours.get("warning", "yellow")))
         if d.bisection is not None or d.reconvergence is not None:
             found = Text(style=colours.get("accent", ""))
             if d.bisection is not None:
@@ -166,3 +176,20 @@ class DivergencePanel(VerticalScroll):
             found.append("  (b: per-layer chart)", style="dim")
             parts.insert(0, found)
         self.update(Group(*parts))
+
+
+def _scores_title(label: str, step: TokenStep | None) -> str:
+    return f"{label} after penalties" if step is not None and step.raw_top is not None else label
+
+
+def _raw(step: TokenStep | None) -> TokenStep | None:
+    """The step as the raw scores rank it (the choice is still the engine's), or None without them."""
+    if step is None or step.raw_top is None:
+        return step  # no penalty: its scores are the raw ones
+    if not step.raw_top or step.raw_logprob is None:
+        return None  # processed only (vLLM with a penalty)
+    return TokenStep(step.token_id, step.text, step.raw_logprob, step.raw_top)
+
+
+def _no_raw(step: TokenStep | None) -> str:
+    return "(stopped)" if step is None else "(raw scores not recorded by this engine)"

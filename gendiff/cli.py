@@ -139,6 +139,25 @@ def run_parser() -> argparse.ArgumentParser:
         help="relative difference that counts as a real split in --bisect (default: 1e-3)",
     )
     parser.add_argument(
+        "--recheck",
+        choices=("float32",),
+        help="re-run the diverging pairs of a lower-precision run in float32 (same engines and batches): "
+        "'agrees' means rounding noise, 'diverges' means something else",
+    )
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="teacher-force every engine on the reference's tokens and report llama.cpp's distribution "
+        "statistics (KL divergence, same top-1, Δp) per prompt and engine",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        metavar="N",
+        help="run every engine N times, each prompt at another row beside other prompts each time; "
+        "report how many distinct completions each gives",
+    )
+    parser.add_argument(
         "--sweep",
         nargs="+",
         metavar="KEY=V1,V2",
@@ -186,11 +205,72 @@ def compare_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def score_parser() -> argparse.ArgumentParser:
+    from gendiff.engines.base import ATTN_IMPLEMENTATIONS, DTYPES
+
+    parser = argparse.ArgumentParser(
+        prog="gendiff score",
+        description="Feed every engine the same fixed text (prompt, then continuation, token by token) and "
+        "report how far apart their next-token distributions are (KL divergence, same top-1, Δp) and each "
+        "engine's mean loss on the continuation. No generation.",
+    )
+    parser.add_argument("file", metavar="FILE", help='JSONL, one {"prompt": …, "continuation": …} per line')
+    parser.add_argument(
+        "--model", metavar="DIR", help="local Hugging Face causal-LM folder (default: the embedded demo model)"
+    )
+    parser.add_argument(
+        "--engines",
+        metavar="A,B,…",
+        default="hf-single:attn=eager,hf-single:attn=sdpa",
+        help="engines to compare (default: hf-single:attn=eager,hf-single:attn=sdpa)",
+    )
+    parser.add_argument("--reference", metavar="NAME", help="engine the others are compared with (default: the first)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and compute dtype")
+    parser.add_argument("--attn", choices=ATTN_IMPLEMENTATIONS, default="sdpa", help="attention implementation")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--batch-size", type=int, default=16, help="rows per batch for hf-left/hf-right")
+    parser.add_argument("--json", metavar="OUT", help="write the statistics per text and engine here")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.set_defaults(max_new_tokens=1, top_k=DEFAULT_TOP_K, no_stop_at_eos=True, fragile_threshold=0.05)
+    return parser
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import json
+
+    from gendiff.fileio import atomic_write_text, check_writable
+    from gendiff.score import load_texts, score
+
+    if args.json:
+        check_writable(args.json)
+    texts = load_texts(args.file)
+    config = build_config(args)
+
+    def forcing(label: str) -> None:
+        if not args.quiet:
+            print(f"{label}: teacher-forced on the texts…", file=sys.stderr, flush=True)
+
+    result = score(config, texts, forcing)
+    for note in result.notes:
+        print(f"gendiff: note: {note}", file=sys.stderr)
+    title = (
+        f"{len(texts)} texts, every engine fed the continuations; distributions against {result.reference}'s "
+        "(KL in nats, loss: mean -log p of the continuation's tokens):"
+    )
+    print(statistics_table(result.statistics, result.engines, title, loss=True))
+    if args.json:
+        written = atomic_write_text(args.json, json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n")
+        print(f"scores written to {written}", file=sys.stderr)
+    return 3 if any("failed" in note for note in result.notes) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["run"]:
             return cmd_run(run_parser().parse_args(argv[1:]))
+        if argv[:1] == ["score"]:
+            return cmd_score(score_parser().parse_args(argv[1:]))
         if argv[:1] == ["compare"]:
             return cmd_compare(compare_parser().parse_args(argv[1:]))
         return cmd_tui(tui_parser().parse_args(argv))
@@ -230,7 +310,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not book.prompts:
         raise GendiffError(f"prompts {book.path}: no prompts in the file; add one per line")
 
+    if args.repeat is not None and args.repeat < 2:
+        raise GendiffError(f"--repeat {args.repeat}: must be at least 2 (the run itself counts as the first)")
     if args.sweep:
+        if args.recheck or args.stats or args.repeat:
+            raise GendiffError("--sweep with --recheck/--stats/--repeat: run the sweep first, then one variant")
         return cmd_sweep(args, config, book.prompts)
 
     from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, Session
@@ -284,7 +368,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "diagnosed (hf-single, hf-left, hf-right and packed can)",
                 file=sys.stderr,
             )
+    notes = explain_run(args, session, snapshot, progress)
     print(summary_table(snapshot))
+    if snapshot.statistics:
+        title = f"distribution statistics, every engine teacher-forced on {snapshot.reference}'s tokens (KL in nats):"
+        print(statistics_table(snapshot.statistics, snapshot.engine_labels, title))
+    if any(prompt.repeats for prompt in snapshot.prompts):
+        print(repeats_table(snapshot))
+    for note in notes:
+        print(f"gendiff: note: {note}", file=sys.stderr)
     if not args.quiet:
         print(f"total {time.perf_counter() - started:.2f}s", file=sys.stderr)
     if args.json:
@@ -295,6 +387,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.fail_on_divergence and snapshot.divergences():
         return 1
     return 0
+
+
+def explain_run(args: argparse.Namespace, session: Any, snapshot: Any, progress: Any) -> list[str]:
+    """--recheck, --repeat and --stats on a finished run; returns notes for stderr."""
+    notes: list[str] = []
+    if args.recheck:
+        from gendiff.recheck import recheck
+
+        if not args.quiet:
+            print(f"rechecking the diverging pairs in {args.recheck}…", file=sys.stderr, flush=True)
+        notes += recheck(session, snapshot, args.recheck, progress)
+    if args.repeat:
+        from gendiff.repeat import attach_repeats
+
+        if not args.quiet:
+            print(f"repeating the run {args.repeat - 1} more times, prompts reordered…", file=sys.stderr, flush=True)
+        notes += attach_repeats(session, snapshot, args.repeat, progress)
+    if args.stats:
+        from gendiff.statistics import attach_statistics
+
+        def forcing(label: str) -> None:
+            if not args.quiet:
+                print(f"{label}: teacher-forced pass for --stats…", file=sys.stderr, flush=True)
+
+        notes += attach_statistics(session, snapshot, forcing)
+    return notes
 
 
 def cmd_sweep(args: argparse.Namespace, config: Any, prompts: list[str]) -> int:
@@ -379,18 +497,21 @@ def summary_table(snapshot: Any) -> str:
                 lines.append(f"      {label:<{width}}  identical ({d.agreeing_steps} tokens)")
                 continue
             diverged += 1
+            pad = " " * (width + 8)
             if d.reason == "token":
                 lines.append(
-                    f"      {label:<{width}}  DIVERGED at step {d.step}: "
+                    f"      {label:<{width}}  DIVERGED at step {d.step} [{d.classification}]: "
                     f"{visible(d.reference_step.text)!s} vs {visible(d.other_step.text)!s}  "
                     f"margin ref {number(d.reference_margin)} / {label} {number(d.other_margin)}  "
-                    f"flip gap {number(d.flip_gap)}  drift before {number(d.max_drift_before)}"
+                    f"flip gap {number(d.flip_gap)}  drift before {number(d.max_drift_before)}  "
+                    f"cross-top-k {'yes' if d.cross_top_k else 'no'}"
                 )
-                pad = " " * (width + 8)
                 if d.decoding_note:
                     lines.append(f"{pad}penalties differ: {d.decoding_note}")
                 if d.bisection is not None:
-                    lines.append(f"{pad}bisection: {d.bisection.summary()}")
+                    head, *notes = d.bisection.summary_lines()
+                    lines.append(f"{pad}bisection: {head}")
+                    lines.extend(f"{pad}  {note}" for note in notes)
                     if d.bisection.modules:
                         lines.append(f"{pad}  per layer: {layer_chart(d.bisection)}")
                     if d.bisection.key_values:
@@ -401,10 +522,64 @@ def summary_table(snapshot: Any) -> str:
                 where = "" if d.step is None else f" at step {d.step}"
                 lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {d.detail}")
                 if d.decoding_note:
-                    lines.append(f"{' ' * (width + 8)}penalties differ: {d.decoding_note}")
+                    lines.append(f"{pad}penalties differ: {d.decoding_note}")
+            if d.recheck is not None:
+                lines.append(f"{pad}recheck: {d.recheck.summary()}")
     against = "its @A side" if snapshot.sources else snapshot.reference
-    lines.append(f"{diverged} of {total} prompt×engine pairs diverged from {against}")
+    lines.append(f"{diverged} of {total} prompt×engine pairs diverged from {against}{classification_counts(snapshot)}")
     return "\n".join(lines)
+
+
+def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, loss: bool = False) -> str:
+    """One line per engine: llama.cpp's --kl-divergence set over all prompts (KL in nats)."""
+    from gendiff.display import number
+
+    labels = [label for label in labels if label in statistics]
+    width = max([len(label) for label in labels] + [6])
+    lines = [
+        title,
+        f"  {'engine':<{width}}  {'positions':>9}  {'KLD mean':>9}  {'median':>9}  {'p99':>9}  {'max':>9}  "
+        f"{'at':>7}  {'same top1':>9}  {'Δp mean':>9}  {'Δp rms':>9}" + (f"  {'loss':>9}" if loss else ""),
+    ]
+    for label in labels:
+        st = statistics[label]
+        at = "—" if st.kld_max_prompt is None else f"{st.kld_max_prompt + 1}/{st.kld_max_position}"
+        same = "—" if st.same_top1 is None else f"{100 * st.same_top1:.2f}%"
+        lines.append(
+            f"  {label:<{width}}  {st.positions:>9}  {number(st.kld_mean, 6):>9}  {number(st.kld_median, 6):>9}  "
+            f"{number(st.kld_p99, 6):>9}  {number(st.kld_max, 6):>9}  {at:>7}  {same:>9}  "
+            f"{number(st.dp_mean, 6):>9}  {number(st.dp_rms, 6):>9}" + (f"  {number(st.loss, 6):>9}" if loss else "")
+        )
+    what = "prompt/step" if not loss else "text/token"
+    lines.append(f"  (at: {what} of the largest KLD; Δp: change of the reference token's probability)")
+    return "\n".join(lines)
+
+
+def repeats_table(snapshot: Any) -> str:
+    """Per engine: how many prompts gave one completion in every run, and the ones that did not."""
+    labels = [label for label in snapshot.engine_labels if any(label in p.repeats for p in snapshot.prompts)]
+    runs = next(r.runs for p in snapshot.prompts for r in p.repeats.values())
+    lines = [f"repeats: {runs} runs, each prompt at another row beside other prompts each time"]
+    width = max(len(label) for label in labels)
+    for label in labels:
+        found = [(i, p.repeats[label]) for i, p in enumerate(snapshot.prompts, 1) if label in p.repeats]
+        stable = sum(r.deterministic for _, r in found)
+        lines.append(f"  {label:<{width}}  {stable} of {len(found)} prompts: 1 unique of {runs}")
+        for index, r in found:
+            if not r.deterministic:
+                lines.append(f"  {'':<{width}}    prompt {index}: {r.summary()}")
+    return "\n".join(lines)
+
+
+def classification_counts(snapshot: Any) -> str:
+    """``: 3 exact-tie, 1 wide-flip`` over the snapshot's divergences (empty when none)."""
+    from collections import Counter
+
+    from gendiff.classify import CLASSIFICATIONS
+
+    counts = Counter(d.classification for d in snapshot.divergences())
+    shown = [f"{counts[kind]} {kind}" for kind in CLASSIFICATIONS if counts[kind]]
+    return f": {', '.join(shown)}" if shown else ""
 
 
 def layer_chart(bisection: Any) -> str:

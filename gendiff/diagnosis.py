@@ -27,6 +27,7 @@ from gendiff.records import (
     KeyValueDiff,
     ModuleDiff,
     PositionDiff,
+    PositionSplit,
     Reconvergence,
 )
 from gendiff.trace import Trace
@@ -100,6 +101,7 @@ def bisect(
         modules=tuple(modules),
         reproduced=chosen == in_run,
         key_values=_key_values(ref_probe, other_probe),
+        position_splits=_position_splits(ref_probe, other_probe, position),
     )
 
 
@@ -140,6 +142,26 @@ def _difference(a: Any, b: Any) -> tuple[bool, float, float]:
     norm, diff_norm = float(a.double().norm()), float(diff.norm())
     rel = diff_norm / norm if norm > 0 else diff_norm
     return bool(torch.equal(a, b)), rel, float(diff.abs().max()) if diff.numel() else 0.0
+
+
+def _position_splits(ref_probe: Any, other_probe: Any, position: int) -> tuple[PositionSplit, ...]:
+    """For each position before ``position``, the first in-layer module whose output there differs;
+    ordered by that module's place in the execution order, then by position."""
+    import torch
+
+    order = list(ref_probe.positions)
+    splits: dict[int, tuple[int, PositionSplit]] = {}
+    for rank, name in enumerate(order):
+        label = ref_probe.labels.get(name)
+        theirs = other_probe.positions.get(name, {})
+        for pos, a in ref_probe.positions[name].items():
+            b = theirs.get(pos)
+            if pos >= position or pos in splits or b is None or b.shape != a.shape or torch.equal(a, b):
+                continue
+            _, rel, _ = _difference(a, b)
+            role, layer = (label.role, label.layer) if label else ("module", None)
+            splits[pos] = (rank, PositionSplit(pos, name, role, layer, rel))
+    return tuple(split for _, split in sorted(splits.values(), key=lambda item: (item[0], item[1].position)))
 
 
 def _key_values(ref_probe: Any, other_probe: Any) -> tuple[KeyValueDiff, ...]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from gendiff.classify import classify, cross_top_k
 from gendiff.decoding import note_for_traces
+from gendiff.recheck import Recheck
 from gendiff.records import Bisection, Reconvergence
 from gendiff.trace import TokenStep, Trace
 
@@ -47,6 +49,9 @@ class Divergence:
     agreeing_steps: int
     bisection: Bisection | None = None  # filled in by gendiff.diagnosis on request
     reconvergence: Reconvergence | None = None
+    classification: str | None = None  # see gendiff.classify; None when identical
+    cross_top_k: bool | None = None
+    recheck: Recheck | None = None  # filled in by gendiff.recheck on request
     # one line when the two engines apply penalties differently (gendiff.decoding)
     decoding_note: str | None = None
 
@@ -73,6 +78,9 @@ class Divergence:
             "agreeing_steps": self.agreeing_steps,
             "bisection": self.bisection.to_dict() if self.bisection else None,
             "reconvergence": self.reconvergence.to_dict() if self.reconvergence else None,
+            "classification": self.classification,
+            "cross_top_k": self.cross_top_k,
+            "recheck": self.recheck.to_dict() if self.recheck else None,
             "decoding_note": self.decoding_note,
         }
 
@@ -98,6 +106,9 @@ class Divergence:
             agreeing_steps=int(data.get("agreeing_steps") or 0),
             bisection=Bisection.from_dict(data["bisection"]) if data.get("bisection") else None,
             reconvergence=Reconvergence.from_dict(data["reconvergence"]) if data.get("reconvergence") else None,
+            classification=data.get("classification"),
+            cross_top_k=data.get("cross_top_k"),
+            recheck=Recheck.from_dict(data["recheck"]) if data.get("recheck") else None,
             decoding_note=data.get("decoding_note"),
         )
 
@@ -113,7 +124,18 @@ def first_divergence(reference: Trace, other: Trace) -> int | None:
 
 
 def compare(reference: Trace, other: Trace, fragile_threshold: float = DEFAULT_FRAGILE_THRESHOLD) -> Divergence:
-    """Compare two traces of the same prompt. See :class:`Divergence` for the fields."""
+    """Compare two traces of the same prompt. See :class:`Divergence` for the fields; the
+    classification is read at the reference's dtype (its trace settings; float32 if unknown)."""
+    found = _compare(reference, other, fragile_threshold)
+    dtype = str(reference.settings.get("dtype") or "float32")
+    return replace(
+        found,
+        classification=classify(found, dtype, fragile_threshold),
+        cross_top_k=cross_top_k(found.reference_step, found.other_step) if found.reason == TOKEN else None,
+    )
+
+
+def _compare(reference: Trace, other: Trace, fragile_threshold: float) -> Divergence:
     if reference.prompt_token_ids != other.prompt_token_ids:
         raise ValueError(
             f"prompt {reference.prompt_index}: {reference.engine} and {other.engine} saw different token ids"

@@ -16,6 +16,7 @@ UNDETERMINED = "undetermined"
 
 LAYER_OUTPUT = "layer output"
 QUERY_SOURCES = ("query projection", "fused q/k/v projection")
+ATTENTION_ROLES = ("attention", "attention output projection")
 
 # snapshots written before roles were recorded named modules Llama-style
 _OLD_ROLES = {
@@ -132,6 +133,38 @@ class KeyValueDiff:
 
 
 @dataclass(frozen=True)
+class PositionSplit:
+    """An earlier position of the prompt's row and the first module (in execution order) whose
+    output at that position differs between the engines."""
+
+    position: int
+    name: str
+    role: str
+    layer: int | None
+    rel_diff: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "name": self.name,
+            "role": self.role,
+            "layer": self.layer,
+            "rel_diff": self.rel_diff,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PositionSplit:
+        layer = data.get("layer")
+        return cls(
+            int(data["position"]),
+            str(data["name"]),
+            str(data["role"]),
+            None if layer is None else int(layer),
+            float(data["rel_diff"]),
+        )
+
+
+@dataclass(frozen=True)
 class Bisection:
     """Every module's output at the divergent step's position, compared in execution order,
     and per layer the earlier positions whose keys or values differ.
@@ -149,6 +182,8 @@ class Bisection:
     position: int | None = None  # sequence position whose logits give the step (prompt length + step - 1)
     key_values: tuple[KeyValueDiff, ...] = ()
     error: str | None = None
+    # earlier positions that differ somewhere in the layers, earliest module first (then by position)
+    position_splits: tuple[PositionSplit, ...] = ()
 
     @property
     def first_bitwise(self) -> ModuleDiff | None:
@@ -177,26 +212,48 @@ class Bisection:
         return {layer: sorted(found.values(), key=lambda p: p.position) for layer, found in sorted(out.items())}
 
     def summary(self) -> str:
+        """The findings in one line (the divergence panel); :meth:`summary_lines` for one per finding."""
+        return "; ".join(self.summary_lines())
+
+    def summary_lines(self) -> list[str]:
+        """The first differing module, then the notes on earlier positions' keys/values and splits."""
         if self.error is not None:
-            return f"failed: {self.error}"
+            return [f"failed: {self.error}"]
         first = self.first_bitwise
         if first is None:
-            return "every module's output is bitwise identical at this position"
+            return ["every module's output is bitwise identical at this position"]
         over = self.first_over_tolerance
         text = f"first differs at {first.label()} (rel {first.rel_diff:.2e})"
         if over is None:
             text += f"; nothing exceeds rel {self.tolerance:g} before the logits"
         elif over.name != first.name:
             text += f"; exceeds rel {self.tolerance:g} at {over.label()} ({over.rel_diff:.2e})"
-        kv = self.key_value_note()
-        return f"{text}; {kv}" if kv else text
+        return [line for line in (text, self.key_value_note(), self.position_note()) if line]
+
+    def position_note(self) -> str | None:
+        """Where the earliest-parting earlier positions first differ: ``earlier positions first
+        differ at model.layers.0.self_attn.q_proj (query projection): 3 of them (…)``."""
+        if not self.position_splits:
+            return None
+        first = self.position_splits[0]
+        same = [s for s in self.position_splits if s.name == first.name]
+        shown = ", ".join(str(s.position) for s in same[:8]) + (", …" if len(same) > 8 else "")
+        text = (
+            f"earlier positions first differ at {first.name} ({first.role}): "
+            f"position{'s' if len(same) != 1 else ''} {shown} (max rel {max(s.rel_diff for s in same):.2e})"
+        )
+        sources = [kv for kv in self.key_values if kv.layer == first.layer]
+        if first.role in ATTENTION_ROLES and sources and not any(kv.differing for kv in sources):
+            # q (before it in execution order) is equal there, and every key and value of the layer
+            text += ", with its queries, keys and values bitwise equal: the attention computation itself differs"
+        return text
 
     def key_value_note(self) -> str | None:
         """Where earlier positions' keys/values first differ, up to the first differing layer; or,
         when attention is the first to differ with all its inputs equal, that it is the kernel."""
         first = self.first_bitwise
         limit = first.layer if first is not None and first.layer is not None else None
-        if first is not None and limit is not None and first.role in ("attention", "attention output projection"):
+        if first is not None and limit is not None and first.role in ATTENTION_ROLES:
             sources = [kv for kv in self.key_values if kv.layer == limit]
             queries = [m for m in self.modules if m.layer == limit and m.role in QUERY_SOURCES]
             if sources and queries and not any(kv.differing for kv in sources) and all(m.equal for m in queries):
@@ -228,6 +285,7 @@ class Bisection:
             "error": self.error,
             "modules": [m.to_dict() for m in self.modules],
             "key_values": [kv.to_dict() for kv in self.key_values],
+            "position_splits": [s.to_dict() for s in self.position_splits],
         }
 
     @classmethod
@@ -243,6 +301,7 @@ class Bisection:
             position=None if data.get("position") is None else int(data["position"]),
             key_values=tuple(KeyValueDiff.from_dict(kv) for kv in data.get("key_values") or ()),
             error=data.get("error"),
+            position_splits=tuple(PositionSplit.from_dict(s) for s in data.get("position_splits") or ()),
         )
 
 

@@ -16,6 +16,8 @@ from gendiff import __version__
 from gendiff.divergence import Divergence
 from gendiff.errors import GendiffError
 from gendiff.fileio import atomic_write_text
+from gendiff.repeat import Repeats
+from gendiff.statistics import DistributionStats
 from gendiff.trace import Trace
 
 SCHEMA_ID = "gendiff.snapshot/1"
@@ -27,6 +29,8 @@ class PromptResult:
     token_ids: list[int]
     traces: dict[str, Trace] = field(default_factory=dict)
     divergences: list[Divergence] = field(default_factory=list)
+    statistics: dict[str, DistributionStats] = field(default_factory=dict)  # --stats, per engine
+    repeats: dict[str, Repeats] = field(default_factory=dict)  # --repeat, per engine
 
     def divergence_for(self, engine: str) -> Divergence | None:
         return next((d for d in self.divergences if d.engine == engine), None)
@@ -37,6 +41,8 @@ class PromptResult:
             "token_ids": list(self.token_ids),
             "traces": {label: trace.to_dict() for label, trace in self.traces.items()},
             "divergences": [d.to_dict() for d in self.divergences],
+            **({"statistics": {k: v.to_dict() for k, v in self.statistics.items()}} if self.statistics else {}),
+            **({"repeats": {k: v.to_dict() for k, v in self.repeats.items()}} if self.repeats else {}),
         }
 
     @classmethod
@@ -46,6 +52,8 @@ class PromptResult:
             token_ids=list(data["token_ids"]),
             traces={label: Trace.from_dict(t) for label, t in data["traces"].items()},
             divergences=[Divergence.from_dict(d) for d in data["divergences"]],
+            statistics={k: DistributionStats.from_dict(v) for k, v in (data.get("statistics") or {}).items()},
+            repeats={k: Repeats.from_dict(v) for k, v in (data.get("repeats") or {}).items()},
         )
 
 
@@ -64,6 +72,8 @@ class Snapshot:
     notes: list[str] = field(default_factory=list)
     # set on a comparison of two snapshots (gendiff compare): where each side came from
     sources: list[dict[str, Any]] = field(default_factory=list)
+    # --stats: per engine, over every position of every prompt
+    statistics: dict[str, DistributionStats] = field(default_factory=dict)
 
     @property
     def engine_labels(self) -> list[str]:
@@ -85,6 +95,7 @@ class Snapshot:
             "prompts": [p.to_dict() for p in self.prompts],
             "notes": self.notes,
             **({"sources": self.sources} if self.sources else {}),
+            **({"statistics": {k: v.to_dict() for k, v in self.statistics.items()}} if self.statistics else {}),
         }
 
     @classmethod
@@ -100,6 +111,7 @@ class Snapshot:
             gendiff_version=data["gendiff_version"],
             notes=list(data.get("notes") or []),
             sources=list(data.get("sources") or []),
+            statistics={k: DistributionStats.from_dict(v) for k, v in (data.get("statistics") or {}).items()},
         )
 
     def to_json(self) -> str:

@@ -108,6 +108,9 @@ def test_bisection_labels_every_module_by_what_it_is(tiny_model_dir, arch):
     assert sorted({kv.layer for kv in result.key_values}) == list(range(layers))
     assert result.position == len(ids[1]) + step - 1
     assert all(kv.positions == len(ids[1]) + step for kv in result.key_values)
+    # earlier positions that part are traced to a module of the model, each position once
+    assert all(s.position < result.position and s.name in own for s in result.position_splits)
+    assert len({s.position for s in result.position_splits}) == len(result.position_splits)
 
 
 def test_captured_values_match_hidden_states_computed_here_on_gpt2(tiny_model_dir):

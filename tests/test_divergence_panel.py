@@ -49,7 +49,7 @@ async def test_numbers_are_never_cut_at_80x24(tmp_path):
         ]
         for value in shown:
             assert value in text, value
-        assert "near-tie" in text
+        assert "near-tie" in text and "earlier drift" in text
         # at most half the screen; what does not fit is reached by scrolling
         assert panel.outer_size.height <= 12
         assert panel.max_scroll_y == max(0, panel.body.outer_size.height - panel.scrollable_content_region.height)
@@ -69,12 +69,11 @@ def flip(ref_margin: float, drift: float, prefix: int = 2) -> object:
 
 
 def test_reading_follows_the_margin_shown():
+    # the reading is gendiff.classify's (tested there); the panel shows it next to the margin
     assert explain(flip(0.0, 0.0)).startswith("exact tie")
     assert explain(flip(0.01, 0.0)).startswith("near-tie") and "0.0100" in explain(flip(0.01, 0.0))
     wide = explain(flip(0.5, 0.0))
-    assert wide.startswith("not a near-tie") and "0.5000" in wide and "drift earlier" not in wide
-    # the run's own fragile threshold decides near-tie
-    assert explain(flip(0.08, 0.0), fragile_threshold=0.1).startswith("near-tie")
+    assert wide.startswith("wide flip") and "0.5000" in wide and "drift" not in wide
 
 
 def test_drift_note_cites_the_drift_shown():
@@ -87,11 +86,11 @@ def test_drift_note_cites_the_drift_shown():
     assert drift_note(compare(trace("a", [step(1, (1, -0.1))]), trace("b", [step(1, (1, -0.1))]))) == ""
 
 
-def test_a_length_divergence_has_no_reading():
+def test_a_length_divergence_has_no_drift_note():
     ref = trace("hf-single", [step(1, (1, -0.1), (2, -3.0)), step(1, (1, -0.1), (2, -3.0))])
     short = Trace("packed", 0, (1, 2, 3), (step(1, (1, -0.1), (2, -3.0)),), "eos")
     d = compare(ref, short)
-    assert d.reason == "length" and explain(d) == "" and drift_note(d) == ""
+    assert d.reason == "length" and explain(d).startswith("length") and drift_note(d) == ""
 
 
 async def test_a_long_prompt_header_takes_at_most_three_lines(tmp_path):

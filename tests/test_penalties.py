@@ -208,6 +208,12 @@ async def test_panel_shows_processed_and_raw_scores_and_the_note(tmp_path):
     path = tmp_path / "pen.json"
     engines = "hf-single:repetition_penalty=1.3,hf-single:frequency_penalty=1.3"
     assert main(["run", "--quiet", "--engines", engines, "--max-new-tokens", "16", "--json", str(path)]) in (0, 1)
+    from gendiff.session import Session
+    from gendiff.snapshot import Snapshot
+
+    # re-running the snapshot (bisection, re-convergence) runs the same penalties
+    rebuilt = Session.from_snapshot(Snapshot.load(path)).config.engines
+    assert [spec.decoding.given() for spec in rebuilt] == [{"repetition_penalty": 1.3}, {"frequency_penalty": 1.3}]
     app = app_for(path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()

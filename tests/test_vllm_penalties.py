@@ -5,6 +5,7 @@ each vLLM model loaded once (processed logprobs: every vLLM run here has a penal
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -49,6 +50,7 @@ with open(sys.argv[1], "w") as handle:
 """
 
 DEMO = ("hf-single:repetition_penalty=1.3", "vllm:repetition_penalty=1.3", "vllm:frequency_penalty=1.3")
+DEFAULTS = ("hf-single:model_defaults=on", "vllm:model_defaults=on")
 OPT = ("hf-single:repetition_penalty=1.2", "vllm:frequency_penalty=1.2", "vllm:repetition_penalty=1.2")
 
 
@@ -61,7 +63,16 @@ def traces(tmp_path_factory):
 
     folder = build_tiny_model("opt", tmp_path_factory.mktemp("tiny"))
     demo_prompts = PromptBook.load(demo_prompts_path()).prompts[:8]
-    runs = {"demo": (str(demo_model_path()), demo_prompts, DEMO), "opt": (str(folder), SEED_PROMPTS, OPT)}
+    # the demo model with a generation_config.json asking for repetition_penalty 1.3
+    asks = tmp_path_factory.mktemp("asks") / "demo"
+    shutil.copytree(demo_model_path(), asks)
+    config = json.loads((asks / "generation_config.json").read_text())
+    (asks / "generation_config.json").write_text(json.dumps({**config, "repetition_penalty": 1.3}))
+    runs = {
+        "demo": (str(demo_model_path()), demo_prompts, DEMO),
+        "opt": (str(folder), SEED_PROMPTS, OPT),
+        "asks": (str(asks), demo_prompts, DEFAULTS),
+    }
     out = tmp_path_factory.mktemp("vllm") / "traces.json"
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(out), json.dumps(runs)], capture_output=True, text=True, timeout=900
@@ -117,3 +128,15 @@ def test_seed_004_on_a_tiny_random_opt(traces):
     )
     assert diverged >= 2
     agree(traces["opt hf-single:repetition_penalty=1.2"], traces["opt vllm:repetition_penalty=1.2"])
+
+
+def test_model_defaults_each_engine_applies_the_generation_config(traces):
+    """--model-defaults: hf-single (generate()'s merge) and vLLM (generation_config="auto") both
+    take repetition_penalty 1.3 from the file, so they agree with the explicit runs."""
+    agree(traces["asks hf-single:model_defaults=on"], traces["asks vllm:model_defaults=on"])
+    for label in DEFAULTS:
+        resolved = traces[f"asks {label}"][0].settings["resolved_decoding"]
+        assert resolved["repetition_penalty"] == 1.3
+        assert resolved["sources"]["repetition_penalty"] == "generation_config.json"
+    explicit = traces["demo hf-single:repetition_penalty=1.3"]
+    assert [t.token_ids for t in traces["asks vllm:model_defaults=on"]] == [t.token_ids for t in explicit]

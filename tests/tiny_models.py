@@ -90,6 +90,7 @@ _SPECS: dict[str, tuple[str, dict[str, Any], float]] = {
     "olmo2": ("olmo2", {}, 3.0),
     "mixtral": ("mixtral", {"num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None}, 3.0),
     "qwen2_moe": ("qwen2_moe", {**_MOE, "shared_expert_intermediate_size": 2 * HIDDEN}, 3.0),
+    "lfm2": ("lfm2", {"layer_types": ["conv", "full_attention"]}, 3.0),  # short-conv layers
     "gpt_oss": ("gpt_oss", {**_MIXED, "num_local_experts": 4, "num_experts_per_tok": 2}, 3.0),
 }
 ARCHITECTURES: list[str] = list(_SPECS)
@@ -119,6 +120,7 @@ def build_tiny_model(arch: str, root: Path) -> Path:
     """Build the tiny ``arch`` model into ``root / arch`` (once; reused if already there) and return the folder."""
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
     folder = Path(root) / arch
     if (folder / "config.json").is_file():
@@ -135,6 +137,7 @@ def build_tiny_model(arch: str, root: Path) -> Path:
     model.generation_config.bos_token_id = BOS
     model.generation_config.eos_token_id = EOS
     folder.mkdir(parents=True, exist_ok=True)
+    hf_logging.disable_progress_bar()  # "Writing model shards" would land in tests' captured stderr
     model.save_pretrained(folder)
     for name in TOKENIZER_FILES:
         shutil.copy(demo_tokenizer_dir() / name, folder / name)

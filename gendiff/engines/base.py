@@ -273,10 +273,13 @@ class Engine(ABC):
         settings: GenerationSettings,
         forced: dict[int, list[int]],
         probe: Probe | None = None,
+        observer: Any = None,
     ) -> list[Trace]:
         """Like :meth:`generate`, but prompt ``i`` in ``forced`` is fed ``forced[i]`` (teacher
         forcing) while its trace records the engine's own choices; ``probe`` captures module
-        outputs (see :mod:`gendiff.engines.probe`). Loads the engine first.
+        outputs (see :mod:`gendiff.engines.probe`); ``observer`` (a
+        :data:`gendiff.engines.steps.DistributionObserver`) sees each step's full raw scores
+        (``gendiff run --stats``). Loads the engine first.
 
         Raises:
             GendiffError: the engine does not declare :attr:`can_replay`.
@@ -285,7 +288,7 @@ class Engine(ABC):
 
         self.check_replay()
         self.load()
-        return run_engine(self, prompts, settings, forced=forced, probe=probe)
+        return run_engine(self, prompts, settings, forced=forced, probe=probe, observer=observer)
 
     def check_replay(self) -> None:
         """Raises GendiffError unless this engine declares :attr:`can_replay`."""

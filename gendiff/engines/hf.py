@@ -8,8 +8,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from gendiff.decoding import READS_FROM_MODEL, resolve, supported
-from gendiff.engines.base import Engine, GenerationSettings
+from gendiff.engines.architecture import Architecture, architecture_of, transformers_version
+from gendiff.engines.base import Engine, EngineSpec, GenerationSettings
 from gendiff.engines.loading import LoadedModel, load_model
+from gendiff.engines.masks import full_size_cache, layer_masks
 from gendiff.engines.penalties import build_processors, decide
 from gendiff.engines.steps import TraceBuilder, steps_from_logits
 from gendiff.errors import GendiffError
@@ -22,6 +24,22 @@ class HFEngine(Engine):
 
     can_replay = True  # every decode loop feeds builder.next_inputs and runs inside builder.probing
     loaded: LoadedModel
+
+    def __init__(self, spec: EngineSpec, model_path: str) -> None:
+        super().__init__(spec, model_path)
+        # up front, from config.json only: a pair that can't run is refused before any model work
+        self.architecture = architecture_of(str(model_path))
+        reason = self.refusal(self.architecture) if self.architecture is not None else None
+        if reason:
+            raise GendiffError(f"engine {spec.label}: {reason}")
+
+    def refusal(self, arch: Architecture) -> str | None:
+        """Why this engine can't run ``arch`` as specified (one line, with what to do), or None."""
+        if self.spec.attn == "sdpa" and arch.supports_sdpa is False:
+            return (
+                f"model {arch.name} has no sdpa attention in transformers {transformers_version()}; pass --attn eager"
+            )
+        return None
 
     def load(self) -> None:
         self.loaded = load_model(self.model_path, self.spec.dtype, self.spec.attn, self.spec.device)
@@ -47,21 +65,41 @@ class HFEngine(Engine):
     def forward_last(
         self, input_ids: Any, attention_mask: Any, position_ids: Any, cache: Any, rows: Any, positions: Any
     ) -> Any:
-        """Run the decoder, then the LM head on the hidden states at (rows, positions) only.
+        """Run the whole ``*ForCausalLM`` forward, with the LM head applied at (rows, positions) only.
 
-        Projecting just the positions we read keeps the head's matmul the same shape as in
-        ``generate`` (one row per sequence), so shapes alone don't add drift.
+        The model's own forward runs, so its logit post-processing applies (Granite's
+        ``logits_scaling``, Cohere's ``logit_scale``, Gemma2's final soft-capping); a pre-hook on
+        the output embedding first gathers the hidden states we read, so the head's matmul has
+        one row per sequence, as in ``generate``, and shapes alone don't add drift.
+        Returns (len(rows), vocab) logits.
         """
         model = self.loaded.model
-        out = model.base_model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=cache,
-            use_cache=True,
-        )
-        hidden = out.last_hidden_state[rows, positions]
-        return model.get_output_embeddings()(hidden)
+        with _head_reads_only(model.get_output_embeddings(), rows, positions):
+            out = model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                past_key_values=cache,
+                use_cache=True,
+            )
+        return out.logits
+
+
+@contextmanager
+def _head_reads_only(head: Any, rows: Any, positions: Any) -> Iterator[None]:
+    """While inside, ``head`` called from this thread sees hidden[rows, positions] (a 2D batch) only."""
+    owner = threading.get_ident()
+
+    def gather(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if threading.get_ident() != owner or args[0].dim() != 3:
+            return None  # another thread sharing the cached model: untouched
+        return (args[0][rows, positions], *args[1:])
+
+    handle = head.register_forward_pre_hook(gather)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 class GenerateEngine(HFEngine):
@@ -95,7 +133,7 @@ class GenerateEngine(HFEngine):
             # last processor: sees the scores generate() takes its argmax of
             def __call__(self, input_ids: Any, scores: Any) -> Any:
                 chosen = steps_from_logits(raw[0], top_k, tokenizer, scores if penalties else None)
-                builder.add_rows(chosen)
+                builder.add_rows(chosen, logits=raw[0])
                 # teacher forcing: make the token fed back the argmax generate() takes
                 for row, (step, token) in enumerate(zip(chosen, builder.next_inputs(chosen))):
                     if token != step.token_id:
@@ -179,7 +217,9 @@ class HFLeft(GenerateEngine):
 class HFRight(HFEngine):
     """Right padding, decoded correctly: each row's first token comes from its own last real
     position, and each new token gets the row's own next position id. New tokens are appended
-    after the padded block with the pad slots masked, so the KV cache still works."""
+    after the padded block with the pad slots masked, so the KV cache still works. On models
+    with sliding-window layers the cache keeps every slot and a 4D mask applies each row's
+    own window by position (see :mod:`masks`)."""
 
     name = "hf-right"
     description = "batched, right padding, own decode loop (each row at its own next position)"
@@ -188,11 +228,13 @@ class HFRight(HFEngine):
     def decode(self, builder: TraceBuilder) -> None:
         self.decode_in_batches(builder, self._decode)
 
+    def refusal(self, arch: Architecture) -> str | None:
+        return super().refusal(arch) or own_loop_refusal(self.spec.label, arch)
+
     def _decode(self, builder: TraceBuilder, prompts: list[list[int]]) -> None:
         import torch
-        from transformers import DynamicCache
 
-        tokenizer, device = self.loaded.tokenizer, self.loaded.device
+        model, tokenizer, device = self.loaded.model, self.loaded.tokenizer, self.loaded.device
         rows = len(prompts)
         width = max(len(p) for p in prompts)
         lengths = torch.tensor([len(p) for p in prompts], device=device)
@@ -204,18 +246,31 @@ class HFRight(HFEngine):
         input_ids, mask = input_ids.to(device), mask.to(device)
         positions = torch.arange(width, device=device).expand(rows, width)
         row_index = torch.arange(rows, device=device)
-        cache = DynamicCache(config=self.loaded.model.config)
-        probing = builder.probing(
-            self.loaded.model, lambda row, call: (row, len(prompts[row]) - 1 if call == 0 else -1)
-        )
+        arch = self.architecture
+        windowed = arch is not None and arch.sliding
+        # with a window: every slot's owner row (-1: padding) and position, for the 4D masks
+        key_seq = torch.where(mask.bool(), row_index[:, None], -1)
+        key_index = positions
+        seq_column = row_index[:, None]
+
+        def attention(query_seq: Any, query_index: Any) -> Any:
+            if not windowed:
+                return mask  # 2D: the model builds its own causal mask (and ALiBi, for bloom)
+            return layer_masks(arch, query_seq, query_index, key_seq, key_index, model.dtype)
+
+        cache = full_size_cache(model)
+        probing = builder.probing(model, lambda row, call: (row, len(prompts[row]) - 1 if call == 0 else -1))
         resolved = self.resolved_decoding()
         histories = [list(p) for p in prompts]  # each row's own tokens, for the penalties
         with torch.inference_mode(), probing:
-            logits = self.forward_last(input_ids, mask, positions, cache, row_index, lengths - 1)
+            query_seq = row_index[:, None].expand(rows, width)
+            logits = self.forward_last(
+                input_ids, attention(query_seq, positions), positions, cache, row_index, lengths - 1
+            )
             next_positions = lengths.clone()
             while True:
                 chosen = decide(logits, resolved, histories, builder.settings.top_k, tokenizer, lengths.tolist())
-                builder.add_rows(chosen)
+                builder.add_rows(chosen, logits=logits)
                 if builder.done:
                     break
                 fed = builder.next_inputs(chosen)
@@ -223,8 +278,29 @@ class HFRight(HFEngine):
                     history.append(token)
                 tokens = torch.tensor(fed, device=device)[:, None]
                 mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=1)
-                logits = self.forward_last(tokens, mask, next_positions[:, None], cache, row_index, -1)
+                key_seq = torch.cat([key_seq, seq_column], dim=1)
+                key_index = torch.cat([key_index, next_positions[:, None]], dim=1)
+                new_positions = next_positions[:, None]
+                logits = self.forward_last(
+                    tokens, attention(seq_column, new_positions), new_positions, cache, row_index, -1
+                )
                 next_positions = next_positions + 1
+
+
+def own_loop_refusal(label: str, arch: Architecture) -> str | None:
+    """Why an engine with its own decode loop and masks (hf-right, packed) can't run ``arch``, or None."""
+    others = arch.unsupported_layer_kinds()
+    if others:
+        return (
+            f"model {arch.name} has {', '.join(others)} layers; {label} builds full and sliding-window "
+            "attention masks only; use hf-single or hf-left"
+        )
+    if arch.sliding and arch.mixed and not arch.accepts_mask_mapping:
+        return (
+            f"model {arch.name} mixes full and sliding-window layers but its decoder takes no per-layer "
+            f"masks; {label} cannot apply the window; use hf-single or hf-left"
+        )
+    return None
 
 
 def check_context(prompts: list[list[int]], settings: GenerationSettings, max_length: int | None) -> None:

@@ -4,38 +4,34 @@ The prompts are concatenated into one sequence; a 4D additive mask lets each tok
 earlier tokens of its own segment, and position ids restart at 0 for each segment (or run on
 across the row with ``positions=continuous``, the seed's "without reset"). Decoding appends
 one new token per segment per step at the end of the row (KV cache), masked so that it sees
-only its own segment, at its segment's own next position.
+only its own segment, at its segment's own next position. On sliding-window layers each token
+sees only the last ``window`` tokens of its own segment (the mask reads each slot's index in its
+segment, see :mod:`masks`). ALiBi models (bloom) are refused: their biases are built from a 2D
+padding mask and can't restart per segment.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from gendiff.engines.hf import HFEngine
+from gendiff.engines.architecture import FULL, Architecture
+from gendiff.engines.hf import HFEngine, own_loop_refusal
+from gendiff.engines.masks import full_size_cache, layer_masks
 from gendiff.engines.penalties import decide
 from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import GendiffError
-
-
-def block_diagonal_mask(query_owner: Any, key_owner: Any, causal_offset: int | None, dtype: Any) -> Any:
-    """Additive mask (1, 1, q, k): 0 where the query's segment owns the key (and, with
-    ``causal_offset``, key index <= query index + offset), the dtype's minimum elsewhere."""
-    import torch
-
-    allowed = query_owner[:, None] == key_owner[None, :]
-    if causal_offset is not None:
-        q = torch.arange(len(query_owner), device=query_owner.device)[:, None] + causal_offset
-        k = torch.arange(len(key_owner), device=key_owner.device)[None, :]
-        allowed &= k <= q
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
-    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-    return mask[None, None]
 
 
 class Packed(HFEngine):
     name = "packed"
     description = "all prompts in one row, block-diagonal causal mask, positions per segment"
     options = {"positions": ("reset", "continuous"), "order": ("given", "reversed")}
+
+    def refusal(self, arch: Architecture) -> str | None:
+        if arch.alibi:
+            return (
+                f"model {arch.name} uses ALiBi position biases, built from a 2D padding mask, which cannot "
+                "restart for each packed segment; use hf-single, hf-left or hf-right"
+            )
+        return super().refusal(arch) or own_loop_refusal(self.spec.label, arch)
 
     def decode(self, builder: TraceBuilder) -> None:
         rows = list(range(len(builder.prompts)))
@@ -55,24 +51,25 @@ class Packed(HFEngine):
 
     def _decode(self, builder: TraceBuilder, prompts: list[list[int]]) -> None:
         import torch
-        from transformers import DynamicCache
 
         model, tokenizer, device = self.loaded.model, self.loaded.tokenizer, self.loaded.device
-        dtype = model.dtype
+        arch = self.architecture or _FULL_ONLY
         segments = len(prompts)
         lengths = torch.tensor([len(p) for p in prompts], device=device)
         starts = torch.cumsum(lengths, 0) - lengths
         owner = torch.repeat_interleave(torch.arange(segments, device=device), lengths)
         total = int(lengths.sum())
+        # each slot's index within its own segment: causality and windows go by it
+        index = torch.arange(total, device=device) - starts[owner]
         if self.option("positions") == "reset":
-            positions = torch.arange(total, device=device) - starts[owner]
+            positions = index
             next_positions = lengths.clone()
         else:
             positions = torch.arange(total, device=device)
             next_positions = starts + lengths
         input_ids = torch.tensor([t for p in prompts for t in p], device=device)[None]
-        mask = block_diagonal_mask(owner, owner, 0, dtype)
-        cache = DynamicCache(config=model.config)
+        mask = layer_masks(arch, owner[None], index[None], owner[None], index[None], model.dtype)
+        cache = full_size_cache(model)
         zero = torch.zeros(segments, dtype=torch.long, device=device)
         ends = (starts + lengths - 1).tolist()
         probing = builder.probing(model, lambda segment, call: (0, ends[segment] if call == 0 else segment))
@@ -81,9 +78,10 @@ class Packed(HFEngine):
         with torch.inference_mode(), probing:
             logits = self.forward_last(input_ids, mask, positions[None], cache, zero, starts + lengths - 1)
             step_owner = torch.arange(segments, device=device)
+            step_index = lengths.clone()
             while True:
                 chosen = decide(logits, resolved, histories, builder.settings.top_k, tokenizer, lengths.tolist())
-                builder.add_rows(chosen)
+                builder.add_rows(chosen, logits=logits)
                 if builder.done:
                     break
                 fed = builder.next_inputs(chosen)
@@ -91,7 +89,13 @@ class Packed(HFEngine):
                     history.append(token)
                 tokens = torch.tensor([fed], device=device)
                 owner = torch.cat([owner, step_owner])
-                # every new token sees its own segment's prompt and earlier tokens, and itself
-                mask = block_diagonal_mask(step_owner, owner, None, dtype)
+                index = torch.cat([index, step_index])
+                # every new token sees its own segment's earlier tokens (within the window), and itself
+                mask = layer_masks(arch, step_owner[None], step_index[None], owner[None], index[None], model.dtype)
                 logits = self.forward_last(tokens, mask, next_positions[None], cache, zero, step_owner)
                 next_positions = next_positions + 1
+                step_index = step_index + 1
+
+
+# a model whose config could not be read up front: plain block-diagonal causal masks
+_FULL_ONLY = Architecture("?", "?", (FULL,), None, False, None, False)

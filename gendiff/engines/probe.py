@@ -19,10 +19,11 @@ from module names, so post-norm (gemma2, olmo2) and parallel-residual (gpt_neox,
 layers are labelled by what they compute. Entries are kept in execution order, so the first
 entry that differs between two engines is the first module where their computations part.
 
-Keys and values are also kept for *every* position of the prompt's row up to that step (the
-output of the key/value projections, or of the fused qkv, when each position was first fed),
-so that a divergent position whose own inputs are equal can be traced to earlier positions'
-keys or values (the padded prefill).
+The outputs of the modules inside the layers are also kept for *every* position of the prompt's
+row up to that step (as computed when each position was first fed), so that a divergent
+position whose own inputs are equal can be traced to earlier positions' keys or values (the
+padded prefill), and each earlier position to the first module where it parts. Past
+POSITION_BUDGET floats only the key/value sources are kept.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ CONTEXT_PROJECTIONS = {"dense", "c_proj"}
 KEY_VALUE_SOURCES = {"k_proj", "v_proj", "key", "value", "c_attn", "query_key_value", "qkv_proj", "Wqkv"}
 
 LAYER_OUTPUT = "layer output"
+POSITION_BUDGET = 1 << 26  # floats (256 MiB) of every-position outputs kept per probe; keys/values always
 RESIDUAL = "residual after attention"
 FINAL_NORM = "final norm"
 LOGITS = "logits"
@@ -84,9 +86,16 @@ class Probe:
         self.step = step
         self.captured: dict[str, Any] = {}  # name -> float32 vector, in execution order
         self.labels: dict[str, Captured] = {}  # name -> its role and layer
-        # key/value source module name -> {sequence position of the prompt's row -> vector}
-        self.keys_values: dict[str, dict[int, Any]] = {}
+        # in-layer module name -> {sequence position of the prompt's row -> vector}, in execution order
+        self.positions: dict[str, dict[int, Any]] = {}
+        self.key_value_sources: list[str] = []  # the names in ``positions`` that give keys/values
+        self.position_values = 0  # floats kept in ``positions``: past POSITION_BUDGET only keys/values are
         self.calls = 0
+
+    @property
+    def keys_values(self) -> dict[str, dict[int, Any]]:
+        """Per key/value source, its output at every position of the row up to the probed step."""
+        return {name: self.positions[name] for name in self.key_value_sources if name in self.positions}
 
     @contextmanager
     def attach(
@@ -140,19 +149,23 @@ class Probe:
 
             return hook
 
-        def key_value_hook(name: str) -> Callable[..., None]:
+        def position_hook(name: str, key_value: bool) -> Callable[..., None]:
             def hook(module: Any, args: Any, output: Any) -> None:
                 call = self.calls - 1
+                output = output[0] if isinstance(output, tuple) else output
                 if call > self.step or getattr(output, "dim", lambda: 0)() != 3:
+                    return
+                if not key_value and self.position_values > POSITION_BUDGET:
                     return
                 batch_row, last = locate(call)
                 last = last if last >= 0 else output.shape[1] + last
                 # the prefill feeds the whole prompt; each later call one new token
                 first = last - prompt_length + 1 if call == 0 else last
                 start = 0 if call == 0 else prompt_length + call - 1
-                stored = self.keys_values.setdefault(name, {})
+                stored = self.positions.setdefault(name, {})
                 for offset, position in enumerate(range(first, last + 1)):
                     stored[start + offset] = output[batch_row, position].detach().float().clone()
+                self.position_values += (last + 1 - first) * output.shape[-1]
 
             return hook
 
@@ -163,7 +176,7 @@ class Probe:
                 role = "token embedding" if module is base.get_input_embeddings() else "position embedding"
                 handles.append(module.register_forward_hook(output_hook(name, role, None)))
         for index, layer in enumerate(layers):
-            handles += self._hook_layer(layer, f"{stack_name}.{index}", index, output_hook, key_value_hook, keep)
+            handles += self._hook_layer(layer, f"{stack_name}.{index}", index, output_hook, position_hook, keep)
         for module in base.modules():
             if module in in_stack or not _is_norm(module) or not _own_params(module):
                 continue
@@ -182,7 +195,7 @@ class Probe:
         prefix: str,
         index: int,
         output_hook: Callable[..., Callable[..., None]],
-        key_value_hook: Callable[[str], Callable[..., None]],
+        position_hook: Callable[[str, bool], Callable[..., None]],
         keep: Callable[[str, Any, str, int | None], None],
     ) -> list[Any]:
         """Hooks on one decoder layer: its children (roles from the data flow), their projections,
@@ -237,10 +250,14 @@ class Probe:
                 role = _projection_role(leaf_name, kind)
                 name = f"{prefix}.{leaf_name}"
                 handles.append(leaf.register_forward_hook(output_hook(name, role, index, inside=True)))
-                if leaf_name.rsplit(".", 1)[-1] in KEY_VALUE_SOURCES:
-                    handles.append(leaf.register_forward_hook(key_value_hook(name)))
+                key_value = leaf_name.rsplit(".", 1)[-1] in KEY_VALUE_SOURCES
+                if key_value:
+                    self.key_value_sources.append(name)
+                handles.append(leaf.register_forward_hook(position_hook(name, key_value)))
             handles.append(child.register_forward_hook(child_output(child_name, kind)))
+            handles.append(child.register_forward_hook(position_hook(f"{prefix}.{child_name}", False)))
         handles.append(layer.register_forward_hook(output_hook(prefix, LAYER_OUTPUT, index)))
+        handles.append(layer.register_forward_hook(position_hook(prefix, False)))
         return handles
 
     def _norm_hook(self, name: str, keep: Callable[[str, Any, str, int | None], None]) -> Callable[..., None]:

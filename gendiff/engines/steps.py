@@ -1,4 +1,5 @@
-"""Turn a batch of raw next-token logits into TokenSteps, and collect them into Traces."""
+"""The framework's side of the Engine contract: the TraceBuilder it hands to ``Engine.decode``,
+``steps_from_logits`` (raw logits -> TokenSteps) and ``run_engine`` (builder in, Traces out)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from gendiff.trace import TokenStep, TopToken, Trace
 if TYPE_CHECKING:
     from gendiff.engines.base import Engine
     from gendiff.engines.probe import Probe
+
+DistributionObserver = Callable[[list[int], list[int], Any], None]
+"""observer(prompt_indices, step_indices, logits): each row's full raw next-token scores, as chosen."""
 
 
 def steps_from_logits(logits: Any, top_k: int, tokenizer: PromptTokenizer, processed: Any = None) -> list[TokenStep]:
@@ -81,6 +85,7 @@ class TraceBuilder:
         cancel: threading.Event | None = None,
         forced: dict[int, list[int]] | None = None,
         probe: Probe | None = None,
+        observer: DistributionObserver | None = None,
     ) -> None:
         self.engine = engine
         self.settings_record = settings_record
@@ -89,6 +94,7 @@ class TraceBuilder:
         self.on_step = on_step
         self.cancel = cancel
         self.probe = probe
+        self.observer = observer
         self.started = time.perf_counter()
         # shared by every view: indexed by the builder's own (global) row
         self._prompt_indices = list(prompt_indices)
@@ -188,8 +194,21 @@ class TraceBuilder:
             return nullcontext()
         return self.probe.attach(model, row, len(self.prompts[row]), lambda call: locate(row, call))
 
-    def add_rows(self, rows: list[TokenStep], row_ids: list[int] | None = None) -> None:
-        for row, step in zip(row_ids if row_ids is not None else range(len(rows)), rows):
+    def add_rows(self, rows: list[TokenStep], row_ids: list[int] | None = None, logits: Any = None) -> None:
+        """Record one step of several rows; ``logits`` (rows, vocab), the raw scores the steps came
+        from, go to the distribution observer first (for the rows still running)."""
+        ids = list(row_ids if row_ids is not None else range(len(rows)))
+        if logits is not None and self.observer is not None:
+            rows_global = [self._rows[row] for row in ids]
+            live = [i for i, g in enumerate(rows_global) if self._finish[g] is None]
+            if live:
+                scores = logits if len(live) == len(ids) else logits[live]
+                self.observer(
+                    [self._prompt_indices[rows_global[i]] for i in live],
+                    [len(self._steps[rows_global[i]]) for i in live],
+                    scores,
+                )
+        for row, step in zip(ids, rows):
             self.add(row, step)
 
     def traces(self) -> list[Trace]:
@@ -218,13 +237,15 @@ def run_engine(
     cancel: threading.Event | None = None,
     forced: dict[int, list[int]] | None = None,
     probe: Probe | None = None,
+    observer: DistributionObserver | None = None,
 ) -> list[Trace]:
     """The framework's half of the Engine contract: build the TraceBuilder for ``prompts``,
     hand it to ``engine.decode`` (already loaded) and collect one Trace per prompt, in order.
 
-    ``forced`` (prompt index -> tokens) and ``probe`` need an engine that declares ``can_replay``.
+    ``forced`` (prompt index -> tokens), ``probe`` and ``observer`` (see :mod:`gendiff.statistics`)
+    need an engine that declares ``can_replay``.
     """
-    if (forced or probe is not None) and not engine.can_replay:
+    if (forced or probe is not None or observer is not None) and not engine.can_replay:
         engine.check_replay()
     eos = load_tokenizer(engine.model_path).eos_token_id
     builder = TraceBuilder(
@@ -238,6 +259,7 @@ def run_engine(
         cancel,
         forced,
         probe,
+        observer,
     )
     if prompts and not builder.cancelled:
         engine.decode(builder)

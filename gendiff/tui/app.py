@@ -119,6 +119,7 @@ class GendiffApp(App[None]):
         Binding("p", "jump(-1)", "Prev div", id="nav.prev"),
         Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine", priority=True),
         Binding("b", "bisect", "Bisect", id="diagnose.bisect"),
+        Binding("f", "recheck", "Recheck f32", id="diagnose.recheck"),
         Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False, priority=True),
         Binding("s", "settings", "Settings", id="settings"),
         Binding("x", "export", "Export", id="export"),
@@ -424,7 +425,7 @@ class GendiffApp(App[None]):
             title = f"prompt {number} · {d.engine}: {d.reason}"
         else:
             title = f"prompt {number} · {d.engine} identical to {d.reference}"
-        panel.show_divergence(title, d)
+        panel.show_divergence(title, d, statistics=entry.result.statistics.get(d.engine) if entry.result else None)
 
     def refresh_run_line(self) -> None:
         total = sum(len(e.diverged_engines) for e in self.entries)
@@ -794,6 +795,58 @@ class GendiffApp(App[None]):
             entry.result.divergences[entry.result.divergences.index(old)] = new  # type: ignore[arg-type]
         if screen.is_attached:
             screen.show(new)  # type: ignore[arg-type]
+        self.refresh_panel()
+
+    def action_recheck(self) -> None:
+        """Re-run this run's diverging pairs in float32 (same engines and batches) in a worker."""
+        entry = self.current
+        snapshot = self.run_snapshots.get(entry.uid) if entry is not None else None
+        if snapshot is None or not snapshot.divergences():
+            self.notify("nothing to recheck: run the prompts (R) and find a divergence first", severity="warning")
+            return
+        if self.comparing or self.running:
+            what = "a comparison of two snapshots can't be re-run" if self.comparing else "a run is in progress"
+            self.notify(f"{what}: recheck later (gendiff run --recheck float32)", severity="warning")
+            return
+        self.notify("rechecking the diverging pairs in float32…")
+        self.recheck_float32(snapshot)
+
+    @work(thread=True, group="diagnose", exclusive=True, exit_on_error=False)
+    def recheck_float32(self, snapshot: Snapshot) -> None:
+        """Worker: re-run on a copy of the run; the records go into the divergences on the UI thread."""
+        import copy
+
+        from gendiff.recheck import recheck
+        from gendiff.session import Session
+
+        rechecked = copy.deepcopy(snapshot)
+        try:
+            session = Session.from_snapshot(rechecked, self.options.model if self.snapshot_mode is None else None)
+            notes = recheck(session, rechecked)
+        except Exception as exc:  # noqa: BLE001 — a notification, the app keeps running
+            message = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
+            self.call_from_thread(self.notify, f"recheck failed: {message}", severity="error", timeout=10)
+            return
+        records = {
+            (row, d.engine): d.recheck
+            for row, p in enumerate(rechecked.prompts)
+            for d in p.divergences
+            if d.recheck is not None
+        }
+        self.call_from_thread(self._rechecked, snapshot, records, notes)
+
+    def _rechecked(self, snapshot: Snapshot, records: dict[tuple[int, str], object], notes: list[str]) -> None:
+        from dataclasses import replace
+
+        for row, prompt in enumerate(snapshot.prompts):
+            for index, d in enumerate(prompt.divergences):
+                record = records.get((row, d.engine))
+                if record is not None:
+                    prompt.divergences[index] = replace(d, recheck=record)  # type: ignore[arg-type]
+        gone = sum(r.verdict == "agrees" for r in records.values())  # type: ignore[attr-defined]
+        self.notify(
+            "; ".join([f"float32 recheck: {gone} of {len(records)} divergences gone (rounding)", *notes]), timeout=10
+        )
         self.refresh_panel()
 
     # ── actions: settings, export, theme, help ─────────────────────────────

@@ -100,6 +100,22 @@ def key_value_table(bisection: Bisection, colours: dict[str, str]) -> Table:
     return table
 
 
+def position_split_table(bisection: Bisection, colours: dict[str, str]) -> Table:
+    """Per module (earliest first), the earlier positions whose output first differs there."""
+    table = Table(box=None, show_header=True, padding=(0, 1))
+    table.add_column("first differs at", no_wrap=True)
+    table.add_column("what it is", no_wrap=True)
+    table.add_column("earlier positions (rel diff)")
+    grouped: dict[str, list] = {}
+    for split in bisection.position_splits:
+        grouped.setdefault(split.name, []).append(split)
+    for i, (name, splits) in enumerate(grouped.items()):
+        style = f"bold {colours.get('diverge', 'red')}" if i == 0 else ""
+        cells = Text("  ".join(f"{s.position} {s.rel_diff:.1e}" for s in splits))
+        table.add_row(Text(name, style=style), Text(splits[0].role, style="dim"), cells)
+    return table
+
+
 def reconvergence_text(r: Reconvergence, colours: dict[str, str]) -> Text:
     verdict_style = colours.get("success", "green") if r.verdict == "transient flip" else colours.get("diverge", "red")
     text = Text()
@@ -143,6 +159,9 @@ def diagnosis_renderable(d: Divergence, colours: dict[str, str]) -> RenderableTy
             where = f" (position {b.position})" if b.position is not None else ""
             parts.append(Text(f"\nkeys and values of the positions before the divergent one{where}", style="bold"))
             parts.append(key_value_table(b, colours))
+        if b.position_splits:
+            parts.append(Text("\nwhere each earlier position first parts", style="bold"))
+            parts.append(position_split_table(b, colours))
         if b.modules:
             parts.append(Text("\nevery module at the divergent position, in execution order", style="bold"))
             parts.append(module_table(b, colours))

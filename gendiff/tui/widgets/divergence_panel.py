@@ -14,8 +14,10 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from gendiff.display import number, visible
-from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, Divergence
+from gendiff.classify import reading
+from gendiff.display import bar, number, visible
+from gendiff.divergence import Divergence
+from gendiff.statistics import DistributionStats
 from gendiff.trace import TokenStep
 
 
@@ -52,26 +54,27 @@ def top_table(
     return table
 
 
-def explain(d: Divergence, fragile_threshold: float = DEFAULT_FRAGILE_THRESHOLD) -> str:
-    """One line on what the reference's margin (the number shown) says about the flip."""
-    if d.reason != "token":
+def explain(d: Divergence) -> str:
+    """One line on what the divergence's classification and margin mean (see gendiff.classify),
+    and the float32 re-check's verdict when there is one."""
+    if d.reason not in ("token", "length"):
         return ""
-    margin = d.reference_margin
-    if margin is None:
-        return "the margin wasn't recorded (top-k 1): run with top-k 2 or more to read this flip"
-    if margin == 0:
-        return (
-            "exact tie: the reference's top two are the same number (margin 0); any drift at all "
-            "flips the argmax: rounding, not a bug"
-        )
-    if margin < fragile_threshold:
-        return (
-            f"near-tie: the reference's top two were only {number(margin)} apart; small numeric drift "
-            "(shape, order, kernel, dtype) can flip the argmax"
-        )
+    text = reading(d)
+    if d.recheck is not None:
+        text += f" · recheck: {d.recheck.summary()}"
+    return text
+
+
+def statistics_line(engine: str, reference: str, stats: DistributionStats) -> str:
+    """``gendiff run --stats`` for one prompt and engine, with a per-step KLD sparkline (log axis
+    1e-7 … 1 nats, ``·`` exactly zero)."""
+    if not stats.positions:
+        return f"{engine}: no positions to compare with {reference}"
+    spark = "".join(bar(value) for value in stats.kld_steps)
     return (
-        f"not a near-tie: a margin of {number(margin)} is wider than rounding usually explains; look for a "
-        "padding, position or mask difference, or an engine bug"
+        f"KL from {reference} (teacher-forced): mean {number(stats.kld_mean, 6)} · max {number(stats.kld_max, 6)} "
+        f"at step {stats.kld_max_position} · same top-1 {100 * (stats.same_top1 or 0):.1f}% · "
+        f"Δp rms {number(stats.dp_rms, 6)} · per step {spark}"
     )
 
 
@@ -98,7 +101,6 @@ class DivergencePanel(VerticalScroll):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.body = Static("", id="panel-body")
-        self.fragile_threshold = DEFAULT_FRAGILE_THRESHOLD  # the run's, set by the screen
 
     def compose(self) -> ComposeResult:
         yield self.body
@@ -111,7 +113,15 @@ class DivergencePanel(VerticalScroll):
     def update(self, renderable: RenderableType) -> None:
         self.body.update(renderable)
 
-    def show_divergence(self, title: str, divergence: Divergence | None, hint: str = "") -> None:
+    def show_divergence(
+        self, title: str, divergence: Divergence | None, hint: str = "", statistics: DistributionStats | None = None
+    ) -> None:
+        """``statistics``: this prompt and engine's ``--stats`` numbers, shown as one more line."""
+        self._statistics = (
+            None
+            if statistics is None or divergence is None
+            else statistics_line(divergence.engine, divergence.reference, statistics)
+        )
         colours = self.app.theme_variables
         if title != self.border_title:
             self.scroll_home(animate=False)  # another divergence: start at its top
@@ -122,13 +132,12 @@ class DivergencePanel(VerticalScroll):
         d = divergence
         fragile = f"{len(d.fragile_steps)} fragile step{'s' if len(d.fragile_steps) != 1 else ''} earlier"
         if not d.diverged:
-            self.update(
-                Text(
-                    f"{d.engine} matches {d.reference} on all {d.agreeing_steps} tokens · "
-                    f"max drift {number(d.max_drift_before)} · {fragile}",
-                    style=colours.get("success", "green"),
-                )
+            matches = Text(
+                f"{d.engine} matches {d.reference} on all {d.agreeing_steps} tokens · "
+                f"max drift {number(d.max_drift_before)} · {fragile}",
+                style=colours.get("success", "green"),
             )
+            self.update(Group(matches, Text(self._statistics)) if self._statistics else matches)
             return
         if d.reason == "error":
             self.update(Text(d.detail, style=colours.get("error", "red")))
@@ -163,8 +172,10 @@ class DivergencePanel(VerticalScroll):
             summary.append(item, style=style)
         if d.reason == "length":
             summary.append(f"\n{d.detail}", style="italic")
-        note = " · ".join(part for part in (explain(d, self.fragile_threshold), drift_note(d)) if part)
+        note = " · ".join(part for part in (explain(d), drift_note(d)) if part)
         parts = [tables, summary] + ([Text(note, style="dim italic")] if note else [])
+        if self._statistics:
+            parts.append(Text(self._statistics))
         if d.decoding_note:
             parts.append(Text(f"penalties differ: {d.decoding_note}", style=colours.get("warning", "yellow")))
         if d.bisection is not None or d.reconvergence is not None:

@@ -1,0 +1,86 @@
+"""Re-check a lower-precision run's divergences in float32: is it rounding, or something else?
+
+The diverging (prompt, engine) pairs are re-run with the same engines, the same prompts in the
+same batches, only the dtype changed. If the two engines then agree, the divergence was
+rounding noise of the lower precision; if they still differ, it is not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from gendiff.errors import GendiffError
+
+if TYPE_CHECKING:  # divergence imports this module: keep the session and engines out of its path
+    from gendiff.session import OnEvent, Session
+    from gendiff.snapshot import Snapshot
+
+AGREES = "agrees"
+DIVERGES = "diverges"
+RECHECK_DTYPES = ("float32",)
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """The pair re-run in ``dtype``: ``verdict`` agrees/diverges, ``step`` where it diverges then."""
+
+    dtype: str
+    verdict: str
+    step: int | None
+    classification: str | None = None
+
+    def summary(self) -> str:
+        if self.verdict == AGREES:
+            return f"rounding: gone in {self.dtype} (the engines agree on every token there)"
+        where = "" if self.step is None else f" at step {self.step}"
+        kind = f", {self.classification}" if self.classification else ""
+        return f"persists in {self.dtype}{where}{kind}: not rounding noise"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dtype": self.dtype, "verdict": self.verdict, "step": self.step, "classification": self.classification}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recheck:
+        return cls(str(data["dtype"]), str(data["verdict"]), data.get("step"), data.get("classification"))
+
+
+def recheck(session: Session, snapshot: Snapshot, dtype: str = "float32", on_event: OnEvent | None = None) -> list[str]:
+    """Attach a :class:`Recheck` to every token or length divergence of ``snapshot`` whose two
+    engines did not both already run in ``dtype``; returns notes for what was left out."""
+    from gendiff.session import Session
+
+    if dtype not in RECHECK_DTYPES:
+        raise GendiffError(f"--recheck {dtype}: only {', '.join(RECHECK_DTYPES)} is supported")
+    specs = {spec.label: spec for spec in session.config.engines}
+    reference = snapshot.reference
+    todo = [
+        (prompt, d)
+        for prompt in snapshot.prompts
+        for d in prompt.divergences
+        if d.reason in ("token", "length") and {specs[d.reference].dtype, specs[d.engine].dtype} != {dtype}
+    ]
+    notes = []
+    if not todo:
+        if snapshot.divergences():
+            notes.append(f"recheck: every diverging pair already ran in {dtype}; nothing to re-check")
+        return notes
+    labels = [reference] + sorted({d.engine for _, d in todo}, key=list(specs).index)
+    config = replace(
+        session.config, engines=tuple(replace(specs[label], dtype=dtype) for label in labels), reference=reference
+    )
+    # same prompts in the same order: batched engines see the same batches as in the run
+    indices = [prompt.traces[reference].prompt_index for prompt in snapshot.prompts]
+    again = Session(config, session.prompts)
+    rerun = again.run(on_event, prompt_indices=indices)
+    by_index = {p.traces[reference].prompt_index: p for p in rerun.prompts if reference in p.traces}
+    for prompt, d in todo:
+        redone = by_index.get(prompt.traces[reference].prompt_index)
+        found = redone.divergence_for(d.engine) if redone else None
+        if found is None or found.reason == "error":
+            notes.append(f"recheck: prompt {d.prompt_index + 1} {d.engine} failed in {dtype}; not re-checked")
+            continue
+        verdict = DIVERGES if found.diverged else AGREES
+        record = Recheck(dtype, verdict, found.step, found.classification if found.diverged else None)
+        prompt.divergences[prompt.divergences.index(d)] = replace(d, recheck=record)
+    return notes

@@ -1,0 +1,120 @@
+"""Run every engine N times, moving each prompt to another row beside other prompts each time.
+
+vLLM's batch-invariance suite calls it "needle in a batch": a deterministic engine gives the
+same completion for a prompt whatever row of the batch it sits in and whatever sits next to
+it. Run 1 is the run itself (the prompts in their given order); runs 2…N shuffle the order so
+that, while it can, no prompt returns to a row it had, and batched engines (hf-left, hf-right,
+packed, vLLM) put it in another row, beside other prompts.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gendiff.errors import GendiffError
+
+if TYPE_CHECKING:
+    from gendiff.session import OnEvent, Session
+    from gendiff.snapshot import Snapshot
+
+SHUFFLE_TRIES = 200
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """One prompt and engine over ``runs`` runs: ``unique`` distinct completions, the first step
+    where any two split (None when all agree), and the prompt's row in each run."""
+
+    runs: int
+    unique: int
+    first_split: int | None
+    rows: tuple[int, ...] = ()
+
+    @property
+    def deterministic(self) -> bool:
+        return self.unique == 1
+
+    def summary(self) -> str:
+        if self.deterministic:
+            return f"1 unique of {self.runs}"
+        return f"{self.unique} unique of {self.runs}, first split at step {self.first_split}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "unique": self.unique, "first_split": self.first_split, "rows": list(self.rows)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Repeats:
+        return cls(int(data["runs"]), int(data["unique"]), data.get("first_split"), tuple(data.get("rows") or ()))
+
+
+def first_split(completions: list[tuple[int, ...]]) -> int | None:
+    """The first step where any two completions differ (a shorter one ending counts); None if all equal."""
+    distinct = sorted(set(completions))
+    if len(distinct) < 2:
+        return None
+    split = None
+    for a, b in zip(distinct, distinct[1:]):  # sorted: the longest common prefix is between neighbours
+        common = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        split = common if split is None else min(split, common)
+    return split
+
+
+def orders(count: int, runs: int) -> list[list[int]]:
+    """``runs`` orders of ``count`` prompts: the given one, then shuffles that avoid rows a prompt
+    already had (while there are such rows left)."""
+    result = [list(range(count))]
+    seen = [{row} for row in range(count)]
+    for run in range(1, runs):
+        best: list[int] | None = None
+        best_repeats = count + 1
+        rng = random.Random(run)
+        for _ in range(SHUFFLE_TRIES):
+            order = list(range(count))
+            rng.shuffle(order)
+            repeats = sum(row in seen[prompt] for row, prompt in enumerate(order))
+            if repeats < best_repeats:
+                best, best_repeats = order, repeats
+            if repeats == 0:
+                break
+        assert best is not None
+        for row, prompt in enumerate(best):
+            seen[prompt].add(row)
+        result.append(best)
+    return result
+
+
+def attach_repeats(session: Session, snapshot: Snapshot, runs: int, on_event: OnEvent | None = None) -> list[str]:
+    """``gendiff run --repeat N``: run ``runs - 1`` more times with the prompts reordered and store
+    a :class:`Repeats` per prompt and engine; returns notes."""
+    if runs < 2:
+        raise GendiffError(f"--repeat {runs}: must be at least 2 (the run itself counts as the first)")
+    reference = snapshot.reference
+    indices = [prompt.traces[reference].prompt_index for prompt in snapshot.prompts]
+    completions: dict[tuple[int, str], list[tuple[int, ...]]] = {}
+    rows: dict[tuple[int, str], list[int]] = {}
+    failed: set[str] = {e["label"] for e in snapshot.engines if e.get("error")}
+
+    def record(result: Snapshot, order: list[int]) -> None:
+        for row, prompt in zip(order, result.prompts):
+            for label, trace in prompt.traces.items():
+                if trace.finish_reason == "error":
+                    failed.add(label)
+                    continue
+                completions.setdefault((row, label), []).append(trace.token_ids)
+                rows.setdefault((row, label), []).append(order.index(row))
+
+    every = orders(len(indices), runs)
+    record(snapshot, every[0])
+    for order in every[1:]:
+        result = session.run(on_event, prompt_indices=[indices[position] for position in order])
+        # session.run lists prompts in the order run: map each back to its row in the snapshot
+        record(result, order)
+    for row, prompt in enumerate(snapshot.prompts):
+        for label in prompt.traces:
+            seen = completions.get((row, label), [])
+            if label in failed or len(seen) != runs:
+                continue
+            prompt.repeats[label] = Repeats(runs, len(set(seen)), first_split(seen), tuple(rows[(row, label)]))
+    return [f"--repeat: {label} failed in a repeat run; no repeat counts for it" for label in sorted(failed)]

@@ -1,0 +1,116 @@
+"""Classification of divergences on hand-made traces: the numbers of bfloat16 and float32 runs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from gendiff.classify import EXACT_TIE, NEAR_TIE, WIDE_FLIP, is_exact_tie, reading, ulp
+from gendiff.divergence import compare
+from gendiff.trace import TokenStep, TopToken, Trace
+
+
+def logit_step(token_id: int, *candidates: tuple[int, float]) -> TokenStep:
+    """A step from (id, logit) candidates, best first; logprobs from a log_softmax over them."""
+    norm = math.log(sum(math.exp(logit) for _, logit in candidates))
+    top = tuple(TopToken(i, f"t{i}", logit - norm, logit) for i, logit in candidates)
+    return TokenStep(token_id, f"t{token_id}", next(t.logprob for t in top if t.token_id == token_id), top)
+
+
+def pair(ref_step: TokenStep, other_step: TokenStep, dtype: str) -> tuple[Trace, Trace]:
+    agree = logit_step(5, (5, 9.0), (6, 2.0))
+    settings = {"dtype": dtype}
+    ref = Trace("ref", 0, (1, 2), (agree, ref_step), "length", settings)
+    other = Trace("other", 0, (1, 2), (agree, other_step), "length", settings)
+    return ref, other
+
+
+def test_ulp_matches_torch():
+    torch = pytest.importorskip("torch")
+    for dtype in ("bfloat16", "float16", "float32"):
+        for value in (0.3, 1.0, 3.0, 3.99, 4.0, 12.5, -7.25):
+            exact = torch.tensor(value, dtype=getattr(torch, dtype))
+            up = torch.nextafter(exact, torch.tensor(math.inf, dtype=exact.dtype))
+            assert float(up - exact) == ulp(dtype, float(exact)), (dtype, value)
+
+
+def test_bfloat16_exact_tie_is_classified_exact_tie():
+    # two candidates on the same bfloat16 value (2.015625 is on the 1/64 grid between 2 and 4)
+    ref_step = logit_step(10, (10, 2.015625), (11, 2.015625), (12, 1.0))
+    other_step = logit_step(11, (11, 2.03125), (10, 2.015625), (12, 1.0))
+    d = compare(*pair(ref_step, other_step, "bfloat16"))
+    assert d.reference_margin == 0.0
+    assert d.classification == EXACT_TIE
+    assert d.cross_top_k is True
+    assert "exact tie" in reading(d)
+
+
+def test_one_bfloat16_grid_step_is_a_near_tie_not_a_tie():
+    # 4.0 and the next lower bfloat16 value 4 - 1/64: one unit apart (the unit at 4 is 1/32)
+    ref_step = logit_step(10, (10, 4.0), (11, 4.0 - 1 / 64))
+    other_step = logit_step(11, (11, 4.0), (10, 4.0 - 1 / 64))
+    d = compare(*pair(ref_step, other_step, "bfloat16"))
+    assert not is_exact_tie(ref_step, "bfloat16")
+    assert d.reference_margin == pytest.approx(1 / 64)
+    assert d.classification == NEAR_TIE
+
+
+def test_float32_one_ulp_apart_is_not_a_tie_but_equal_is():
+    apart = logit_step(10, (10, 10.0 + ulp("float32", 10.0)), (11, 10.0))
+    assert not is_exact_tie(apart, "float32")
+    assert is_exact_tie(apart, "bfloat16")  # the same two numbers are one bfloat16 value
+    equal = logit_step(10, (10, 10.0), (11, 10.0))
+    d = compare(*pair(equal, logit_step(11, (11, 10.5), (10, 10.0)), "float32"))
+    assert d.classification == EXACT_TIE
+
+
+def test_wide_flip_and_cross_top_k_false():
+    ref_step = logit_step(10, (10, 6.0), (11, 3.0))
+    other_step = logit_step(12, (12, 7.0), (13, 1.0))  # neither chooses a token the other recorded
+    d = compare(*pair(ref_step, other_step, "bfloat16"))
+    assert d.classification == WIDE_FLIP
+    assert d.cross_top_k is False
+    assert "more than rounding" in reading(d) and "not cross-top-k" in reading(d)
+
+
+def test_logprob_only_tie_and_fragile_threshold():
+    # an engine that gives logprobs only (vLLM): equal logprobs are a tie, 0.01 apart a near-tie
+    tied = TokenStep(
+        10, "a", -1.726818561553955, (TopToken(10, "a", -1.726818561553955), TopToken(11, "b", -1.726818561553955))
+    )
+    other = TokenStep(11, "b", -1.7, (TopToken(11, "b", -1.7), TopToken(10, "a", -1.72)))
+    assert compare(*pair(tied, other, "bfloat16")).classification == EXACT_TIE
+    near = replace(tied, top=(tied.top[0], replace(tied.top[1], logprob=-1.736818561553955)))
+    ref, oth = pair(near, other, "bfloat16")
+    assert compare(ref, oth).classification == NEAR_TIE
+    assert compare(ref, oth, fragile_threshold=0.005).classification == WIDE_FLIP
+
+
+def test_length_error_identical():
+    step = logit_step(5, (5, 9.0), (6, 2.0))
+    ref = Trace("ref", 0, (1,), (step, step), "length", {"dtype": "float32"})
+    short = Trace("other", 0, (1,), (step,), "eos", {"dtype": "float32"})
+    d = compare(ref, short)
+    assert d.classification == "length" and d.cross_top_k is None
+    assert compare(ref, ref).classification is None
+    failed = Trace.failed("other", 0, [1], "boom", {})
+    assert compare(ref, failed).classification == "error"
+
+
+def test_classification_round_trips_through_json():
+    from gendiff.divergence import Divergence
+
+    d = compare(*pair(logit_step(10, (10, 2.0), (11, 2.0)), logit_step(11, (11, 2.0), (10, 2.0)), "bfloat16"))
+    back = Divergence.from_dict(d.to_dict())
+    assert back.classification == EXACT_TIE and back.cross_top_k is True
+
+
+def test_one_bfloat16_step_above_the_threshold_is_still_a_near_tie():
+    # logits 8…16: one bfloat16 step is 1/16 = 0.0625, above the 0.05 threshold, still rounding
+    ref_step = logit_step(10, (10, 10.0625), (11, 10.0))
+    other_step = logit_step(11, (11, 10.0625), (10, 10.0))
+    assert compare(*pair(ref_step, other_step, "bfloat16")).classification == NEAR_TIE
+    # the same margin in float32 is 500 000 grid steps: a wide flip
+    assert compare(*pair(ref_step, other_step, "float32")).classification == WIDE_FLIP

@@ -120,7 +120,7 @@ class Semantics:
     implementation: str
 
     def phrase(self, setting: str, value: float) -> str:
-        pads = ", pad tokens of its left-padded batch included" if self.pads_counted else ""
+        pads = ", plus the pad tokens of the rows it left-pads" if self.pads_counted else ""
         if setting == "no_repeat_ngram_size":
             return f"bans repeated {value}-grams over {self.tokens}{pads}"
         return f"applies {setting} {_num(value)} {self.how} over {self.tokens}{pads}"

@@ -88,7 +88,7 @@ def test_hf_left_note_says_its_pads_are_counted():
     note = semantics_note(("hf-single", "hf-single", same), ("hf-left", "hf-left", same))
     assert note.endswith(
         "hf-left applies repetition_penalty 1.3 multiplicatively over prompt+output, "
-        "pad tokens of its left-padded batch included"
+        "plus the pad tokens of the rows it left-pads"
     )
 
 

@@ -38,7 +38,7 @@ def test_help(snap_compare, tmp_path, size):
 def test_diagnosis_view_while_computing(snap_compare, tmp_path, size):
     async def open_diagnosis(pilot):
         pilot.app.animation_level = "none"  # a still spinner
-        screen = DiagnosisScreen("diagnosis · prompt 1 · hf-left vs hf-single at step 3", None)
+        screen = DiagnosisScreen("diagnosis · prompt 1 · hf-left vs hf-single at step 3", None, cancellable=True)
         await pilot.app.push_screen(screen)
         screen.set_stage("replaying hf-left to step 3 with hooks on every module…")
         await pilot.pause()

@@ -149,11 +149,11 @@ async def test_emoji_prompts_take_one_row_each_at_80x24():
 
 
 async def test_diagnosis_view_says_what_it_is_doing_and_how_to_cancel():
-    from gendiff.tui.screens.diagnosis import HELP_DONE, HELP_LOADING, DiagnosisScreen
+    from gendiff.tui.screens.diagnosis import HELP_DONE, HELP_LOADING, HELP_LOADING_DETACHED, DiagnosisScreen
 
     app = Host()
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = DiagnosisScreen("diagnosis · prompt 3 · hf-left vs hf-single at step 13", None)
+        screen = DiagnosisScreen("diagnosis · prompt 3 · hf-left vs hf-single at step 13", None, cancellable=True)
         app.push_screen(screen)
         await pilot.pause()
         stage = screen.query_one("#diagnosis-stage", Static)
@@ -172,6 +172,7 @@ async def test_diagnosis_view_says_what_it_is_doing_and_how_to_cancel():
         screen = DiagnosisScreen("diagnosis", None)
         app.push_screen(screen)
         await pilot.pause()
+        assert str(screen.query_one("#diagnosis-help").render()) == HELP_LOADING_DETACHED
         screen.show_error("\n".join(f"line {i}" for i in range(100)))
         await pilot.pause()
         help_label = screen.query_one("#diagnosis-help")

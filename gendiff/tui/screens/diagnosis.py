@@ -177,6 +177,8 @@ LOADING_STAGE = (
     "loading the model (if needed), then replaying both engines to the divergent step with hooks on every module…"
 )
 HELP_LOADING = "escape to cancel"
+# while the worker does not watch cancel_event, closing does not stop it: say so
+HELP_LOADING_DETACHED = "escape closes this view (the replay finishes in the background; b reopens it)"
 HELP_DONE = "escape / b to close · ↑ ↓ scroll · replays both engines with the reference's tokens"
 
 
@@ -191,8 +193,10 @@ class DiagnosisScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,b,q", "close", "Close", id="diagnosis.close")]
 
-    def __init__(self, title: str, divergence: Divergence | None) -> None:
+    def __init__(self, title: str, divergence: Divergence | None, cancellable: bool = False) -> None:
+        """``cancellable``: the worker stops when ``cancel_event`` is set (else closing only hides it)."""
         super().__init__()
+        self.cancellable = cancellable
         self.title_text = title
         self.divergence = divergence
         self.cancel_event = threading.Event()
@@ -205,7 +209,9 @@ class DiagnosisScreen(ModalScreen[None]):
             yield LoadingIndicator(id="diagnosis-loading")
             with VerticalScroll(id="diagnosis-scroll"):
                 yield Static("", id="diagnosis-body")
-            yield Label(HELP_LOADING, id="diagnosis-help", classes="dialog-help")
+            yield Label(
+                HELP_LOADING if self.cancellable else HELP_LOADING_DETACHED, id="diagnosis-help", classes="dialog-help"
+            )
 
     def on_mount(self) -> None:
         if self.divergence is not None and self.divergence.bisection is not None:

@@ -1,4 +1,4 @@
-"""``python -m gendiff``: the command line."""
+"""``python -m gendiff``: the same as the ``gendiff`` command."""
 
 from gendiff.cli import main
 

@@ -12,10 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from gendiff import __version__
+from gendiff import options as defaults
 from gendiff.errors import GendiffError
-
-DEFAULT_MAX_NEW_TOKENS = 32
-DEFAULT_TOP_K = 5
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -28,28 +26,41 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engines",
         metavar="A,B,…",
-        help="engines to run, each NAME[:key=value,…] (default: hf-single,hf-left,hf-right,packed); "
+        help=f"engines to run, each NAME[:key=value,…] (default: {','.join(defaults.DEFAULT_ENGINES)}); "
         "e.g. hf-single,hf-single:dtype=bfloat16",
     )
     parser.add_argument("--reference", metavar="NAME", help="engine the others are compared with (default: the first)")
     parser.add_argument(
-        "--dtype", choices=DTYPES, default="float32", help="weights and compute dtype (default: float32)"
+        "--dtype", choices=DTYPES, default=defaults.DTYPE, help=f"weights and compute dtype (default: {defaults.DTYPE})"
     )
     parser.add_argument(
-        "--attn", choices=ATTN_IMPLEMENTATIONS, default="sdpa", help="attention implementation (default: sdpa)"
+        "--attn",
+        choices=ATTN_IMPLEMENTATIONS,
+        default=defaults.ATTN,
+        help=f"attention implementation (default: {defaults.ATTN})",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--batch-size", type=int, default=16, help="rows per batch for hf-left/hf-right (default: 16)")
+    parser.add_argument("--device", default=defaults.DEVICE, help=f"cpu, cuda or cuda:N (default: {defaults.DEVICE})")
     parser.add_argument(
-        "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="tokens to generate per prompt (default: 32)"
+        "--batch-size",
+        type=int,
+        default=defaults.BATCH_SIZE,
+        help=f"rows per batch for hf-left/hf-right (default: {defaults.BATCH_SIZE})",
     )
-    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="candidates recorded per step (default: 5)")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=defaults.MAX_NEW_TOKENS,
+        help=f"tokens to generate per prompt (default: {defaults.MAX_NEW_TOKENS})",
+    )
+    parser.add_argument(
+        "--top-k", type=int, default=defaults.TOP_K, help=f"candidates recorded per step (default: {defaults.TOP_K})"
+    )
     parser.add_argument("--no-stop-at-eos", action="store_true", help="keep generating after the end-of-sequence token")
     parser.add_argument(
         "--fragile-threshold",
         type=float,
-        default=0.05,
-        help="reference margin below which an agreeing step counts as fragile (default: 0.05)",
+        default=defaults.FRAGILE_THRESHOLD,
+        help=f"reference margin below which an agreeing step counts as fragile (default: {defaults.FRAGILE_THRESHOLD})",
     )
     penalties = parser.add_argument_group(
         "penalties",
@@ -87,26 +98,9 @@ def decoding_from_args(args: argparse.Namespace) -> Any:
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    from gendiff.engines import DEFAULT_ENGINES, engine_names
-    from gendiff.engines.base import GenerationSettings, parse_engine_spec, split_engine_list
-    from gendiff.session import RunConfig
+    from gendiff.options import RunOptions
 
-    defaults = {
-        "dtype": args.dtype,
-        "attn": args.attn,
-        "device": args.device,
-        "batch_size": args.batch_size,
-        "decoding": decoding_from_args(args),
-    }
-    specs_text = split_engine_list(args.engines) if args.engines else list(DEFAULT_ENGINES)
-    known = engine_names()
-    specs = tuple(parse_engine_spec(text, defaults, known) for text in specs_text if text.strip())
-    reference = args.reference or (specs[0].label if specs else "")
-    settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens, top_k=args.top_k, stop_at_eos=not args.no_stop_at_eos
-    )
-    settings.validate()
-    return RunConfig(args.model, specs, reference, settings, args.fragile_threshold)
+    return RunOptions.from_args(args).config()
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -231,7 +225,9 @@ def score_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=16, help="rows per batch for hf-left/hf-right")
     parser.add_argument("--json", metavar="OUT", help="write the statistics per text and engine here")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    parser.set_defaults(max_new_tokens=1, top_k=DEFAULT_TOP_K, no_stop_at_eos=True, fragile_threshold=0.05)
+    parser.set_defaults(
+        max_new_tokens=1, top_k=defaults.TOP_K, no_stop_at_eos=True, fragile_threshold=defaults.FRAGILE_THRESHOLD
+    )
     return parser
 
 
@@ -286,12 +282,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_tui(args: argparse.Namespace) -> int:
     from gendiff.capture import captured_output, logged_anything
+    from gendiff.documents import open_document
+    from gendiff.options import RunOptions
     from gendiff.tui.app import GendiffApp, LaunchOptions
 
-    options = LaunchOptions.from_args(args)
+    # checked before the app starts: bad options or files are one error line, not a crash in the UI
+    run = RunOptions.from_args(args)
+    if not run.engines:
+        raise GendiffError(f"--engines {args.engines!r}: names no engine; e.g. --engines hf-single,hf-left")
+    run.config()
+    document = open_document(args.path, args.other)
     # engines and libraries print to fds 1/2 (vLLM's C++ warnings); keep them off the screen
     with captured_output() as log:
-        app = GendiffApp(options)
+        app = GendiffApp(LaunchOptions(run=run, document=document, theme=args.theme))
         app.error_console.file = sys.__stderr__  # a crash report still reaches the terminal
         app.run()
     if logged_anything(log):

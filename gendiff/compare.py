@@ -46,8 +46,20 @@ def compare_snapshots(
         )
     threshold = float(a.decoding.get("fragile_threshold", DEFAULT_FRAGILE_THRESHOLD))
     prompts = []
+    # B's calls join A's under fresh ids, its prompts renumbered to A's (the prompts are the same)
+    offset = max((batch.id for batch in a.batches), default=-1) + 1
+    b_ids = {pb.id: pa.id for pa, pb in zip(a.prompts, b.prompts)}
+    spare = iter(range(max([p.id for p in a.prompts] + [p.id for p in b.prompts], default=0) + 1, 1 << 62))
+    b_batches = [
+        replace(
+            batch,
+            id=batch.id + offset,
+            prompt_ids=tuple(b_ids[i] if i in b_ids else next(spare) for i in batch.prompt_ids),
+        )
+        for batch in b.batches
+    ]
     for pa, pb in zip(a.prompts, b.prompts):
-        result = PromptResult(pa.text, list(pa.token_ids))
+        result = PromptResult(pa.text, list(pa.token_ids), id=pa.id)
         for label in common:
             ta, tb = pa.traces.get(label), pb.traces.get(label)
             if ta is None or tb is None:
@@ -56,6 +68,8 @@ def compare_snapshots(
             tb = replace(tb, engine=side_label(label, "B"), prompt_index=ta.prompt_index)
             result.traces[ta.engine] = ta
             result.traces[tb.engine] = tb
+            result.batches[ta.engine] = pa.batches[label]
+            result.batches[tb.engine] = pb.batches[label] + offset
             result.divergences.append(compare(ta, tb, threshold))
         prompts.append(result)
     by_label = {side: {e["label"]: e for e in snap.engines} for side, snap in zip(TAGS, (a, b))}
@@ -85,6 +99,7 @@ def compare_snapshots(
             {"tag": tag, "path": name, "created": snap.created, "environment": snap.environment, "model": snap.model}
             for tag, name, snap in zip(TAGS, names, (a, b))
         ],
+        batches=[*a.batches, *b_batches],
     )
 
 

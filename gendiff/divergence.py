@@ -7,11 +7,12 @@ from typing import Any
 
 from gendiff.classify import classify, cross_top_k
 from gendiff.decoding import note_for_traces
+from gendiff.options import FRAGILE_THRESHOLD
 from gendiff.recheck import Recheck
 from gendiff.records import Bisection, Reconvergence
 from gendiff.trace import TokenStep, Trace
 
-DEFAULT_FRAGILE_THRESHOLD = 0.05
+DEFAULT_FRAGILE_THRESHOLD = FRAGILE_THRESHOLD
 
 # reasons
 IDENTICAL = "identical"

@@ -7,6 +7,7 @@ In ``.txt`` files a prompt is one line; ``\\n`` stands for a newline, ``\\t`` fo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,12 +67,32 @@ def file_format(path: Path) -> str:
     return "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "txt"
 
 
+class PromptFileChanged(GendiffError):
+    """The prompt file was changed by another program since gendiff read or wrote it."""
+
+
+ABSENT = (0, "")  # the stamp of a file that does not exist
+
+
+def file_stamp(path: Path) -> tuple[int, str] | None:
+    """(mtime in ns, sha256 of the bytes), or None if the file is absent."""
+    try:
+        data = path.read_bytes()
+        return path.stat().st_mtime_ns, hashlib.sha256(data).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
 @dataclass
 class PromptBook:
-    """Prompts plus the file they live in (None for the demo prompts, which are read-only)."""
+    """Prompts plus the file they live in (None for the demo prompts, which are read-only).
+
+    ``stamp`` is the file as gendiff last read or wrote it (None: not tracked), so another program's edit is
+    noticed (:meth:`changed_on_disk`) and never silently overwritten (:meth:`save`)."""
 
     prompts: list[str] = field(default_factory=list)
     path: Path | None = None
+    stamp: tuple[int, str] | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> PromptBook:
@@ -86,12 +107,32 @@ class PromptBook:
             raise GendiffError(f"prompts {file}: not UTF-8 text; save it as UTF-8") from None
         except OSError as exc:
             raise GendiffError(f"prompts {file}: cannot read it ({exc.strerror})") from None
-        return cls(parse_prompts(text, file_format(file), str(file)), file)
+        book = cls(parse_prompts(text, file_format(file), str(file)), file)
+        book.stamp = file_stamp(file)
+        return book
 
-    def save(self) -> None:
-        """Write the prompts back to their file atomically (no-op without a file)."""
+    def changed_on_disk(self) -> bool:
+        """True when the file differs from what gendiff last read or wrote (same bytes count as
+        unchanged); always False for a book that does not track its file (``stamp`` None)."""
+        if self.path is None or self.stamp is None:
+            return False
+        return (file_stamp(self.path) or ABSENT)[1] != self.stamp[1]
+
+    def track(self) -> PromptBook:
+        """Start tracking the file as it is now (absent included): a later change by another program is noticed."""
         if self.path is not None:
-            atomic_write_text(self.path, format_prompts(self.prompts, file_format(self.path)))
+            self.stamp = file_stamp(self.path) or ABSENT
+        return self
+
+    def save(self, force: bool = False) -> None:
+        """Write the prompts back to their file atomically (no-op without a file). Raises
+        PromptFileChanged if another program changed the file since, unless ``force``."""
+        if self.path is None:
+            return
+        if not force and self.changed_on_disk():
+            raise PromptFileChanged(f"prompts {self.path}: changed by another program since gendiff read it")
+        atomic_write_text(self.path, format_prompts(self.prompts, file_format(self.path)))
+        self.stamp = file_stamp(self.path) or ABSENT
 
 
 def demo_prompts_path() -> Path:

@@ -70,8 +70,9 @@ def recheck(session: Session, snapshot: Snapshot, dtype: str = "float32", on_eve
         session.config, engines=tuple(replace(specs[label], dtype=dtype) for label in labels), reference=reference
     )
     # same prompts in the same order: batched engines see the same batches as in the run
-    indices = [prompt.traces[reference].prompt_index for prompt in snapshot.prompts]
-    again = Session(config, session.prompts)
+    ids = session.prompt_ids or list(range(len(session.prompts)))
+    indices = [ids.index(prompt.traces[reference].prompt_index) for prompt in snapshot.prompts]
+    again = Session(config, session.prompts, list(ids))
     rerun = again.run(on_event, prompt_indices=indices)
     by_index = {p.traces[reference].prompt_index: p for p in rerun.prompts if reference in p.traces}
     for prompt, d in todo:

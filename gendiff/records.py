@@ -266,7 +266,8 @@ class Bisection:
                 worst = max(p.rel_diff for p in positions)
                 return (
                     f"keys/values of {len(positions)} earlier position{'s' if len(positions) != 1 else ''} "
-                    f"differ from layer {layer} (positions {_positions(positions)}; max rel {worst:.2e})"
+                    f"differ from layer {layer} (position{'s' if len(positions) != 1 else ''} {_positions(positions)}; "
+                    f"max rel {worst:.2e})"
                 )
         return None
 

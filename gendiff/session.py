@@ -21,8 +21,9 @@ from gendiff.engines.hf import check_context
 from gendiff.engines.loading import PromptTokenizer, load_tokenizer, model_fingerprint, resolve_model_path
 from gendiff.engines.steps import run_engine
 from gendiff.errors import GendiffError
+from gendiff.options import STOP_AT_EOS
 from gendiff.prompts import validate_prompt
-from gendiff.snapshot import PromptResult, Snapshot, environment_info
+from gendiff.snapshot import Batch, PromptResult, Snapshot, environment_info
 from gendiff.trace import TokenStep, Trace
 
 
@@ -94,27 +95,48 @@ OnEvent = Callable[[Event], None]
 
 @dataclass
 class Session:
-    """Prompts and a RunConfig, checked up front so that a run fails before any model work."""
+    """Prompts and a RunConfig, checked up front so that a run fails before any model work.
+
+    ``prompt_ids`` are the prompts' stable identities (default: their positions); traces, results
+    and batch records carry them, never a position in one run. With ``per_prompt_errors`` a bad
+    prompt (empty, too long) is set aside in ``rejected`` (id -> message) and the others run;
+    otherwise it raises GendiffError before any model work."""
 
     config: RunConfig
     prompts: list[str]
+    prompt_ids: list[int] | None = None
+    per_prompt_errors: bool = False
     tokenizer: PromptTokenizer = field(init=False)
     token_ids: list[list[int]] = field(init=False)
     engines: dict[str, Engine] = field(init=False)
     model_dir: Path = field(init=False)
+    rejected: dict[int, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.config.validate()
+        if self.prompt_ids is None:
+            self.prompt_ids = list(range(len(self.prompts)))
+        if len(set(self.prompt_ids)) != len(self.prompts):
+            raise GendiffError("internal: prompt ids must be unique, one per prompt")
         self.model_dir = resolve_model_path(self.config.model_path)
         for index, text in enumerate(self.prompts):
-            validate_prompt(text, index)
+            if self.per_prompt_errors and not text.strip():
+                self.rejected[self.prompt_ids[index]] = "empty prompt: write some text or delete it"
+            else:
+                validate_prompt(text, index)
         # engines first: an unknown option fails before the tokenizer loads
         self.engines = {spec.label: create_engine(spec, str(self.model_dir)) for spec in self.config.engines}
         self.tokenizer = load_tokenizer(self.model_dir)
         self.config.settings.validate(self.tokenizer.vocab_size)
         # tokenized once: every engine gets exactly these ids
         self.token_ids = [self.tokenizer.encode(text) for text in self.prompts]
-        check_context(self.token_ids, self.config.settings, self.tokenizer.max_length)
+        if not self.per_prompt_errors:
+            check_context(self.token_ids, self.config.settings, self.tokenizer.max_length)
+            return
+        for pid, ids in zip(self.prompt_ids, self.token_ids):
+            problem = self.rejected.get(pid) or prompt_problem(ids, self.config.settings, self.tokenizer.max_length)
+            if problem:
+                self.rejected[pid] = problem
 
     @property
     def notes(self) -> list[str]:
@@ -139,6 +161,8 @@ class Session:
         emit = on_event or (lambda event: None)
         cancel = cancel or threading.Event()
         indices = list(range(len(self.prompts))) if prompt_indices is None else list(prompt_indices)
+        ids = self.prompt_ids or []
+        indices = [i for i in indices if ids[i] not in self.rejected]
         batch = [self.token_ids[i] for i in indices]
         traces: dict[str, list[Trace]] = {}
         errors: dict[str, str] = {}
@@ -155,19 +179,20 @@ class Session:
                 emit(EngineLoaded(label, time.perf_counter() - started))
 
                 def on_step(row: int, step_index: int, step: TokenStep, label: str = label) -> None:
-                    emit(StepGenerated(label, indices[row], step_index, step))
+                    emit(StepGenerated(label, ids[indices[row]], step_index, step))
 
                 started = time.perf_counter()
                 produced = run_engine(engine, batch, self.config.settings, on_step=on_step, cancel=cancel)
                 seconds = time.perf_counter() - started
-                result = [replace(t, prompt_index=indices[t.prompt_index], engine=label) for t in produced]
+                # numbered by prompt identity, never by the row in this call
+                result = [replace(t, prompt_index=ids[indices[t.prompt_index]], engine=label) for t in produced]
                 traces[label] = result
                 emit(EngineFinished(label, tuple(result), seconds))
             except Exception as exc:  # one engine failing must not stop the others
                 message = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
                 errors[label] = message
                 settings = engine.spec.settings()
-                traces[label] = [Trace.failed(label, i, self.token_ids[i], message, settings) for i in indices]
+                traces[label] = [Trace.failed(label, ids[i], self.token_ids[i], message, settings) for i in indices]
                 emit(EngineFailed(label, message))
         snapshot = self.snapshot(traces, errors, indices)
         emit(RunFinished(snapshot, cancel.is_set()))
@@ -198,11 +223,11 @@ class Session:
             GenerationSettings(
                 max_new_tokens=int(snapshot.decoding["max_new_tokens"]),
                 top_k=int(snapshot.decoding["top_k"]),
-                stop_at_eos=bool(snapshot.decoding.get("stop_at_eos", True)),
+                stop_at_eos=bool(snapshot.decoding.get("stop_at_eos", STOP_AT_EOS)),
             ),
             float(snapshot.decoding.get("fragile_threshold", DEFAULT_FRAGILE_THRESHOLD)),
         )
-        session = cls(config, [p.text for p in snapshot.prompts])
+        session = cls(config, [p.text for p in snapshot.prompts], [p.id for p in snapshot.prompts])
         for index, (prompt, ids) in enumerate(zip(snapshot.prompts, session.token_ids)):
             if list(prompt.token_ids) != ids:
                 raise GendiffError(
@@ -212,16 +237,22 @@ class Session:
         return session
 
     def _case(self, snapshot: Snapshot, divergence: Divergence) -> tuple[list[list[int]], int, Trace, Trace]:
-        """The prompts run together (the snapshot's), the row of this divergence's prompt, both traces."""
+        """The prompts run together in the call that produced this divergence (from the snapshot's
+        batch record), the row of its prompt, both traces."""
         if divergence.reason != TOKEN or divergence.step is None:
             raise GendiffError(
                 f"prompt {divergence.prompt_index + 1}, {divergence.engine}: only a token divergence can be "
                 f"diagnosed (this one is {divergence.reason}: {divergence.detail})"
             )
-        rows = [p.traces[divergence.reference].prompt_index for p in snapshot.prompts]
-        row = rows.index(divergence.prompt_index)
-        prompt = snapshot.prompts[row]
-        batch = [list(p.token_ids) for p in snapshot.prompts]
+        prompt = next((p for p in snapshot.prompts if p.id == divergence.prompt_index), None)
+        if prompt is None:
+            raise GendiffError(f"prompt {divergence.prompt_index + 1}: not in the snapshot")
+        batch, row = snapshot.replay_case(prompt, divergence.reference)
+        if prompt.batches.get(divergence.engine) != prompt.batches.get(divergence.reference):
+            raise GendiffError(
+                f"prompt {divergence.prompt_index + 1}: {divergence.reference} and {divergence.engine} ran in "
+                "different calls; run the prompt again (r) to diagnose it"
+            )
         return batch, row, prompt.traces[divergence.reference], prompt.traces[divergence.engine]
 
     def bisect(self, snapshot: Snapshot, divergence: Divergence, tolerance: float = DEFAULT_TOLERANCE) -> Bisection:
@@ -269,11 +300,20 @@ class Session:
     def snapshot(self, traces: dict[str, list[Trace]], errors: dict[str, str], indices: list[int]) -> Snapshot:
         """Assemble the Snapshot of a run over ``indices`` (engines that did not run are left out)."""
         reference = self.config.reference
+        ids = self.prompt_ids or []
+        batch = Batch(
+            0,
+            tuple(traces),
+            tuple(ids[i] for i in indices),
+            tuple(self.prompts[i] for i in indices),
+            tuple(tuple(self.token_ids[i]) for i in indices),
+        )
         prompts = []
         for row, index in enumerate(indices):
-            result = PromptResult(self.prompts[index], self.token_ids[index])
+            result = PromptResult(self.prompts[index], self.token_ids[index], id=ids[index])
             for label, engine_traces in traces.items():
                 result.traces[label] = engine_traces[row]
+                result.batches[label] = batch.id
             if reference in result.traces:
                 ref_trace = result.traces[reference]
                 for label, trace in result.traces.items():
@@ -312,4 +352,17 @@ class Session:
             prompts=prompts,
             environment=environment_info(device),
             notes=self.notes,
+            batches=[batch],
         )
+
+
+def prompt_problem(token_ids: list[int], settings: GenerationSettings, max_length: int | None) -> str | None:
+    """Why this prompt can't run (said of the prompt itself, no flag names: the app shows it beside it)."""
+    if not token_ids:
+        return "the prompt tokenizes to no tokens; write some text"
+    if max_length is not None and len(token_ids) + settings.max_new_tokens > max_length:
+        return (
+            f"too long: {len(token_ids)} tokens + {settings.max_new_tokens} new exceed the model's context "
+            f"of {max_length}; shorten it or lower max new tokens"
+        )
+    return None

@@ -20,15 +20,59 @@ from gendiff.repeat import Repeats
 from gendiff.statistics import DistributionStats
 from gendiff.trace import Trace
 
-SCHEMA_ID = "gendiff.snapshot/1"
+SCHEMA_ID = "gendiff.snapshot/2"
+SCHEMA_FAMILY = "gendiff.snapshot/"
+READABLE = ("gendiff.snapshot/1", SCHEMA_ID)  # /1 files are upgraded on load
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One engine call's composition: which prompts ran together, in which rows, with which ids.
+
+    ``prompt_ids[row]`` is the prompt in that row; ``texts`` and ``token_ids`` are what they were
+    at run time, so the call can be replayed exactly even after a member was edited or deleted."""
+
+    id: int
+    engines: tuple[str, ...]
+    prompt_ids: tuple[int, ...]
+    texts: tuple[str, ...]
+    token_ids: tuple[tuple[int, ...], ...]
+
+    def row_of(self, prompt_id: int) -> int:
+        return self.prompt_ids.index(prompt_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "engines": list(self.engines),
+            "prompt_ids": list(self.prompt_ids),
+            "texts": list(self.texts),
+            "token_ids": [list(ids) for ids in self.token_ids],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Batch:
+        return cls(
+            int(data["id"]),
+            tuple(data["engines"]),
+            tuple(int(i) for i in data["prompt_ids"]),
+            tuple(data["texts"]),
+            tuple(tuple(int(t) for t in ids) for ids in data["token_ids"]),
+        )
 
 
 @dataclass
 class PromptResult:
+    """One prompt's traces and divergences. ``id`` is the prompt's stable identity (traces carry
+    it as ``prompt_index``); ``batches`` maps each engine to the :class:`Batch` that produced its trace."""
+
     text: str
     token_ids: list[int]
     traces: dict[str, Trace] = field(default_factory=dict)
     divergences: list[Divergence] = field(default_factory=list)
+    id: int = 0
+    batches: dict[str, int] = field(default_factory=dict)
+    error: str | None = None  # the prompt itself could not run (too long, empty)
     statistics: dict[str, DistributionStats] = field(default_factory=dict)  # --stats, per engine
     repeats: dict[str, Repeats] = field(default_factory=dict)  # --repeat, per engine
 
@@ -41,6 +85,9 @@ class PromptResult:
             "token_ids": list(self.token_ids),
             "traces": {label: trace.to_dict() for label, trace in self.traces.items()},
             "divergences": [d.to_dict() for d in self.divergences],
+            "id": self.id,
+            "batches": dict(self.batches),
+            **({"error": self.error} if self.error else {}),
             **({"statistics": {k: v.to_dict() for k, v in self.statistics.items()}} if self.statistics else {}),
             **({"repeats": {k: v.to_dict() for k, v in self.repeats.items()}} if self.repeats else {}),
         }
@@ -52,6 +99,9 @@ class PromptResult:
             token_ids=list(data["token_ids"]),
             traces={label: Trace.from_dict(t) for label, t in data["traces"].items()},
             divergences=[Divergence.from_dict(d) for d in data["divergences"]],
+            id=int(data["id"]),
+            batches={label: int(b) for label, b in data["batches"].items()},
+            error=data.get("error"),
             statistics={k: DistributionStats.from_dict(v) for k, v in (data.get("statistics") or {}).items()},
             repeats={k: Repeats.from_dict(v) for k, v in (data.get("repeats") or {}).items()},
         )
@@ -72,12 +122,26 @@ class Snapshot:
     notes: list[str] = field(default_factory=list)
     # set on a comparison of two snapshots (gendiff compare): where each side came from
     sources: list[dict[str, Any]] = field(default_factory=list)
+    # the engine calls that produced the traces (see PromptResult.batches)
+    batches: list[Batch] = field(default_factory=list)
     # --stats: per engine, over every position of every prompt
     statistics: dict[str, DistributionStats] = field(default_factory=dict)
 
     @property
     def engine_labels(self) -> list[str]:
         return [e["label"] for e in self.engines]
+
+    def batch(self, batch_id: int) -> Batch | None:
+        return next((b for b in self.batches if b.id == batch_id), None)
+
+    def replay_case(self, prompt: PromptResult, engine: str) -> tuple[list[list[int]], int]:
+        """The token ids of every row of the call that produced ``engine``'s trace of ``prompt``,
+        and the prompt's row in it: what a replay must run to repeat that computation."""
+        batch_id = prompt.batches.get(engine)
+        batch = self.batch(batch_id) if batch_id is not None else None
+        if batch is None:
+            raise GendiffError(f"prompt {prompt.id + 1}: the snapshot does not record which call produced {engine}")
+        return [list(ids) for ids in batch.token_ids], batch.row_of(prompt.id)
 
     def divergences(self) -> list[Divergence]:
         return [d for p in self.prompts for d in p.divergences if d.diverged]
@@ -94,6 +158,7 @@ class Snapshot:
             "engines": self.engines,
             "prompts": [p.to_dict() for p in self.prompts],
             "notes": self.notes,
+            "batches": [b.to_dict() for b in self.batches],
             **({"sources": self.sources} if self.sources else {}),
             **({"statistics": {k: v.to_dict() for k, v in self.statistics.items()}} if self.statistics else {}),
         }
@@ -111,6 +176,7 @@ class Snapshot:
             gendiff_version=data["gendiff_version"],
             notes=list(data.get("notes") or []),
             sources=list(data.get("sources") or []),
+            batches=[Batch.from_dict(b) for b in data["batches"]],
             statistics={k: DistributionStats.from_dict(v) for k, v in (data.get("statistics") or {}).items()},
         )
 
@@ -131,20 +197,56 @@ class Snapshot:
 
     @classmethod
     def load(cls, path: str | Path) -> Snapshot:
-        """Read and validate a snapshot; GendiffError names the file and the problem."""
+        """Read and validate a snapshot (/1 files are upgraded); GendiffError names the file and the problem."""
         file = Path(path).expanduser()
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise GendiffError(f"snapshot {file}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GendiffError(f"snapshot {file}: cannot read it ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise GendiffError(
-                f"snapshot {file}: not valid JSON (line {exc.lineno}: {exc.msg}); the file is corrupt"
-            ) from None
-        validate(data, str(file))
+        return cls.from_data(read_json(file, "snapshot"), str(file))
+
+    @classmethod
+    def from_data(cls, data: Any, source: str) -> Snapshot:
+        """A parsed snapshot file: upgraded from /1 if needed, validated, loaded."""
+        if isinstance(data, dict) and data.get("schema") == "gendiff.snapshot/1":
+            data = upgrade_v1(data)
+        validate(data, source)
         return cls.from_dict(data)
+
+
+def read_json(file: Path, what: str) -> Any:
+    """Parse a JSON file; GendiffError names the file and says what is wrong (missing, unreadable, corrupt)."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GendiffError(f"{what} {file}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise GendiffError(f"{what} {file}: is a folder; give a file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GendiffError(f"{what} {file}: cannot read it ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise GendiffError(
+            f"{what} {file}: not valid JSON (line {exc.lineno}: {exc.msg}); the file is corrupt"
+        ) from None
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A /1 snapshot as /2: prompt ids are positions, and (as /1 runs always did) every engine ran
+    every prompt of the file in one call. A /1 file made by joining runs can't say otherwise."""
+    prompts = data.get("prompts")
+    if not isinstance(prompts, list) or not all(isinstance(p, dict) for p in prompts):
+        return data  # validation names the problem
+    labels = [e.get("label") for e in data.get("engines") or [] if isinstance(e, dict)]
+    upgraded = dict(data, schema=SCHEMA_ID)
+    upgraded["prompts"] = [
+        dict(p, id=i, batches={label: 0 for label in p.get("traces") or {}}) for i, p in enumerate(prompts)
+    ]
+    upgraded["batches"] = [
+        {
+            "id": 0,
+            "engines": labels,
+            "prompt_ids": list(range(len(prompts))),
+            "texts": [p.get("text") for p in prompts],
+            "token_ids": [p.get("token_ids") for p in prompts],
+        }
+    ]
+    return upgraded
 
 
 def schema() -> dict[str, Any]:
@@ -166,9 +268,15 @@ def validate(data: Any, source: str) -> None:
     """Raise GendiffError if ``data`` does not follow the snapshot schema."""
     import jsonschema
 
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA_ID:
-        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise GendiffError(f"snapshot {source}: not a gendiff snapshot (schema {found!r}, expected {SCHEMA_ID!r})")
+    found = data.get("schema") if isinstance(data, dict) else None
+    if isinstance(found, str) and found.startswith(SCHEMA_FAMILY) and found not in READABLE:
+        raise GendiffError(
+            f"snapshot {source}: schema {found} is a version this gendiff can't read "
+            f"(it reads {', '.join(READABLE)}); update gendiff to open it"
+        )
+    if found != SCHEMA_ID:
+        shown = found if found is not None else type(data).__name__
+        raise GendiffError(f"snapshot {source}: not a gendiff snapshot (schema {shown!r}, expected {SCHEMA_ID!r})")
     error = jsonschema.exceptions.best_match(_outline_validator().iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "top level"
@@ -178,6 +286,31 @@ def validate(data: Any, source: str) -> None:
             problem = _check_steps(trace["steps"])
             if problem:
                 raise GendiffError(f"snapshot {source}: invalid at prompts/{p}/traces/{label}/steps/{problem}")
+    problem = _check_identity(data)
+    if problem:
+        raise GendiffError(f"snapshot {source}: invalid at {problem}")
+
+
+def _check_identity(data: dict[str, Any]) -> str | None:
+    """Prompt ids unique; each trace numbered by its prompt's id and made by a recorded call that holds it."""
+    members = {b["id"]: b["prompt_ids"] for b in data["batches"]}
+    if len(members) != len(data["batches"]):
+        return "batches: two calls share an id"
+    for b, batch in enumerate(data["batches"]):
+        if not len(batch["prompt_ids"]) == len(batch["texts"]) == len(batch["token_ids"]):
+            return f"batches/{b}: prompt_ids, texts and token_ids differ in length"
+    seen: set[int] = set()
+    for p, prompt in enumerate(data["prompts"]):
+        if prompt["id"] in seen:
+            return f"prompts/{p}/id: {prompt['id']} appears twice"
+        seen.add(prompt["id"])
+        for label, trace in prompt["traces"].items():
+            if trace["prompt_index"] != prompt["id"]:
+                return f"prompts/{p}/traces/{label}/prompt_index: {trace['prompt_index']} is not the prompt's id"
+            batch = prompt["batches"].get(label)
+            if batch not in members or prompt["id"] not in members[batch]:
+                return f"prompts/{p}/batches/{label}: no recorded call holds this prompt"
+    return None
 
 
 def _is_number(value: Any) -> bool:
@@ -215,13 +348,20 @@ def _check_steps(steps: list[Any]) -> str | None:
     return None
 
 
+def is_snapshot_data(data: Any) -> bool:
+    """Parsed JSON that claims to be a gendiff snapshot (any version: an unknown one is then refused by name)."""
+    return isinstance(data, dict) and str(data.get("schema", "")).startswith(SCHEMA_FAMILY)
+
+
 def is_snapshot_file(path: str | Path) -> bool:
-    """Cheap sniff: a .json file whose start names the snapshot schema."""
+    """Recognised by content: the file parses as JSON and its ``schema`` names a gendiff snapshot."""
     file = Path(path)
-    if file.suffix.lower() != ".json" or not file.is_file():
+    if not file.is_file():
         return False
-    with file.open(encoding="utf-8", errors="replace") as handle:
-        return SCHEMA_ID in handle.read(200)
+    try:
+        return is_snapshot_data(json.loads(file.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
 
 
 def environment_info(device: str = "cpu") -> dict[str, Any]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from helpers import step, trace
 from test_snapshots import hand_made_snapshot
+from test_tui import app_for
 from textual.geometry import Region
 
 from gendiff.display import number
 from gendiff.divergence import compare
 from gendiff.trace import Trace
-from gendiff.tui.app import GendiffApp, LaunchOptions
 from gendiff.tui.widgets.divergence_panel import DivergencePanel, drift_note, explain
 
 
@@ -23,21 +23,21 @@ def body_lines(panel: DivergencePanel) -> list[str]:
 
 async def test_not_run_yet_takes_one_row(tmp_path):
     (tmp_path / "prompts.txt").write_text("The capital of France is\n")
-    app = GendiffApp(LaunchOptions(path=str(tmp_path / "prompts.txt"), preload=False))
+    app = app_for(tmp_path / "prompts.txt")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        panel = app.query_one("#panel", DivergencePanel)
+        panel = app.screen.query_one("#panel", DivergencePanel)
         assert "not run yet" in "\n".join(body_lines(panel))
         assert panel.outer_size.height <= 4  # 1–2 rows of text and the border
 
 
 async def test_numbers_are_never_cut_at_80x24(tmp_path):
-    app = GendiffApp(LaunchOptions(path=str(hand_made_snapshot(tmp_path / "snap.json")), preload=False))
+    app = app_for(hand_made_snapshot(tmp_path / "snap.json"))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        panel = app.query_one("#panel", DivergencePanel)
-        entry = app.entries[0]
-        d = entry.result.divergence_for("hf-left")
+        panel = app.screen.query_one("#panel", DivergencePanel)
+        ws = app.main.ws
+        d = ws.divergence(ws.prompts[0], "hf-left")
         text = "\n".join(body_lines(panel))
         shown = [
             *(number(c.logprob) for s in (d.reference_step, d.other_step) for c in s.top),
@@ -95,7 +95,7 @@ def test_a_length_divergence_has_no_drift_note():
 
 async def test_a_long_prompt_header_takes_at_most_three_lines(tmp_path):
     (tmp_path / "prompts.txt").write_text(" ".join(["a long prompt"] * 200) + "\n")
-    app = GendiffApp(LaunchOptions(path=str(tmp_path / "prompts.txt"), preload=False))
+    app = app_for(tmp_path / "prompts.txt")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert app.query_one("#prompt-text").outer_size.height == 3
+        assert app.screen.query_one("#prompt-text").outer_size.height == 3

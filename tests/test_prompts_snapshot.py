@@ -6,7 +6,7 @@ from helpers import step, trace
 from gendiff.divergence import compare
 from gendiff.errors import GendiffError
 from gendiff.prompts import PromptBook, escape_line, unescape_line
-from gendiff.snapshot import PromptResult, Snapshot, is_snapshot_file
+from gendiff.snapshot import Batch, PromptResult, Snapshot, is_snapshot_file
 
 
 def test_txt_escapes_round_trip(tmp_path):
@@ -58,7 +58,14 @@ def test_save_to_missing_folder_fails_cleanly(tmp_path):
 def make_snapshot() -> Snapshot:
     ref = trace("hf-single", [step(5, (5, -0.69), (6, -0.70))])
     other = trace("hf-left", [step(6, (6, -0.69), (5, -0.695))])
-    result = PromptResult("hello", [1, 2, 3], {"hf-single": ref, "hf-left": other}, [compare(ref, other)])
+    result = PromptResult(
+        "hello",
+        [1, 2, 3],
+        {"hf-single": ref, "hf-left": other},
+        [compare(ref, other)],
+        id=0,
+        batches={"hf-single": 0, "hf-left": 0},
+    )
     return Snapshot(
         model={"name": "m", "path": "/m", "dtype": "float32", "attn": "sdpa"},
         decoding={"max_new_tokens": 1, "top_k": 2},
@@ -68,6 +75,7 @@ def make_snapshot() -> Snapshot:
             {"label": "hf-left", "name": "hf-left", "settings": {}},
         ],
         prompts=[result],
+        batches=[Batch(0, ("hf-single", "hf-left"), (0,), ("hello",), ((1, 2, 3),))],
     )
 
 
@@ -112,3 +120,40 @@ def test_a_bad_step_deep_inside_is_refused(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(GendiffError, match="prompts/0/traces/hf-left/steps/0: top/1: logprob is not a number"):
         Snapshot.load(path)
+
+
+def test_a_trace_made_by_no_recorded_call_is_refused(tmp_path):
+    data = make_snapshot().to_dict()
+    data["prompts"][0]["batches"]["hf-left"] = 7
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(GendiffError, match="prompts/0/batches/hf-left: no recorded call holds this prompt"):
+        Snapshot.load(path)
+
+
+def test_a_trace_numbered_by_position_not_identity_is_refused(tmp_path):
+    data = make_snapshot().to_dict()
+    data["prompts"][0]["id"] = 4
+    data["batches"][0]["prompt_ids"] = [4]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(GendiffError, match="prompt_index: 0 is not the prompt's id"):
+        Snapshot.load(path)
+
+
+def test_prompt_file_changed_by_another_program_is_not_overwritten(tmp_path):
+    from gendiff.prompts import PromptFileChanged
+
+    file = tmp_path / "p.txt"
+    file.write_text("a\n")
+    book = PromptBook.load(file)
+    file.write_text("theirs\n")
+    book.prompts = ["mine"]
+    assert book.changed_on_disk()
+    with pytest.raises(PromptFileChanged):
+        book.save()
+    assert file.read_text() == "theirs\n"
+    book.save(force=True)
+    assert file.read_text() == "mine\n" and not book.changed_on_disk()
+    file.touch()  # same bytes, newer time: not a change
+    assert not book.changed_on_disk()

@@ -1,7 +1,9 @@
 """Screenshots of the main screens (pytest-textual-snapshot). Update with --snapshot-update."""
 
 from gendiff.divergence import compare
-from gendiff.snapshot import PromptResult, Snapshot
+from gendiff.documents import open_document
+from gendiff.options import RunOptions
+from gendiff.snapshot import Batch, PromptResult, Snapshot
 from gendiff.trace import TokenStep, TopToken, Trace
 from gendiff.tui.app import GendiffApp, LaunchOptions
 
@@ -34,12 +36,24 @@ def hand_made_snapshot(path):
     second_ref = Trace("hf-single", 1, (1, 5), tuple(prefix), "eos")
     second_left = Trace("hf-left", 1, (1, 5), tuple(prefix), "eos")
     second_packed = Trace("packed", 1, (1, 5), tuple(prefix[:2]), "eos")
+    engines = ("hf-single", "hf-left", "packed")
     prompts = [
-        PromptResult("The capital of France is", list(prompt), {"hf-single": ref, "hf-left": left, "packed": packed}),
         PromptResult(
-            "Shopping list:\n1.", [1, 5], {"hf-single": second_ref, "hf-left": second_left, "packed": second_packed}
+            "The capital of France is",
+            list(prompt),
+            {"hf-single": ref, "hf-left": left, "packed": packed},
+            id=0,
+            batches=dict.fromkeys(engines, 0),
+        ),
+        PromptResult(
+            "Shopping list:\n1.",
+            [1, 5],
+            {"hf-single": second_ref, "hf-left": second_left, "packed": second_packed},
+            id=1,
+            batches=dict.fromkeys(engines, 0),
         ),
     ]
+    batch = Batch(0, engines, (0, 1), tuple(p.text for p in prompts), (prompt, (1, 5)))
     for p in prompts:
         p.divergences = [compare(p.traces["hf-single"], p.traces[e]) for e in ("hf-left", "packed")]
     snapshot = Snapshot(
@@ -50,13 +64,15 @@ def hand_made_snapshot(path):
         prompts=prompts,
         environment={"python": "3.11", "torch": "2.13.0", "transformers": "5.19.0", "device": "cpu"},
         created="2026-11-23T12:00:00+00:00",
+        batches=[batch],
     )
     snapshot.save(path)
     return path
 
 
 def viewer(tmp_path):
-    return GendiffApp(LaunchOptions(path=str(hand_made_snapshot(tmp_path / "snap.json")), preload=False))
+    document = open_document(str(hand_made_snapshot(tmp_path / "snap.json")))
+    return GendiffApp(LaunchOptions(RunOptions(), document, preload=False))
 
 
 def test_main_screen(snap_compare, tmp_path):
@@ -74,5 +90,5 @@ def test_help_screen(snap_compare, tmp_path):
 def test_prompt_editor(snap_compare, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "prompts.txt").write_text("The capital of France is\nHow to make tea:\\n-\n")
-    app = GendiffApp(LaunchOptions(path="prompts.txt", preload=False))
+    app = GendiffApp(LaunchOptions(RunOptions(), open_document("prompts.txt"), preload=False))
     assert snap_compare(app, press=["down", "e"], terminal_size=SIZE)

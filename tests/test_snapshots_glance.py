@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import pytest
 from test_snapshots import hand_made_snapshot
+from test_tui import app_for
 
 from gendiff.themes import THEMES
-from gendiff.tui.app import GendiffApp, LaunchOptions
+from gendiff.tui.app import GendiffApp
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
 
 SIZES = {"80x24": (80, 24), "160x50": (160, 50)}
 
 
 def viewer(tmp_path, theme: str | None = None) -> GendiffApp:
-    path = hand_made_snapshot(tmp_path / "snap.json")
-    return GendiffApp(LaunchOptions(path=str(path), preload=False, theme=theme))
+    return app_for(hand_made_snapshot(tmp_path / "snap.json"), theme=theme)
 
 
 @pytest.mark.parametrize("theme", [t.name for t in THEMES])

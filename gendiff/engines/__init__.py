@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 
 from gendiff.engines.base import Engine, EngineSpec, GenerationSettings, parse_engine_spec
 from gendiff.errors import GendiffError
+from gendiff.options import DEFAULT_ENGINES
 
 BUILTIN = {
     "hf-single": "gendiff.engines.hf:HFSingle",
@@ -19,7 +20,6 @@ BUILTIN = {
     "packed": "gendiff.engines.packed:Packed",
     "vllm": "gendiff.engines.vllm:VLLM",
 }
-DEFAULT_ENGINES = ("hf-single", "hf-left", "hf-right", "packed")
 DEFAULT_REFERENCE = "hf-single"
 
 

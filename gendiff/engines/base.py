@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gendiff import options as defaults
 from gendiff.decoding import DECODING_KEYS, Decoding, check_supported
 from gendiff.errors import GendiffError
 from gendiff.trace import TokenStep, Trace
@@ -27,9 +28,9 @@ OnStep = Callable[[int, int, TokenStep], None]
 class GenerationSettings:
     """Decoding settings, identical for every engine in a run (greedy only)."""
 
-    max_new_tokens: int = 32
-    top_k: int = 5
-    stop_at_eos: bool = True
+    max_new_tokens: int = defaults.MAX_NEW_TOKENS
+    top_k: int = defaults.TOP_K
+    stop_at_eos: bool = defaults.STOP_AT_EOS
 
     def validate(self, vocab_size: int | None = None) -> None:
         if self.max_new_tokens < 1:
@@ -49,10 +50,10 @@ class EngineSpec:
     """
 
     name: str
-    dtype: str = "float32"
-    attn: str = "sdpa"
-    device: str = "cpu"
-    batch_size: int = 16
+    dtype: str = defaults.DTYPE
+    attn: str = defaults.ATTN
+    device: str = defaults.DEVICE
+    batch_size: int = defaults.BATCH_SIZE
     options: dict[str, str] = field(default_factory=dict, hash=False)
     label: str = ""
     decoding: Decoding = Decoding()  # penalties as given (run-wide, then the spec's own)

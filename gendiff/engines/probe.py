@@ -127,6 +127,8 @@ class Probe:
                 return None
             if value.dim() == 3:
                 batch_row, position = locate(call)
+                # one row broadcast to the batch (position embeddings); one position kept (logits_to_keep)
+                position = 0 if value.shape[1] == 1 else position
                 return value[min(batch_row, value.shape[0] - 1), position]
             if value.dim() == 2:  # LM head applied to the selected positions only
                 return value[row]

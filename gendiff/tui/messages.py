@@ -1,11 +1,14 @@
-"""Messages the run worker posts to the app (thread-safe via post_message)."""
+"""Messages the workers post to the main screen (thread-safe via post_message): the only way a
+worker reports anything."""
 
 from __future__ import annotations
 
 from textual.message import Message
 
+from gendiff.divergence import Divergence
 from gendiff.session import Event, StepGenerated
 from gendiff.snapshot import Snapshot
+from gendiff.workspace import RunPlan
 
 
 class StepsGenerated(Message):
@@ -26,13 +29,53 @@ class EngineEvent(Message):
         self.event = event
 
 
+class PromptsRejected(Message):
+    """Prompts that can't run (id -> why); the others run."""
+
+    def __init__(self, run_id: int, rejected: dict[int, str]) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.rejected = rejected
+
+
 class RunCompleted(Message):
+    """The run ended: ``snapshot`` None when it could not start (then ``error`` says why)."""
+
     def __init__(
-        self, run_id: int, snapshot: Snapshot | None, uids: list[int], cancelled: bool, error: str | None = None
+        self, run_id: int, plan: RunPlan, snapshot: Snapshot | None, cancelled: bool, error: str | None = None
     ) -> None:
         super().__init__()
         self.run_id = run_id
+        self.plan = plan
         self.snapshot = snapshot
-        self.uids = uids
         self.cancelled = cancelled
+        self.error = error
+
+
+class Diagnosed(Message):
+    """A bisection and re-convergence finished (``new``) or failed (``error``) for prompt ``pid``."""
+
+    def __init__(self, pid: int, old: Divergence, new: Divergence | None, error: str | None = None) -> None:
+        super().__init__()
+        self.pid = pid
+        self.old = old
+        self.new = new
+        self.error = error
+
+
+class Preloaded(Message):
+    """The reference engine's model is loaded (or could not be: ``error``)."""
+
+    def __init__(self, error: str | None = None) -> None:
+        super().__init__()
+        self.error = error
+
+
+class Rechecked(Message):
+    """The float32 re-check: records by (prompt id, engine), notes, or ``error``."""
+
+    def __init__(self, records: dict, notes: list[str], error: str | None = None) -> None:
+        super().__init__()
+        self.records = records
+        self.notes = notes
         self.error = error

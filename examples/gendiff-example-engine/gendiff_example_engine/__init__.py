@@ -35,5 +35,5 @@ class PlainLoop(Engine):
                 while not row.done:
                     logits = model(input_ids=torch.tensor([ids], device=device), use_cache=False).logits[:, -1]
                     steps = steps_from_logits(logits, row.settings.top_k, tokenizer)
-                    row.add_rows(steps)
+                    row.add_rows(steps, logits=logits)  # the raw scores also feed --stats
                     ids.append(row.next_inputs(steps)[0])

@@ -29,7 +29,8 @@ class PromptArea(TextArea):
 
 
 class PromptEditor(ModalScreen[str | None]):
-    """Returns the edited text, or None when closed without saving."""
+    """Returns the edited text, or None when closed without saving. ``changed``: the draft differs
+    from the start."""
 
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="editor.save"),
@@ -41,10 +42,15 @@ class PromptEditor(ModalScreen[str | None]):
     def __init__(self, text: str, title: str) -> None:
         super().__init__()
         self.text = text
+        self.original = text
         self.title_text = title
         self.asking = False
+        self.early: list[str] = []  # keys typed before the text area could take them
 
     def compose(self) -> ComposeResult:
+        if self.early:  # keys taken before compose
+            self.text += "".join(self.early)
+            self.early = []
         with Vertical(id="editor-box", classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield PromptArea(self.text, id="editor-text")
@@ -56,9 +62,22 @@ class PromptEditor(ModalScreen[str | None]):
         area.move_cursor(area.document.end)
         area.focus()
 
+    def take_early_key(self, event: events.Key) -> bool:
+        """A printable key typed right after a/e, routed to the screen below before this one
+        was active (the app hands it here): typed into the text, not lost."""
+        if not (event.is_printable and event.character):
+            return False
+        area = self.query(TextArea)
+        if area and area.first().is_mounted:
+            area.first().insert(event.character)
+        else:
+            self.early.append(event.character)
+        return True
+
     @property
     def changed(self) -> bool:
-        return self.query_one(PromptArea).text != self.text
+        areas = self.query(TextArea)
+        return bool(self.early) or (bool(areas) and areas.first().text != self.original)
 
     def action_save(self) -> None:
         text = self.query_one(PromptArea).text

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -11,28 +9,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, SelectionList
 
 from gendiff.engines.base import ATTN_IMPLEMENTATIONS, DTYPES
+from gendiff.options import RunOptions
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """What the next run uses; plain values so the app can build a RunConfig from them."""
+class SettingsScreen(ModalScreen[RunOptions | None]):
+    """Edits the RunOptions of the next run; returns the new options, or None when cancelled."""
 
-    engines: tuple[str, ...]
-    reference: str
-    dtype: str = "float32"
-    attn: str = "sdpa"
-    max_new_tokens: int = 32
-    top_k: int = 5
-    batch_size: int = 16
-
-
-class SettingsScreen(ModalScreen[RunSettings | None]):
     BINDINGS = [
         Binding("ctrl+s", "apply", "Apply", id="settings.apply"),
         Binding("escape", "cancel", "Cancel", id="settings.cancel"),
     ]
 
-    def __init__(self, current: RunSettings, available: list[str]) -> None:
+    def __init__(self, current: RunOptions, available: list[str]) -> None:
         super().__init__()
         self.current = current
         self.available = list(dict.fromkeys([*current.engines, *available]))
@@ -50,7 +38,10 @@ class SettingsScreen(ModalScreen[RunSettings | None]):
                 with Vertical():
                     yield Label("reference")
                     yield Select(
-                        [(n, n) for n in self.available], value=c.reference, allow_blank=False, id="set-reference"
+                        [(n, n) for n in self.available],
+                        value=c.reference_label,
+                        allow_blank=False,
+                        id="set-reference",
                     )
                     yield Label("dtype")
                     yield Select([(d, d) for d in DTYPES], value=c.dtype, allow_blank=False, id="set-dtype")
@@ -91,8 +82,7 @@ class SettingsScreen(ModalScreen[RunSettings | None]):
             self.notify(f"{', '.join(bad)} must be at least 1", severity="error")
             return
         self.dismiss(
-            replace(
-                self.current,
+            self.current.with_changes(
                 engines=engines,
                 reference=reference,
                 dtype=str(self.query_one("#set-dtype", Select).value),

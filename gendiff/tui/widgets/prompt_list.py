@@ -7,6 +7,8 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from gendiff.workspace import MARK_ICONS
+
 TEXT_CELLS = 22  # the prompt's share of a row, in terminal cells
 
 
@@ -19,11 +21,10 @@ def fit_cells(text: str, cells: int) -> str:
     return set_cell_size(flat, cells - 1).rstrip() + "…"
 
 
-STATUS_ICONS = {"new": "·", "running": "…", "identical": "✓", "diverged": "✗", "error": "!", "cancelled": "–"}
-
-
-def prompt_label(number: int, text: str, status: str, detail: str, colours: dict[str, str]) -> Text:
-    icon = STATUS_ICONS.get(status, "?")
+def prompt_label(number: int, text: str, status: str, count: int, colours: dict[str, str]) -> Text:
+    """One row: the mark (see gendiff.workspace: ✓ only when every engine finished and all agree),
+    the count of diverged (or failed) engines, the number and the start of the text."""
+    icon = MARK_ICONS.get(status, "?")
     style = {
         "diverged": f"bold {colours.get('diverge', 'red')}",
         "identical": colours.get("success", "green"),
@@ -31,8 +32,8 @@ def prompt_label(number: int, text: str, status: str, detail: str, colours: dict
     }.get(status, "")
     label = Text(no_wrap=True, overflow="ellipsis")
     # "✗2" = diverged in 2 engines; the count sits beside the icon so the text never wraps
-    count = detail.split()[0] if detail and detail[0].isdigit() else ""
-    label.append(f"{icon}{count:<2}", style=style)
+    shown = str(count) if count else ""
+    label.append(f"{icon}{shown:<2}", style=style)
     label.append(f"{number:>2} ", style="dim")
     label.append(fit_cells(text, TEXT_CELLS))  # one line per prompt: OptionList would wrap a longer one
     return label

@@ -1,0 +1,354 @@
+"""The app's state, free of Textual: prompts with stable ids and, for every (prompt, engine),
+what is known — not run, running, cancelled, finished or failed — with the trace and the engine
+call (batch) that produced it.
+
+The prompt list's marks, the header counts, n/p navigation, the divergence panel's input and
+the export are all derived from here, so they can't disagree. A prompt is ✓ only when every
+engine finished it and all agree; a divergence is only ever computed between two finished traces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from gendiff.divergence import Divergence
+from gendiff.snapshot import Batch, PromptResult, Snapshot
+from gendiff.trace import TokenStep, Trace
+
+NOT_RUN, RUNNING, CANCELLED, FINISHED, FAILED = "not run", "running", "cancelled", "finished", "failed"
+
+# marks of the prompt list, derived by Workspace.mark
+NEW, RUN_MARK, IDENTICAL, DIVERGED, ERROR, INCOMPLETE = "new", "running", "identical", "diverged", "error", "incomplete"
+MARK_ICONS = {NEW: "·", RUN_MARK: "…", IDENTICAL: "✓", DIVERGED: "✗", ERROR: "!", INCOMPLETE: "–"}
+
+
+@dataclass
+class Cell:
+    """One engine on one prompt. ``batch`` names the call that produced ``trace``."""
+
+    state: str = NOT_RUN
+    trace: Trace | None = None
+    batch: int | None = None
+    error: str | None = None
+    live: list[TokenStep] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, trace: Trace, batch: int) -> Cell:
+        state = {"error": FAILED, "cancelled": CANCELLED}.get(trace.finish_reason, FINISHED)
+        return cls(state, trace, batch, trace.error)
+
+
+@dataclass
+class Prompt:
+    """A prompt with its stable ``id``; ``token_ids`` as its results saw them; ``error`` when the
+    prompt itself can't run (too long, empty), said of this prompt only."""
+
+    id: int
+    text: str
+    cells: dict[str, Cell] = field(default_factory=dict)
+    token_ids: tuple[int, ...] | None = None
+    error: str | None = None
+    divergences: dict[str, Divergence] = field(default_factory=dict)
+    statistics: dict = field(default_factory=dict)  # engine -> DistributionStats (gendiff run --stats)
+
+    @property
+    def batch(self) -> int | None:
+        """The call this prompt's results came from (every engine of a run shares it)."""
+        return next((c.batch for c in self.cells.values() if c.batch is not None), None)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one Session.run gets: ``ids``/``texts`` in row order; ``keep`` the prompts whose
+    results are taken (``r`` replays a whole batch but updates only the selected prompt)."""
+
+    ids: tuple[int, ...]
+    texts: tuple[str, ...]
+    keep: tuple[int, ...]
+    batch: int | None = None  # the earlier call this run repeats, if any
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The header's numbers."""
+
+    total: int
+    complete: int  # every engine finished
+    identical: int
+    diverged_prompts: int
+    divergences: int
+    failed: int
+    incomplete: int
+    running: int
+
+
+class Workspace:
+    """Prompts and results. ``labels`` are the engine columns, the reference first."""
+
+    def __init__(self, labels: list[str], reference: str) -> None:
+        self.labels = list(labels)
+        self.reference = reference
+        self.prompts: list[Prompt] = []
+        self.batches: dict[int, Batch] = {}
+        self.meta: Snapshot | None = None  # model, decoding, environment of the latest run
+        self._next_id = 0
+        self._next_batch = 0
+        self._engine_info: dict[str, dict] = {}  # label -> the engine entry of the latest run that had it
+        # cells before a run, restored if it can't start
+        self._saved: dict[int, tuple[dict[str, Cell], str | None]] = {}
+
+    # ── prompts ────────────────────────────────────────────────────────────
+    def add(self, text: str, position: int | None = None) -> Prompt:
+        prompt = Prompt(self._next_id, text, self._blank_cells())
+        self._next_id += 1
+        self.prompts.insert(len(self.prompts) if position is None else position, prompt)
+        return prompt
+
+    def get(self, pid: int) -> Prompt | None:
+        return next((p for p in self.prompts if p.id == pid), None)
+
+    def index_of(self, pid: int) -> int:
+        return next(i for i, p in enumerate(self.prompts) if p.id == pid)
+
+    def edit(self, pid: int, text: str) -> None:
+        """New text: old results belong to the old text, so they go (a running result is then dropped too)."""
+        prompt = self.get(pid)
+        if prompt is not None and prompt.text != text:
+            prompt.text, prompt.cells, prompt.divergences, prompt.statistics = text, self._blank_cells(), {}, {}
+            prompt.token_ids, prompt.error = None, None
+
+    def delete(self, pid: int) -> None:
+        self.prompts = [p for p in self.prompts if p.id != pid]
+
+    def move(self, pid: int, offset: int) -> bool:
+        index = self.index_of(pid)
+        target = index + offset
+        if not 0 <= target < len(self.prompts):
+            return False
+        self.prompts[index], self.prompts[target] = self.prompts[target], self.prompts[index]
+        return True
+
+    def set_engines(self, labels: list[str], reference: str) -> None:
+        """Other engines or settings: every result is cleared (results of other settings would mislead)."""
+        self.labels, self.reference = list(labels), reference
+        for prompt in self.prompts:
+            prompt.cells, prompt.divergences, prompt.token_ids, prompt.error = self._blank_cells(), {}, None, None
+            prompt.statistics = {}
+
+    def _blank_cells(self) -> dict[str, Cell]:
+        return {label: Cell() for label in self.labels}
+
+    # ── runs ───────────────────────────────────────────────────────────────
+    @property
+    def running(self) -> bool:
+        return any(c.state == RUNNING for p in self.prompts for c in p.cells.values())
+
+    def plan_all(self) -> RunPlan:
+        ids = tuple(p.id for p in self.prompts)
+        return RunPlan(ids, tuple(p.text for p in self.prompts), ids)
+
+    def plan_one(self, pid: int) -> RunPlan:
+        """``r``: the prompt in the call it ran in (same members, same rows, same texts), or alone if
+        it never ran (or its text changed since)."""
+        prompt = self.get(pid)
+        assert prompt is not None
+        batch = self.batches.get(prompt.batch) if prompt.batch is not None else None
+        if batch is not None and pid in batch.prompt_ids:
+            return RunPlan(batch.prompt_ids, batch.texts, (pid,), batch.id)
+        return RunPlan((pid,), (prompt.text,), (pid,))
+
+    def start(self, plan: RunPlan) -> None:
+        """The kept prompts are running; what they showed is kept aside until the run reports."""
+        for pid in plan.keep:
+            prompt = self.get(pid)
+            if prompt is None:
+                continue
+            self._saved[pid] = (prompt.cells, prompt.error)
+            prompt.cells = {label: Cell(RUNNING) for label in self.labels}
+            prompt.error = None
+
+    def step(self, engine: str, pid: int, step: TokenStep) -> Prompt | None:
+        """A streamed token; returns the prompt it belongs to if it is shown."""
+        prompt = self.get(pid)
+        cell = prompt.cells.get(engine) if prompt else None
+        if cell is None or cell.state != RUNNING:
+            return None
+        cell.live.append(step)
+        return prompt
+
+    def reject(self, pid: int, message: str) -> None:
+        """The prompt itself can't run: its own error, its cells not run."""
+        prompt = self.get(pid)
+        if prompt is not None:
+            self._saved.pop(pid, None)
+            prompt.cells, prompt.divergences, prompt.error = self._blank_cells(), {}, message
+            prompt.statistics = {}
+
+    def finish(self, plan: RunPlan, snapshot: Snapshot | None, error: str | None = None) -> None:
+        """Apply what a run produced. ``snapshot`` None: the run could not start (bad model…): the
+        prompts get back what they showed before. Engines that never reached a prompt: not run."""
+        if snapshot is None:
+            for pid in plan.keep:
+                prompt = self.get(pid)
+                saved = self._saved.pop(pid, None)
+                if prompt is not None and saved is not None and self._is_running(prompt):
+                    prompt.cells, prompt.error = saved
+            return
+        self.meta = snapshot
+        self._engine_info.update({e["label"]: e for e in snapshot.engines})
+        by_id = {p.id: p for p in snapshot.prompts}
+        batch_id = self._record_batches(snapshot)
+        for pid in plan.keep:
+            prompt, result = self.get(pid), by_id.get(pid)
+            self._saved.pop(pid, None)
+            if prompt is None or not self._is_running(prompt):
+                continue  # deleted or edited while it ran: its result is stale
+            if result is None:
+                if prompt.error is None:
+                    prompt.cells = self._blank_cells()
+                continue
+            self._apply(prompt, result, {label: batch_id.get(b, b) for label, b in result.batches.items()})
+
+    def _is_running(self, prompt: Prompt) -> bool:
+        return any(c.state == RUNNING for c in prompt.cells.values())
+
+    def _record_batches(self, snapshot: Snapshot) -> dict[int, int]:
+        """Give the snapshot's calls ids unique in this workspace; returns old id -> new id."""
+        mapping = {}
+        for batch in snapshot.batches:
+            mapping[batch.id] = self._next_batch
+            self.batches[self._next_batch] = replace(batch, id=self._next_batch)
+            self._next_batch += 1
+        return mapping
+
+    def _apply(self, prompt: Prompt, result: PromptResult, batches: dict[str, int]) -> None:
+        prompt.token_ids = tuple(result.token_ids)
+        prompt.statistics = dict(result.statistics)
+        prompt.cells = {
+            label: Cell.of(result.traces[label], batches[label]) if label in result.traces else Cell()
+            for label in self.labels
+        }
+        # only a comparison of two finished traces is a divergence
+        prompt.divergences = {
+            d.engine: d
+            for d in result.divergences
+            if prompt.cells.get(d.engine, Cell()).state == FINISHED
+            and prompt.cells.get(d.reference, Cell()).state == FINISHED
+        }
+
+    def record_diagnosis(self, pid: int, old: Divergence, new: Divergence) -> bool:
+        prompt = self.get(pid)
+        if prompt is None or prompt.divergences.get(old.engine) is not old:
+            return False
+        prompt.divergences[old.engine] = new
+        return True
+
+    # ── derived ────────────────────────────────────────────────────────────
+    def mark(self, prompt: Prompt) -> tuple[str, int]:
+        """(mark, count): count is the number of diverged engines for DIVERGED."""
+        states = [c.state for c in prompt.cells.values()]
+        if RUNNING in states:
+            return RUN_MARK, 0
+        if prompt.error:
+            return ERROR, 0
+        diverged = self.diverged_engines(prompt)
+        if diverged:
+            return DIVERGED, len(diverged)
+        if FAILED in states:
+            return ERROR, states.count(FAILED)
+        if states and all(s == FINISHED for s in states) and set(prompt.cells) == set(self.labels):
+            return IDENTICAL, 0
+        if any(s != NOT_RUN for s in states):
+            return INCOMPLETE, 0
+        return NEW, 0
+
+    def diverged_engines(self, prompt: Prompt) -> list[str]:
+        return [label for label in self.labels if (d := prompt.divergences.get(label)) is not None and d.diverged]
+
+    def counts(self) -> Counts:
+        marks = [self.mark(p) for p in self.prompts]
+        return Counts(
+            total=len(self.prompts),
+            complete=sum(all(c.state == FINISHED for c in p.cells.values()) for p in self.prompts),
+            identical=sum(m == IDENTICAL for m, _ in marks),
+            diverged_prompts=sum(m == DIVERGED for m, _ in marks),
+            divergences=sum(len(self.diverged_engines(p)) for p in self.prompts),
+            failed=sum(m == ERROR for m, _ in marks),
+            incomplete=sum(m == INCOMPLETE for m, _ in marks),
+            running=sum(m == RUN_MARK for m, _ in marks),
+        )
+
+    def stops(self, engines: list[str]) -> list[tuple[int, str]]:
+        """(prompt position, engine) of every divergence among ``engines``, in list order."""
+        return [(i, e) for i, p in enumerate(self.prompts) for e in engines if e in self.diverged_engines(p)]
+
+    def steps(self, prompt: Prompt, label: str) -> list[TokenStep]:
+        cell = prompt.cells.get(label)
+        if cell is None:
+            return []
+        if cell.state == RUNNING:
+            return cell.live
+        return list(cell.trace.steps) if cell.trace is not None else []
+
+    def divergence(self, prompt: Prompt, engine: str | None) -> Divergence | None:
+        return prompt.divergences.get(engine or "")
+
+    # ── export and reopen ──────────────────────────────────────────────────
+    def to_snapshot(self, only: list[int] | None = None) -> Snapshot | None:
+        """Every prompt (or those in ``only``) with what is known of it, and the calls its traces came
+        from. Prompt ids are written as list positions (members of a call that were deleted since
+        get ids after those), so the file reads naturally; the batch records keep the ids consistent."""
+        if self.meta is None:
+            return None
+        chosen = [p for p in self.prompts if only is None or p.id in only]
+        new_id = {p.id: i for i, p in enumerate(self.prompts)}
+        used = sorted({c.batch for p in chosen for c in p.cells.values() if c.batch is not None})
+        extra = len(self.prompts)
+        for b in used:
+            for pid in self.batches[b].prompt_ids:
+                if pid not in new_id:
+                    new_id[pid], extra = extra, extra + 1
+        renumbered = {b: i for i, b in enumerate(used)}
+        results = []
+        for prompt in chosen:
+            pid = new_id[prompt.id]
+            result = PromptResult(prompt.text, list(prompt.token_ids or ()), id=pid, error=prompt.error)
+            for label, cell in prompt.cells.items():
+                if cell.trace is not None and cell.batch is not None:
+                    result.traces[label] = replace(cell.trace, prompt_index=pid)
+                    result.batches[label] = renumbered[cell.batch]
+            result.divergences = [replace(d, prompt_index=pid) for d in prompt.divergences.values()]
+            result.statistics = dict(prompt.statistics)
+            results.append(result)
+        batches = [
+            replace(self.batches[b], id=renumbered[b], prompt_ids=tuple(new_id[i] for i in self.batches[b].prompt_ids))
+            for b in used
+        ]
+        # every column, also engines a cancelled run never reached (their settings as last recorded)
+        known = {e["label"]: e for e in self.meta.engines} | self._engine_info
+        engines = [
+            known.get(label) or {"label": label, "name": label.split(":")[0], "settings": {}} for label in self.labels
+        ]
+        return replace(self.meta, reference=self.reference, engines=engines, prompts=results, batches=batches)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot) -> Workspace:
+        """A saved snapshot's prompts, results and calls, as they were."""
+        labels = snapshot.engine_labels
+        ref = snapshot.reference
+        workspace = cls([ref] + [label for label in labels if label != ref], ref)
+        workspace.meta = snapshot
+        workspace._engine_info = {e["label"]: e for e in snapshot.engines}
+        for batch in snapshot.batches:
+            workspace.batches[batch.id] = batch
+        workspace._next_batch = max(workspace.batches, default=-1) + 1
+        for result in snapshot.prompts:
+            prompt = Prompt(result.id, result.text, workspace._blank_cells(), error=result.error)
+            workspace.prompts.append(prompt)
+            if result.traces:
+                workspace._apply(prompt, result, dict(result.batches))
+            elif result.token_ids:
+                prompt.token_ids = tuple(result.token_ids)
+        ids = [p.id for p in workspace.prompts] + [i for b in workspace.batches.values() for i in b.prompt_ids]
+        workspace._next_id = max(ids, default=-1) + 1
+        return workspace

@@ -193,3 +193,24 @@ def test_help_names_keys_as_users_read_them():
     assert key_name("left_square_bracket") == "["
     assert key_name("R") == "R"
     assert key_name(" ctrl+c") == "ctrl+c"
+
+
+async def test_in_the_app_delete_quotes_the_prompt_and_the_editor_keeps_a_tab(tmp_path):
+    from test_tui import app_for
+
+    (tmp_path / "prompts.txt").write_text("The capital of Ghana\nsecond\n")
+    app = app_for(tmp_path / "prompts.txt")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        assert "“The capital of Ghana”" in str(app.screen.query_one("#confirm-quote", Static).render())
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, PromptEditor)
+        await pilot.press("tab", "x", "ctrl+s")
+        await pilot.pause()
+        assert app.main.ws.prompts[0].text == "The capital of Ghana\tx"

@@ -193,6 +193,7 @@ def test_help_names_keys_as_users_read_them():
     assert key_name("left_square_bracket") == "["
     assert key_name("R") == "R"
     assert key_name(" ctrl+c") == "ctrl+c"
+    assert key_name("enter") == "enter"
 
 
 async def test_in_the_app_delete_quotes_the_prompt_and_the_editor_keeps_a_tab(tmp_path):

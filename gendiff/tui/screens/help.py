@@ -10,11 +10,13 @@ from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+SPELLED = {"enter": "enter", "backspace": "backspace"}  # words read better than ⏎ ⌫
+
 
 def key_name(key: str) -> str:
     """A key as a user reads it: ``question_mark`` -> ``?``, ``ctrl+up`` -> ``ctrl+↑``."""
     *modifiers, last = key.strip().split("+")
-    return "+".join([*modifiers, format_key(last)])
+    return "+".join([*modifiers, SPELLED.get(last) or format_key(last)])
 
 
 def bindings_table(groups: list[tuple[str, list[Binding]]]) -> Table:

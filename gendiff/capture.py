@@ -20,6 +20,12 @@ from pathlib import Path
 from typing import TextIO
 
 LOG_NAME = "engine-output.log"
+_active: list[Path] = []  # the log of the capture in progress (innermost last)
+
+
+def active_log() -> Path | None:
+    """The log the running ``captured_output`` writes to, or None outside one."""
+    return _active[-1] if _active else None
 
 
 def output_log_path() -> Path:
@@ -79,9 +85,11 @@ def captured_output(log_path: Path | None = None) -> Iterator[Path]:
     os.dup2(log_fd, 2)
     os.close(log_fd)
     sys.__stdout__, sys.__stderr__ = terminal_out, terminal_err  # type: ignore[misc]
+    _active.append(path)
     try:
         yield path
     finally:
+        _active.pop()
         for stream in (sys.stdout, sys.stderr, terminal_out, terminal_err):
             try:
                 if stream is not None:

@@ -60,3 +60,25 @@ async def test_help_lists_the_prompt_list_palette_question_and_diagnosis_keys(tm
     for key in ("enter", "↑", "↓", "ctrl+p", "y / enter", "n / esc", "esc / b / q"):
         assert key in text, key
     assert "question_mark" not in text
+
+
+async def test_the_engine_log_opens_from_the_palette(tmp_path):
+    from textual.widgets import Static
+
+    from gendiff.capture import _active
+    from gendiff.tui.screens.engine_log import EngineLogScreen
+
+    log = tmp_path / "engine-output.log"
+    log.write_text("gendiff: engine and library output, now\nutils.cpp:68] Warning: NUMA binding\n")
+    (tmp_path / "prompts.txt").write_text("The capital of France is\n")
+    app = app_for(tmp_path / "prompts.txt")
+    _active.append(log)  # as captured_output does while the app runs
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            await commands["Open the engine log"].callback()
+            await pilot.pause()
+            assert isinstance(app.screen, EngineLogScreen)
+            assert "NUMA binding" in str(app.screen.query_one("#engine-log-text", Static).render())
+    finally:
+        _active.remove(log)

@@ -121,6 +121,12 @@ class GendiffApp(App[None]):
         # the palette offers gendiff's own commands (see gendiff.tui.commands), not Textual's stock ones
         yield from palette_commands(self, screen)
 
+    def action_open_engine_log(self) -> None:
+        from gendiff.capture import active_log
+        from gendiff.tui.screens.engine_log import EngineLogScreen
+
+        self.push_screen(EngineLogScreen(active_log()))
+
     def watch_theme(self, theme: str) -> None:
         # t, --theme and the command palette's theme picker all land here
         if self.is_mounted:

@@ -215,3 +215,32 @@ async def test_in_the_app_delete_quotes_the_prompt_and_the_editor_keeps_a_tab(tm
         await pilot.press("tab", "x", "ctrl+s")
         await pilot.pause()
         assert app.main.ws.prompts[0].text == "The capital of Ghana\tx"
+
+
+def test_the_diagnosis_worker_says_its_stage_and_stops_once_cancelled():
+    import threading
+
+    from gendiff.tui.messages import Diagnosed, DiagnosisStage
+    from gendiff.tui.workers import diagnose
+
+    cancel = threading.Event()
+    posted: list[object] = []
+
+    def post(message: object) -> None:
+        posted.append(message)
+        cancel.set()  # the user closes the view as soon as the first stage shows
+
+    diagnose(post, 1, None, flip_divergence(), None, cancel)  # type: ignore[arg-type]
+    assert [type(m) for m in posted] == [DiagnosisStage]
+    assert "loading torch" in posted[0].text
+    assert not any(isinstance(m, Diagnosed) for m in posted)
+
+
+def flip_divergence():
+    from helpers import step, trace
+
+    from gendiff.divergence import compare
+
+    ref = trace("hf-single", [step(5, (5, -0.5), (6, -0.6))])
+    other = trace("hf-left", [step(6, (6, -0.5), (5, -0.6))])
+    return compare(ref, other)

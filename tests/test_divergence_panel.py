@@ -99,3 +99,26 @@ async def test_a_long_prompt_header_takes_at_most_three_lines(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert app.screen.query_one("#prompt-text").outer_size.height == 3
+
+
+async def test_progress_strip_and_header_stay_whole_at_80x24(tmp_path):
+    from textual.widgets import Static
+
+    (tmp_path / "prompts.txt").write_text("The capital of France is\n")
+    app = app_for(tmp_path / "prompts.txt")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        main = app.main
+        strip = main.query_one("#progress", Static)
+        assert not strip.display  # nothing ran yet
+        main.engine_status = {"hf-single": "412 tok 1.90s", "hf-left": "loading…", "hf-right": "waiting"}
+        main.refresh_view()
+        await pilot.pause()
+        text = str(strip.render())
+        for label in main.ws.labels:
+            assert label in text
+        assert "hf-left loading…" in text
+        assert strip.display and strip.region.y <= 3 and strip.region.bottom <= 6
+        header = main.query_one("#run-line", Static)
+        assert f"ref {main.ws.reference}" in str(header.render())
+        assert header.region.height >= 2  # wrapped at 80 columns, not cut

@@ -371,6 +371,7 @@ def err(text: str) -> None:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    from gendiff.capture import captured_output, logged_anything
     from gendiff.documents import open_document
     from gendiff.options import RunOptions
     from gendiff.tui.app import GendiffApp, LaunchOptions
@@ -381,7 +382,13 @@ def cmd_tui(args: argparse.Namespace) -> int:
         raise GendiffError(f"--engines {args.engines!r}: names no engine; e.g. --engines hf-single,hf-left")
     run.config()
     document = open_document(args.path, args.other)
-    GendiffApp(LaunchOptions(run=run, document=document, theme=args.theme)).run()
+    # engines and libraries print to fds 1/2 (vLLM's C++ warnings); keep them off the screen
+    with captured_output() as log:
+        app = GendiffApp(LaunchOptions(run=run, document=document, theme=args.theme))
+        app.error_console.file = sys.__stderr__  # a crash report still reaches the terminal
+        app.run()
+    if logged_anything(log):
+        print(f"gendiff: engines and libraries printed to {log}", file=sys.stderr)
     return 0
 
 

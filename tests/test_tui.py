@@ -265,7 +265,7 @@ async def test_help_lists_every_binding():
         console = Console(width=120, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
         console.print(bindings_table(app.screen.groups))
         text = console.export_text()
-        assert "ctrl+up" in text and "ctrl+s" in text
+        assert "ctrl+↑" in text and "ctrl+s" in text and "question_mark" not in text
         for binding in [*MainScreen.BINDINGS, *app.BINDINGS]:
             assert binding.description in text
 

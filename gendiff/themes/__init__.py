@@ -6,6 +6,10 @@
 - ``agree-dim``: the shared prefix (foreground, dim);
 - ``chosen``: the chosen token in a top-k table.
 
+Each also sets Textual's block-cursor backgrounds, so the prompt list's marks stay readable on
+the highlighted row. tests/test_themes.py checks WCAG contrast (text 4.5:1, borders and marks
+3:1) of every colour pair the app draws; ``gendiff.themes.contrast`` computes it.
+
 ``gendiff-contrast`` is safe for colour-blind users: agree vs diverge differ in lightness and
 in style (reverse + bold + underline), not only in hue.
 """
@@ -30,7 +34,10 @@ GENDIFF_DARK = Theme(
         "diverge": "#FF5370",
         "diverge-text": "#14161B",
         "after-diverge": "#F78C6C",
-        "agree-dim": "#6B7280",
+        "agree-dim": "#8B93A1",
+        # the highlighted prompt row: dark enough that the ✗/✓/! marks keep 3:1 on it
+        "block-cursor-background": "#2B3A52",
+        "block-cursor-blurred-background": "#242B38",
         "chosen": "#C3E88D",
     },
 )
@@ -51,7 +58,9 @@ GENDIFF_LIGHT = Theme(
         "diverge": "#C0262D",
         "diverge-text": "#FFFFFF",
         "after-diverge": "#B45309",
-        "agree-dim": "#8A8F98",
+        "agree-dim": "#656A73",
+        "block-cursor-background": "#DCE6F7",
+        "block-cursor-blurred-background": "#E8ECF2",
         "chosen": "#15803D",
     },
 )
@@ -75,6 +84,8 @@ GENDIFF_CONTRAST = Theme(
         "diverge-text": "#000000",
         "after-diverge": "#56B4E9",
         "agree-dim": "#8C8C8C",
+        "block-cursor-background": "#333333",
+        "block-cursor-blurred-background": "#222222",
         "chosen": "#F0E442",
     },
 )

@@ -3,11 +3,12 @@ place a worker's unexpected failure becomes a notification. The work happens in 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual import events
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
@@ -16,8 +17,11 @@ from gendiff.errors import GendiffError
 from gendiff.options import RunOptions
 from gendiff.prompts import PromptBook, demo_prompts_path
 from gendiff.themes import DEFAULT_THEME, THEMES
+from gendiff.themes.user import load_user_themes
+from gendiff.tui.commands import palette_commands
 from gendiff.tui.config import config_path, load_config, save_config
 from gendiff.tui.screens.confirm import Confirm
+from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.screens.editor import PromptEditor
 from gendiff.tui.screens.help import HelpScreen
 from gendiff.tui.screens.main import MainScreen
@@ -52,6 +56,10 @@ def default_book(notes: list[tuple[str, str]]) -> PromptBook:
     return PromptBook(PromptBook.load(demo_prompts_path()).prompts, file).track()
 
 
+# what the prompt list's own keys do in gendiff (their OptionList descriptions are generic)
+PROMPT_LIST_KEYS = {"enter": "Edit the selected prompt", "up": "Previous prompt", "down": "Next prompt"}
+
+
 class GendiffApp(App[None]):
     CSS_PATH = "gendiff.tcss"
     TITLE = "gendiff"
@@ -82,7 +90,7 @@ class GendiffApp(App[None]):
         }
 
     def on_mount(self) -> None:
-        for theme in THEMES:
+        for theme in self.gendiff_themes():
             self.register_theme(theme)
         wanted = self.options.theme or load_config().get("theme") or DEFAULT_THEME
         if wanted not in self.available_themes:
@@ -91,9 +99,33 @@ class GendiffApp(App[None]):
             )
             wanted = DEFAULT_THEME
         self.theme = wanted
+        # the theme picker offers gendiff's themes (and the user's), not Textual's stock ones
+        ours = {t.name for t in self.gendiff_themes()}
+        for name in [name for name in self.available_themes if name not in ours]:
+            self.unregister_theme(name)
         self.push_screen(self.main)
         for message, severity in self.startup_notes:
             self.notify(message, severity=severity, timeout=8)  # type: ignore[arg-type]
+
+    def gendiff_themes(self) -> list:
+        """gendiff's themes, then the user's valid ones from the config folder's ``themes/``
+        (loaded once; each refused file becomes a startup note)."""
+        if not hasattr(self, "_themes"):
+            folder = config_path().parent / "themes"
+            user, problems = load_user_themes(folder, {t.name for t in THEMES}, self.get_theme_variable_defaults())
+            self.startup_notes += [(problem, "warning") for problem in problems]
+            self._themes = [*THEMES, *user]
+        return self._themes
+
+    def get_system_commands(self, screen) -> Iterable[SystemCommand]:  # noqa: ANN001 — a Screen
+        # the palette offers gendiff's own commands (see gendiff.tui.commands), not Textual's stock ones
+        yield from palette_commands(self, screen)
+
+    def action_open_engine_log(self) -> None:
+        from gendiff.capture import active_log
+        from gendiff.tui.screens.engine_log import EngineLogScreen
+
+        self.push_screen(EngineLogScreen(active_log()))
 
     def watch_theme(self, theme: str) -> None:
         # t, --theme and the command palette's theme picker all land here
@@ -103,15 +135,28 @@ class GendiffApp(App[None]):
                 self.main.refresh_all()
 
     def action_next_theme(self) -> None:
-        names = [t.name for t in THEMES]
+        names = [t.name for t in self.gendiff_themes()]
         position = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(position + 1) % len(names)]
         self.notify(f"theme: {self.theme}", timeout=2)
 
     def action_help(self) -> None:
+        from textual.widgets import OptionList
+
+        palette = Binding(
+            self.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: gendiff's commands, themes"
+        )
+        prompt_keys = {"up", "down", "enter", "home", "end", "pageup", "pagedown"}
+        prompt_list = [b for b in OptionList.BINDINGS if isinstance(b, Binding) and b.key in prompt_keys]
         groups = [
-            ("main screen", [*MainScreen.BINDINGS, *self.BINDINGS]),
+            ("main screen", [*MainScreen.BINDINGS, *self.BINDINGS, palette]),
+            (
+                "prompt list",
+                [Binding(b.key, b.action, PROMPT_LIST_KEYS.get(b.key, b.description)) for b in prompt_list],
+            ),
+            ("questions (delete, discard, quit)", list(Confirm.BINDINGS)),
             ("prompt editor", list(PromptEditor.BINDINGS)),
+            ("diagnosis view", list(DiagnosisScreen.BINDINGS)),
             ("settings", list(SettingsScreen.BINDINGS)),
         ]
         self.push_screen(HelpScreen([(title, [b for b in group if isinstance(b, Binding)]) for title, group in groups]))

@@ -9,7 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from gendiff.tui import view
-from gendiff.tui.messages import Diagnosed, Rechecked
+from gendiff.tui.messages import Diagnosed, DiagnosisStage, Rechecked
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.workers import diagnose, recheck_float32
 
@@ -54,12 +54,17 @@ class DiagnoseActions(_Base):
             return
         # the replay snapshot numbers prompts by position: its own record of this divergence
         target = replay.prompts[0].divergence_for(d.engine)
-        screen = DiagnosisScreen(f"{title} · {batch}", None)
+        screen = DiagnosisScreen(f"{title} · {batch}", None, cancellable=True)
         self._diagnosing = (prompt.id, d, target, screen)
         self.app.push_screen(screen)
         model = self.options.model if self.snapshot is None else None
-        work = partial(diagnose, self.post_message, prompt.id, replay, target, model)
+        work = partial(diagnose, self.post_message, prompt.id, replay, target, model, screen.cancel_event)
         self.run_worker(work, thread=True, group="diagnose", exclusive=True, exit_on_error=False, name="diagnose")
+
+    def on_diagnosis_stage(self, message: DiagnosisStage) -> None:
+        screen = self._diagnosing[3]
+        if screen is not None and self.app.screen is screen:
+            screen.set_stage(message.text)
 
     def on_diagnosed(self, message: Diagnosed) -> None:
         """Record the result (export then carries it); show it if its view is still open."""

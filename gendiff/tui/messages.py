@@ -63,6 +63,14 @@ class Diagnosed(Message):
         self.error = error
 
 
+class DiagnosisStage(Message):
+    """What the diagnosis worker is doing now (for the view's loading line)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 class Preloaded(Message):
     """The reference engine's model is loaded (or could not be: ``error``)."""
 

@@ -76,7 +76,7 @@ class PromptActions(_Base):
                 self.refresh_prompt_list(min(position, max(0, len(self.ws.prompts) - 1)))
                 self.refresh_view()
 
-        self.app.push_screen(Confirm(f"Delete prompt {self.current_index + 1}?"), answered)
+        self.app.push_screen(Confirm(f"Delete prompt {self.current_index + 1}?", quote=prompt.text), answered)
 
     def action_move(self, offset: int) -> None:
         prompt = self.current

@@ -70,6 +70,7 @@ class RunActions(_Base):
             self.refresh_columns_titles()
 
     def refresh_columns_titles(self) -> None:
+        self.refresh_progress()
         for label, column in self.columns().items():
             column.border_title, column.border_subtitle = self.column_title(label)
 

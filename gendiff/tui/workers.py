@@ -19,6 +19,7 @@ from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineSt
 from gendiff.snapshot import Snapshot
 from gendiff.tui.messages import (
     Diagnosed,
+    DiagnosisStage,
     EngineEvent,
     Preloaded,
     PromptsRejected,
@@ -91,14 +92,33 @@ def run_engines(post: Post, run_id: int, options: RunOptions, plan: RunPlan, can
     post(RunCompleted(run_id, plan, snapshot, cancel.is_set()))
 
 
-def diagnose(post: Post, pid: int, snapshot: Snapshot, d: Divergence, model: str | None) -> None:
-    """Replay the engines of the call that produced ``d`` (loading the model if needed)."""
+def diagnose(
+    post: Post, pid: int, snapshot: Snapshot, d: Divergence, model: str | None, cancel: threading.Event | None = None
+) -> None:
+    """Replay the engines of the call that produced ``d`` (loading the model if needed), saying
+    what it does (DiagnosisStage) and stopping between stages once ``cancel`` is set."""
+    cancel = cancel or threading.Event()
+
+    def stage(text: str) -> bool:
+        if cancel.is_set():
+            return False
+        post(DiagnosisStage(text))
+        return True
+
     try:
+        if not stage("loading torch and transformers…"):
+            return
         import_heavy()
         from gendiff.session import Session
 
+        if not stage(f"loading the model and the engines {d.reference} and {d.engine}…"):
+            return
         session = Session.from_snapshot(snapshot, model)
+        if not stage(f"bisecting: replaying {d.reference} and {d.engine} to step {d.step} with hooks on every module…"):
+            return
         bisection = session.bisect(snapshot, d)
+        if not stage(f"re-convergence: feeding {d.engine} {d.reference}'s tokens…"):
+            return
         reconvergence = session.reconverge(snapshot, d)
     except Exception as exc:  # noqa: BLE001 — shown in the view, the app keeps running
         post(Diagnosed(pid, d, None, f"bisection failed: {describe(exc)}"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, LoadingIndicator, Static
 
@@ -171,39 +173,73 @@ def diagnosis_renderable(d: Divergence, colours: dict[str, str]) -> RenderableTy
     return Group(*parts)
 
 
+LOADING_STAGE = (
+    "loading the model (if needed), then replaying both engines to the divergent step with hooks on every module…"
+)
+HELP_LOADING = "escape to cancel"
+# while the worker does not watch cancel_event, closing does not stop it: say so
+HELP_LOADING_DETACHED = "escape closes this view (the replay finishes in the background; b reopens it)"
+HELP_DONE = "escape / b to close · ↑ ↓ scroll · replays both engines with the reference's tokens"
+
+
 class DiagnosisScreen(ModalScreen[None]):
-    """Opens at once; shows a spinner until the worker delivers the records, then the view."""
+    """Opens at once; says what it is doing until the worker delivers the records, then the view.
+
+    A worker reports its stage with ``set_stage`` ("loading the model", "replaying hf-left",
+    "bisecting") and checks ``cancel_event``, which is set when the view is closed before the
+    result arrives. The title and the key help sit outside the scrolled body, so they never
+    scroll away.
+    """
 
     BINDINGS = [Binding("escape,b,q", "close", "Close", id="diagnosis.close")]
 
-    def __init__(self, title: str, divergence: Divergence | None) -> None:
+    def __init__(self, title: str, divergence: Divergence | None, cancellable: bool = False) -> None:
+        """``cancellable``: the worker stops when ``cancel_event`` is set (else closing only hides it)."""
         super().__init__()
+        self.cancellable = cancellable
         self.title_text = title
         self.divergence = divergence
+        self.cancel_event = threading.Event()
+        self.done = False
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(classes="dialog wide", id="diagnosis"):
+        with Vertical(classes="dialog wide", id="diagnosis"):
             yield Label(self.title_text, classes="dialog-title")
+            yield Static(LOADING_STAGE, id="diagnosis-stage")
             yield LoadingIndicator(id="diagnosis-loading")
-            yield Static("", id="diagnosis-body")
-            yield Label("replays both engines with the reference's tokens · escape / b to close", classes="dialog-help")
+            with VerticalScroll(id="diagnosis-scroll"):
+                yield Static("", id="diagnosis-body")
+            yield Label(
+                HELP_LOADING if self.cancellable else HELP_LOADING_DETACHED, id="diagnosis-help", classes="dialog-help"
+            )
 
     def on_mount(self) -> None:
         if self.divergence is not None and self.divergence.bisection is not None:
             self.show(self.divergence)
-        else:
-            self.query_one("#diagnosis-body", Static).update(
-                Text("replaying both engines to the divergent step with hooks on every module…", style="dim")
-            )
+
+    def set_stage(self, text: str) -> None:
+        """What the worker is doing now, e.g. ``replaying hf-left to step 13``."""
+        if not self.done:
+            self.query_one("#diagnosis-stage", Static).update(text)
+
+    def _finish(self) -> None:
+        self.done = True
+        self.query_one("#diagnosis-loading").display = False
+        self.query_one("#diagnosis-stage").display = False
+        self.query_one("#diagnosis-help", Label).update(HELP_DONE)
 
     def show(self, divergence: Divergence) -> None:
         self.divergence = divergence
-        self.query_one("#diagnosis-loading").display = False
+        self._finish()
         self.query_one("#diagnosis-body", Static).update(diagnosis_renderable(divergence, self.app.theme_variables))
+        self.query_one("#diagnosis-scroll").focus()
 
     def show_error(self, message: str) -> None:
-        self.query_one("#diagnosis-loading").display = False
-        self.query_one("#diagnosis-body", Static).update(Text(message, style="bold red"))
+        self._finish()
+        error = self.app.theme_variables.get("error", "red")
+        self.query_one("#diagnosis-body", Static).update(Text(message, style=f"bold {error}"))
 
     def action_close(self) -> None:
+        if not self.done:
+            self.cancel_event.set()
         self.dismiss(None)

@@ -1,4 +1,5 @@
-"""Modal multi-line prompt editor: ctrl+s saves, escape cancels."""
+"""Modal multi-line prompt editor: ctrl+s saves; escape (or ctrl+c) closes, asking first when
+the text has changed. A typed tab is a tab (prompts can hold code)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,33 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, TextArea
 
+from gendiff.tui.screens.confirm import Confirm
+
+
+class PromptArea(TextArea):
+    """A TextArea that types tabs as tabs and leaves escape to the editor."""
+
+    def __init__(self, text: str, **kwargs: object) -> None:
+        super().__init__(text, soft_wrap=True, show_line_numbers=False, tab_behavior="indent", **kwargs)  # type: ignore[arg-type]
+        self.indent_type = "tabs"
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Textual then calls TextArea's own _on_key (MRO dispatch) unless the default is prevented:
+        # in indent mode it would stop escape and move focus; let escape bubble to the editor's
+        # binding instead, which asks before discarding
+        if event.key == "escape":
+            event.prevent_default()
+
 
 class PromptEditor(ModalScreen[str | None]):
-    """Returns the edited text, or None when cancelled. ``changed``: the draft differs from the start."""
+    """Returns the edited text, or None when closed without saving. ``changed``: the draft differs
+    from the start."""
 
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="editor.save"),
-        Binding("escape", "cancel", "Cancel", id="editor.cancel"),
+        Binding("escape", "cancel", "Close (asks if changed)", id="editor.cancel"),
+        # ctrl+c would otherwise copy (TextArea) or quit the app and lose the draft
+        Binding("ctrl+c", "cancel", "Close (asks if changed)", id="editor.cancel-ctrl-c", show=False, priority=True),
     ]
 
     def __init__(self, text: str, title: str) -> None:
@@ -23,6 +44,7 @@ class PromptEditor(ModalScreen[str | None]):
         self.text = text
         self.original = text
         self.title_text = title
+        self.asking = False
         self.early: list[str] = []  # keys typed before the text area could take them
 
     def compose(self) -> ComposeResult:
@@ -31,11 +53,11 @@ class PromptEditor(ModalScreen[str | None]):
             self.early = []
         with Vertical(id="editor-box", classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield TextArea(self.text, id="editor-text", soft_wrap=True, show_line_numbers=False)
-            yield Label("ctrl+s save · escape cancel", id="editor-help", classes="dialog-help")
+            yield PromptArea(self.text, id="editor-text")
+            yield Label("ctrl+s save · escape close (asks if changed)", id="editor-help", classes="dialog-help")
 
     def on_mount(self) -> None:
-        area = self.query_one(TextArea)
+        area = self.query_one(PromptArea)
         area.cursor_blink = False
         area.move_cursor(area.document.end)
         area.focus()
@@ -58,11 +80,26 @@ class PromptEditor(ModalScreen[str | None]):
         return bool(self.early) or (bool(areas) and areas.first().text != self.original)
 
     def action_save(self) -> None:
-        text = self.query_one(TextArea).text
+        text = self.query_one(PromptArea).text
         if not text.strip():
             self.notify("a prompt can't be empty: write some text, or escape to cancel", severity="error")
             return
         self.dismiss(text)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        """Close; with unsaved changes, ask first (y discards, n keeps editing)."""
+        if not self.changed:
+            self.dismiss(None)
+            return
+        if self.asking:
+            return
+
+        def answered(discard: bool | None) -> None:
+            self.asking = False
+            if discard:
+                self.dismiss(None)
+
+        self.asking = True
+        self.app.push_screen(
+            Confirm("Discard your changes to this prompt?", yes="discard", no="keep editing"), answered
+        )

@@ -6,8 +6,17 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
+
+SPELLED = {"enter": "enter", "backspace": "backspace"}  # words read better than ⏎ ⌫
+
+
+def key_name(key: str) -> str:
+    """A key as a user reads it: ``question_mark`` -> ``?``, ``ctrl+up`` -> ``ctrl+↑``."""
+    *modifiers, last = key.strip().split("+")
+    return "+".join([*modifiers, SPELLED.get(last) or format_key(last)])
 
 
 def bindings_table(groups: list[tuple[str, list[Binding]]]) -> Table:
@@ -17,7 +26,7 @@ def bindings_table(groups: list[tuple[str, list[Binding]]]) -> Table:
     for title, bindings in groups:
         table.add_row(f"[u]{title}[/u]", "")
         for binding in bindings:
-            keys = ", ".join(k.strip() for k in binding.key.split(","))
+            keys = " / ".join(key_name(k) for k in binding.key.split(","))
             table.add_row(keys, binding.description)
     return table
 

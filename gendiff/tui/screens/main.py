@@ -81,6 +81,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, Screen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="main"):
             yield Static("", id="run-line")
+            yield Static("", id="progress")
             with Horizontal(id="top"):
                 yield PromptList(id="prompts")
                 with VerticalScroll(id="columns-scroll"):
@@ -194,8 +195,21 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, Screen[None]):
         where = "snapshot" if self.snapshot else self.book_path
         prompt_list.border_subtitle = where[-30:]
 
+    def refresh_progress(self) -> None:
+        """Every engine's state in a strip under the header, which never scrolls away."""
+        strip = self.query_one("#progress", Static)
+        strip.display = bool(self.engine_status)
+        if not self.engine_status:
+            return
+        parts = []
+        for label in self.ws.labels:
+            where = view.progress(self.ws, label, self.options.max_new_tokens) if self.running else ""
+            parts.append(" ".join(p for p in (label, self.engine_status.get(label, ""), where) if p))
+        strip.update(Text(" │ ".join(parts)))
+
     def refresh_view(self) -> None:
         """Columns and panel for the selected prompt (cheap: one prompt's tokens)."""
+        self.refresh_progress()
         prompt = self.current
         self.query_one("#prompt-text", Static).update(
             Text("") if prompt is None else Text.assemble((f"prompt {self.current_index + 1}: ", "dim"), prompt.text)

@@ -1,10 +1,17 @@
-"""The divergence panel: both engines' top-k at the first differing step, with the margins."""
+"""The divergence panel: both engines' top-k at the first differing step, with the margins.
+
+The panel is as tall as what it shows (one row for a hint), up to the share of the screen the
+stylesheet gives it, and scrolls beyond that; numbers are never cut (they don't wrap, and a
+wrapped summary line breaks only between its items).
+"""
 
 from __future__ import annotations
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from gendiff.classify import reading
@@ -71,8 +78,40 @@ def statistics_line(engine: str, reference: str, stats: DistributionStats) -> st
     )
 
 
-class DivergencePanel(Static):
-    """Shows one Divergence (or a hint when there is none)."""
+def drift_note(d: Divergence) -> str:
+    """What the drift shown beside the margin adds: none before step 0, or more / less than the margin."""
+    if d.reason != "token" or d.reference_margin is None:
+        return ""
+    if d.agreeing_steps == 0:
+        return "step 0: no earlier tokens, so no drift before it (the prompt's own pass differs)"
+    drift, margin = d.max_drift_before, d.reference_margin
+    if drift >= margin:
+        return f"earlier drift (up to {number(drift)}) was more than this margin"
+    return f"earlier drift (at most {number(drift)}) was less than this margin"
+
+
+class DivergencePanel(VerticalScroll):
+    """Shows one Divergence (or a hint when there is none) in a scrollable body."""
+
+    DEFAULT_CSS = """
+    DivergencePanel { height: auto; }
+    DivergencePanel > #panel-body { height: auto; }
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.body = Static("", id="panel-body")
+
+    def compose(self) -> ComposeResult:
+        yield self.body
+
+    @property
+    def content(self) -> object:
+        """What the panel shows (a Rich renderable or Text)."""
+        return self.body.content
+
+    def update(self, renderable: RenderableType) -> None:
+        self.body.update(renderable)
 
     def show_divergence(
         self, title: str, divergence: Divergence | None, hint: str = "", statistics: DistributionStats | None = None
@@ -84,6 +123,8 @@ class DivergencePanel(Static):
             else statistics_line(divergence.engine, divergence.reference, statistics)
         )
         colours = self.app.theme_variables
+        if title != self.border_title:
+            self.scroll_home(animate=False)  # another divergence: start at its top
         self.border_title = title
         if divergence is None:
             self.update(Text(hint or "run the prompts (r / R) to compare engines", style="dim"))
@@ -116,17 +157,23 @@ class DivergencePanel(Static):
                 top_table(f"{d.reference} raw", _raw(d.reference_step), other_id, colours, _no_raw(d.reference_step)),
                 top_table(f"{d.engine} raw", _raw(d.other_step), ref_id, colours, _no_raw(d.other_step)),
             )
+        # a narrow panel wraps this line at spaces, never inside a number
+        items = [
+            (f"margin {d.reference} {number(d.reference_margin)}", "bold"),
+            (f"margin {d.engine} {number(d.other_margin)}", "bold"),
+            (f"flip gap {number(d.flip_gap)}", ""),
+            (f"drift before {number(d.max_drift_before)}", ""),
+            (fragile, ""),
+            ("◀ own choice ◁ the other's", "dim"),
+        ]
         summary = Text()
-        summary.append(f"margin {d.reference} {number(d.reference_margin)}", style="bold")
-        summary.append(f" · margin {d.engine} {number(d.other_margin)}", style="bold")
-        summary.append(f" · flip gap {number(d.flip_gap)}")
-        summary.append(f" · drift before {number(d.max_drift_before)}")
-        summary.append(f" · {fragile}")
+        for index, (item, style) in enumerate(items):
+            summary.append(" · " if index else "")
+            summary.append(item, style=style)
         if d.reason == "length":
             summary.append(f"\n{d.detail}", style="italic")
-        legend = Text("◀ this engine's choice  ◁ the other engine's choice", style="dim")
-        note = explain(d)
-        parts = [tables, legend, summary] + ([Text(note, style="dim italic")] if note else [])
+        note = " · ".join(part for part in (explain(d), drift_note(d)) if part)
+        parts = [tables, summary] + ([Text(note, style="dim italic")] if note else [])
         if self._statistics:
             parts.append(Text(self._statistics))
         if d.decoding_note:

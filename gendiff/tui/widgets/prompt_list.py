@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from gendiff.display import shorten
 from gendiff.workspace import MARK_ICONS
+
+TEXT_CELLS = 22  # the prompt's share of a row, in terminal cells
+
+
+def fit_cells(text: str, cells: int) -> str:
+    """``text`` on one line, at most ``cells`` terminal cells wide (an emoji or CJK character
+    takes two), cut with ``…``."""
+    flat = " ".join(text.split())
+    if cell_len(flat) <= cells:
+        return flat
+    return set_cell_size(flat, cells - 1).rstrip() + "…"
 
 
 def prompt_label(number: int, text: str, status: str, count: int, colours: dict[str, str]) -> Text:
@@ -24,7 +35,7 @@ def prompt_label(number: int, text: str, status: str, count: int, colours: dict[
     shown = str(count) if count else ""
     label.append(f"{icon}{shown:<2}", style=style)
     label.append(f"{number:>2} ", style="dim")
-    label.append(shorten(text, 22))  # one line per prompt: OptionList would wrap a longer one
+    label.append(fit_cells(text, TEXT_CELLS))  # one line per prompt: OptionList would wrap a longer one
     return label
 
 

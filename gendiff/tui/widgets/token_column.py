@@ -9,22 +9,40 @@ from gendiff.display import visible
 from gendiff.trace import TokenStep
 
 
-def token_text(steps: list[TokenStep], mark: int | None, colours: dict[str, str]) -> Text:
+def token_piece(text: str) -> str:
+    """A token as drawn: every whitespace character visible (␣ ↵ ⇥ ␍, others ⍽), empty as ∅."""
+    shown = visible(text)
+    if any(c.isspace() for c in shown):
+        shown = "".join("⍽" if c.isspace() else c for c in shown)
+    return shown or "∅"
+
+
+def token_text(steps: list[TokenStep], mark: int | None, colours: dict[str, str], cursor: int | None = None) -> Text:
     """Agreeing prefix dim, the token at ``mark`` reversed and bold, the rest tinted.
 
-    Whitespace is drawn (␣ ↵ ⇥) and a newline token also breaks the line, so layout survives.
-    Tokens are separated by a thin ``·``. The text carries at most three style spans (prefix,
-    mark, rest), not one per token: a 256-token column then lays out in a fraction of the time.
+    Whitespace inside tokens is drawn (␣ ↵ ⇥), so a plain space can only be a token boundary:
+    tokens are separated by one space, and wrapping (which breaks at spaces) never splits a
+    token unless it is wider than the column. A newline token also breaks the line. The text
+    carries at most three style spans (prefix, mark, rest), not one per token: a 256-token
+    column then lays out in a fraction of the time. ``cursor`` (the step explorer's step) is
+    drawn reversed and bold with ``◂`` in place of the space after it (readable without colour,
+    and the layout does not move as the cursor does).
     """
     pieces = []
-    for index, step in enumerate(steps):
-        piece = visible(step.text) or "∅"
-        if "\n" in step.text:
-            piece += "\n"
-        # a thin separator makes token boundaries visible without adding real spaces
-        pieces.append(piece + ("·" if index != mark else " "))
+    for step in steps:
+        piece = token_piece(step.text)
+        # after a newline token the line break is the boundary
+        pieces.append(piece + ("\n" if "\n" in step.text else " "))
+    cursor_span = None
+    if cursor is not None and 0 <= cursor < len(steps):
+        at = sum(len(p) for p in pieces[:cursor])
+        cursor_span = (at, at + len(pieces[cursor]) - 1)
+        if pieces[cursor].endswith(" "):
+            pieces[cursor] = pieces[cursor][:-1] + "◂"
     text = Text("".join(pieces))
     if mark is None or mark >= len(steps):
+        if cursor_span:
+            text.stylize("bold reverse", *cursor_span)
         return text
     start = sum(len(p) for p in pieces[:mark])
     end = start + len(pieces[mark]) - 1  # the separator after the mark stays plain
@@ -33,6 +51,8 @@ def token_text(steps: list[TokenStep], mark: int | None, colours: dict[str, str]
         f"bold underline {colours.get('diverge-text', 'black')} on {colours.get('diverge', 'red')}", start, end
     )
     text.stylize(colours.get("after-diverge", "yellow"), end, len(text))
+    if cursor_span:
+        text.stylize("bold reverse", *cursor_span)  # last, so it shows on the divergent token too
     return text
 
 
@@ -47,9 +67,11 @@ class TokenColumn(Static):
         super().__init__("", **kwargs)
         self.label = label
 
-    def show(self, steps: list[TokenStep], mark: int | None, note: str | None = None) -> None:
+    def show(
+        self, steps: list[TokenStep], mark: int | None, note: str | None = None, cursor: int | None = None
+    ) -> None:
         colours = self.app.theme_variables
-        text = token_text(steps, mark, colours)
+        text = token_text(steps, mark, colours, cursor)
         if note:
             text.append(("\n" if steps else "") + note, style=f"italic {colours.get('error', 'red')}")
         elif not steps:

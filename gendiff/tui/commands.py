@@ -1,0 +1,64 @@
+"""gendiff's commands in the command palette (ctrl+p).
+
+Each command names an action; it runs on the active screen when the screen has it, else on
+the app (the main screen owns run/export/diagnose, the app owns themes/help/quit), so the
+palette and the key bindings always do the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+
+@dataclass(frozen=True)
+class PaletteCommand:
+    title: str
+    help: str
+    action: str  # e.g. "run(True)"
+
+    @property
+    def action_name(self) -> str:
+        return self.action.split("(", 1)[0]
+
+
+COMMANDS = (
+    PaletteCommand("Run the selected prompt", "run every engine on the selected prompt (r)", "run(False)"),
+    PaletteCommand("Run all prompts", "run every engine on every prompt (R)", "run(True)"),
+    PaletteCommand("Cancel the run", "stop between steps; what ran is kept (escape)", "cancel_run"),
+    PaletteCommand("Next divergence", "jump to the next prompt × engine that diverged (n)", "jump(1)"),
+    PaletteCommand("Previous divergence", "jump to the previous divergence (p)", "jump(-1)"),
+    PaletteCommand("Diagnose the divergence", "bisect the network and test re-convergence (b)", "bisect"),
+    PaletteCommand("Export a snapshot", "save the run as JSON (x)", "export"),
+    PaletteCommand("Open a snapshot", "load a saved run or compare two", "open_snapshot"),
+    PaletteCommand("Settings", "engines, dtype, tokens, top-k … (s)", "settings"),
+    PaletteCommand("Themes", "pick one of gendiff's themes (or your own)", "change_theme"),
+    PaletteCommand("Open the engine log", "what engines and libraries printed during this session", "open_engine_log"),
+    PaletteCommand("Add a prompt", "open the editor on a new prompt (a)", "add"),
+    PaletteCommand("Help", "every key (?)", "help"),
+    PaletteCommand("Quit", "leave gendiff (q)", "quit"),
+)
+
+
+def target_of(app: App[object], screen: Screen[object], command: PaletteCommand) -> object | None:
+    """The screen or the app, whichever implements the command's action; None if neither."""
+    for namespace in (screen, app):
+        if hasattr(namespace, f"action_{command.action_name}"):
+            return namespace
+    return None
+
+
+def palette_commands(app: App[object], screen: Screen[object]) -> Iterator[SystemCommand]:
+    """The commands of ``COMMANDS`` that the app (or the screen) implements, for ``get_system_commands``."""
+    for command in COMMANDS:
+        namespace = target_of(app, screen, command)
+        if namespace is None:
+            continue
+
+        async def run(action: str = command.action, where: object = namespace) -> None:
+            await app.run_action(action, where)  # type: ignore[arg-type]
+
+        yield SystemCommand(command.title, command.help, run)

@@ -1,0 +1,73 @@
+"""Token columns wrap at token boundaries: a token (the highlighted one included) is never split
+across lines unless it alone is wider than the column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import step
+from textual.app import App, ComposeResult
+from textual.geometry import Region
+
+from gendiff.tui.app import GendiffApp
+from gendiff.tui.widgets.token_column import TokenColumn, token_piece, token_text
+
+TCSS = Path(__file__).resolve().parent.parent / "gendiff" / "tui" / "gendiff.tcss"
+WORDS = [" The", " capital", " of", " France", " is", " Paris", ",", " a", " beautiful", " city", "\n", "It", " has"]
+
+
+def steps_of(words: list[str]):
+    out = []
+    for index, word in enumerate(words):
+        s = step(index, (index, -0.1))
+        out.append(type(s)(s.token_id, word, s.logprob, s.top))
+    return out
+
+
+class ColumnHost(App[None]):
+    CSS_PATH = str(TCSS)
+    CSS = "TokenColumn { width: 14; }"
+    get_theme_variable_defaults = GendiffApp.get_theme_variable_defaults
+
+    def compose(self) -> ComposeResult:
+        yield TokenColumn("hf-single")
+
+
+def test_a_plain_space_only_separates_tokens():
+    assert token_piece(" a\tb\n") == "␣a⇥b↵"
+    assert token_piece("\u00a0x\u3000") == "⍽x⍽"
+    assert token_piece("") == "∅"
+    text = token_text(steps_of(WORDS), 8, {}).plain
+    assert text.startswith("␣The ␣capital ␣of ")
+    assert "↵\nIt ␣has" in text
+
+
+async def test_tokens_wrap_whole_at_every_mark_position():
+    app = ColumnHost()
+    async with app.run_test(size=(40, 30)) as pilot:
+        column = app.query_one(TokenColumn)
+        for mark in (None, 1, 8):
+            column.show(steps_of(WORDS), mark)
+            await pilot.pause()
+            width = column.content_region.width
+            assert width == 10  # 14 minus border and padding
+            strips = column.render_lines(Region(0, 0, *column.outer_size))
+            inside = [strip.text.strip().strip("│").strip() for strip in strips[1:-1]]  # no border
+            lines = [line for line in inside if line]
+            drawn = [piece for line in lines for piece in line.split(" ")]
+            assert drawn == [token_piece(w) for w in WORDS], (mark, lines)
+
+
+def test_the_step_cursor_is_marked_without_moving_the_layout():
+    steps = steps_of(WORDS)
+    plain = token_text(steps, 8, {}).plain
+    with_cursor = token_text(steps, 8, {}, cursor=3)
+    assert len(with_cursor.plain) == len(plain)
+    assert with_cursor.plain.startswith("␣The ␣capital ␣of ␣France◂␣is ")
+    start = with_cursor.plain.index("␣France")
+    styles = [str(span.style) for span in with_cursor.spans if span.start <= start < span.end]
+    assert "bold reverse" in styles
+    # on the divergent token as well, after its own style
+    at_mark = token_text(steps, 8, {}, cursor=8)
+    assert str(at_mark.spans[-1].style) == "bold reverse"
+    assert at_mark.plain.count("◂") == 1

@@ -24,6 +24,7 @@ from gendiff.tui.prompt_actions import PromptActions
 from gendiff.tui.run_actions import RunActions, freeze_heap
 from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.settings import SettingsScreen
+from gendiff.tui.step_actions import StepActions
 from gendiff.tui.widgets.divergence_panel import DivergencePanel
 from gendiff.tui.widgets.prompt_list import PromptList, prompt_label
 from gendiff.tui.widgets.token_column import TokenColumn
@@ -33,7 +34,7 @@ from gendiff.workspace import RunPlan, Workspace
 MIN_WIDTH, MIN_HEIGHT = 70, 18
 
 
-class MainScreen(PromptActions, RunActions, DiagnoseActions, Screen[None]):
+class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen[None]):
     BINDINGS = [
         Binding("r", "run(False)", "Run", id="run.selected"),
         Binding("R", "run(True)", "Run all", id="run.all"),
@@ -45,6 +46,11 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, Screen[None]):
         Binding("ctrl+down", "move(1)", "Move prompt down", id="prompt.down", show=False),
         Binding("n", "jump(1)", "Next div", id="nav.next"),
         Binding("p", "jump(-1)", "Prev div", id="nav.prev"),
+        Binding("right", "step(1)", "Next step", id="step.next"),
+        Binding("left", "step(-1)", "Previous step", id="step.prev", show=False),
+        Binding("right_square_bracket", "step(1)", "Next step", id="step.next-alt", show=False),
+        Binding("left_square_bracket", "step(-1)", "Previous step", id="step.prev-alt", show=False),
+        Binding("g", "step_home", "Back to the divergence (step explorer)", id="step.home", show=False),
         Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine"),
         Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False),
         Binding("b", "bisect", "Bisect", id="diagnose.bisect"),
@@ -68,6 +74,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, Screen[None]):
             for text in self.book.prompts if self.book else []:
                 self.ws.add(text)
         self.selected_engine: str | None = None
+        self.step_cursor: int | None = None  # the step explorer's step, None: the panel shows the divergence
         self.engine_status: dict[str, str] = {}
         self.run_id = 0
         self.cancel_event: threading.Event | None = None
@@ -221,8 +228,11 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, Screen[None]):
                 column.show([], None)
                 continue
             mark = view.column_mark(self.ws, prompt, label, self.selected_engine, self.comparing)
-            column.show(self.ws.steps(prompt, label), mark, view.cell_note(self.ws, prompt, label))
-        self.refresh_panel()
+            column.show(self.ws.steps(prompt, label), mark, view.cell_note(self.ws, prompt, label), self.step_cursor)
+        if self.step_cursor is not None and prompt is not None:
+            self.refresh_step_panel()
+        else:
+            self.refresh_panel()
         self.refresh_run_line()
 
     def refresh_panel(self) -> None:
@@ -262,6 +272,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, Screen[None]):
     @on(OptionList.OptionHighlighted, "#prompts")
     def prompt_highlighted(self) -> None:
         if not self._rebuilding_list:
+            self.step_cursor = None  # another prompt: its own divergence first
             self.refresh_view()
 
     @on(OptionList.OptionSelected, "#prompts")
@@ -293,6 +304,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, Screen[None]):
         else:
             target = next((s for s in reversed(stops) if s < here), stops[-1])
         self.selected_engine = others[target[1]]
+        self.step_cursor = None
         self.refresh_prompt_list(target[0])
         self.refresh_view()
 

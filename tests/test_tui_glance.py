@@ -3,11 +3,14 @@ terminal, progress in the prompt list, settings and the compare view. Fast (no m
 
 from __future__ import annotations
 
-from test_snapshots import hand_made_snapshot
+from test_snapshots import hand_made_snapshot, tok
 from test_tui import app_for, plain
 
 from gendiff.display import number, visible
-from gendiff.snapshot import Snapshot
+from gendiff.divergence import compare
+from gendiff.snapshot import Batch, PromptResult, Snapshot
+from gendiff.trace import Trace
+from gendiff.tui.layout import prompt_width
 from gendiff.tui.widgets.token_column import TokenColumn
 
 
@@ -57,3 +60,75 @@ async def test_another_prompt_starts_at_its_divergence_not_at_the_old_cursor(tmp
         await pilot.press("down")
         assert app.main.step_cursor is None
         assert "←/→ step" not in app.main.query_one("#panel").border_title
+
+
+def late_divergence_snapshot(path, steps=150, at=130):
+    """Three engines over ``steps`` tokens of a word each; hf-left picks another word at ``at``."""
+    words = [tok(100 + i, f" w{i}", (100 + i, f" w{i}", -0.1), (99, " x", -2.5)) for i in range(steps)]
+    other = list(words)
+    other[at] = tok(99, " x", (99, " x", -0.7), (100 + at, f" w{at}", -0.71))
+    prompt = (1, 2)
+    traces = {
+        "hf-single": Trace("hf-single", 0, prompt, tuple(words), "length"),
+        "hf-left": Trace("hf-left", 0, prompt, tuple(other), "length"),
+        "packed": Trace("packed", 0, prompt, tuple(words), "length"),
+    }
+    result = PromptResult("Count the words", list(prompt), traces, id=0, batches=dict.fromkeys(traces, 0))
+    result.divergences = [compare(traces["hf-single"], traces[e]) for e in ("hf-left", "packed")]
+    Snapshot(
+        model={"name": "demo_model", "path": "/demo_model", "dtype": "bfloat16", "attn": "sdpa"},
+        decoding={"max_new_tokens": steps, "top_k": 2},
+        reference="hf-single",
+        engines=[{"label": e, "name": e, "settings": {}} for e in traces],
+        prompts=[result],
+        environment={"python": "3.11", "torch": "2.13.0", "transformers": "5.19.0", "device": "cpu"},
+        created="2026-11-23T12:00:00+00:00",
+        batches=[Batch(0, tuple(traces), (0,), (result.text,), (prompt,))],
+    ).save(path)
+    return path
+
+
+def visible_in_scroll(main, column, what):
+    """Whether the column's ``what`` line lies inside the columns' scroll viewport, on screen."""
+    scroll = main.query_one("#columns-scroll")
+    line = column.line_of(what)
+    y = column.content_region.y + line
+    return scroll.content_region.y <= y < scroll.content_region.bottom
+
+
+async def test_n_scrolls_a_late_divergent_token_into_view_at_80x24(tmp_path):
+    app = app_for(late_divergence_snapshot(tmp_path / "late.json"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        main = app.main
+        await pilot.pause()
+        left = main.columns()["hf-left"]
+        assert left.line_of("mark") > 20  # far below the fold at first
+        assert not visible_in_scroll(main, left, "mark")
+        await pilot.press("n")
+        await pilot.pause()
+        assert main.selected_engine == "hf-left"
+        assert visible_in_scroll(main, left, "mark")
+        reference = main.columns()["hf-single"]
+        assert visible_in_scroll(main, reference, "mark")  # the reference marks the same step
+        await pilot.press("left")  # the step explorer's cursor follows too
+        await pilot.pause()
+        assert main.step_cursor == 129 and visible_in_scroll(main, left, "cursor")
+
+
+async def test_narrow_terminal_collapses_to_reference_and_selected_engine(tmp_path):
+    app = app_for(hand_made_snapshot(tmp_path / "snap.json"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        main = app.main
+        shown = [c.label for c in main.query(TokenColumn) if c.display]
+        assert shown == ["hf-single", "hf-left"]
+        assert main.query_one("#prompts").outer_size.width == prompt_width(80)
+        left = main.columns()["hf-left"]
+        assert "1/2 (tab)" in left.border_title
+        assert left.outer_size.width > 25  # readable, not a 6-character column
+        await pilot.press("tab")
+        shown = [c.label for c in main.query(TokenColumn) if c.display]
+        assert shown == ["hf-single", "packed"] and main.selected_engine == "packed"
+        await pilot.resize_terminal(200, 50)
+        await pilot.pause()
+        assert [c.label for c in main.query(TokenColumn) if c.display] == ["hf-single", "hf-left", "packed"]
+        assert main.query_one("#prompts").outer_size.width == prompt_width(200)

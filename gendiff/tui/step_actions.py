@@ -45,6 +45,7 @@ class StepActions(_Base):
             target = self.step_cursor + offset
         self.step_cursor = max(0, min(length - 1, target))
         self.refresh_view()
+        self.call_after_refresh(self.scroll_to_token)
 
     def action_step_home(self) -> None:
         """Back to the divergence: no cursor, the panel shows the divergence record again."""
@@ -52,6 +53,7 @@ class StepActions(_Base):
             return
         self.step_cursor = None
         self.refresh_view()
+        self.call_after_refresh(self.scroll_to_token)
 
     def refresh_step_panel(self) -> None:
         """The panel at the cursor: every engine's TokenStep there (None where it had stopped)."""

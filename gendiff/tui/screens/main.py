@@ -12,6 +12,7 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Region
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 
@@ -20,13 +21,14 @@ from gendiff.errors import GendiffError
 from gendiff.options import RunOptions
 from gendiff.tui import view
 from gendiff.tui.diagnose_actions import DiagnoseActions
+from gendiff.tui.layout import Layout, layout
 from gendiff.tui.prompt_actions import PromptActions
 from gendiff.tui.run_actions import RunActions, freeze_heap
 from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.settings import SettingsScreen
 from gendiff.tui.step_actions import StepActions
 from gendiff.tui.widgets.divergence_panel import DivergencePanel
-from gendiff.tui.widgets.prompt_list import PromptList, prompt_label
+from gendiff.tui.widgets.prompt_list import PromptList, prompt_label, text_cells
 from gendiff.tui.widgets.token_column import TokenColumn
 from gendiff.tui.workers import preload
 from gendiff.workspace import RunPlan, Workspace
@@ -74,6 +76,8 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
             for text in self.book.prompts if self.book else []:
                 self.ws.add(text)
         self.selected_engine: str | None = None
+        self.list_width = 0  # the prompt list's width, set by apply_layout
+        self.collapsed = False  # too narrow for every engine: only the reference and the selected one show
         self.step_cursor: int | None = None  # the step explorer's step, None: the panel shows the divergence
         self.engine_status: dict[str, str] = {}
         self.run_id = 0
@@ -117,6 +121,29 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
 
     def check_size(self, width: int, height: int) -> None:
         self.set_class(width < MIN_WIDTH or height < MIN_HEIGHT, "too-small")
+        self.apply_layout(width)
+
+    def current_layout(self, width: int | None = None) -> Layout:
+        """layout.py's rules for this terminal: the prompt list's width and which columns show."""
+        selected = self.selected_engine
+        reference = self.ws.reference
+        if self.comparing and selected:
+            reference = selected.replace("@B", "@A")
+        return layout(width or self.app.size.width, self.column_order(), reference, selected)
+
+    def column_order(self) -> list[str]:
+        return self.ws.labels
+
+    def apply_layout(self, width: int | None = None) -> None:
+        """Size the prompt list and show only the columns that fit (reference + selected when collapsed)."""
+        shape = self.current_layout(width)
+        prompt_list = self.query_one("#prompts", PromptList)
+        if shape.prompt_width != self.list_width:
+            self.list_width = prompt_list.styles.width = shape.prompt_width
+            self.refresh_prompt_list()  # the rows' text share changes with the width
+        for label, column in self.columns().items():
+            column.display = label in shape.shown
+        self.collapsed = shape.collapsed
 
     def refresh_all(self) -> None:
         self.refresh_prompt_list()
@@ -175,6 +202,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
         others = self.compared_labels
         if self.selected_engine not in others:
             self.selected_engine = others[0] if others else None
+        self.apply_layout()
         self.refresh_view()
 
     def columns(self) -> dict[str, TokenColumn]:
@@ -183,6 +211,9 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
     def column_title(self, label: str) -> tuple[str, str]:
         """(title, foot): the engine on top; its progress, call and settings at the bottom."""
         title = f"{label} (ref)" if label == self.ws.reference else label
+        others = self.compared_labels
+        if self.collapsed and label == self.selected_engine and label in others:
+            title += f" · {others.index(label) + 1}/{len(others)} (tab)"
         prompt = self.current
         foot = [self.engine_status.get(label, "")]
         if prompt is not None and not self.running:
@@ -195,7 +226,8 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
     def refresh_prompt_list(self, highlighted: int | None = None) -> None:
         prompt_list = self.query_one("#prompts", PromptList)
         colours = self.app.theme_variables
-        rows = [prompt_label(i, p.text, *self.ws.mark(p), colours) for i, p in enumerate(self.ws.prompts, 1)]
+        cells = text_cells(self.list_width)
+        rows = [prompt_label(i, p.text, *self.ws.mark(p), colours, cells) for i, p in enumerate(self.ws.prompts, 1)]
         self._rebuilding_list = True
         prompt_list.set_rows(rows, self.current_index if highlighted is None else highlighted)
         self._rebuilding_list = False
@@ -286,7 +318,9 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
             return
         position = others.index(self.selected_engine) if self.selected_engine in others else -1
         self.selected_engine = others[(position + offset) % len(others)]
+        self.apply_layout()
         self.refresh_view()
+        self.call_after_refresh(self.scroll_to_token)
 
     def action_jump(self, direction: int) -> None:
         """Move to the next (1) or previous (-1) divergence, over prompts then engines."""
@@ -305,8 +339,30 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
             target = next((s for s in reversed(stops) if s < here), stops[-1])
         self.selected_engine = others[target[1]]
         self.step_cursor = None
+        self.apply_layout()
         self.refresh_prompt_list(target[0])
         self.refresh_view()
+        self.call_after_refresh(self.scroll_to_token)
+
+    def scroll_to_token(self) -> None:
+        """Scroll the columns so the step cursor's token, or else the selected engine's divergent
+        token, is in view (a divergence at a late step is below the fold otherwise)."""
+        columns = self.columns()
+        what = "cursor" if self.step_cursor is not None else "mark"
+        order = [self.selected_engine, *columns] if self.selected_engine else list(columns)
+        scroll = self.query_one("#columns-scroll", VerticalScroll)
+        for label in order:
+            column = columns.get(label)
+            if column is None or not column.display:
+                continue
+            line = column.line_of(what)
+            if line is None:
+                continue
+            top = column.content_region.y - scroll.content_region.y + round(scroll.scroll_y)
+            scroll.scroll_to_region(
+                Region(0, top + line, 1, 1), animate=False, center=True, x_axis=False, immediate=True
+            )
+            return
 
     # ── settings and export ────────────────────────────────────────────────
     def action_settings(self) -> None:

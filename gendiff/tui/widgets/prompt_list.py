@@ -9,7 +9,8 @@ from textual.widgets.option_list import Option
 
 from gendiff.workspace import MARK_ICONS
 
-TEXT_CELLS = 22  # the prompt's share of a row, in terminal cells
+TEXT_CELLS = 22  # the prompt's share of a row, in terminal cells, in a list 34 cells wide
+ROW_OVERHEAD = 12  # border, padding, the mark, the count and the number
 
 
 def fit_cells(text: str, cells: int) -> str:
@@ -21,7 +22,14 @@ def fit_cells(text: str, cells: int) -> str:
     return set_cell_size(flat, cells - 1).rstrip() + "…"
 
 
-def prompt_label(number: int, text: str, status: str, count: int, colours: dict[str, str]) -> Text:
+def text_cells(list_width: int) -> int:
+    """The prompt text's share of a row in a prompt list ``list_width`` cells wide."""
+    return max(6, list_width - ROW_OVERHEAD)
+
+
+def prompt_label(
+    number: int, text: str, status: str, count: int, colours: dict[str, str], cells: int = TEXT_CELLS
+) -> Text:
     """One row: the mark (see gendiff.workspace: ✓ only when every engine finished and all agree),
     the count of diverged (or failed) engines, the number and the start of the text."""
     icon = MARK_ICONS.get(status, "?")
@@ -35,7 +43,7 @@ def prompt_label(number: int, text: str, status: str, count: int, colours: dict[
     shown = str(count) if count else ""
     label.append(f"{icon}{shown:<2}", style=style)
     label.append(f"{number:>2} ", style="dim")
-    label.append(fit_cells(text, TEXT_CELLS))  # one line per prompt: OptionList would wrap a longer one
+    label.append(fit_cells(text, cells))  # one line per prompt: OptionList would wrap a longer one
     return label
 
 

@@ -77,3 +77,16 @@ class TokenColumn(Static):
         elif not steps:
             text.append("—", style="dim")
         self.update(text)
+
+    def line_of(self, what: str) -> int | None:
+        """The wrapped line (0-based, in the column's content) holding the divergent token
+        (``what="mark"``) or the step cursor (``"cursor"``), found by their styles, or None."""
+        content = self.content
+        width = self.content_region.width
+        if not isinstance(content, Text) or width <= 0:
+            return None
+        needle = "underline" if what == "mark" else "reverse"
+        for number, line in enumerate(content.wrap(self.app.console, width)):
+            if any(needle in str(span.style) for span in line.spans):
+                return number
+        return None

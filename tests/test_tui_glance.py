@@ -3,14 +3,18 @@ terminal, progress in the prompt list, settings and the compare view. Fast (no m
 
 from __future__ import annotations
 
+import pytest
 from test_snapshots import hand_made_snapshot, tok
-from test_tui import app_for, plain
+from test_tui import app_for, plain, prompt_file, wait_until
 
 from gendiff.display import number, visible
 from gendiff.divergence import compare
+from gendiff.session import EngineFinished, EngineLoaded, EngineStarted, StepGenerated
 from gendiff.snapshot import Batch, PromptResult, Snapshot
 from gendiff.trace import Trace
 from gendiff.tui.layout import prompt_width
+from gendiff.tui.messages import EngineEvent, StepsGenerated
+from gendiff.tui.progress import RunProgress
 from gendiff.tui.widgets.token_column import TokenColumn
 
 
@@ -132,3 +136,48 @@ async def test_narrow_terminal_collapses_to_reference_and_selected_engine(tmp_pa
         await pilot.pause()
         assert [c.label for c in main.query(TokenColumn) if c.display] == ["hf-single", "hf-left", "packed"]
         assert main.query_one("#prompts").outer_size.width == prompt_width(200)
+
+
+async def test_progress_strip_and_prompt_list_follow_the_engines_events(tmp_path):
+    """The screen's own handlers fed the Session's events (the worker that posts them runs in
+    the slow test below): the strip says tokens and tokens/s, the list which engine finished."""
+    app = app_for(prompt_file(tmp_path, "one", "two"))
+    async with app.run_test(size=(160, 50)) as pilot:
+        main = app.main
+        labels = main.ws.labels
+        plan = main.ws.plan_all()
+        main.ws.start(plan)
+        main.plan, main.run_id = plan, 7
+        clock = iter(float(t) for t in range(100, 10_000))
+        main.run_progress = RunProgress(list(labels), lambda: next(clock))
+        ref = labels[0]
+        main.post_message(EngineEvent(7, EngineStarted(ref, 2)))
+        main.post_message(EngineEvent(7, EngineLoaded(ref, 0.5)))
+        steps = [tok(5 + i, f" t{i}", (5 + i, f" t{i}", -0.1)) for i in range(3)]
+        main.post_message(StepsGenerated(7, [StepGenerated(ref, 0, i, s) for i, s in enumerate(steps)]))
+        await pilot.pause()
+        strip = plain(main.query_one("#progress"), width=300)
+        assert f"{ref} p1/2 3/24" in strip and "tok/s" in strip
+        assert all(f"{label} waiting" in strip for label in labels[1:])
+        traces = tuple(Trace(ref, i, (1, 2), tuple(steps), "length") for i in range(2))
+        main.post_message(EngineEvent(7, EngineFinished(ref, traces, 1.5)))
+        await pilot.pause()
+        assert f"{ref} ✓ 3 tok 1.50s" in plain(main.query_one("#progress"), width=300)
+        rows = [str(main.query_one("#prompts").get_option_at_index(i).prompt) for i in range(2)]
+        marks = "●" + "·" * (len(labels) - 1)  # the reference has finished both, the others none
+        assert all(f" {marks} " in row for row in rows)
+        main.run_progress.cancelled()  # the run ends here (no worker): leave nothing running
+        main.plan = None
+
+
+@pytest.mark.slow
+async def test_a_real_run_leaves_every_engine_done_in_the_strip(tmp_path):
+    app = app_for(prompt_file(tmp_path, "The capital of France is"), dtype="bfloat16", max_new_tokens=6)
+    async with app.run_test(size=(160, 50)) as pilot:
+        main = app.main
+        await pilot.press("R")
+        await wait_until(pilot, lambda: not main.running, timeout=300)
+        strip = plain(main.query_one("#progress"), width=400)
+        prompt = main.ws.prompts[0]
+        for label in main.ws.labels:
+            assert f"{label} ✓ {len(main.ws.steps(prompt, label))} tok" in strip

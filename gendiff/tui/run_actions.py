@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from gendiff.errors import GendiffError
 from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted
 from gendiff.tui.messages import EngineEvent, Preloaded, PromptsRejected, RunCompleted, StepsGenerated
+from gendiff.tui.progress import RunProgress
 from gendiff.tui.workers import run_engines
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class RunActions(_Base):
         self.plan = plan
         self.run_id += 1
         self.cancel_event = threading.Event()
-        self.engine_status = {label: "waiting" for label in self.ws.labels}
+        self.run_progress = RunProgress(list(self.ws.labels))
         self.refresh_all()
         work = partial(run_engines, self.post_message, self.run_id, self.options, plan, self.cancel_event)
         self.run_worker(work, thread=True, group="run", exclusive=True, exit_on_error=False, name="run")
@@ -64,6 +65,8 @@ class RunActions(_Base):
         touched = False
         for event in message.steps:
             touched |= self.ws.step(event.engine, event.prompt_index, event.step) is current
+            if self.run_progress is not None:
+                self.run_progress.step(event.engine, event.prompt_index)
         if touched:
             self.refresh_view()
         else:
@@ -77,16 +80,18 @@ class RunActions(_Base):
     def on_engine_event(self, message: EngineEvent) -> None:
         if message.run_id != self.run_id:
             return
-        event = message.event
+        event, progress = message.event, self.run_progress
+        if progress is None:
+            return
         if isinstance(event, EngineStarted):
-            self.engine_status[event.engine] = "loading…"
+            progress.started(event.engine, event.prompts)
         elif isinstance(event, EngineLoaded):
-            self.engine_status[event.engine] = "generating…"
+            progress.loaded(event.engine)
         elif isinstance(event, EngineFinished):
-            tokens = sum(len(t.steps) for t in event.traces)
-            self.engine_status[event.engine] = f"{tokens} tok {event.seconds:.2f}s"
+            progress.finished(event.engine, [t.prompt_index for t in event.traces], event.seconds)
+            self.refresh_prompt_list()  # which prompts this engine has finished
         elif isinstance(event, EngineFailed):
-            self.engine_status[event.engine] = "FAILED"
+            progress.failed(event.engine, event.error)
             self.notify(f"{event.engine} failed: {event.error}", severity="error", timeout=10)
         self.refresh_columns_titles()
 
@@ -103,6 +108,8 @@ class RunActions(_Base):
         if message.run_id != self.run_id:
             return
         self.plan = None
+        if message.cancelled and self.run_progress is not None:
+            self.run_progress.cancelled()
         self.ws.finish(message.plan, message.snapshot, message.error)
         if message.snapshot is not None:
             freeze_heap()

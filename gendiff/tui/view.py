@@ -72,16 +72,6 @@ def batch_title(ws: Workspace, prompt: Prompt) -> str:
     return f"batch of {len(shown)}: prompts {members}"
 
 
-def progress(ws: Workspace, label: str, max_new_tokens: int) -> str:
-    """While running: prompts this engine has finished of those running, and the current one's tokens."""
-    running = [p for p in ws.prompts if p.cells.get(label) is not None and p.cells[label].state == RUNNING]
-    started = [p for p in running if p.cells[label].live]
-    if not started:
-        return ""
-    current = started[-1]
-    return f"prompt {ws.index_of(current.id) + 1} · {len(current.cells[label].live)}/{max_new_tokens}"
-
-
 def header(ws: Workspace) -> str:
     """The counts, each true of the state model: complete = every engine finished the prompt."""
     c = ws.counts()

@@ -22,6 +22,7 @@ from gendiff.options import RunOptions
 from gendiff.tui import view
 from gendiff.tui.diagnose_actions import DiagnoseActions
 from gendiff.tui.layout import Layout, layout
+from gendiff.tui.progress import FAILED, RunProgress
 from gendiff.tui.prompt_actions import PromptActions
 from gendiff.tui.run_actions import RunActions, freeze_heap
 from gendiff.tui.screens.export import ExportDialog
@@ -79,7 +80,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
         self.list_width = 0  # the prompt list's width, set by apply_layout
         self.collapsed = False  # too narrow for every engine: only the reference and the selected one show
         self.step_cursor: int | None = None  # the step explorer's step, None: the panel shows the divergence
-        self.engine_status: dict[str, str] = {}
+        self.run_progress: RunProgress | None = None  # the last run's per-engine progress
         self.run_id = 0
         self.cancel_event: threading.Event | None = None
         self.plan: RunPlan | None = None
@@ -215,11 +216,9 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
         if self.collapsed and label == self.selected_engine and label in others:
             title += f" · {others.index(label) + 1}/{len(others)} (tab)"
         prompt = self.current
-        foot = [self.engine_status.get(label, "")]
+        foot = [self.engine_state(label)]
         if prompt is not None and not self.running:
             foot.append(view.batch_note(self.ws, prompt, label, self._isolated))
-        if self.running:
-            foot.append(view.progress(self.ws, label, self.options.max_new_tokens))
         foot.append(f"{self.options.dtype} · {self.options.attn}")
         return title, " · ".join(part for part in foot if part)
 
@@ -227,7 +226,10 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
         prompt_list = self.query_one("#prompts", PromptList)
         colours = self.app.theme_variables
         cells = text_cells(self.list_width)
-        rows = [prompt_label(i, p.text, *self.ws.mark(p), colours, cells) for i, p in enumerate(self.ws.prompts, 1)]
+        rows = [
+            prompt_label(i, p.text, *self.ws.mark(p), colours, cells, self.engines_done(p.id))
+            for i, p in enumerate(self.ws.prompts, 1)
+        ]
         self._rebuilding_list = True
         prompt_list.set_rows(rows, self.current_index if highlighted is None else highlighted)
         self._rebuilding_list = False
@@ -237,14 +239,31 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
     def refresh_progress(self) -> None:
         """Every engine's state in a strip under the header, which never scrolls away."""
         strip = self.query_one("#progress", Static)
-        strip.display = bool(self.engine_status)
-        if not self.engine_status:
-            return
-        parts = []
+        strip.display = self.run_progress is not None
+        if self.run_progress is not None:
+            strip.update(Text(" │ ".join(self.run_progress.lines(self.options.max_new_tokens))))
+
+    def engine_state(self, label: str) -> str:
+        """The engine's progress line without its name, for its column's foot."""
+        if self.run_progress is None or label not in self.run_progress.engines:
+            return ""
+        engine = self.run_progress.engines[label]
+        return engine.line(self.options.max_new_tokens, self.run_progress.clock()).removeprefix(label).strip()
+
+    def engines_done(self, prompt_id: int) -> str:
+        """While running, one mark per engine in column order: ● finished this prompt, ✗ failed, · not yet."""
+        plan, progress = self.plan, self.run_progress
+        if plan is None or progress is None or prompt_id not in plan.ids:
+            return ""
+        position = plan.ids.index(prompt_id)
+        marks = []
         for label in self.ws.labels:
-            where = view.progress(self.ws, label, self.options.max_new_tokens) if self.running else ""
-            parts.append(" ".join(p for p in (label, self.engine_status.get(label, ""), where) if p))
-        strip.update(Text(" │ ".join(parts)))
+            engine = progress.engines.get(label)
+            if engine is None:
+                marks.append("·")
+            else:
+                marks.append("●" if position in engine.done_prompts else "✗" if engine.state == FAILED else "·")
+        return "".join(marks)
 
     def refresh_view(self) -> None:
         """Columns and panel for the selected prompt (cheap: one prompt's tokens)."""
@@ -381,7 +400,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
                 return
             self.options = options
             self.ws.set_engines(options.labels, options.reference_label)
-            self.engine_status = {}
+            self.run_progress = None
             await self.rebuild_columns()
             self.refresh_all()
             self.notify("settings applied: results cleared; R runs all prompts")

@@ -28,10 +28,17 @@ def text_cells(list_width: int) -> int:
 
 
 def prompt_label(
-    number: int, text: str, status: str, count: int, colours: dict[str, str], cells: int = TEXT_CELLS
+    number: int,
+    text: str,
+    status: str,
+    count: int,
+    colours: dict[str, str],
+    cells: int = TEXT_CELLS,
+    engines_done: str = "",
 ) -> Text:
     """One row: the mark (see gendiff.workspace: ✓ only when every engine finished and all agree),
-    the count of diverged (or failed) engines, the number and the start of the text."""
+    the count of diverged (or failed) engines, the number, while running ``engines_done`` (a mark
+    per engine: ● finished this prompt), and the start of the text."""
     icon = MARK_ICONS.get(status, "?")
     style = {
         "diverged": f"bold {colours.get('diverge', 'red')}",
@@ -43,7 +50,11 @@ def prompt_label(
     shown = str(count) if count else ""
     label.append(f"{icon}{shown:<2}", style=style)
     label.append(f"{number:>2} ", style="dim")
-    label.append(fit_cells(text, cells))  # one line per prompt: OptionList would wrap a longer one
+    if engines_done:
+        label.append(engines_done + " ", style=colours.get("accent", ""))
+    label.append(
+        fit_cells(text, max(4, cells - (len(engines_done) + 1 if engines_done else 0)))
+    )  # one line per prompt: OptionList would wrap a longer one
     return label
 
 

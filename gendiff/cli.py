@@ -311,7 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_score(score_parser().parse_args(argv[1:]))
         if argv[:1] == ["compare"]:
             return cmd_compare(compare_parser().parse_args(argv[1:]))
-        return cmd_tui(tui_parser().parse_args(argv))
+        args = tui_parser().parse_args(argv)
+        args.given = given_options(tui_parser(), argv)
+        return cmd_tui(args)
     except GendiffError as exc:
         stream_write(sys.stderr, f"gendiff: error: {exc}")
         return exc.exit_code
@@ -370,6 +372,13 @@ def err(text: str) -> None:
     stream_write(sys.stderr, text)
 
 
+def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> frozenset[str]:
+    """The dests of the options ``argv`` gives (not those left at their defaults)."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return frozenset(vars(parser.parse_known_args(argv)[0]))
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     from gendiff.capture import captured_output, logged_anything
     from gendiff.documents import open_document
@@ -384,7 +393,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     document = open_document(args.path, args.other)
     # engines and libraries print to fds 1/2 (vLLM's C++ warnings); keep them off the screen
     with captured_output() as log:
-        app = GendiffApp(LaunchOptions(run=run, document=document, theme=args.theme))
+        given = getattr(args, "given", frozenset())
+        app = GendiffApp(LaunchOptions(run=run, document=document, theme=args.theme, given=given))
         app.error_console.file = sys.__stderr__  # a crash report still reaches the terminal
         app.run()
     if logged_anything(log):

@@ -21,11 +21,11 @@ async def wait_until(pilot, condition, timeout=600.0):
         assert waited < timeout, "timed out waiting"
 
 
-def app_for(path=None, other=None, preload=False, theme=None, **run):
+def app_for(path=None, other=None, preload=False, theme=None, given=None, **run):
     """The app as ``gendiff [path [other]] --option …`` starts it (the file is opened first, as the CLI does)."""
     run.setdefault("max_new_tokens", 24)
     document = open_document(str(path), str(other) if other else None) if path else None
-    return GendiffApp(LaunchOptions(RunOptions(**run), document, theme, preload))
+    return GendiffApp(LaunchOptions(RunOptions(**run), document, theme, preload, given))
 
 
 def marks(app):

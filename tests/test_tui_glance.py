@@ -181,3 +181,68 @@ async def test_a_real_run_leaves_every_engine_done_in_the_strip(tmp_path):
         prompt = main.ws.prompts[0]
         for label in main.ws.labels:
             assert f"{label} ✓ {len(main.ws.steps(prompt, label))} tok" in strip
+
+
+def engine_rows(screen):
+    engines = screen.query_one("#set-engines")
+    return [str(engines.get_option_at_index(i).prompt) for i in range(engines.option_count)]
+
+
+async def test_settings_variants_threshold_eos_are_checked_remembered_and_restored(tmp_path):
+    app = app_for(prompt_file(tmp_path, "one"))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        screen = app.screen
+        assert "[x] packed" in engine_rows(screen)
+        screen.query_one("#set-engines").deselect("packed")
+        await pilot.pause()
+        assert "[ ] packed" in engine_rows(screen)  # enabled or not, readable without colour
+        screen.query_one("#set-variant").focus()
+        await pilot.press(*"hf-single:dtype", "enter")
+        await pilot.pause()
+        error = str(screen.query_one("#settings-error").content)
+        assert "is not key=value" in error and "\n" not in error
+        assert not any("dtype" in row for row in engine_rows(screen))
+        screen.query_one("#set-variant").value = ""
+        await pilot.press(*"hf-single:dtype=float32", "enter")
+        await pilot.pause()
+        assert "[x] hf-single:dtype=float32" in engine_rows(screen)
+        assert str(screen.query_one("#settings-error").content) == ""
+        screen.query_one("#set-fragile-threshold").value = "-1"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is screen and "fragile threshold" in str(screen.query_one("#settings-error").content)
+        screen.query_one("#set-fragile-threshold").value = "0.125"
+        screen.query_one("#set-stop-at-eos").value = False
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        options = app.main.options
+        assert options.engines == ("hf-single", "hf-left", "hf-right", "hf-single:dtype=float32")
+        assert options.fragile_threshold == 0.125 and options.stop_at_eos is False
+    # the next launch restores them; an option given on the command line wins
+    restored = app_for(prompt_file(tmp_path, "one"), given=frozenset({"max_new_tokens"}), max_new_tokens=5)
+    async with restored.run_test(size=(160, 50)):
+        options = restored.main.options
+        assert options.engines[-1] == "hf-single:dtype=float32" and options.fragile_threshold == 0.125
+        assert options.stop_at_eos is False and options.max_new_tokens == 5
+        assert [c.label for c in restored.main.query(TokenColumn)][-1] == "hf-single:dtype=float32"
+
+
+async def test_broken_saved_settings_are_a_startup_note_not_a_crash(tmp_path):
+    from gendiff.tui.config import save_config
+
+    save_config(settings={"engines": ["nonsense-engine"], "dtype": "bfloat16"})
+    app = app_for(prompt_file(tmp_path, "one"), given=frozenset())
+    async with app.run_test(size=(160, 50)):
+        assert app.main.options.dtype != "bfloat16"  # none of them applied
+        assert any("saved settings not used" in note for note, _ in app.startup_notes)
+
+
+def test_given_options_are_those_on_the_command_line_even_at_their_default():
+    from gendiff.options import DTYPE
+
+    from gendiff.cli import given_options, tui_parser
+
+    given = given_options(tui_parser(), ["--dtype", DTYPE, "prompts.txt", "--no-stop-at-eos"])
+    assert {"dtype", "no_stop_at_eos"} <= given and "max_new_tokens" not in given and "engines" not in given

@@ -19,7 +19,7 @@ from gendiff.prompts import PromptBook, demo_prompts_path
 from gendiff.themes import DEFAULT_THEME, THEMES
 from gendiff.themes.user import load_user_themes
 from gendiff.tui.commands import palette_commands
-from gendiff.tui.config import config_path, load_config, save_config
+from gendiff.tui.config import config_path, load_config, restore_settings, save_config
 from gendiff.tui.screens.confirm import Confirm
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.screens.editor import PromptEditor
@@ -37,6 +37,7 @@ class LaunchOptions:
     document: Document | None = None
     theme: str | None = None
     preload: bool = True
+    given: frozenset[str] | None = None  # options given on the command line; None: don't restore saved settings
 
 
 def default_prompt_file() -> Path:
@@ -77,7 +78,12 @@ class GendiffApp(App[None]):
         document = self.options.document
         if document is None:
             document = Document(book=default_book(self.startup_notes))
-        self.main = MainScreen(self.options.run, document, self.options.preload)
+        run = self.options.run
+        if self.options.given is not None and document.snapshot is None:
+            run, note = restore_settings(run, set(self.options.given))
+            if note:
+                self.startup_notes.append((note, "warning"))
+        self.main = MainScreen(run, document, self.options.preload)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # gendiff's own variables, so that any Textual theme (not only ours) can render the app

@@ -1,14 +1,18 @@
-"""User preferences (the theme) in a small JSON file under the user config dir."""
+"""User preferences (the theme, the settings screen's fields) in a small JSON file under the
+user config dir."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gendiff.errors import GendiffError
 from gendiff.fileio import atomic_write_text
+
+if TYPE_CHECKING:
+    from gendiff.options import RunOptions
 
 
 def config_path() -> Path:
@@ -37,3 +41,43 @@ def save_config(**changes: Any) -> None:
         atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     except (OSError, GendiffError):
         pass
+
+
+# RunOptions fields the settings screen changes and the config file remembers, with the
+# command-line option (argparse dest) that overrides each at launch
+SETTINGS = {
+    "model": "model",
+    "engines": "engines",
+    "reference": "reference",
+    "dtype": "dtype",
+    "attn": "attn",
+    "batch_size": "batch_size",
+    "max_new_tokens": "max_new_tokens",
+    "top_k": "top_k",
+    "stop_at_eos": "no_stop_at_eos",
+    "fragile_threshold": "fragile_threshold",
+}
+
+
+def save_settings(options: RunOptions) -> None:
+    """Remember the settings screen's fields of ``options`` for the next launch."""
+    values = {name: getattr(options, name) for name in SETTINGS}
+    values["engines"] = list(options.engines)
+    save_config(settings=values)
+
+
+def restore_settings(options: RunOptions, given: set[str]) -> tuple[RunOptions, str | None]:
+    """``options`` with the remembered settings where the command line did not give the option
+    (``given``: argparse dests); (options, a one-line note) when the remembered ones don't check out."""
+    saved = load_config().get("settings")
+    if not isinstance(saved, dict):
+        return options, None
+    changes = {name: saved[name] for name, dest in SETTINGS.items() if name in saved and dest not in given}
+    if "engines" in changes:
+        changes["engines"] = tuple(changes["engines"]) if isinstance(changes["engines"], list) else None
+    try:
+        restored = options.with_changes(**changes)
+        restored.config()  # the same checks as the command line's
+    except (GendiffError, TypeError, ValueError) as exc:
+        return options, f"saved settings not used ({exc}); the defaults and command line apply"
+    return restored, None

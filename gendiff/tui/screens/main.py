@@ -20,6 +20,7 @@ from gendiff.documents import Document
 from gendiff.errors import GendiffError
 from gendiff.options import RunOptions
 from gendiff.tui import view
+from gendiff.tui.config import save_settings
 from gendiff.tui.diagnose_actions import DiagnoseActions
 from gendiff.tui.layout import Layout, layout
 from gendiff.tui.progress import FAILED, RunProgress
@@ -399,6 +400,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
                 self.notify("a run is in progress: settings not changed (escape cancels it)", severity="warning")
                 return
             self.options = options
+            save_settings(options)
             self.ws.set_engines(options.labels, options.reference_label)
             self.run_progress = None
             await self.rebuild_columns()

@@ -240,9 +240,56 @@ async def test_broken_saved_settings_are_a_startup_note_not_a_crash(tmp_path):
 
 
 def test_given_options_are_those_on_the_command_line_even_at_their_default():
-    from gendiff.options import DTYPE
-
     from gendiff.cli import given_options, tui_parser
+    from gendiff.options import DTYPE
 
     given = given_options(tui_parser(), ["--dtype", DTYPE, "prompts.txt", "--no-stop-at-eos"])
     assert {"dtype", "no_stop_at_eos"} <= given and "max_new_tokens" not in given and "engines" not in given
+
+
+def snapshot_pair(tmp_path):
+    """Two snapshots of the same run, B's recorded as float32 (compare checks model and prompts)."""
+    import json
+
+    a = hand_made_snapshot(tmp_path / "a.json")
+    data = json.loads(a.read_text())
+    data["model"]["dtype"] = "float32"
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(data))
+    return a, b
+
+
+def shown_columns(main):
+    return [c.label for c in main.columns_in_order() if c.display]
+
+
+async def test_compare_view_pairs_engine_at_a_and_b_and_filters_engines(tmp_path):
+    a, b = snapshot_pair(tmp_path)
+    app = app_for(a, b)
+    async with app.run_test(size=(160, 50)) as pilot:
+        main = app.main
+        assert shown_columns(main) == [f"{e}@{s}" for e in ("hf-single", "hf-left", "packed") for s in "AB"]
+        header = str(main.query_one("#run-line").content)
+        assert "A: bfloat16 · sdpa (a.json) vs B: float32 · sdpa (b.json)" in header
+        await pilot.press("o")
+        assert shown_columns(main) == ["hf-single@A", "hf-single@B"] and main.selected_engine == "hf-single@B"
+        assert "only hf-single (o)" in str(main.query_one("#run-line").content)
+        await pilot.press("o")
+        assert shown_columns(main) == ["hf-left@A", "hf-left@B"]
+        await pilot.press("tab")  # tab stays within the filter
+        assert main.selected_engine == "hf-left@B"
+        await pilot.press("o", "o")
+        assert len(shown_columns(main)) == 6
+        await pilot.resize_terminal(80, 24)  # too narrow for six: the selected pair (the last filtered)
+        await pilot.pause()
+        assert shown_columns(main) == ["packed@A", "packed@B"]
+        await pilot.press("tab")
+        assert shown_columns(main) == ["hf-single@A", "hf-single@B"]
+
+
+async def test_the_engine_filter_is_only_offered_when_comparing(tmp_path):
+    app = app_for(hand_made_snapshot(tmp_path / "snap.json"))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("o")
+        assert [c.label for c in app.main.columns_in_order() if c.display] == ["hf-single", "hf-left", "packed"]
+        assert app.main.only is None

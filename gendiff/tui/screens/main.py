@@ -12,7 +12,6 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.geometry import Region
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 
@@ -22,7 +21,7 @@ from gendiff.options import RunOptions
 from gendiff.tui import view
 from gendiff.tui.config import save_settings
 from gendiff.tui.diagnose_actions import DiagnoseActions
-from gendiff.tui.layout import Layout, layout
+from gendiff.tui.layout_actions import LayoutActions
 from gendiff.tui.progress import FAILED, RunProgress
 from gendiff.tui.prompt_actions import PromptActions
 from gendiff.tui.run_actions import RunActions, freeze_heap
@@ -38,7 +37,7 @@ from gendiff.workspace import RunPlan, Workspace
 MIN_WIDTH, MIN_HEIGHT = 70, 18
 
 
-class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen[None]):
+class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, LayoutActions, Screen[None]):
     BINDINGS = [
         Binding("r", "run(False)", "Run", id="run.selected"),
         Binding("R", "run(True)", "Run all", id="run.all"),
@@ -57,6 +56,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
         Binding("g", "step_home", "Back to the divergence (step explorer)", id="step.home", show=False),
         Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine"),
         Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False),
+        Binding("o", "filter_engine", "Only engine (compare view)", id="compare.only"),
         Binding("b", "bisect", "Bisect", id="diagnose.bisect"),
         Binding("f", "recheck", "Recheck f32", id="diagnose.recheck"),
         Binding("s", "settings", "Settings", id="settings"),
@@ -78,6 +78,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
             for text in self.book.prompts if self.book else []:
                 self.ws.add(text)
         self.selected_engine: str | None = None
+        self.only: str | None = None  # comparing: show only this engine's A and B columns (o cycles)
         self.list_width = 0  # the prompt list's width, set by apply_layout
         self.collapsed = False  # too narrow for every engine: only the reference and the selected one show
         self.step_cursor: int | None = None  # the step explorer's step, None: the panel shows the divergence
@@ -125,28 +126,6 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
         self.set_class(width < MIN_WIDTH or height < MIN_HEIGHT, "too-small")
         self.apply_layout(width)
 
-    def current_layout(self, width: int | None = None) -> Layout:
-        """layout.py's rules for this terminal: the prompt list's width and which columns show."""
-        selected = self.selected_engine
-        reference = self.ws.reference
-        if self.comparing and selected:
-            reference = selected.replace("@B", "@A")
-        return layout(width or self.app.size.width, self.column_order(), reference, selected)
-
-    def column_order(self) -> list[str]:
-        return self.ws.labels
-
-    def apply_layout(self, width: int | None = None) -> None:
-        """Size the prompt list and show only the columns that fit (reference + selected when collapsed)."""
-        shape = self.current_layout(width)
-        prompt_list = self.query_one("#prompts", PromptList)
-        if shape.prompt_width != self.list_width:
-            self.list_width = prompt_list.styles.width = shape.prompt_width
-            self.refresh_prompt_list()  # the rows' text share changes with the width
-        for label, column in self.columns().items():
-            column.display = label in shape.shown
-        self.collapsed = shape.collapsed
-
     def refresh_all(self) -> None:
         self.refresh_prompt_list()
         self.refresh_view()
@@ -173,7 +152,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
     def compared_labels(self) -> list[str]:
         """The columns with a divergence of their own (tab cycles them)."""
         if self.comparing:
-            return [label for label in self.ws.labels if label.endswith("@B")]
+            return [label for label in self.column_order() if label.endswith("@B")]
         return self.ws.labels[1:]
 
     @property
@@ -209,6 +188,10 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
 
     def columns(self) -> dict[str, TokenColumn]:
         return {column.label: column for column in self.query(TokenColumn)}
+
+    def columns_in_order(self) -> list[TokenColumn]:
+        """The columns as they sit on screen, left to right."""
+        return [c for c in self.query_one("#columns", Horizontal).children if isinstance(c, TokenColumn)]
 
     def column_title(self, label: str) -> tuple[str, str]:
         """(title, foot): the engine on top; its progress, call and settings at the bottom."""
@@ -316,8 +299,17 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
         if self.snapshot is not None:
             model = f"snapshot of {self.snapshot.model.get('name')} ({self.snapshot.created})"
         o = self.options
+        settings = f"{o.dtype} · {o.attn}"
+        if self.comparing:  # each side's own dtype and attention, not A's for both
+            model = f"{self.snapshot.model.get('name')}"
+            settings = " vs ".join(
+                f"{s.get('tag')}: {s.get('model', {}).get('dtype')} · {s.get('model', {}).get('attn')} ({s.get('path')})"
+                for s in self.snapshot.sources
+            )
+            if self.only is not None:
+                settings += f" · only {self.only} (o)"
         self.query_one("#run-line", Static).update(
-            f"[b]gendiff[/b] · {view.header(self.ws)} · {model} · {o.dtype} · {o.attn} · "
+            f"[b]gendiff[/b] · {view.header(self.ws)} · {model} · {settings} · "
             f"{o.max_new_tokens} tokens · top-{o.top_k} · ref {self.ws.reference}"
         )
 
@@ -363,26 +355,6 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Screen
         self.refresh_prompt_list(target[0])
         self.refresh_view()
         self.call_after_refresh(self.scroll_to_token)
-
-    def scroll_to_token(self) -> None:
-        """Scroll the columns so the step cursor's token, or else the selected engine's divergent
-        token, is in view (a divergence at a late step is below the fold otherwise)."""
-        columns = self.columns()
-        what = "cursor" if self.step_cursor is not None else "mark"
-        order = [self.selected_engine, *columns] if self.selected_engine else list(columns)
-        scroll = self.query_one("#columns-scroll", VerticalScroll)
-        for label in order:
-            column = columns.get(label)
-            if column is None or not column.display:
-                continue
-            line = column.line_of(what)
-            if line is None:
-                continue
-            top = column.content_region.y - scroll.content_region.y + round(scroll.scroll_y)
-            scroll.scroll_to_region(
-                Region(0, top + line, 1, 1), animate=False, center=True, x_axis=False, immediate=True
-            )
-            return
 
     # ── settings and export ────────────────────────────────────────────────
     def action_settings(self) -> None:

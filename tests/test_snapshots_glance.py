@@ -1,12 +1,15 @@
 """Screenshots (pytest-textual-snapshot) of the app at a glance: the main screen in every
-theme, the panel, the help and the diagnosis view while it computes, at 80×24 and 160×50.
+theme, the panel, the help, the diagnosis view while it computes, the step explorer, settings
+and the compare view, at 80×24 and 160×50.
 Update with --snapshot-update and read the new SVGs (they are text) before accepting."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from test_snapshots import hand_made_snapshot
-from test_tui import app_for
+from test_tui import app_for, prompt_file
 
 from gendiff.themes import THEMES
 from gendiff.tui.app import GendiffApp
@@ -44,3 +47,25 @@ def test_diagnosis_view_while_computing(snap_compare, tmp_path, size):
         await pilot.pause()
 
     assert snap_compare(viewer(tmp_path), run_before=open_diagnosis, terminal_size=SIZES[size])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_step_explorer_before_the_divergence(snap_compare, tmp_path, size):
+    # prompt 1 diverges at step 3; ← puts the cursor on step 2, where every engine still agrees
+    assert snap_compare(viewer(tmp_path), press=["left"], terminal_size=SIZES[size])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_settings(snap_compare, tmp_path, size):
+    app = app_for(prompt_file(tmp_path, "The capital of France is"))
+    assert snap_compare(app, press=["s"], terminal_size=SIZES[size])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compare_view(snap_compare, tmp_path, size):
+    a = hand_made_snapshot(tmp_path / "a.json")
+    data = json.loads(a.read_text())
+    data["model"]["dtype"] = "float32"
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(data))
+    assert snap_compare(app_for(a, b), terminal_size=SIZES[size])

@@ -127,7 +127,7 @@ async def test_narrow_terminal_collapses_to_reference_and_selected_engine(tmp_pa
         assert shown == ["hf-single", "hf-left"]
         assert main.query_one("#prompts").outer_size.width == prompt_width(80)
         left = main.columns()["hf-left"]
-        assert "1/2 (tab)" in left.border_title
+        assert left.border_title.endswith("· 1/2")
         assert left.outer_size.width > 25  # readable, not a 6-character column
         await pilot.press("tab")
         shown = [c.label for c in main.query(TokenColumn) if c.display]

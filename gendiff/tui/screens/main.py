@@ -198,7 +198,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
         title = f"{label} (ref)" if label == self.ws.reference else label
         others = self.compared_labels
         if self.collapsed and label == self.selected_engine and label in others:
-            title += f" · {others.index(label) + 1}/{len(others)} (tab)"
+            title += f" · {others.index(label) + 1}/{len(others)}"  # tab (first in the footer) moves on
         prompt = self.current
         foot = [self.engine_state(label)]
         if prompt is not None and not self.running:

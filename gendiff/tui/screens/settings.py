@@ -42,12 +42,12 @@ class SettingsScreen(ModalScreen[RunOptions | None]):
             yield Label("", id="settings-error")
             with Horizontal(classes="settings-row"):
                 with Vertical():
-                    yield Label("engines (space toggles)")
+                    yield Label("engines")
                     yield SelectionList[str](
                         *[(engine_prompt(name, name in c.engines), name, name in c.engines) for name in self.available],
                         id="set-engines",
                     )
-                    yield Label("add a variant (enter)")
+                    yield Label("add variant ⏎")
                     yield Input(placeholder="hf-single:dtype=float32", id="set-variant")
                 with Vertical():
                     yield Label("reference")
@@ -58,7 +58,7 @@ class SettingsScreen(ModalScreen[RunOptions | None]):
                     yield Select([(d, d) for d in DTYPES], value=c.dtype, allow_blank=False, id="set-dtype")
                     yield Label("attention")
                     yield Select([(a, a) for a in ATTN_IMPLEMENTATIONS], value=c.attn, allow_blank=False, id="set-attn")
-                    yield Label("stop at end-of-sequence")
+                    yield Label("stop at EOS")
                     yield Select(
                         [("yes", True), ("no", False)], value=c.stop_at_eos, allow_blank=False, id="set-stop-at-eos"
                     )
@@ -73,7 +73,10 @@ class SettingsScreen(ModalScreen[RunOptions | None]):
                     yield Input(str(c.fragile_threshold), id="set-fragile-threshold", type="number")
             yield Label("model folder (empty: the demo model)")
             yield Input(c.model or "", placeholder="/path/to/a/hugging-face/model", id="set-model")
-            yield Label("ctrl+s apply · escape cancel · space toggles an engine", classes="dialog-help")
+            yield Label(
+                "ctrl+s apply · escape cancel · space toggles an engine · enter adds a variant (NAME:key=value,…)",
+                classes="dialog-help",
+            )
 
     def on_mount(self) -> None:
         for field in self.query(Input):

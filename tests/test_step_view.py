@@ -25,3 +25,14 @@ def test_a_step_before_the_divergence_says_where_it_is():
     same = step(5, (5, -0.5), (6, -2.0))
     text = step_text(1, [("hf-single", same), ("packed", same)], "hf-single", {}, 4).plain
     assert "the first divergence is at step 4" in text and "≠ ref" not in text
+
+
+def test_candidates_break_between_items_never_inside_one():
+    ref = step(5, *[(5 + i, -0.5 - i * 1.25) for i in range(8)])
+    for width in (30, 41, 57, 80):
+        lines = step_text(0, [("hf-single", ref)], "hf-single", {}, None, width).plain.splitlines()[2:]
+        items = [item.strip() for line in lines for item in line.split(" · ")]
+        assert [item.split()[0] for item in items] == [str(r) for r in range(1, 9)]  # every rank, in order
+        for rank, item in enumerate(items):
+            assert item.split()[2] == number(ref.top[rank].logprob)  # each number whole, beside its token
+        assert all(len(line) <= width for line in lines)

@@ -72,4 +72,5 @@ class StepActions(_Base):
         if title != panel.border_title:
             panel.scroll_home(animate=False)
         panel.border_title = title
-        panel.update(step_text(step, rows, reference, self.app.theme_variables, divergence))
+        width = panel.body.content_region.width or None
+        panel.update(step_text(step, rows, reference, self.app.theme_variables, divergence, width))

@@ -121,6 +121,8 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
     def on_resize(self, event: events.Resize) -> None:
         # the size in the event is the new one (self.app.size can still be the old one here)
         self.check_size(event.size.width, event.size.height)
+        if self.step_cursor is not None:  # the step view breaks its lines at the panel's width
+            self.call_after_refresh(self.refresh_view)
 
     def check_size(self, width: int, height: int) -> None:
         self.set_class(width < MIN_WIDTH or height < MIN_HEIGHT, "too-small")

@@ -2,7 +2,7 @@
 
 One block per engine, reference first: a line naming the engine, its choice and its margin
 (and whether the choice differs from the reference's), then its candidates as
-``rank token logprob`` items that wrap between items, so numbers are never cut at any width.
+``rank token logprob`` items that break between items (given the width), so numbers are never cut.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ def step_text(
     reference: str,
     colours: dict[str, str],
     divergence_step: int | None = None,
+    width: int | None = None,
 ) -> Text:
-    """``rows``: (engine label, its TokenStep at ``step`` or None when it had stopped)."""
+    """``rows``: (engine label, its TokenStep at ``step`` or None when it had stopped);
+    ``width``: the panel's width in cells, so a line of candidates breaks between items only."""
     text = Text()
     text.append(f"step {step}", style="bold")
     if divergence_step is not None:
@@ -44,16 +46,25 @@ def step_text(
         if label != reference and reference_choice is not None and engine_step.token_id != reference_choice:
             text.append("  ≠ ref", style=differs_style)
         text.append("\n  ")
+        used = 2
         for rank, candidate in enumerate(engine_step.top, 1):
-            if rank > 1:
-                text.append(" · ", style="dim")
-            text.append(f"{rank} ", style="dim")
-            text.append(
+            item = Text()
+            item.append(f"{rank} ", style="dim")
+            item.append(
                 visible(candidate.text) or "∅", style="bold" if candidate.token_id == engine_step.token_id else ""
             )
-            text.append(f" {number(candidate.logprob)}")
+            item.append(f" {number(candidate.logprob)}")
             if candidate.token_id == engine_step.token_id:
-                text.append(" ◀", style=f"bold {chosen}")
+                item.append(" ◀", style=f"bold {chosen}")
             elif candidate.token_id == reference_choice and label != reference:
-                text.append(" ◁", style=colours.get("after-diverge", "yellow"))
+                item.append(" ◁", style=colours.get("after-diverge", "yellow"))
+            if rank > 1:
+                if width is not None and used + 3 + item.cell_len > width:
+                    text.append("\n  ")  # the next item on its own line, never cut inside
+                    used = 2
+                else:
+                    text.append(" · ", style="dim")
+                    used += 3
+            text.append_text(item)
+            used += item.cell_len
     return text

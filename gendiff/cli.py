@@ -1,19 +1,46 @@
 """Command line: ``gendiff [PROMPTS|SNAPSHOT]`` opens the TUI; ``gendiff run …`` is headless.
 
-Exit codes: 0 success; 1 a divergence with --fail-on-divergence; 2 bad input; 3 an engine failed.
+Exit codes (see README, "Errors and exit codes"): 0 success; 1 a divergence with
+--fail-on-divergence; 2 bad input; 3 an engine failed; 130 cancelled (ctrl+c, SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from gendiff import __version__
 from gendiff import options as defaults
-from gendiff.errors import GendiffError
+from gendiff.errors import EXIT_CANCELLED, EXIT_DIVERGED, EXIT_ENGINE, GendiffError, InputError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line error (``gendiff: error: …``, exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{message} (see {self.prog} --help)")
+
+
+def number_option(minimum: float, inclusive: bool) -> Any:
+    """An argparse type: a finite float at or above (or strictly above) ``minimum``; NaN and inf refused."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            bound = f"{'at least' if inclusive else 'above'} {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {bound}, not {text}")
+        return value
+
+    return parse
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +85,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-stop-at-eos", action="store_true", help="keep generating after the end-of-sequence token")
     parser.add_argument(
         "--fragile-threshold",
-        type=float,
+        type=number_option(0.0, inclusive=True),
         default=defaults.FRAGILE_THRESHOLD,
         help=f"reference margin below which an agreeing step counts as fragile (default: {defaults.FRAGILE_THRESHOLD})",
     )
@@ -103,8 +130,20 @@ def build_config(args: argparse.Namespace) -> Any:
     return RunOptions.from_args(args).config()
 
 
+def engine_list(text: str | None) -> list[str]:
+    """The engine specs of ``--engines`` (empty when not given); an empty value is an error."""
+    from gendiff.engines.base import split_engine_list
+
+    if text is None:
+        return []
+    specs = split_engine_list(text)
+    if not specs:
+        raise InputError(f"--engines {text!r}: no engine named; e.g. --engines hf-single,hf-left (or leave it out)")
+    return specs
+
+
 def run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gendiff run",
         description="Run every prompt through each engine greedily and report where they first differ.",
     )
@@ -128,7 +167,7 @@ def run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=number_option(0.0, inclusive=False),
         default=1e-3,
         help="relative difference that counts as a real split in --bisect (default: 1e-3)",
     )
@@ -166,7 +205,7 @@ def run_parser() -> argparse.ArgumentParser:
 
 
 def tui_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gendiff",
         description="Side-by-side greedy generation across inference engines, with the first divergence explained. "
         "Subcommands: 'gendiff run --help' for headless runs, 'gendiff compare --help' for two snapshots.",
@@ -186,7 +225,7 @@ def tui_parser() -> argparse.ArgumentParser:
 
 
 def compare_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gendiff compare",
         description="Line up the same engines across two snapshots (two machines, two versions) and "
         "report where B first differs from A. Refuses if the prompts or the model differ.",
@@ -202,7 +241,7 @@ def compare_parser() -> argparse.ArgumentParser:
 def score_parser() -> argparse.ArgumentParser:
     from gendiff.engines.base import ATTN_IMPLEMENTATIONS, DTYPES
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gendiff score",
         description="Feed every engine the same fixed text (prompt, then continuation, token by token) and "
         "report how far apart their next-token distributions are (KL divergence, same top-1, Δp) and each "
@@ -234,11 +273,11 @@ def score_parser() -> argparse.ArgumentParser:
 def cmd_score(args: argparse.Namespace) -> int:
     import json
 
-    from gendiff.fileio import atomic_write_text, check_writable
+    from gendiff.fileio import atomic_write_text
     from gendiff.score import load_texts, score
 
-    if args.json:
-        check_writable(args.json)
+    if args.json is not None:
+        check_output(args.json, inputs={"the texts file": args.file}, model=args.model)
     texts = load_texts(args.file)
     config = build_config(args)
 
@@ -253,15 +292,18 @@ def cmd_score(args: argparse.Namespace) -> int:
         f"{len(texts)} texts, every engine fed the continuations; distributions against {result.reference}'s "
         "(KL in nats, loss: mean -log p of the continuation's tokens):"
     )
-    print(statistics_table(result.statistics, result.engines, title, loss=True))
-    if args.json:
+    if args.json is not None:  # written first: a closed stdout must not lose it
         written = atomic_write_text(args.json, json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n")
-        print(f"scores written to {written}", file=sys.stderr)
+        err(f"scores written to {written}")
+    out(statistics_table(result.statistics, result.engines, title, loss=True))
     return 3 if any("failed" in note for note in result.notes) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit code (errors are one ``gendiff: error:`` line on stderr)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    headless = argv[:1] in (["run"], ["compare"], ["score"])
+    previous = _terminate_as_interrupt() if headless else None
     try:
         if argv[:1] == ["run"]:
             return cmd_run(run_parser().parse_args(argv[1:]))
@@ -271,13 +313,61 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_compare(compare_parser().parse_args(argv[1:]))
         return cmd_tui(tui_parser().parse_args(argv))
     except GendiffError as exc:
-        print(f"gendiff: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # e.g. piped into head
-        return 0
+        stream_write(sys.stderr, f"gendiff: error: {exc}")
+        return exc.exit_code
     except KeyboardInterrupt:
-        print("gendiff: cancelled", file=sys.stderr)
-        return 130
+        stream_write(sys.stderr, "gendiff: cancelled")
+        return EXIT_CANCELLED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM unwinds like ctrl+c (temp files removed, exit 130); returns the handler it replaced."""
+    if not _in_main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def stream_write(stream: Any, text: str) -> None:
+    """Print a line; a closed pipe (``| head``) silences that stream instead of raising, so the
+    rest of the command (the snapshot, the exit code) is unaffected."""
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        _silence(stream)
+    except ValueError:  # the stream was closed
+        pass
+
+
+def _silence(stream: Any) -> None:
+    # later writes and the interpreter's final flush go to /dev/null instead of raising again
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def out(text: str) -> None:
+    stream_write(sys.stdout, text)
+
+
+def err(text: str) -> None:
+    stream_write(sys.stderr, text)
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -296,61 +386,54 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gendiff.fileio import check_writable
     from gendiff.prompts import PromptBook, demo_prompts_path
 
-    if args.json:
-        check_writable(args.json)
     config = build_config(args)
-    book = PromptBook.load(args.prompts or demo_prompts_path())
+    book = PromptBook.load(demo_prompts_path() if args.prompts is None else args.prompts)
     if not book.prompts:
-        raise GendiffError(f"prompts {book.path}: no prompts in the file; add one per line")
+        raise InputError(f"prompts {book.path}: no prompts in the file; add one per line")
+    if args.json is not None:
+        check_output(args.json, inputs={"the prompts file": book.path}, model=config.model_path)
 
     if args.repeat is not None and args.repeat < 2:
-        raise GendiffError(f"--repeat {args.repeat}: must be at least 2 (the run itself counts as the first)")
+        raise InputError(f"--repeat {args.repeat}: must be at least 2 (the run itself counts as the first)")
     if args.sweep:
         if args.recheck or args.stats or args.repeat:
-            raise GendiffError("--sweep with --recheck/--stats/--repeat: run the sweep first, then one variant")
+            raise InputError("--sweep with --recheck/--stats/--repeat: run the sweep first, then one variant")
         return cmd_sweep(args, config, book.prompts)
 
     from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, Session
 
     session = Session(config, book.prompts)
     for note in session.notes:
-        print(f"gendiff: note: {note}", file=sys.stderr)
+        err(f"gendiff: note: {note}")
     started = time.perf_counter()
 
     def progress(event: object) -> None:
         if args.quiet:
             return
         if isinstance(event, EngineStarted):
-            print(f"{event.engine}: loading…", file=sys.stderr, flush=True)
+            err(f"{event.engine}: loading…")
         elif isinstance(event, EngineLoaded):
-            print(
-                f"{event.engine}: loaded in {event.seconds:.1f}s; generating {len(book.prompts)} prompts…",
-                file=sys.stderr,
-                flush=True,
-            )
+            err(f"{event.engine}: loaded in {event.seconds:.1f}s; generating {len(book.prompts)} prompts…")
         elif isinstance(event, EngineFinished):
             tokens = sum(len(t.steps) for t in event.traces)
-            print(f"{event.engine}: {tokens} tokens in {event.seconds:.2f}s", file=sys.stderr, flush=True)
+            err(f"{event.engine}: {tokens} tokens in {event.seconds:.2f}s")
         elif isinstance(event, EngineFailed):
-            print(f"{event.engine}: FAILED: {event.error}", file=sys.stderr, flush=True)
+            err(f"{event.engine}: FAILED: {event.error}")
 
     snapshot = session.run(progress)
+    diagnosis_error = None
     if args.bisect or args.reconverge:
-        if args.tolerance <= 0:
-            raise GendiffError(f"--tolerance {args.tolerance}: must be above 0 (e.g. 1e-3)")
 
         def diagnosing(done: int, total: int, d: Any) -> None:
             if not args.quiet:
-                print(
-                    f"diagnosing {done + 1}/{total}: prompt {d.prompt_index + 1} {d.engine}…",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                err(f"diagnosing {done + 1}/{total}: prompt {d.prompt_index + 1} {d.engine}…")
 
-        session.diagnose(snapshot, args.bisect, args.reconverge, args.tolerance, diagnosing)
+        try:
+            session.diagnose(snapshot, args.bisect, args.reconverge, args.tolerance, diagnosing)
+        except Exception as exc:  # a replay failing at run time is an engine failure; the run is kept
+            diagnosis_error = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
         skipped = sorted(
             {
                 d.engine
@@ -358,31 +441,62 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if d.reason == "token" and d.bisection is None and d.reconvergence is None
             }
         )
-        for label in skipped:
-            print(
+        for label in skipped if diagnosis_error is None else []:
+            err(
                 f"gendiff: note: {label}: can't be replayed with forced tokens, so its divergences are not "
-                "diagnosed (hf-single, hf-left, hf-right and packed can)",
-                file=sys.stderr,
+                "diagnosed (hf-single, hf-left, hf-right and packed can)"
             )
-    notes = explain_run(args, session, snapshot, progress)
-    print(summary_table(snapshot))
+    notes: list[str] = []
+    if diagnosis_error is None:
+        try:
+            notes = explain_run(args, session, snapshot, progress)
+        except InputError:
+            raise
+        except Exception as exc:  # --recheck/--repeat/--stats failing at run time: the run is kept
+            message = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
+            diagnosis_error = f"--recheck/--repeat/--stats: {message}"
+    # the snapshot first: a closed stdout (| head) or a failing print must never lose it
+    if args.json is not None:
+        err(f"snapshot written to {snapshot.save(args.json)}")
+    failed = [engine for engine in snapshot.engines if engine.get("error")]
+    code = exit_code(bool(failed) or diagnosis_error is not None, args.fail_on_divergence and snapshot.divergences())
+    out(summary_table(snapshot))
     if snapshot.statistics:
         title = f"distribution statistics, every engine teacher-forced on {snapshot.reference}'s tokens (KL in nats):"
-        print(statistics_table(snapshot.statistics, snapshot.engine_labels, title))
+        out(statistics_table(snapshot.statistics, snapshot.engine_labels, title))
     if any(prompt.repeats for prompt in snapshot.prompts):
-        print(repeats_table(snapshot))
+        out(repeats_table(snapshot))
     for note in notes:
-        print(f"gendiff: note: {note}", file=sys.stderr)
+        err(f"gendiff: note: {note}")
     if not args.quiet:
-        print(f"total {time.perf_counter() - started:.2f}s", file=sys.stderr)
-    if args.json:
-        written = snapshot.save(args.json)
-        print(f"snapshot written to {written}", file=sys.stderr)
-    if any(engine.get("error") for engine in snapshot.engines):
-        return 3
-    if args.fail_on_divergence and snapshot.divergences():
-        return 1
-    return 0
+        err(f"total {time.perf_counter() - started:.2f}s")
+    if diagnosis_error is not None:
+        err(f"gendiff: error: diagnosis failed: {diagnosis_error}")
+    elif failed:
+        err("gendiff: error: " + "; ".join(f"engine {e['label']} failed: {e['error']}" for e in failed))
+    return code
+
+
+def exit_code(engine_failed: bool, diverged: Any) -> int:
+    """3 if an engine failed, else 1 if it diverged (with --fail-on-divergence), else 0."""
+    if engine_failed:
+        return EXIT_ENGINE
+    return EXIT_DIVERGED if diverged else 0
+
+
+def check_output(path: str, inputs: dict[str, Any], model: str | None = None) -> None:
+    """Refuse (before any work) an output path that can't be written, or that names one of the
+    command's own inputs (a snapshot written there would replace it) or a file of the model."""
+    from gendiff.engines.loading import demo_model_path
+    from gendiff.fileio import check_writable, resolve_target, same_file
+
+    target = check_writable(path, "--json")
+    for what, source in inputs.items():
+        if source is not None and same_file(target, source):
+            raise InputError(f"--json {path}: that is {what}; writing the snapshot there would replace it")
+    folder = os.path.realpath(model if model is not None else demo_model_path())
+    if os.path.realpath(resolve_target(path).parent) == folder:
+        raise InputError(f"--json {path}: that is inside the model folder {folder}; write the snapshot elsewhere")
 
 
 def explain_run(args: argparse.Namespace, session: Any, snapshot: Any, progress: Any) -> list[str]:
@@ -418,54 +532,51 @@ def cmd_sweep(args: argparse.Namespace, config: Any, prompts: list[str]) -> int:
     from gendiff.sweep import parse_sweep, run_sweep, sweep_json, sweep_table
 
     if args.bisect or args.reconverge:
-        raise GendiffError("--sweep with --bisect/--reconverge: run the sweep first, then bisect one variant")
+        raise InputError("--sweep with --bisect/--reconverge: run the sweep first, then bisect one variant")
     axes = parse_sweep(args.sweep, config.engines)
     started = time.perf_counter()
 
     def on_variant(number: int, total: int, settings: dict[str, str]) -> None:
         if not args.quiet:
             shown = " ".join(f"{k}={v}" for k, v in settings.items())
-            print(f"variant {number + 1}/{total}: {shown}", file=sys.stderr, flush=True)
+            err(f"variant {number + 1}/{total}: {shown}")
 
     variants = run_sweep(config, prompts, axes, on_variant)
     labels = [spec.label for spec in config.engines]
-    print(sweep_table(variants, axes, labels, config.reference, len(prompts)))
-    if not args.quiet:
-        print(f"total {time.perf_counter() - started:.2f}s", file=sys.stderr)
-    if args.json:
+    if args.json is not None:
         data = sweep_json(variants, axes, config, len(prompts))
-        written = atomic_write_text(args.json, json.dumps(data, indent=1) + "\n")
-        print(f"sweep written to {written}", file=sys.stderr)
-    if any(v.errors for v in variants):
-        return 3
-    if args.fail_on_divergence and any(any(d) for v in variants for d in v.diverged.values()):
-        return 1
-    return 0
+        err(f"sweep written to {atomic_write_text(args.json, json.dumps(data, indent=1) + chr(10))}")
+    failed = any(v.errors for v in variants)
+    code = exit_code(failed, args.fail_on_divergence and any(any(d) for v in variants for d in v.diverged.values()))
+    out(sweep_table(variants, axes, labels, config.reference, len(prompts)))
+    if not args.quiet:
+        err(f"total {time.perf_counter() - started:.2f}s")
+    if failed:
+        first = next(v for v in variants if v.errors)
+        label, message = next(iter(first.errors.items()))
+        err(f"gendiff: error: engine {label} failed in at least one variant: {message}")
+    return code
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from gendiff.compare import load_pair
-    from gendiff.engines.base import split_engine_list
-    from gendiff.fileio import check_writable
 
-    if args.json:
-        check_writable(args.json)
-    engines = split_engine_list(args.engines) if args.engines else None
+    if args.json is not None:
+        check_output(args.json, inputs={"snapshot A": args.a, "snapshot B": args.b})
+    engines = engine_list(args.engines) or None
     compared = load_pair(args.a, args.b, engines)
+    if args.json is not None:
+        err(f"comparison written to {compared.save(args.json)}")
     for source in compared.sources:
         env = source.get("environment") or {}
-        print(
+        out(
             f"{source['tag']} = {source['path']}  ({source['created']}; torch {env.get('torch')}, "
             f"{env.get('gpu') or env.get('cpu') or env.get('device')})"
         )
     for note in compared.notes:
-        print(f"note: {note}")
-    print(summary_table(compared))
-    if args.json:
-        print(f"comparison written to {compared.save(args.json)}", file=sys.stderr)
-    if args.fail_on_divergence and compared.divergences():
-        return 1
-    return 0
+        out(f"note: {note}")
+    out(summary_table(compared))
+    return exit_code(False, args.fail_on_divergence and compared.divergences())
 
 
 def summary_table(snapshot: Any) -> str:
@@ -481,7 +592,7 @@ def summary_table(snapshot: Any) -> str:
     compared = {d.engine for p in snapshot.prompts for d in p.divergences}
     labels = [label for label in snapshot.engine_labels if label in compared]
     width = max((len(label) for label in labels), default=8)
-    diverged = total = 0
+    diverged = total = failed = 0
     for index, prompt in enumerate(snapshot.prompts, 1):
         lines.append(f"{index:>3} {shorten(prompt.text, 70)}")
         for label in labels:
@@ -491,6 +602,10 @@ def summary_table(snapshot: Any) -> str:
             total += 1
             if not d.diverged:
                 lines.append(f"      {label:<{width}}  identical ({d.agreeing_steps} tokens)")
+                continue
+            if d.reason == "error":  # a failed engine is not a divergence: say so
+                failed += 1
+                lines.append(f"      {label:<{width}}  FAILED: {d.detail}")
                 continue
             diverged += 1
             pad = " " * (width + 8)
@@ -522,7 +637,10 @@ def summary_table(snapshot: Any) -> str:
             if d.recheck is not None:
                 lines.append(f"{pad}recheck: {d.recheck.summary()}")
     against = "its @A side" if snapshot.sources else snapshot.reference
-    lines.append(f"{diverged} of {total} prompt×engine pairs diverged from {against}{classification_counts(snapshot)}")
+    lines.append(
+        f"{diverged} of {total} prompt×engine pairs diverged from {against}{classification_counts(snapshot)}"
+        + (f"; {failed} not compared because an engine failed" if failed else "")
+    )
     return "\n".join(lines)
 
 
@@ -573,7 +691,8 @@ def classification_counts(snapshot: Any) -> str:
 
     from gendiff.classify import CLASSIFICATIONS
 
-    counts = Counter(d.classification for d in snapshot.divergences())
+    # failed engines are counted apart ("not compared"), not as a kind of divergence
+    counts = Counter(d.classification for d in snapshot.divergences() if d.reason != "error")
     shown = [f"{counts[kind]} {kind}" for kind in CLASSIFICATIONS if counts[kind]]
     return f": {', '.join(shown)}" if shown else ""
 

@@ -83,7 +83,7 @@ def compare_snapshots(
     for key in ("dtype", "attn"):
         if a.model.get(key) != b.model.get(key):
             notes.append(f"{key}: {a.model.get(key)} (A) vs {b.model.get(key)} (B)")
-    for key in ("torch", "transformers", "vllm", "device", "gpu", "cpu"):
+    for key in ("torch", "transformers", "vllm", "vllm_commit", "device", "gpu", "gpu_count", "driver", "cuda", "cpu"):
         va, vb = a.environment.get(key), b.environment.get(key)
         if va != vb:
             notes.append(f"{key}: {va} (A) vs {vb} (B)")

@@ -6,6 +6,7 @@ Greedy stays greedy: a penalty only changes the scores the argmax is taken from.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -67,6 +68,8 @@ def _parse_number(key: str, value: Any, where: str) -> float | int:
     except (TypeError, ValueError):
         kind = "a whole number" if key == "no_repeat_ngram_size" else "a number"
         raise GendiffError(f"{where}: {key}={value} must be {kind}") from None
+    if not math.isfinite(number):  # NaN/inf would poison every logit (and NaN is not strict JSON)
+        raise GendiffError(f"{where}: {key}={value} must be a finite number")
     if key == "repetition_penalty" and not number > 0:
         raise GendiffError(f"{where}: repetition_penalty={value} must be above 0 (1 = off)")
     if key == "no_repeat_ngram_size" and number < 0:

@@ -89,12 +89,12 @@ class RunOptions:
     @classmethod
     def from_args(cls, args: Any) -> RunOptions:
         """From ``gendiff``/``gendiff run`` arguments (see cli.add_run_options)."""
-        from gendiff.cli import decoding_from_args
-        from gendiff.engines.base import split_engine_list
+        from gendiff.cli import decoding_from_args, engine_list
+        from gendiff.errors import InputError
 
-        engines = DEFAULT_ENGINES
-        if args.engines is not None:
-            engines = tuple(text for text in split_engine_list(args.engines) if text.strip())
+        engines = tuple(engine_list(args.engines)) or DEFAULT_ENGINES
+        if args.reference is not None and not args.reference.strip():
+            raise InputError("--reference is empty; name one of the engines (or leave it out for the first)")
         return cls(
             model=args.model,
             engines=engines,

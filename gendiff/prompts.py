@@ -2,7 +2,9 @@
 
 In ``.txt`` files a prompt is one line; ``\\n`` stands for a newline, ``\\t`` for a tab and
 ``\\\\`` for a backslash; blank lines are skipped. In ``.jsonl`` files each line is
-``{"prompt": "..."}``. Saving is atomic (temp file + rename) and keeps the file's format.
+``{"prompt": "..."}``. A UTF-8 byte-order mark at the start of the file is dropped (it is not
+part of prompt 1). Saving is atomic (temp file + rename), keeps the file's format, mode and
+symlinks, and is refused for a file with several hard links (see :mod:`gendiff.fileio`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gendiff.errors import GendiffError
+from gendiff.errors import GendiffError, InputError
 from gendiff.fileio import atomic_write_text
 
+BOM = "\ufeff"
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
 
 
@@ -36,6 +39,7 @@ def escape_line(text: str) -> str:
 def parse_prompts(text: str, fmt: str, source: str) -> list[str]:
     """Parse the contents of a prompt file; errors name ``source`` and the line."""
     prompts: list[str] = []
+    text = text.removeprefix(BOM)
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -43,16 +47,21 @@ def parse_prompts(text: str, fmt: str, source: str) -> list[str]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise GendiffError(
+                raise InputError(
                     f'{source}:{number}: not valid JSON ({exc.msg}); each line must be {{"prompt": "..."}}'
                 ) from None
             if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
-                raise GendiffError(f'{source}:{number}: expected an object with a string "prompt" field')
+                raise InputError(f'{source}:{number}: expected an object with a string "prompt" field')
             prompt = record["prompt"]
         else:
             prompt = unescape_line(line)
         if not prompt.strip():
-            raise GendiffError(f"{source}:{number}: empty prompt; write some text or delete the line")
+            raise InputError(f"{source}:{number}: empty prompt; write some text or delete the line")
+        if not is_encodable(prompt):
+            raise InputError(
+                f"{source}:{number}: the prompt holds an unpaired surrogate (a broken \\ud800-\\udfff escape); "
+                "it is not text a tokenizer can read: fix the escape"
+            )
         prompts.append(prompt)
     return prompts
 
@@ -96,17 +105,21 @@ class PromptBook:
 
     @classmethod
     def load(cls, path: str | Path) -> PromptBook:
+        if not str(path).strip():
+            raise InputError("prompts file name is empty; give a .txt or .jsonl file (or leave --prompts out)")
         file = Path(path).expanduser()
         if file.is_dir():
-            raise GendiffError(f"prompts {file}: is a folder; give a .txt or .jsonl file")
+            raise InputError(f"prompts {file}: is a folder; give a .txt or .jsonl file")
         if not file.exists():
-            raise GendiffError(f"prompts {file}: no such file; create it (one prompt per line) or check the path")
+            raise InputError(f"prompts {file}: no such file; create it (one prompt per line) or check the path")
+        if not file.is_file():  # a FIFO or device would block the read or never end
+            raise InputError(f"prompts {file}: not a regular file (a pipe or device); save the prompts to a file")
         try:
             text = file.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            raise GendiffError(f"prompts {file}: not UTF-8 text; save it as UTF-8") from None
+            raise InputError(f"prompts {file}: not UTF-8 text; save it as UTF-8") from None
         except OSError as exc:
-            raise GendiffError(f"prompts {file}: cannot read it ({exc.strerror})") from None
+            raise InputError(f"prompts {file}: cannot read it ({exc.strerror})") from None
         book = cls(parse_prompts(text, file_format(file), str(file)), file)
         book.stamp = file_stamp(file)
         return book
@@ -141,6 +154,17 @@ def demo_prompts_path() -> Path:
     return demo_model_path() / "prompts.txt"
 
 
+def is_encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogates, which JSON escapes can produce)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_prompt(text: str, index: int) -> None:
     if not text.strip():
-        raise GendiffError(f"prompt {index + 1} is empty; write some text or delete it")
+        raise InputError(f"prompt {index + 1} is empty; write some text or delete it")
+    if not is_encodable(text):
+        raise InputError(f"prompt {index + 1} holds an unpaired surrogate character; it is not valid text: fix it")

@@ -18,9 +18,15 @@ from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, TOKEN, Divergence, com
 from gendiff.engines import create_engine
 from gendiff.engines.base import SPEC_FIELDS, Engine, EngineSpec, GenerationSettings
 from gendiff.engines.hf import check_context
-from gendiff.engines.loading import PromptTokenizer, load_tokenizer, model_fingerprint, resolve_model_path
+from gendiff.engines.loading import (
+    PromptTokenizer,
+    check_device,
+    load_tokenizer,
+    model_fingerprint,
+    resolve_model_path,
+)
 from gendiff.engines.steps import run_engine
-from gendiff.errors import GendiffError
+from gendiff.errors import GendiffError, InputError
 from gendiff.options import STOP_AT_EOS
 from gendiff.prompts import validate_prompt
 from gendiff.snapshot import Batch, PromptResult, Snapshot, environment_info
@@ -40,11 +46,15 @@ class RunConfig:
     def validate(self) -> None:
         labels = [spec.label for spec in self.engines]
         if not labels:
-            raise GendiffError("no engines selected; pass --engines hf-single,hf-left (for example)")
+            raise InputError("no engines selected; pass --engines hf-single,hf-left (for example)")
         if len(set(labels)) != len(labels):
-            raise GendiffError(f"engines {', '.join(labels)}: each engine may appear once")
+            raise InputError(f"engines {', '.join(labels)}: each engine may appear once")
+        if not (0 <= self.fragile_threshold < float("inf")):  # also refuses NaN
+            raise InputError(
+                f"--fragile-threshold {self.fragile_threshold}: must be a finite number, 0 or more (e.g. 0.05)"
+            )
         if self.reference not in labels:
-            raise GendiffError(
+            raise InputError(
                 f"reference {self.reference!r} is not among the engines ({', '.join(labels)}); add it or pick one of them"
             )
 
@@ -126,13 +136,19 @@ class Session:
                 validate_prompt(text, index)
         # engines first: an unknown option fails before the tokenizer loads
         self.engines = {spec.label: create_engine(spec, str(self.model_dir)) for spec in self.config.engines}
+        for device in dict.fromkeys(spec.device for spec in self.config.engines):
+            check_device(device)
         self.tokenizer = load_tokenizer(self.model_dir)
         self.config.settings.validate(self.tokenizer.vocab_size)
         # tokenized once: every engine gets exactly these ids
         self.token_ids = [self.tokenizer.encode(text) for text in self.prompts]
         if not self.per_prompt_errors:
+            check_token_ids(self.prompts, self.token_ids, self.tokenizer)
             check_context(self.token_ids, self.config.settings, self.tokenizer.max_length)
             return
+        # a vocabulary mismatch is the model's problem, not one prompt's: it still stops the run
+        kept = [(text, ids) for text, ids in zip(self.prompts, self.token_ids) if ids]
+        check_token_ids([t for t, _ in kept], [i for _, i in kept], self.tokenizer)
         for pid, ids in zip(self.prompt_ids, self.token_ids):
             problem = self.rejected.get(pid) or prompt_problem(ids, self.config.settings, self.tokenizer.max_length)
             if problem:
@@ -188,6 +204,9 @@ class Session:
                 result = [replace(t, prompt_index=ids[indices[t.prompt_index]], engine=label) for t in produced]
                 traces[label] = result
                 emit(EngineFinished(label, tuple(result), seconds))
+            except InputError as exc:  # bad input found only at load (e.g. weights that don't fit): stop
+                emit(EngineFailed(label, str(exc)))
+                raise
             except Exception as exc:  # one engine failing must not stop the others
                 message = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
                 errors[label] = message
@@ -354,6 +373,26 @@ class Session:
             notes=self.notes,
             batches=[batch],
         )
+
+
+def check_token_ids(prompts: list[str], token_ids: list[list[int]], tokenizer: PromptTokenizer) -> None:
+    """Every prompt has tokens, and every id is a row of the model's embedding (checked once,
+    here, for every engine: vLLM would quietly generate from an id the HF engines crash on)."""
+    from gendiff.display import shorten
+
+    vocab = tokenizer.model_vocab_size
+    for index, (text, ids) in enumerate(zip(prompts, token_ids)):
+        if not ids:
+            raise InputError(
+                f"prompt {index + 1} ({shorten(text, 40)!r}) gives no tokens with the tokenizer of "
+                f"{Path(tokenizer.path).name}; write text it can encode, or delete the prompt"
+            )
+        if vocab is not None and max(ids) >= vocab:
+            raise InputError(
+                f"prompt {index + 1}: token id {max(ids)} is beyond the model's {vocab} embedding rows "
+                f"(the tokenizer has {tokenizer.vocab_size} ids): the tokenizer's and the model's vocabularies "
+                "differ; use the tokenizer saved with this model"
+            )
 
 
 def prompt_problem(token_ids: list[int], settings: GenerationSettings, max_length: int | None) -> str | None:

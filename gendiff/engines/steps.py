@@ -104,6 +104,7 @@ class TraceBuilder:
         # teacher forcing: per row, the tokens fed back instead of the engine's own choice
         self._forced: list[list[int] | None] = [(forced or {}).get(index) for index in prompt_indices]
         self._fed: list[int | None] = [None] * len(prompts)
+        self._errors: list[str | None] = [None] * len(prompts)  # rows failed on their own (fail())
         self._rows = list(range(len(prompts)))  # this view's rows, as global rows
 
     def batch(self, rows: Iterable[int]) -> TraceBuilder:
@@ -172,6 +173,13 @@ class TraceBuilder:
         elif index + 1 >= self.settings.max_new_tokens or (forced is not None and index + 1 >= len(forced)):
             self._finish[g] = "length"
 
+    def fail(self, row: int, error: str) -> None:
+        """Mark ``row`` failed (its trace: no steps, finish reason ``error``, this line) while
+        the other rows go on: a served engine whose request for one prompt failed."""
+        g = self._rows[row]
+        self._finish[g] = "error"
+        self._errors[g] = error
+
     def next_inputs(self, chosen: list[TokenStep]) -> list[int]:
         """The tokens for the next forward pass, one per row of this view: each row's choice,
         or its forced token."""
@@ -219,9 +227,10 @@ class TraceBuilder:
                 engine=self.engine,
                 prompt_index=self._prompt_indices[g],
                 prompt_token_ids=tuple(self._prompts[g]),
-                steps=tuple(self._steps[g]),
+                steps=() if self._errors[g] else tuple(self._steps[g]),
                 finish_reason=self._finish[g] or ("cancelled" if self.cancelled else "length"),
                 settings=self.settings_record,
+                error=self._errors[g],
                 wall_time_s=elapsed,
             )
             for g in self._rows

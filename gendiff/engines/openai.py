@@ -1,0 +1,305 @@
+"""The ``openai`` engine: a model behind an OpenAI-compatible server (vLLM; SGLang and llama.cpp
+as untested flavours), greedy, with top-k logprobs keyed by token id.
+
+Spec: ``openai:url=http://HOST:PORT/v1,model=NAME[,concurrency=N][,flavour=F][,timeout=S][,retries=R]``.
+The local model folder (``--model``) supplies the tokenizer: prompts go to the server as token
+ids, and before the run the server must be reachable, serve ``model``, tokenize every prompt as
+gendiff does, and key its logprobs by id. Requests go out concurrently (``concurrency=all``, the
+default, sends every prompt at once as production traffic would; ``1`` sends them one by one), so
+the server's batching becomes a variable to diff. A failed request fails only its prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gendiff.engines.base import Engine, EngineSpec, FreeOption, GenerationSettings, whole_number
+from gendiff.engines.flavours import FLAVOURS, Flavour, ServedError
+from gendiff.engines.loading import load_tokenizer
+from gendiff.engines.steps import TraceBuilder
+from gendiff.errors import GendiffError
+from gendiff.trace import TokenStep, TopToken
+
+HINT = "start it (README: Comparing a served model) or fix url="
+CHECK_TIMEOUT_S = 10.0  # for the checks without a prompt (models, version); timeout= is per prompt
+
+
+def _check_url(value: str) -> str | None:
+    return None if value.startswith(("http://", "https://")) else "must start with http:// or https://"
+
+
+def _check_concurrency(value: str) -> str | None:
+    return None if value == "all" or (value.isdigit() and int(value) >= 1) else "must be 'all' or a whole number >= 1"
+
+
+def _check_seconds(value: str) -> str | None:
+    try:
+        return None if float(value) > 0 else "must be a number of seconds above 0"
+    except ValueError:
+        return "must be a number of seconds above 0"
+
+
+class OpenAIServer(Engine):
+    name = "openai"
+    description = "a model behind an OpenAI-compatible server (vLLM; SGLang, llama.cpp untested), by token ids"
+    options = {
+        "url": FreeOption(None, _check_url),
+        "model": FreeOption(None, lambda v: None),
+        "concurrency": FreeOption("all", _check_concurrency),
+        "flavour": ("auto", *FLAVOURS),
+        "timeout": FreeOption("120", _check_seconds),  # seconds for one prompt's answer
+        "retries": FreeOption("3", whole_number(0)),  # of a refused connection, with backoff
+    }
+
+    def __init__(self, spec: EngineSpec, model_path: str) -> None:
+        super().__init__(spec, model_path)
+        missing = [key for key in ("url", "model") if not spec.options.get(key)]
+        if missing:
+            raise GendiffError(
+                f"engine {spec.label}: needs {' and '.join(missing)}; e.g. openai:url=http://127.0.0.1:8000/v1,model=NAME"
+            )
+        self.url = str(self.option("url")).rstrip("/")
+        self.root = self.url.removesuffix("/v1")
+        self.model = str(self.option("model"))
+        self.flavour: Flavour | None = None
+        self.server_version: str | None = None
+
+    def load(self) -> None:
+        """The checks that need no prompts: reachable, serves ``model``, which flavour, which version."""
+        import httpx
+
+        with httpx.Client(timeout=httpx.Timeout(CHECK_TIMEOUT_S, connect=5.0)) as client:
+            models = self._get(client, f"{self.url}/models")
+            served = _served_models(models)
+            if served is not None and self.model not in served:
+                raise GendiffError(
+                    f"engine {self.spec.label}: the server at {self.url} serves {', '.join(served) or 'no model'}, "
+                    f"not {self.model!r}; pass model=<one of those>"
+                )
+            self.flavour, self.server_version = self._detect(client)
+        self.tokenizer = load_tokenizer(self.model_path)  # after the server checks: they fail in well under a second
+
+    def settings_record(self) -> dict[str, Any]:
+        record = self.spec.settings()
+        record["options"] = {key: self.option(key) for key in self.options}
+        record["server"] = {
+            "flavour": self.flavour.name if self.flavour else None,
+            "flavour_tested": self.flavour.tested if self.flavour else None,
+            "version": self.server_version,
+        }
+        return record
+
+    def decode(self, builder: TraceBuilder) -> None:
+        if self.flavour is None:
+            self.load()
+        errors = asyncio.run(self._run(builder))
+        if len(errors) == len(builder.prompts):
+            first = next(iter(errors.values()))
+            raise GendiffError(f"engine {self.spec.label}: every prompt failed; the first: {first}")
+        for row, error in errors.items():
+            builder.fail(row, error)
+
+    async def _run(self, builder: TraceBuilder) -> dict[int, str]:
+        """Check every prompt's tokenization, then generate; returns the failed rows' error lines.
+        A wrong tokenization or string-keyed logprobs fail the whole engine (GendiffError)."""
+        import httpx
+
+        prompts, settings, cancel = builder.prompts, builder.settings, builder.cancel
+        concurrency = self.option("concurrency")
+        limit = len(prompts) if concurrency == "all" else int(str(concurrency))
+        limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
+        errors: dict[int, str] = {}
+        async with httpx.AsyncClient(timeout=self._timeout(), limits=limits) as client:
+
+            async def check(row: int) -> None:
+                problem = await self._check_tokenization(client, prompts[row])
+                if problem:
+                    errors[row] = problem
+
+            await _each(range(len(prompts)), check, limit, cancel)
+
+            async def ask(row: int) -> None:
+                answer = await self._ask(client, prompts[row], settings)
+                if isinstance(answer, str):
+                    errors[row] = answer
+                    return
+                steps, finish = answer
+                for step in steps:  # as each answer arrives, so the steps stream to on_step
+                    builder.add(row, step)
+                if builder.active(row) and len(steps) < settings.max_new_tokens:
+                    last = steps[-1].token_id if steps else None
+                    errors[row] = (
+                        f"the server stopped after {len(steps)} tokens ({finish}, last token {last}) although it "
+                        "was asked for more and gendiff saw no end of sequence: a stop token from its generation config?"
+                    )
+
+            await _each([row for row in range(len(prompts)) if row not in errors], ask, limit, cancel)
+        return errors
+
+    # ---- checks -------------------------------------------------------------------------------
+
+    def _detect(self, client: Any) -> tuple[Flavour, str | None]:
+        """The flavour (the option, or by which version endpoint answers) and the server's version."""
+        chosen = self.option("flavour")
+        order = list(FLAVOURS.values()) if chosen == "auto" else [FLAVOURS[str(chosen)]]
+        for flavour in order:
+            for path in flavour.version_paths:
+                try:
+                    answer = client.get(self.root + path)
+                except Exception:
+                    continue
+                if answer.status_code == 200:
+                    try:
+                        return flavour, flavour.version(answer.json())
+                    except ValueError:
+                        continue
+        # a generic OpenAI-compatible server without a version endpoint
+        return FLAVOURS["openai"] if chosen == "auto" else order[0], None
+
+    async def _check_tokenization(self, client: Any, ids: list[int]) -> str | None:
+        """The server must turn the prompt's text into exactly our ids, and answer with ids: else
+        GendiffError. A request that fails returns its error line (that prompt fails)."""
+        assert self.flavour is not None
+        text = self.tokenizer.hf.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        ours = self.tokenizer.encode(text)
+        request = self.flavour.tokenize(self.model, text)
+        answer = await self._post(client, request.path, request.body)
+        if isinstance(answer, str):
+            return f"checking its tokenization: {answer}"
+        try:
+            theirs = self.flavour.parse_tokens(answer)
+        except ServedError as exc:
+            raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
+        # an echo (openai flavour) carries the one generated token after the prompt
+        if theirs[: len(ours)] != ours or len(theirs) - len(ours) not in (0, 1):
+            shown = text if len(text) <= 40 else text[:40] + "…"
+            raise GendiffError(
+                f"engine {self.spec.label}: the server tokenizes {shown!r} as {theirs[: len(ours) + 1]}, gendiff's "
+                f"tokenizer ({self.model_path}) as {ours}; point --model at the folder the server loaded"
+            )
+        return None
+
+    # ---- requests -----------------------------------------------------------------------------
+
+    async def _post(self, client: Any, path: str, body: dict[str, Any]) -> Any:
+        """POST with retries of a refused connection: the answer's JSON, or an error line."""
+        import httpx
+
+        retries = int(str(self.option("retries")))
+        for attempt in range(retries + 1):
+            try:
+                answer = await client.post(self.root + path, json=body)
+                break
+            except httpx.ConnectError as exc:
+                if attempt == retries:
+                    return f"no connection to {self.root} after {retries + 1} tries ({exc})"
+                await asyncio.sleep(0.5 * 2**attempt)
+            except httpx.TimeoutException:
+                return f"no answer within {self.option('timeout')} s (timeout=)"
+            except httpx.HTTPError as exc:
+                return f"the request failed: {type(exc).__name__}: {exc}"
+        if answer.status_code != 200:
+            return f"server error {answer.status_code}: {_error_text(answer)}"
+        try:
+            return answer.json()
+        except ValueError:
+            return f"the answer is not JSON: {_error_text(answer)}"
+
+    async def _ask(self, client: Any, prompt: list[int], settings: GenerationSettings) -> Any:
+        """Generate for one prompt: (steps, the server's finish reason), or an error line."""
+        assert self.flavour is not None
+        request = self.flavour.generate(self.model, prompt, settings)
+        answer = await self._post(client, request.path, request.body)
+        if isinstance(answer, str):
+            return answer
+        try:
+            steps, finish = self.flavour.parse(answer)
+        except ServedError as exc:
+            raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            return f"unusable answer: {type(exc).__name__}: {exc}"
+        return [self._step(*step, settings.top_k) for step in steps], finish
+
+    def _step(self, token_id: int, logprob: float, candidates: list[tuple[int, float]], top_k: int) -> TokenStep:
+        # the chosen token may come on top of the k asked for; exact ties ranked by id, as argmax does
+        ranked = sorted(dict(candidates).items(), key=lambda c: (-c[1], c[0]))[:top_k]
+        piece = self.tokenizer.piece
+        return TokenStep(token_id, piece(token_id), logprob, tuple(TopToken(i, piece(i), lp) for i, lp in ranked))
+
+    def _get(self, client: Any, url: str) -> Any:
+        """GET with retries of a refused connection; unreachable -> one-line GendiffError."""
+        import httpx
+
+        retries = int(str(self.option("retries")))
+        for attempt in range(retries + 1):
+            try:
+                return client.get(url)
+            except httpx.ConnectError as exc:
+                if attempt == retries:
+                    raise GendiffError(
+                        f"engine {self.spec.label}: no server answers at {self.url} ({exc}); {HINT}"
+                    ) from None
+                time.sleep(0.5 * 2**attempt)
+            except httpx.HTTPError as exc:
+                raise GendiffError(
+                    f"engine {self.spec.label}: {self.url}: {type(exc).__name__}: {exc}; {HINT}"
+                ) from None
+
+    def _timeout(self) -> Any:
+        import httpx
+
+        return httpx.Timeout(float(str(self.option("timeout"))), connect=5.0)
+
+
+def _served_models(answer: Any) -> list[str] | None:
+    """The model ids of a GET /v1/models answer; None when the server doesn't say (no check then)."""
+    try:
+        data = answer.json() if answer.status_code == 200 else None
+        return [str(m["id"]) for m in data["data"]] if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+async def _each(rows: Any, work: Callable[[int], Any], limit: int, cancel: threading.Event | None) -> None:
+    """Run ``work(row)`` for every row, ``limit`` at a time; once ``cancel`` is set, rows not yet
+    started are skipped and those in flight are abandoned. An exception in one is raised here."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(row: int) -> None:
+        async with gate:
+            if cancel is None or not cancel.is_set():
+                await work(row)
+
+    pending = {asyncio.ensure_future(one(row)) for row in rows}
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a GendiffError (wrong tokenizer, string-keyed logprobs) stops the run
+            if cancel is not None and cancel.is_set():
+                break
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _error_text(answer: Any) -> str:
+    try:
+        data = answer.json()
+        message = data.get("error", data) if isinstance(data, dict) else data
+        if isinstance(message, dict):
+            message = message.get("message", message)
+        return " ".join(str(message).split())[:300]
+    except ValueError:
+        return " ".join(answer.text.split())[:300]
+
+
+def _flavour_hint(flavour: Flavour) -> str:
+    if flavour.name == "openai":
+        return "vLLM answers with ids (return_tokens_as_token_ids); for SGLang use flavour=sglang, for llama.cpp flavour=llamacpp"
+    return f"this is the untested {flavour.name} flavour; please report what the server answered"

@@ -211,6 +211,9 @@ def test_a_dtype_divergence_starts_at_the_embeddings_and_flips_again_later(promp
             continue
         result = bisect(ref_engine, bf16, prompt_ids, d.prompt_index, ref, other, d.step, SETTINGS)
         assert result.first_bitwise.name == "model.embed_tokens"
+        # and at every earlier position too (found in tmux: the layer x position view said layer 0)
+        assert result.position_splits and {s.name for s in result.position_splits} == {"model.embed_tokens"}
+        assert {s.position for s in result.position_splits} == set(range(len(prompt_ids[d.prompt_index]) + d.step - 1))
         r = reconverge(bf16, prompt_ids, d.prompt_index, ref, other, d.step, SETTINGS)
         assert r.reproduced
         later += len(r.later)

@@ -160,6 +160,7 @@ class Probe:
                 if not key_value and self.position_values > POSITION_BUDGET:
                     return
                 batch_row, last = locate(call)
+                batch_row = min(batch_row, output.shape[0] - 1)  # one row broadcast to the batch (positions)
                 last = last if last >= 0 else output.shape[1] + last
                 # the prefill feeds the whole prompt; each later call one new token
                 first = last - prompt_length + 1 if call == 0 else last
@@ -177,6 +178,8 @@ class Probe:
             if _is_embedding(module) and name:
                 role = "token embedding" if module is base.get_input_embeddings() else "position embedding"
                 handles.append(module.register_forward_hook(output_hook(name, role, None)))
+                # earlier positions too: a dtype split starts here at every position, not at layer 0
+                handles.append(module.register_forward_hook(position_hook(name, False)))
         for index, layer in enumerate(layers):
             handles += self._hook_layer(layer, f"{stack_name}.{index}", index, output_hook, position_hook, keep)
         for module in base.modules():

@@ -147,7 +147,7 @@ def diagnosis_renderable(d: Divergence, colours: dict[str, str]) -> RenderableTy
     b = d.bisection
     if b is not None:
         parts.append(Text("\nFirst divergent module", style=f"bold underline {colours.get('accent', '')}".strip()))
-        parts.append(Text(b.summary()))
+        parts.append(Text("\n".join(b.summary_lines())))
         if b.error is not None:
             parts.append(Text("the run itself is kept; only this explanation is missing", style="dim"))
         elif not b.reproduced:

@@ -111,7 +111,12 @@ async def test_progress_strip_and_header_stay_whole_at_80x24(tmp_path):
         main = app.main
         strip = main.query_one("#progress", Static)
         assert not strip.display  # nothing ran yet
-        main.engine_status = {"hf-single": "412 tok 1.90s", "hf-left": "loading…", "hf-right": "waiting"}
+        from gendiff.tui.progress import RunProgress
+
+        main.run_progress = RunProgress(list(main.ws.labels))
+        main.run_progress.started("hf-single", 1)
+        main.run_progress.finished("hf-single", [0], 1.9)
+        main.run_progress.started("hf-left", 1)
         main.refresh_view()
         await pilot.pause()
         text = str(strip.render())

@@ -293,3 +293,6 @@ async def test_the_engine_filter_is_only_offered_when_comparing(tmp_path):
         await pilot.press("o")
         assert [c.label for c in app.main.columns_in_order() if c.display] == ["hf-single", "hf-left", "packed"]
         assert app.main.only is None
+        app.main.action_filter_engine()  # from the palette: says where it works, changes nothing
+        await pilot.pause()
+        assert app.main.only is None and len([c for c in app.main.columns_in_order() if c.display]) == 3

@@ -31,6 +31,12 @@ COMMANDS = (
     PaletteCommand("Cancel the run", "stop between steps; what ran is kept (escape)", "cancel_run"),
     PaletteCommand("Next divergence", "jump to the next prompt × engine that diverged (n)", "jump(1)"),
     PaletteCommand("Previous divergence", "jump to the previous divergence (p)", "jump(-1)"),
+    PaletteCommand("Next step", "step explorer: every engine's top-k at the next step (→ or ])", "step(1)"),
+    PaletteCommand("Previous step", "step explorer: every engine's top-k at the step before (← or [)", "step(-1)"),
+    PaletteCommand("Back to the divergence", "leave the step explorer (g)", "step_home"),
+    PaletteCommand(
+        "Only one engine", "compare view: show one engine's A and B columns, then the next (o)", "filter_engine"
+    ),
     PaletteCommand("Diagnose the divergence", "bisect the network and test re-convergence (b)", "bisect"),
     PaletteCommand("Export a snapshot", "save the run as JSON (x)", "export"),
     PaletteCommand("Open a snapshot", "load a saved run or compare two", "open_snapshot"),

@@ -82,6 +82,9 @@ class LayoutActions(_Base):
 
     def action_filter_engine(self) -> None:
         """Comparing: show all engines' A/B pairs, then only the first engine's, the next, … and all again."""
+        if not self.comparing:
+            self.notify("o filters engines in the compare view (gendiff A.json B.json)")
+            return
         engines = list(dict.fromkeys(label.rsplit("@", 1)[0] for label in self.ws.labels))
         position = engines.index(self.only) if self.only in engines else -1
         self.only = engines[position + 1] if position + 1 < len(engines) else None

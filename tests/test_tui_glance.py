@@ -41,6 +41,9 @@ async def test_step_explorer_shows_every_engines_top_k_at_the_chosen_step(tmp_pa
         # every column marks the cursor's token (◂ after it)
         for column in main.query(TokenColumn):
             assert "The◂" in column.content.plain.replace("␣", "")
+        main.refresh_prompt_list()  # a run rebuilds the list (an engine finished): the cursor stays
+        await pilot.pause()
+        assert main.step_cursor == 2 and "step 2" in panel.border_title
         await pilot.press("right_square_bracket")  # ] is → too
         assert main.step_cursor == 3
         shown = plain(panel.body, width=150)

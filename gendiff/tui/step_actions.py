@@ -44,6 +44,7 @@ class StepActions(_Base):
         else:
             target = self.step_cursor + offset
         self.step_cursor = max(0, min(length - 1, target))
+        self.step_prompt = self.current.id if self.current is not None else None
         self.refresh_view()
         self.call_after_refresh(self.scroll_to_token)
 

@@ -81,7 +81,10 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
         self.only: str | None = None  # comparing: show only this engine's A and B columns (o cycles)
         self.list_width = 0  # the prompt list's width, set by apply_layout
         self.collapsed = False  # too narrow for every engine: only the reference and the selected one show
-        self.step_cursor: int | None = None  # the step explorer's step, None: the panel shows the divergence
+        self.step_cursor: int | None = None
+        self.step_prompt: int | None = (
+            None  # the id of the prompt the step cursor is on  # the step explorer's step, None: the panel shows the divergence
+        )
         self.run_progress: RunProgress | None = None  # the last run's per-engine progress
         self.run_id = 0
         self.cancel_event: threading.Event | None = None
@@ -255,6 +258,8 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
         """Columns and panel for the selected prompt (cheap: one prompt's tokens)."""
         self.refresh_progress()
         prompt = self.current
+        if self.step_cursor is not None and (prompt is None or prompt.id != self.step_prompt):
+            self.step_cursor = None  # another prompt: its own divergence first
         self.query_one("#prompt-text", Static).update(
             Text("") if prompt is None else Text.assemble((f"prompt {self.current_index + 1}: ", "dim"), prompt.text)
         )
@@ -318,7 +323,6 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
     @on(OptionList.OptionHighlighted, "#prompts")
     def prompt_highlighted(self) -> None:
         if not self._rebuilding_list:
-            self.step_cursor = None  # another prompt: its own divergence first
             self.refresh_view()
 
     @on(OptionList.OptionSelected, "#prompts")

@@ -194,19 +194,18 @@ def reconverge(
     step: int,
     settings: GenerationSettings,
 ) -> Reconvergence:
-    """Feed ``other`` the reference's tokens for ``batch[row]`` and see where it still disagrees."""
+    """Feed ``other`` the reference's tokens for ``batch[row]`` and see where it still disagrees.
+
+    Never raises for a replay that fails: the Reconvergence's ``error`` says why (verdict ``failed``).
+    """
     forced = list(reference_trace.token_ids)
-    prompts, target = _replay_batch(other, batch, row)
-    traces = other.replay(prompts, settings, {target: forced})
+    failed = Reconvergence(reference_trace.engine, other.spec.label, reference_trace.prompt_index, step, 0, (), False)
+    try:
+        prompts, target = _replay_batch(other, batch, row)
+        traces = other.replay(prompts, settings, {target: forced})
+    except Exception as exc:  # noqa: BLE001 — a failed re-convergence is recorded, the run is kept
+        return replace(failed, error=str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}")
     own = [s.token_id for s in traces[target].steps]
     mismatches = tuple(i for i, (mine, theirs) in enumerate(zip(own, forced)) if mine != theirs)
     reproduced = len(own) > step and len(other_trace.steps) > step and own[step] == other_trace.steps[step].token_id
-    return Reconvergence(
-        reference=reference_trace.engine,
-        engine=other.spec.label,
-        prompt_index=reference_trace.prompt_index,
-        step=step,
-        steps_checked=min(len(own), len(forced)),
-        mismatches=mismatches,
-        reproduced=reproduced,
-    )
+    return replace(failed, steps_checked=min(len(own), len(forced)), mismatches=mismatches, reproduced=reproduced)

@@ -15,7 +15,7 @@ from pathlib import Path
 from gendiff.decoding import Decoding
 from gendiff.diagnosis import DEFAULT_TOLERANCE, Bisection, Reconvergence, bisect, reconverge
 from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, TOKEN, Divergence, compare
-from gendiff.engines import create_engine
+from gendiff.engines import create_engine, engine_class
 from gendiff.engines.base import SPEC_FIELDS, Engine, EngineSpec, GenerationSettings
 from gendiff.engines.hf import check_context
 from gendiff.engines.loading import (
@@ -57,6 +57,10 @@ class RunConfig:
             raise InputError(
                 f"reference {self.reference!r} is not among the engines ({', '.join(labels)}); add it or pick one of them"
             )
+        for spec in self.engines:  # before any model work: a setting an engine can't honour is bad input
+            problem = engine_class(spec.name).settings_problem(self.settings)
+            if problem:
+                raise InputError(f"engine {spec.label}: {problem}")
 
 
 # events, in the order a run emits them

@@ -11,7 +11,7 @@ from typing import Any
 
 from gendiff.cli import build_config, engine_list, exit_code
 from gendiff.console import err, out
-from gendiff.errors import GendiffError, InputError
+from gendiff.errors import GendiffError, InputError, describe
 from gendiff.summary import repeats_table, statistics_table, summary_table
 
 
@@ -68,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             session.diagnose(snapshot, args.bisect, args.reconverge, args.tolerance, diagnosing)
         except Exception as exc:  # a replay failing at run time is an engine failure; the run is kept
-            diagnosis_error = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
+            diagnosis_error = describe(exc)
         skipped = sorted(
             {
                 d.engine
@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except InputError:
             raise
         except Exception as exc:  # --recheck/--repeat/--stats failing at run time: the run is kept
-            message = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
+            message = describe(exc)
             diagnosis_error = f"--recheck/--repeat/--stats: {message}"
     # the snapshot first: a closed stdout (| head) or a failing print must never lose it
     if args.json is not None:

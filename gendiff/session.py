@@ -26,7 +26,7 @@ from gendiff.engines.loading import (
     resolve_model_path,
 )
 from gendiff.engines.steps import run_engine
-from gendiff.errors import GendiffError, InputError
+from gendiff.errors import GendiffError, InputError, describe
 from gendiff.options import STOP_AT_EOS
 from gendiff.prompts import validate_prompt
 from gendiff.snapshot import Batch, PromptResult, Snapshot, environment_info
@@ -212,7 +212,7 @@ class Session:
                 emit(EngineFailed(label, str(exc)))
                 raise
             except Exception as exc:  # one engine failing must not stop the others
-                message = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
+                message = describe(exc)
                 errors[label] = message
                 settings = engine.spec.settings()
                 traces[label] = [Trace.failed(label, ids[i], self.token_ids[i], message, settings) for i in indices]

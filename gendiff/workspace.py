@@ -94,8 +94,8 @@ class Workspace:
         self._next_id = 0
         self._next_batch = 0
         self._engine_info: dict[str, dict] = {}  # label -> the engine entry of the latest run that had it
-        # cells before a run, restored if it can't start
-        self._saved: dict[int, tuple[dict[str, Cell], str | None]] = {}
+        # cells and divergences before a run, restored if it can't start
+        self._saved: dict[int, tuple[dict[str, Cell], str | None, dict[str, Divergence]]] = {}
 
     # ── prompts ────────────────────────────────────────────────────────────
     def add(self, text: str, position: int | None = None) -> Prompt:
@@ -158,14 +158,15 @@ class Workspace:
         return RunPlan((pid,), (prompt.text,), (pid,))
 
     def start(self, plan: RunPlan) -> None:
-        """The kept prompts are running; what they showed is kept aside until the run reports."""
+        """The kept prompts are running; what they showed is kept aside until the run reports (a
+        re-run never shows the previous run's divergences as if they were the current ones)."""
         for pid in plan.keep:
             prompt = self.get(pid)
             if prompt is None:
                 continue
-            self._saved[pid] = (prompt.cells, prompt.error)
+            self._saved[pid] = (prompt.cells, prompt.error, prompt.divergences)
             prompt.cells = {label: Cell(RUNNING) for label in self.labels}
-            prompt.error = None
+            prompt.error, prompt.divergences = None, {}
 
     def step(self, engine: str, pid: int, step: TokenStep) -> Prompt | None:
         """A streamed token; returns the prompt it belongs to if it is shown."""
@@ -192,7 +193,7 @@ class Workspace:
                 prompt = self.get(pid)
                 saved = self._saved.pop(pid, None)
                 if prompt is not None and saved is not None and self._is_running(prompt):
-                    prompt.cells, prompt.error = saved
+                    prompt.cells, prompt.error, prompt.divergences = saved
             return
         self.meta = snapshot
         self._engine_info.update({e["label"]: e for e in snapshot.engines})
@@ -263,7 +264,13 @@ class Workspace:
         return NEW, 0
 
     def diverged_engines(self, prompt: Prompt) -> list[str]:
-        return [label for label in self.labels if (d := prompt.divergences.get(label)) is not None and d.diverged]
+        """Engines whose finished trace differs from the finished reference's."""
+        finished = {label for label, cell in prompt.cells.items() if cell.state == FINISHED}
+        return [
+            label
+            for label in self.labels
+            if (d := prompt.divergences.get(label)) is not None and d.diverged and {label, d.reference} <= finished
+        ]
 
     def counts(self) -> Counts:
         marks = [self.mark(p) for p in self.prompts]
@@ -274,7 +281,11 @@ class Workspace:
             diverged_prompts=sum(m == DIVERGED for m, _ in marks),
             divergences=sum(len(self.diverged_engines(p)) for p in self.prompts),
             failed=sum(m == ERROR for m, _ in marks),
-            incomplete=sum(m == INCOMPLETE for m, _ in marks),
+            # every prompt some engine started but not every engine finished (a ✗ among them too)
+            incomplete=sum(
+                m not in (RUN_MARK, NEW) and not all(c.state == FINISHED for c in p.cells.values())
+                for p, (m, _) in zip(self.prompts, marks)
+            ),
             running=sum(m == RUN_MARK for m, _ in marks),
         )
 

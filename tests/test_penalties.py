@@ -218,7 +218,7 @@ async def test_panel_shows_processed_and_raw_scores_and_the_note(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("n")
-        text = plain(app.query_one("#panel"), width=200)
+        text = plain(app.main.query_one("#panel"), width=200)
     assert "hf-single:repetition_penalty=1.3 after penalties" in text
     assert "hf-single:repetition_penalty=1.3 raw" in text
     assert (

@@ -330,3 +330,35 @@ def test_a_run_that_cannot_start_keeps_the_results_shown_before():
     assert ws.mark(ws.prompts[0])[0] == "running"
     ws.finish(again, None, "no model")
     assert ws.mark(ws.prompts[0]) == before == ("identical", 0)
+
+
+def test_a_rerun_never_shows_the_previous_runs_divergences_while_it_runs():
+    """Found in tmux: during a second R the header still counted the first run's divergences and
+    the panel showed its top-k as if current. While running, nothing of the old run is counted."""
+    ws = Workspace(LABELS, "ref")
+    for text in ("ab", "ab", "az"):
+        ws.add(text)
+    plan = ws.plan_all()
+    ws.start(plan)
+    ws.finish(plan, fake_run(plan.ids, plan.texts, None, set()))
+    assert ws.counts().divergences > 0
+    again = ws.plan_all()
+    ws.start(again)
+    assert ws.counts().divergences == 0 and ws.counts().running == 3
+    assert all(ws.divergence(p, "batched") is None for p in ws.prompts)
+    ws.finish(again, None)  # the run could not start: what was shown comes back, divergences included
+    assert ws.counts().divergences > 0
+
+
+def test_after_a_cancel_the_counts_add_up():
+    """A prompt with a real divergence between two finished engines keeps its ✗, and is still
+    counted as incomplete when another engine never ran: complete + incomplete = run prompts."""
+    ws = Workspace(LABELS, "ref")
+    for text in ("ab", "ab", "ab"):
+        ws.add(text)
+    plan = ws.plan_all()
+    ws.start(plan)
+    ws.finish(plan, fake_run(plan.ids, plan.texts, 2, set()))  # 'picky' cancelled after its first row
+    counts = ws.counts()
+    assert ws.mark(ws.prompts[1])[0] == "diverged"  # batched differs in row 1: both finished
+    assert counts.complete == 0 and counts.incomplete == 3 and counts.divergences == 1

@@ -233,6 +233,16 @@ class Engine(ABC):
         """
         return None
 
+    @classmethod
+    def settings_problem(cls, settings: GenerationSettings) -> str | None:
+        """Why this engine cannot honour the run's settings (e.g. more top-k candidates than it
+        returns), checked with the options before anything loads.
+
+        Returns:
+            None when it can; else one line naming the setting and what to do.
+        """
+        return None
+
     def load(self) -> None:  # noqa: B027 — optional hook
         """Load what the engine needs (model weights). Called in a worker before :meth:`decode`,
         possibly more than once: cache what you load.

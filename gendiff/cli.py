@@ -30,6 +30,17 @@ class Parser(argparse.ArgumentParser):
         raise InputError(f"{message} (see {self.prog} --help)")
 
 
+def count_option(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (batch size, tokens, top-k)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def number_option(minimum: float, inclusive: bool) -> Any:
     """An argparse type: a finite float at or above (or strictly above) ``minimum``; NaN and inf refused."""
 
@@ -72,7 +83,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=defaults.DEVICE, help=f"cpu, cuda or cuda:N (default: {defaults.DEVICE})")
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=count_option,
         default=defaults.BATCH_SIZE,
         help=f"rows per batch for hf-left/hf-right (default: {defaults.BATCH_SIZE})",
     )

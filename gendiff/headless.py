@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if diagnosis_error is not None:
         err(f"gendiff: error: diagnosis failed: {diagnosis_error}")
     elif failed:
-        err("gendiff: error: " + "; ".join(f"engine {e['label']} failed: {e['error']}" for e in failed))
+        err("gendiff: error: " + "; ".join(_failure(e["label"], e["error"]) for e in failed))
     return code
 
 
@@ -234,3 +234,8 @@ def check_output(path: str, inputs: dict[str, Any], model: str | None = None) ->
     folder = os.path.realpath(model if model is not None else demo_model_path())
     if os.path.realpath(resolve_target(path).parent) == folder:
         raise InputError(f"--json {path}: that is inside the model folder {folder}; write the snapshot elsewhere")
+
+
+def _failure(label: str, error: str) -> str:
+    """``engine X failed: …``, without repeating the label when the engine's own message starts with it."""
+    return f"engine {label} failed: {error.removeprefix(f'engine {label}: ')}"

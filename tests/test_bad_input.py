@@ -810,3 +810,25 @@ def test_vllm_top_k_above_its_logprobs_is_bad_input_before_any_model_work():
     from gendiff.engines.vllm import VLLM
 
     assert VLLM.settings_problem(GenerationSettings(top_k=20)) is None
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "two"])
+def test_batch_size_names_the_option_not_an_engine(capsys, value):
+    """Found in tmux: --batch-size 0 blamed `batch_size` of the first engine."""
+    line = bad_run(capsys, "--batch-size", value)
+    assert "--batch-size" in line and "hf-single" not in line
+
+
+def test_an_engine_with_an_empty_option_list_is_that_engine():
+    from gendiff.engines.base import parse_engine_spec
+
+    spec = parse_engine_spec("hf-left:")
+    assert spec.name == "hf-left" and spec.label == "hf-left" and not spec.options
+
+
+def test_a_failed_engine_line_names_it_once():
+    from gendiff.headless import _failure
+
+    assert _failure("openai:url=x", "engine openai:url=x: no server answers") == (
+        "engine openai:url=x failed: no server answers"
+    )

@@ -106,7 +106,7 @@ def split_engine_list(text: str) -> list[str]:
 
 def parse_engine_spec(text: str, defaults: dict[str, Any] | None = None, known: list[str] | None = None) -> EngineSpec:
     """Parse ``NAME[:key=value,...]``; ``defaults`` are the run-wide dtype/attn/device/batch_size."""
-    text = text.strip()
+    text = text.strip().removesuffix(":")  # "hf-left:" is hf-left with no options, labelled as such
     name, _, rest = text.partition(":")
     if known is not None and name not in known:
         raise GendiffError(f"unknown engine {name!r}; known engines: {', '.join(known)}")

@@ -64,7 +64,7 @@ import json, time
 from gendiff.cli import build_config, run_parser
 from gendiff.prompts import PromptBook, demo_prompts_path
 from gendiff.session import EngineFinished, EngineLoaded, Session
-from gendiff.cli import summary_table
+from gendiff.summary import summary_table
 args = run_parser().parse_args(["--quiet"])
 config = build_config(args)
 book = PromptBook.load(demo_prompts_path())

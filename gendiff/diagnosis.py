@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from gendiff.errors import GendiffError
+from gendiff.errors import GendiffError, describe
 from gendiff.records import (
     LASTING,
     TRANSIENT,
@@ -80,8 +80,7 @@ def bisect(
     try:
         probes, chosen = _replay_both(reference, other, batch, row, reference_trace, step, settings)
     except Exception as exc:  # noqa: BLE001 — a failed bisection is recorded, the run is kept
-        message = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
-        return replace(failed, error=message.removeprefix("bisection: "))
+        return replace(failed, error=describe(exc).removeprefix("bisection: "))
     ref_probe, other_probe = probes
     modules = []
     for name, a in ref_probe.captured.items():
@@ -194,19 +193,18 @@ def reconverge(
     step: int,
     settings: GenerationSettings,
 ) -> Reconvergence:
-    """Feed ``other`` the reference's tokens for ``batch[row]`` and see where it still disagrees."""
+    """Feed ``other`` the reference's tokens for ``batch[row]`` and see where it still disagrees.
+
+    Never raises for a replay that fails: the Reconvergence's ``error`` says why (verdict ``failed``).
+    """
     forced = list(reference_trace.token_ids)
-    prompts, target = _replay_batch(other, batch, row)
-    traces = other.replay(prompts, settings, {target: forced})
+    failed = Reconvergence(reference_trace.engine, other.spec.label, reference_trace.prompt_index, step, 0, (), False)
+    try:
+        prompts, target = _replay_batch(other, batch, row)
+        traces = other.replay(prompts, settings, {target: forced})
+    except Exception as exc:  # noqa: BLE001 — a failed re-convergence is recorded, the run is kept
+        return replace(failed, error=describe(exc))
     own = [s.token_id for s in traces[target].steps]
     mismatches = tuple(i for i, (mine, theirs) in enumerate(zip(own, forced)) if mine != theirs)
     reproduced = len(own) > step and len(other_trace.steps) > step and own[step] == other_trace.steps[step].token_id
-    return Reconvergence(
-        reference=reference_trace.engine,
-        engine=other.spec.label,
-        prompt_index=reference_trace.prompt_index,
-        step=step,
-        steps_checked=min(len(own), len(forced)),
-        mismatches=mismatches,
-        reproduced=reproduced,
-    )
+    return replace(failed, steps_checked=min(len(own), len(forced)), mismatches=mismatches, reproduced=reproduced)

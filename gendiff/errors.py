@@ -33,3 +33,9 @@ class Cancelled(GendiffError):
     """The user cancelled (ctrl+c, SIGTERM)."""
 
     exit_code = EXIT_CANCELLED
+
+
+def describe(exc: BaseException) -> str:
+    """The one-line text of a failure to record or show: a GendiffError's own message, else the
+    exception's type and message (``RuntimeError: …``)."""
+    return str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"

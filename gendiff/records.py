@@ -13,6 +13,7 @@ from typing import Any
 TRANSIENT = "transient flip"
 LASTING = "lasting fork"
 UNDETERMINED = "undetermined"
+FAILED = "failed"
 
 LAYER_OUTPUT = "layer output"
 QUERY_SOURCES = ("query projection", "fused q/k/v projection")
@@ -319,6 +320,9 @@ class Reconvergence:
     another token. ``rejoin_after`` counts the steps after the divergence until it first agrees
     again (1 = the very next step; None = never, within the reference's tokens). A
     **transient flip** agrees again at the next step; a **lasting fork** does not.
+
+    A re-convergence that could not run keeps ``error`` (why), checks no steps and its verdict
+    is ``failed``: the run it explains is kept all the same.
     """
 
     reference: str
@@ -328,6 +332,7 @@ class Reconvergence:
     steps_checked: int
     mismatches: tuple[int, ...]
     reproduced: bool
+    error: str | None = None
 
     @property
     def later(self) -> tuple[int, ...]:
@@ -343,11 +348,15 @@ class Reconvergence:
 
     @property
     def verdict(self) -> str:
+        if self.error is not None:
+            return FAILED
         if self.steps_checked <= self.step + 1:
             return UNDETERMINED
         return TRANSIENT if self.rejoin_after == 1 else LASTING
 
     def summary(self) -> str:
+        if self.error is not None:
+            return f"failed: {self.error}"
         if self.verdict == UNDETERMINED:
             return "undetermined: the divergence is at the reference's last token"
         later = len(self.later)
@@ -374,6 +383,7 @@ class Reconvergence:
             "later_divergences": len(self.later),
             "verdict": self.verdict,
             "reproduced": self.reproduced,
+            "error": self.error,
         }
 
     @classmethod
@@ -386,6 +396,7 @@ class Reconvergence:
             steps_checked=int(data["steps_checked"]),
             mismatches=tuple(int(s) for s in data["mismatches"]),
             reproduced=bool(data.get("reproduced", True)),
+            error=data.get("error"),
         )
 
 

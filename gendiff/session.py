@@ -15,7 +15,7 @@ from pathlib import Path
 from gendiff.decoding import Decoding
 from gendiff.diagnosis import DEFAULT_TOLERANCE, Bisection, Reconvergence, bisect, reconverge
 from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, TOKEN, Divergence, compare
-from gendiff.engines import create_engine
+from gendiff.engines import create_engine, engine_class
 from gendiff.engines.base import SPEC_FIELDS, Engine, EngineSpec, GenerationSettings
 from gendiff.engines.hf import check_context
 from gendiff.engines.loading import (
@@ -26,7 +26,7 @@ from gendiff.engines.loading import (
     resolve_model_path,
 )
 from gendiff.engines.steps import run_engine
-from gendiff.errors import GendiffError, InputError
+from gendiff.errors import GendiffError, InputError, describe
 from gendiff.options import STOP_AT_EOS
 from gendiff.prompts import validate_prompt
 from gendiff.snapshot import Batch, PromptResult, Snapshot, environment_info
@@ -57,6 +57,10 @@ class RunConfig:
             raise InputError(
                 f"reference {self.reference!r} is not among the engines ({', '.join(labels)}); add it or pick one of them"
             )
+        for spec in self.engines:  # before any model work: a setting an engine can't honour is bad input
+            problem = engine_class(spec.name).settings_problem(self.settings)
+            if problem:
+                raise InputError(f"engine {spec.label}: {problem}")
 
 
 # events, in the order a run emits them
@@ -208,7 +212,7 @@ class Session:
                 emit(EngineFailed(label, str(exc)))
                 raise
             except Exception as exc:  # one engine failing must not stop the others
-                message = str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
+                message = describe(exc)
                 errors[label] = message
                 settings = engine.spec.settings()
                 traces[label] = [Trace.failed(label, ids[i], self.token_ids[i], message, settings) for i in indices]

@@ -787,3 +787,48 @@ def test_compare_snapshot_that_is_a_fifo_or_folder(capsys, tmp_path, kind):
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_penalties_must_be_finite(capsys, option, value):
     assert "must be a finite number" in bad_run(capsys, option, value)
+
+
+def test_vllm_top_k_above_its_logprobs_is_bad_input_before_any_model_work():
+    """vLLM returns at most 20 logprobs: --top-k 25 is refused up front (exit 2, one line), not
+    found when vLLM decodes (which would be an engine failure, exit 3, after hf-single ran)."""
+    result = gendiff_process("run", "--engines", "hf-single,vllm", "--top-k", "25")
+    assert result.returncode == EXIT_INPUT, result.stderr
+    line = one_error_line(result.stderr)  # no "hf-single: loading…": nothing ran
+    assert line == "gendiff: error: engine vllm: --top-k 25: vLLM returns at most 20 logprobs; use 20 or fewer"
+    assert result.stdout == ""
+    code = (
+        "import sys\nfrom gendiff.cli import main\n"
+        "assert main(['run', '--quiet', '--engines', 'hf-single,vllm', '--top-k', '25']) == 2\n"
+        "assert not {'torch', 'transformers', 'vllm'} & set(sys.modules), 'a heavy import ran'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    checked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert checked.returncode == 0, checked.stderr
+    # at the limit it is accepted (refused later only for other reasons, never for top-k)
+    from gendiff.engines.base import GenerationSettings
+    from gendiff.engines.vllm import VLLM
+
+    assert VLLM.settings_problem(GenerationSettings(top_k=20)) is None
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "two"])
+def test_batch_size_names_the_option_not_an_engine(capsys, value):
+    """Found in tmux: --batch-size 0 blamed `batch_size` of the first engine."""
+    line = bad_run(capsys, "--batch-size", value)
+    assert "--batch-size" in line and "hf-single" not in line
+
+
+def test_an_engine_with_an_empty_option_list_is_that_engine():
+    from gendiff.engines.base import parse_engine_spec
+
+    spec = parse_engine_spec("hf-left:")
+    assert spec.name == "hf-left" and spec.label == "hf-left" and not spec.options
+
+
+def test_a_failed_engine_line_names_it_once():
+    from gendiff.headless import _failure
+
+    assert _failure("openai:url=x", "engine openai:url=x: no server answers") == (
+        "engine openai:url=x failed: no server answers"
+    )

@@ -91,6 +91,34 @@ def test_bisect_summary_lines(capsys, tmp_path):
     assert "re-convergence: transient flip" in out or "re-convergence: lasting fork" in out
 
 
+def test_a_failed_reconvergence_keeps_the_run_and_says_why(capsys, tmp_path, monkeypatch):
+    """A replay that raises at run time is recorded in the Reconvergence (verdict failed), shown in
+    the summary and written to the snapshot; the run is not discarded."""
+    from gendiff.engines.base import Engine
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("replay exploded")
+
+    monkeypatch.setattr(Engine, "replay", broken)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("Once upon a time, there was a brave\n")
+    out_json = tmp_path / "run.json"
+    argv = ["run", "--quiet", "--prompts", str(prompts), "--dtype", "bfloat16", "--max-new-tokens", "4"]
+    code, out, err = cli(
+        capsys, *argv, "--engines", "hf-single,hf-single:dtype=float32", "--reconverge", "--json", str(out_json)
+    )
+    assert code == 0, err
+    assert "hf-single:dtype=float32  DIVERGED at step 2" in out
+    assert "re-convergence: failed: RuntimeError: replay exploded" in out
+    assert "diagnosis failed" not in err
+    data = json.loads(out_json.read_text())
+    validate(data, "test")
+    r = next(d for p in data["prompts"] for d in p["divergences"] if d["reason"] == "token")["reconvergence"]
+    assert r["verdict"] == "failed" and r["error"] == "RuntimeError: replay exploded"
+    assert r["steps_checked"] == 0 and r["mismatches"] == []
+    assert Snapshot.load(out_json).divergences()[0].reconvergence.error == "RuntimeError: replay exploded"
+
+
 def test_compare_a_snapshot_with_itself_is_identical(capsys, float32_snapshot):
     code, out, err = cli(capsys, "compare", str(float32_snapshot), str(float32_snapshot), "--fail-on-divergence")
     assert code == 0, err

@@ -1,6 +1,6 @@
 """The diagnosis records: round trips, older snapshots, and what the summary says (no model)."""
 
-from gendiff.records import Bisection, KeyValueDiff, ModuleDiff, PositionDiff, PositionSplit
+from gendiff.records import Bisection, KeyValueDiff, ModuleDiff, PositionDiff, PositionSplit, Reconvergence
 
 BASE = dict(reference="hf-single", engine="hf-left", prompt_index=3, step=0, tolerance=1e-3)
 
@@ -12,6 +12,18 @@ def test_a_failed_bisection_says_why_and_round_trips():
     data = failed.to_dict()
     assert data["error"] == "GPT2LMHeadModel has no layers" and data["modules"] == []
     assert Bisection.from_dict(data) == failed
+
+
+def test_a_failed_reconvergence_says_why_and_round_trips():
+    failed = Reconvergence("hf-single", "hf-left", 3, 2, 0, (), False, error="RuntimeError: out of memory")
+    assert failed.verdict == "failed" and failed.summary() == "failed: RuntimeError: out of memory"
+    data = failed.to_dict()
+    assert data["error"] == "RuntimeError: out of memory" and data["verdict"] == "failed"
+    assert Reconvergence.from_dict(data) == failed
+    # a record from before errors were kept loads as a record that ran
+    data.pop("error")
+    older = Reconvergence.from_dict({**data, "steps_checked": 5, "mismatches": [2, 3]})
+    assert older.error is None and older.verdict == "lasting fork"
 
 
 def test_modules_of_an_older_snapshot_get_their_roles_and_layers():

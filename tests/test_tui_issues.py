@@ -191,14 +191,22 @@ async def edit_first_prompt(app, pilot, text):
 
 
 @pytest.mark.parametrize("answer", ["k", "r", "s"])
-async def test_external_edit_is_noticed_and_the_user_chooses(tmp_path, answer):
+async def test_external_edit_is_noticed_and_the_user_chooses(tmp_path, answer, monkeypatch):
+    from gendiff.tui.screens.main import MainScreen
+
+    # the 2 s timer's check is held back (it could fire at any point under load): the save after
+    # the in-app edit must notice the change by itself; the real check is then called directly
+    periodic_check = MainScreen.check_book_on_disk
+    monkeypatch.setattr(MainScreen, "check_book_on_disk", lambda self: None)
     file = prompt_file(tmp_path, "first", "second")
     app = app_for(file)
     async with app.run_test(size=SIZE) as pilot:
         file.write_text("theirs\n")
         await edit_first_prompt(app, pilot, "mine")
-        if not isinstance(app.screen, Choice):  # the 2 s check may have asked first
-            await wait_until(pilot, lambda: isinstance(app.screen, Choice), 5)
+        assert isinstance(app.screen, Choice), app.screen  # asked by the save itself
+        periodic_check(app.main)  # the timer's check now: already asked, so it must not ask again
+        await pilot.pause()
+        assert sum(isinstance(screen, Choice) for screen in app.screen_stack) == 1
         assert file.read_text() == "theirs\n"  # nothing overwritten before the user chose
         await pilot.press(answer)
         await pilot.pause()

@@ -106,7 +106,7 @@ def split_engine_list(text: str) -> list[str]:
 
 def parse_engine_spec(text: str, defaults: dict[str, Any] | None = None, known: list[str] | None = None) -> EngineSpec:
     """Parse ``NAME[:key=value,...]``; ``defaults`` are the run-wide dtype/attn/device/batch_size."""
-    text = text.strip()
+    text = text.strip().removesuffix(":")  # "hf-left:" is hf-left with no options, labelled as such
     name, _, rest = text.partition(":")
     if known is not None and name not in known:
         raise GendiffError(f"unknown engine {name!r}; known engines: {', '.join(known)}")
@@ -230,6 +230,16 @@ class Engine(ABC):
 
         Returns:
             None when it can run; else one line saying what is missing and what to do.
+        """
+        return None
+
+    @classmethod
+    def settings_problem(cls, settings: GenerationSettings) -> str | None:
+        """Why this engine cannot honour the run's settings (e.g. more top-k candidates than it
+        returns), checked with the options before anything loads.
+
+        Returns:
+            None when it can; else one line naming the setting and what to do.
         """
         return None
 

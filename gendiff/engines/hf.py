@@ -12,7 +12,7 @@ from gendiff.engines.architecture import Architecture, architecture_of, transfor
 from gendiff.engines.base import Engine, EngineSpec, GenerationSettings
 from gendiff.engines.loading import LoadedModel, load_model
 from gendiff.engines.masks import full_size_cache, layer_masks
-from gendiff.engines.penalties import build_processors, decide
+from gendiff.engines.penalties import build_processors, decide_and_feed
 from gendiff.engines.steps import TraceBuilder, steps_from_logits
 from gendiff.errors import GendiffError
 
@@ -269,13 +269,9 @@ class HFRight(HFEngine):
             )
             next_positions = lengths.clone()
             while True:
-                chosen = decide(logits, resolved, histories, builder.settings.top_k, tokenizer, lengths.tolist())
-                builder.add_rows(chosen, logits=logits)
-                if builder.done:
+                fed = decide_and_feed(builder, logits, resolved, histories, tokenizer, lengths.tolist())
+                if fed is None:
                     break
-                fed = builder.next_inputs(chosen)
-                for history, token in zip(histories, fed):
-                    history.append(token)
                 tokens = torch.tensor(fed, device=device)[:, None]
                 mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=1)
                 key_seq = torch.cat([key_seq, seq_column], dim=1)

@@ -183,7 +183,6 @@ def load_model(path: str | Path, dtype: str = "float32", attn: str = "sdpa", dev
     if cached is not None:
         return cached
     import torch
-    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # its bar would scribble over the TUI and the CLI summary
@@ -191,13 +190,7 @@ def load_model(path: str | Path, dtype: str = "float32", attn: str = "sdpa", dev
     tokenizer = load_tokenizer(path)
     check_device(device)
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(
-            str(path),
-            dtype=getattr(torch, dtype),
-            attn_implementation=attn,
-            local_files_only=True,
-            output_loading_info=True,
-        )
+        model, info = _from_pretrained(path, dtype, attn)
     except (MemoryError, torch.OutOfMemoryError) as exc:
         raise EngineError(f"model {path}: out of memory while loading it ({_first_line(exc)})") from None
     except Exception as exc:  # the folder passed the up-front checks; what transformers still refuses is the folder's
@@ -239,21 +232,26 @@ def check_loading_info(path: str | Path, class_name: str, info: dict[str, Any]) 
 def _name_mismatched_weights(path: str | Path, dtype: str, attn: str) -> None:
     """transformers' own message points at a report we silence: load again, tolerating the
     mismatch, only to name the weights (this path always ends in InputError)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(
-            str(path),
-            dtype=getattr(torch, dtype),
-            attn_implementation=attn,
-            local_files_only=True,
-            output_loading_info=True,
-            ignore_mismatched_sizes=True,
-        )
+        model, info = _from_pretrained(path, dtype, attn, ignore_mismatched_sizes=True)
     except Exception:  # noqa: BLE001 — fall back to transformers' message
         return
     check_loading_info(path, type(model).__name__, info)
+
+
+def _from_pretrained(path: str | Path, dtype: str, attn: str, **extra: Any) -> tuple[Any, dict[str, Any]]:
+    """transformers' local load of the folder as a causal LM: (model, its loading info)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        str(path),
+        dtype=getattr(torch, dtype),
+        attn_implementation=attn,
+        local_files_only=True,
+        output_loading_info=True,
+        **extra,
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from gendiff.engines.architecture import FULL, Architecture
 from gendiff.engines.hf import HFEngine, own_loop_refusal
 from gendiff.engines.masks import full_size_cache, layer_masks
-from gendiff.engines.penalties import decide
+from gendiff.engines.penalties import decide_and_feed
 from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import GendiffError
 
@@ -80,13 +80,9 @@ class Packed(HFEngine):
             step_owner = torch.arange(segments, device=device)
             step_index = lengths.clone()
             while True:
-                chosen = decide(logits, resolved, histories, builder.settings.top_k, tokenizer, lengths.tolist())
-                builder.add_rows(chosen, logits=logits)
-                if builder.done:
+                fed = decide_and_feed(builder, logits, resolved, histories, tokenizer, lengths.tolist())
+                if fed is None:
                     break
-                fed = builder.next_inputs(chosen)
-                for history, token in zip(histories, fed):
-                    history.append(token)
                 tokens = torch.tensor([fed], device=device)
                 owner = torch.cat([owner, step_owner])
                 index = torch.cat([index, step_index])

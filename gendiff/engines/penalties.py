@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gendiff.decoding import active
-from gendiff.engines.steps import steps_from_logits
+from gendiff.engines.steps import TraceBuilder, steps_from_logits
 from gendiff.trace import TokenStep
 
 
@@ -95,3 +95,25 @@ def decide(
     (raw scores kept alongside) when any is active, else plain raw greedy."""
     processed = apply_per_row(resolved, histories, prompt_lengths, logits)
     return steps_from_logits(logits, top_k, tokenizer, processed)
+
+
+def decide_and_feed(
+    builder: TraceBuilder,
+    logits: Any,
+    resolved: dict[str, Any] | None,
+    histories: list[list[int]],
+    tokenizer: Any,
+    prompt_lengths: list[int],
+) -> list[int] | None:
+    """One step of an own decode loop whose rows have their own histories (hf-right, packed):
+    :func:`decide` each row's step from ``logits`` and record it in ``builder`` (raw logits
+    handed on for --stats). Returns None once the builder is done, else the token to feed each
+    row next (the forced one under replay), already appended to its history."""
+    chosen = decide(logits, resolved, histories, builder.settings.top_k, tokenizer, prompt_lengths)
+    builder.add_rows(chosen, logits=logits)
+    if builder.done:
+        return None
+    fed = builder.next_inputs(chosen)
+    for history, token in zip(histories, fed):
+        history.append(token)
+    return fed

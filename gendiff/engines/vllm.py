@@ -14,7 +14,7 @@ from importlib.util import find_spec
 from typing import Any
 
 from gendiff.decoding import READS_FROM_MODEL, active, resolve, supported
-from gendiff.engines.base import Engine, EngineSpec, FreeOption, whole_number
+from gendiff.engines.base import Engine, EngineSpec, FreeOption, GenerationSettings, whole_number
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import GendiffError
@@ -146,12 +146,19 @@ class VLLM(Engine):
         record["resolved_decoding"] = getattr(self, "decoding", None)
         return record
 
+    @classmethod
+    def settings_problem(cls, settings: GenerationSettings) -> str | None:
+        if settings.top_k > MAX_LOGPROBS:
+            return (
+                f"--top-k {settings.top_k}: vLLM returns at most {MAX_LOGPROBS} logprobs; use {MAX_LOGPROBS} or fewer"
+            )
+        return None
+
     def decode(self, builder: TraceBuilder) -> None:
         settings = builder.settings
-        if settings.top_k > MAX_LOGPROBS:
-            raise GendiffError(
-                f"--top-k {settings.top_k}: vLLM returns at most {MAX_LOGPROBS} logprobs; use 20 or fewer"
-            )
+        problem = self.settings_problem(settings)  # checked up front; kept for engines built by hand
+        if problem:
+            raise GendiffError(problem)
         if not hasattr(self, "worker") or not self.worker.alive():
             self.load()
         request = {

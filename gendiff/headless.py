@@ -1,0 +1,241 @@
+"""The headless commands: ``gendiff run`` (with --sweep, --bisect/--reconverge, --recheck/--repeat/--stats),
+``gendiff compare`` and ``gendiff score``. Each takes parsed arguments and returns the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from gendiff.cli import build_config, engine_list, exit_code
+from gendiff.console import err, out
+from gendiff.errors import GendiffError, InputError, describe
+from gendiff.summary import repeats_table, statistics_table, summary_table
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gendiff.prompts import PromptBook, demo_prompts_path
+
+    config = build_config(args)
+    book = PromptBook.load(demo_prompts_path() if args.prompts is None else args.prompts)
+    if not book.prompts:
+        raise InputError(f"prompts {book.path}: no prompts in the file; add one per line")
+    if args.json is not None:
+        check_output(args.json, inputs={"the prompts file": book.path}, model=config.model_path)
+
+    if args.repeat is not None and args.repeat < 2:
+        raise InputError(f"--repeat {args.repeat}: must be at least 2 (the run itself counts as the first)")
+    if args.sweep:
+        if args.recheck or args.stats or args.repeat:
+            raise InputError("--sweep with --recheck/--stats/--repeat: run the sweep first, then one variant")
+        return cmd_sweep(args, config, book.prompts)
+
+    from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, Session
+
+    session = Session(config, book.prompts)
+    if args.stats and not session.engines[config.reference].can_replay:
+        raise GendiffError(
+            f"--stats: the reference {config.reference} can't be teacher-forced; pick an hf-* or packed engine "
+            "as --reference"
+        )
+    for note in session.notes:
+        err(f"gendiff: note: {note}")
+    started = time.perf_counter()
+
+    def progress(event: object) -> None:
+        if args.quiet:
+            return
+        if isinstance(event, EngineStarted):
+            err(f"{event.engine}: loading…")
+        elif isinstance(event, EngineLoaded):
+            err(f"{event.engine}: loaded in {event.seconds:.1f}s; generating {len(book.prompts)} prompts…")
+        elif isinstance(event, EngineFinished):
+            tokens = sum(len(t.steps) for t in event.traces)
+            err(f"{event.engine}: {tokens} tokens in {event.seconds:.2f}s")
+        elif isinstance(event, EngineFailed):
+            err(f"{event.engine}: FAILED: {event.error}")
+
+    snapshot = session.run(progress)
+    diagnosis_error = None
+    if args.bisect or args.reconverge:
+
+        def diagnosing(done: int, total: int, d: Any) -> None:
+            if not args.quiet:
+                err(f"diagnosing {done + 1}/{total}: prompt {d.prompt_index + 1} {d.engine}…")
+
+        try:
+            session.diagnose(snapshot, args.bisect, args.reconverge, args.tolerance, diagnosing)
+        except Exception as exc:  # a replay failing at run time is an engine failure; the run is kept
+            diagnosis_error = describe(exc)
+        skipped = sorted(
+            {
+                d.engine
+                for d in snapshot.divergences()
+                if d.reason == "token" and d.bisection is None and d.reconvergence is None
+            }
+        )
+        for label in skipped if diagnosis_error is None else []:
+            err(
+                f"gendiff: note: {label}: can't be replayed with forced tokens, so its divergences are not "
+                "diagnosed (hf-single, hf-left, hf-right and packed can)"
+            )
+    notes: list[str] = []
+    if diagnosis_error is None:
+        try:
+            notes = explain_run(args, session, snapshot, progress)
+        except InputError:
+            raise
+        except Exception as exc:  # --recheck/--repeat/--stats failing at run time: the run is kept
+            message = describe(exc)
+            diagnosis_error = f"--recheck/--repeat/--stats: {message}"
+    # the snapshot first: a closed stdout (| head) or a failing print must never lose it
+    if args.json is not None:
+        err(f"snapshot written to {snapshot.save(args.json)}")
+    failed = [engine for engine in snapshot.engines if engine.get("error")]
+    code = exit_code(bool(failed) or diagnosis_error is not None, args.fail_on_divergence and snapshot.divergences())
+    out(summary_table(snapshot))
+    if snapshot.statistics:
+        title = f"distribution statistics, every engine teacher-forced on {snapshot.reference}'s tokens (KL in nats):"
+        out(statistics_table(snapshot.statistics, snapshot.engine_labels, title))
+    if any(prompt.repeats for prompt in snapshot.prompts):
+        out(repeats_table(snapshot))
+    for note in notes:
+        err(f"gendiff: note: {note}")
+    if not args.quiet:
+        err(f"total {time.perf_counter() - started:.2f}s")
+    if diagnosis_error is not None:
+        err(f"gendiff: error: diagnosis failed: {diagnosis_error}")
+    elif failed:
+        err("gendiff: error: " + "; ".join(_failure(e["label"], e["error"]) for e in failed))
+    return code
+
+
+def explain_run(args: argparse.Namespace, session: Any, snapshot: Any, progress: Any) -> list[str]:
+    """--recheck, --repeat and --stats on a finished run; returns notes for stderr."""
+    notes: list[str] = []
+    if args.recheck:
+        from gendiff.recheck import recheck
+
+        if not args.quiet:
+            print(f"rechecking the diverging pairs in {args.recheck}…", file=sys.stderr, flush=True)
+        notes += recheck(session, snapshot, args.recheck, progress)
+    if args.repeat:
+        from gendiff.repeat import attach_repeats
+
+        if not args.quiet:
+            print(f"repeating the run {args.repeat - 1} more times, prompts reordered…", file=sys.stderr, flush=True)
+        notes += attach_repeats(session, snapshot, args.repeat, progress)
+    if args.stats:
+        from gendiff.statistics import attach_statistics
+
+        def forcing(label: str) -> None:
+            if not args.quiet:
+                print(f"{label}: teacher-forced pass for --stats…", file=sys.stderr, flush=True)
+
+        notes += attach_statistics(session, snapshot, forcing)
+    return notes
+
+
+def cmd_sweep(args: argparse.Namespace, config: Any, prompts: list[str]) -> int:
+    import json
+
+    from gendiff.fileio import atomic_write_text
+    from gendiff.sweep import parse_sweep, run_sweep, sweep_json, sweep_table
+
+    if args.bisect or args.reconverge:
+        raise InputError("--sweep with --bisect/--reconverge: run the sweep first, then bisect one variant")
+    axes = parse_sweep(args.sweep, config.engines)
+    started = time.perf_counter()
+
+    def on_variant(number: int, total: int, settings: dict[str, str]) -> None:
+        if not args.quiet:
+            shown = " ".join(f"{k}={v}" for k, v in settings.items())
+            err(f"variant {number + 1}/{total}: {shown}")
+
+    variants = run_sweep(config, prompts, axes, on_variant)
+    labels = [spec.label for spec in config.engines]
+    if args.json is not None:
+        data = sweep_json(variants, axes, config, len(prompts))
+        err(f"sweep written to {atomic_write_text(args.json, json.dumps(data, indent=1) + chr(10))}")
+    failed = any(v.errors for v in variants)
+    code = exit_code(failed, args.fail_on_divergence and any(any(d) for v in variants for d in v.diverged.values()))
+    out(sweep_table(variants, axes, labels, config.reference, len(prompts)))
+    if not args.quiet:
+        err(f"total {time.perf_counter() - started:.2f}s")
+    if failed:
+        first = next(v for v in variants if v.errors)
+        label, message = next(iter(first.errors.items()))
+        err(f"gendiff: error: engine {label} failed in at least one variant: {message}")
+    return code
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from gendiff.compare import load_pair
+
+    if args.json is not None:
+        check_output(args.json, inputs={"snapshot A": args.a, "snapshot B": args.b})
+    engines = engine_list(args.engines) or None
+    compared = load_pair(args.a, args.b, engines)
+    if args.json is not None:
+        err(f"comparison written to {compared.save(args.json)}")
+    for source in compared.sources:
+        env = source.get("environment") or {}
+        out(
+            f"{source['tag']} = {source['path']}  ({source['created']}; torch {env.get('torch')}, "
+            f"{env.get('gpu') or env.get('cpu') or env.get('device')})"
+        )
+    for note in compared.notes:
+        out(f"note: {note}")
+    out(summary_table(compared))
+    return exit_code(False, args.fail_on_divergence and compared.divergences())
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import json
+
+    from gendiff.fileio import atomic_write_text
+    from gendiff.score import load_texts, score
+
+    if args.json is not None:
+        check_output(args.json, inputs={"the texts file": args.file}, model=args.model)
+    texts = load_texts(args.file)
+    config = build_config(args)
+
+    def forcing(label: str) -> None:
+        if not args.quiet:
+            print(f"{label}: teacher-forced on the texts…", file=sys.stderr, flush=True)
+
+    result = score(config, texts, forcing)
+    for note in result.notes:
+        print(f"gendiff: note: {note}", file=sys.stderr)
+    title = (
+        f"{len(texts)} texts, every engine fed the continuations; distributions against {result.reference}'s "
+        "(KL in nats, loss: mean -log p of the continuation's tokens):"
+    )
+    if args.json is not None:  # written first: a closed stdout must not lose it
+        written = atomic_write_text(args.json, json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n")
+        err(f"scores written to {written}")
+    out(statistics_table(result.statistics, result.engines, title, loss=True))
+    return 3 if any("failed" in note for note in result.notes) else 0
+
+
+def check_output(path: str, inputs: dict[str, Any], model: str | None = None) -> None:
+    """Refuse (before any work) an output path that can't be written, or that names one of the
+    command's own inputs (a snapshot written there would replace it) or a file of the model."""
+    from gendiff.engines.loading import demo_model_path
+    from gendiff.fileio import check_writable, resolve_target, same_file
+
+    target = check_writable(path, "--json")
+    for what, source in inputs.items():
+        if source is not None and same_file(target, source):
+            raise InputError(f"--json {path}: that is {what}; writing the snapshot there would replace it")
+    folder = os.path.realpath(model if model is not None else demo_model_path())
+    if os.path.realpath(resolve_target(path).parent) == folder:
+        raise InputError(f"--json {path}: that is inside the model folder {folder}; write the snapshot elsewhere")
+
+
+def _failure(label: str, error: str) -> str:
+    """``engine X failed: …``, without repeating the label when the engine's own message starts with it."""
+    return f"engine {label} failed: {error.removeprefix(f'engine {label}: ')}"

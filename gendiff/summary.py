@@ -1,0 +1,152 @@
+"""The text tables ``gendiff run``, ``compare`` and ``score`` print: the per prompt × engine summary,
+the distribution statistics, the repeats, and the bisection charts inside the summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def summary_table(snapshot: Any) -> str:
+    """One line per prompt × engine: identical, or where and how it diverged."""
+    from gendiff.display import number, shorten, visible
+
+    if snapshot.sources:
+        lines = [f"reference: each engine@B against engine@A   model: {snapshot.model['name']}"]
+    else:
+        lines = [
+            f"reference: {snapshot.reference}   model: {snapshot.model['name']}   dtype: {snapshot.model.get('dtype')}"
+        ]
+    compared = {d.engine for p in snapshot.prompts for d in p.divergences}
+    labels = [label for label in snapshot.engine_labels if label in compared]
+    width = max((len(label) for label in labels), default=8)
+    diverged = total = failed = 0
+    for index, prompt in enumerate(snapshot.prompts, 1):
+        lines.append(f"{index:>3} {shorten(prompt.text, 70)}")
+        for label in labels:
+            d = prompt.divergence_for(label)
+            if d is None:
+                continue
+            total += 1
+            if not d.diverged:
+                lines.append(f"      {label:<{width}}  identical ({d.agreeing_steps} tokens)")
+                continue
+            if d.reason == "error":  # a failed engine is not a divergence: say so
+                failed += 1
+                lines.append(f"      {label:<{width}}  FAILED: {d.detail}")
+                continue
+            diverged += 1
+            pad = " " * (width + 8)
+            if d.reason == "token":
+                lines.append(
+                    f"      {label:<{width}}  DIVERGED at step {d.step} [{d.classification}]: "
+                    f"{visible(d.reference_step.text)!s} vs {visible(d.other_step.text)!s}  "
+                    f"margin ref {number(d.reference_margin)} / {label} {number(d.other_margin)}  "
+                    f"flip gap {number(d.flip_gap)}  drift before {number(d.max_drift_before)}  "
+                    f"cross-top-k {'yes' if d.cross_top_k else 'no'}"
+                )
+                if d.decoding_note:
+                    lines.append(f"{pad}penalties differ: {d.decoding_note}")
+                if d.bisection is not None:
+                    head, *notes = d.bisection.summary_lines()
+                    lines.append(f"{pad}bisection: {head}")
+                    lines.extend(f"{pad}  {note}" for note in notes)
+                    if d.bisection.modules:
+                        lines.append(f"{pad}  per layer: {layer_chart(d.bisection)}")
+                    if d.bisection.key_values:
+                        lines.append(f"{pad}  earlier positions' keys/values: {key_value_chart(d.bisection)}")
+                if d.reconvergence is not None:
+                    lines.append(f"{pad}re-convergence: {d.reconvergence.summary()}")
+            else:
+                where = "" if d.step is None else f" at step {d.step}"
+                lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {d.detail}")
+                if d.decoding_note:
+                    lines.append(f"{pad}penalties differ: {d.decoding_note}")
+            if d.recheck is not None:
+                lines.append(f"{pad}recheck: {d.recheck.summary()}")
+    against = "its @A side" if snapshot.sources else snapshot.reference
+    lines.append(
+        f"{diverged} of {total} prompt×engine pairs diverged from {against}{classification_counts(snapshot)}"
+        + (f"; {failed} not compared because an engine failed" if failed else "")
+    )
+    return "\n".join(lines)
+
+
+def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, loss: bool = False) -> str:
+    """One line per engine: llama.cpp's --kl-divergence set over all prompts (KL in nats)."""
+    from gendiff.display import number
+
+    labels = [label for label in labels if label in statistics]
+    width = max([len(label) for label in labels] + [6])
+    lines = [
+        title,
+        f"  {'engine':<{width}}  {'positions':>9}  {'KLD mean':>9}  {'median':>9}  {'p99':>9}  {'max':>9}  "
+        f"{'at':>7}  {'same top1':>9}  {'Δp mean':>9}  {'Δp rms':>9}" + (f"  {'loss':>9}" if loss else ""),
+    ]
+    for label in labels:
+        st = statistics[label]
+        at = "—" if st.kld_max_prompt is None else f"{st.kld_max_prompt + 1}/{st.kld_max_position}"
+        same = "—" if st.same_top1 is None else f"{100 * st.same_top1:.2f}%"
+        lines.append(
+            f"  {label:<{width}}  {st.positions:>9}  {number(st.kld_mean, 6):>9}  {number(st.kld_median, 6):>9}  "
+            f"{number(st.kld_p99, 6):>9}  {number(st.kld_max, 6):>9}  {at:>7}  {same:>9}  "
+            f"{number(st.dp_mean, 6):>9}  {number(st.dp_rms, 6):>9}" + (f"  {number(st.loss, 6):>9}" if loss else "")
+        )
+    what = "prompt/step" if not loss else "text/token"
+    lines.append(f"  (at: {what} of the largest KLD; Δp: change of the reference token's probability)")
+    return "\n".join(lines)
+
+
+def repeats_table(snapshot: Any) -> str:
+    """Per engine: how many prompts gave one completion in every run, and the ones that did not."""
+    labels = [label for label in snapshot.engine_labels if any(label in p.repeats for p in snapshot.prompts)]
+    runs = next(r.runs for p in snapshot.prompts for r in p.repeats.values())
+    lines = [f"repeats: {runs} runs, each prompt at another row beside other prompts each time"]
+    width = max(len(label) for label in labels)
+    for label in labels:
+        found = [(i, p.repeats[label]) for i, p in enumerate(snapshot.prompts, 1) if label in p.repeats]
+        stable = sum(r.deterministic for _, r in found)
+        lines.append(f"  {label:<{width}}  {stable} of {len(found)} prompts: 1 unique of {runs}")
+        for index, r in found:
+            if not r.deterministic:
+                lines.append(f"  {'':<{width}}    prompt {index}: {r.summary()}")
+    return "\n".join(lines)
+
+
+def classification_counts(snapshot: Any) -> str:
+    """``: 3 exact-tie, 1 wide-flip`` over the snapshot's divergences (empty when none)."""
+    from collections import Counter
+
+    from gendiff.classify import CLASSIFICATIONS
+
+    # failed engines are counted apart ("not compared"), not as a kind of divergence
+    counts = Counter(d.classification for d in snapshot.divergences() if d.reason != "error")
+    shown = [f"{counts[kind]} {kind}" for kind in CLASSIFICATIONS if counts[kind]]
+    return f": {', '.join(shown)}" if shown else ""
+
+
+def layer_chart(bisection: Any) -> str:
+    """The relative difference of the residual stream after each layer, as ``L1 ▅ 1.2e-03 …``
+    (bars on a log axis from 1e-7 to 1; ``·`` is bitwise equal)."""
+    from gendiff.display import bar
+
+    return "  ".join(f"L{m.layer} {bar(m.rel_diff)} {m.rel_diff:.1e}" for m in bisection.layer_outputs())
+
+
+def key_value_chart(bisection: Any) -> str:
+    """Per layer, the positions before the divergent one whose key or value differs:
+    ``L0 none · L1 3 of 12 (pos 0, 1, 2; max rel 4.1e-03)``."""
+    compared = {}
+    for kv in bisection.key_values:
+        compared[kv.layer] = max(compared.get(kv.layer, 0), kv.positions)
+    earlier = bisection.earlier_positions()
+    parts = []
+    for layer in sorted(compared):
+        found = earlier.get(layer, [])
+        total = compared[layer] - 1 if bisection.position is not None else compared[layer]
+        if not found:
+            parts.append(f"L{layer} none of {total}")
+            continue
+        shown = ", ".join(str(p.position) for p in found[:6]) + (", …" if len(found) > 6 else "")
+        worst = max(p.rel_diff for p in found)
+        parts.append(f"L{layer} {len(found)} of {total} (pos {shown}; max rel {worst:.1e})")
+    return " · ".join(parts)

@@ -14,7 +14,8 @@ async def test_palette_commands_run_the_same_actions_as_the_keys(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         commands = {c.title: c for c in palette_commands(app, app.screen)}
         implemented = {c.title for c in COMMANDS if target_of(app, app.screen, c) is not None}
-        assert set(commands) == implemented
+        # those the screen hides here are left out (o filters only the compare view)
+        assert set(commands) == implemented - {"Only one engine"}
         assert {"Run all prompts", "Next divergence", "Export a snapshot", "Themes", "Help"} <= set(commands)
         await commands["Help"].callback()
         await pilot.pause()

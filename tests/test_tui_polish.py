@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.cells import cell_len
+from test_snapshots import hand_made_snapshot
 from test_tui import app_for, prompt_file, wait_until
 from textual.widgets import Label
 
@@ -26,3 +27,36 @@ async def test_external_change_dialog_wraps_a_long_path_at_120_wide(tmp_path):
         assert question.region.x >= box.x and question.region.right <= box.right
         assert question.region.width * question.region.height >= cell_len(text)
         assert question.region.height >= 2
+
+
+def footer_keys(app):
+    """The keys the footer shows now."""
+    from textual.widgets._footer import FooterKey
+
+    return {key.key for key in app.screen.query(FooterKey)}
+
+
+async def test_snapshot_and_compare_views_hide_keys_that_cannot_apply(tmp_path):
+    app = app_for(prompt_file(tmp_path, "first"))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        assert {"r", "R", "a", "e", "d", "b"} <= footer_keys(app)  # a prompt file: all apply
+    snapshot = hand_made_snapshot(tmp_path / "a.json")
+    app = app_for(snapshot)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        shown = footer_keys(app)
+        assert not shown & {"r", "R", "a", "e", "d", "escape", "s"}, shown  # read-only: nothing runs or edits
+        assert {"n", "p", "b", "x"} <= shown
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Add a prompt" not in titles and "Run all prompts" not in titles
+        assert "Export a snapshot" in titles
+    other = hand_made_snapshot(tmp_path / "b.json")
+    app = app_for(snapshot, other)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.main.comparing and app.main.ws.divergence(app.main.current, app.main.selected_engine) is not None
+        shown = footer_keys(app)
+        assert "b" not in shown and "f" not in shown, shown  # two machines' runs can't be replayed here
+        assert {"n", "o"} <= shown

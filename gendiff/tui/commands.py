@@ -58,11 +58,12 @@ def target_of(app: App[object], screen: Screen[object], command: PaletteCommand)
 
 
 def palette_commands(app: App[object], screen: Screen[object]) -> Iterator[SystemCommand]:
-    """The commands of ``COMMANDS`` that the app (or the screen) implements, for ``get_system_commands``."""
+    """The commands of ``COMMANDS`` that the app (or the screen) implements and that apply now,
+    for ``get_system_commands``."""
     for command in COMMANDS:
         namespace = target_of(app, screen, command)
-        if namespace is None:
-            continue
+        if namespace is None or namespace.check_action(command.action_name, ()) is False:  # type: ignore[attr-defined]
+            continue  # the screen hides it here (a snapshot's run/edit keys, …)
 
         async def run(action: str = command.action, where: object = namespace) -> None:
             await app.run_action(action, where)  # type: ignore[arg-type]

@@ -75,11 +75,6 @@ class LayoutActions(_Base):
             )
             return
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "filter_engine":
-            return self.comparing  # the engine filter is the compare view's
-        return True
-
     def action_filter_engine(self) -> None:
         """Comparing: show all engines' A/B pairs, then only the first engine's, the next, … and all again."""
         if not self.comparing:

@@ -35,6 +35,8 @@ from gendiff.tui.workers import preload
 from gendiff.workspace import RunPlan, Workspace
 
 MIN_WIDTH, MIN_HEIGHT = 70, 18
+# actions that change prompts or start runs: hidden when viewing a snapshot
+VIEW_ONLY_HIDDEN = frozenset({"run", "cancel_run", "add", "edit", "delete", "move", "settings"})
 
 
 class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, LayoutActions, Screen[None]):
@@ -152,6 +154,18 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
     @property
     def comparing(self) -> bool:
         return self.snapshot is not None and bool(self.snapshot.sources)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """False hides a key that can't apply here from the footer (and the palette)."""
+        if action in VIEW_ONLY_HIDDEN and self.snapshot is not None:
+            return False  # a snapshot is read-only: nothing to run, edit or reconfigure
+        if action == "filter_engine":
+            return self.comparing  # the engine filter is the compare view's
+        if action in ("bisect", "recheck") and self.comparing:
+            # two machines' runs can't be replayed here; a diagnosis stored in B still opens
+            d = self.ws.divergence(self.current, self.selected_engine) if self.current is not None else None
+            return action == "bisect" and d is not None and d.bisection is not None and d.reconvergence is not None
+        return True
 
     @property
     def compared_labels(self) -> list[str]:
@@ -276,6 +290,8 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
         else:
             self.refresh_panel()
         self.refresh_run_line()
+        if self.comparing:  # b shows only where a stored diagnosis can open
+            self.refresh_bindings()
 
     def refresh_panel(self) -> None:
         panel = self.query_one("#panel", DivergencePanel)

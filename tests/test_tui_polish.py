@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 from rich.cells import cell_len
 from test_snapshots import hand_made_snapshot
 from test_tui import app_for, prompt_file, wait_until
@@ -60,3 +63,31 @@ async def test_snapshot_and_compare_views_hide_keys_that_cannot_apply(tmp_path):
         shown = footer_keys(app)
         assert "b" not in shown and "f" not in shown, shown  # two machines' runs can't be replayed here
         assert {"n", "o"} <= shown
+
+
+def long_named_bisection():
+    from gendiff.records import Bisection, ModuleDiff
+
+    modules = (
+        ModuleDiff(
+            "model.layers.11.post_attention_layernorm:input", True, 0.0, 0.0, "residual stream before the MLP norm", 11
+        ),
+        ModuleDiff("model.layers.11.self_attn.o_proj", False, 1.1234e-4, 6.25e-2, "attention output projection", 11),
+        ModuleDiff("model.layers.11.mlp.down_proj", False, 2.5e-3, 1.5e-1, "MLP down projection", 11),
+    )
+    return Bisection("hf-single", "hf-left", 0, 3, 1e-3, modules, True, position=7)
+
+
+@pytest.mark.parametrize("width", [100, 80, 60])
+def test_module_table_never_truncates_a_number(width):
+    from rich.console import Console
+
+    from gendiff.tui.screens.diagnosis import module_table
+
+    console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(module_table(long_named_bisection(), {}))
+    text = console.export_text()
+    for number in ("1.12e-04", "6.25e-02", "2.50e-03", "1.50e-01", "differs", "equal"):
+        assert number in text, text
+    assert "…" not in text, text  # the names wrap instead of being cut
+    assert all(len(line) <= width for line in text.splitlines())

@@ -49,12 +49,13 @@ def layer_chart(bisection: Bisection, colours: dict[str, str]) -> Table:
 def module_table(bisection: Bisection, colours: dict[str, str]) -> Table:
     """Every captured module in execution order: bitwise equal or not, relative and max difference."""
     table = Table(box=None, show_header=True, padding=(0, 1))
-    table.add_column("module", no_wrap=True)
-    table.add_column("what it is", no_wrap=True)
-    table.add_column("bitwise", no_wrap=True)
-    table.add_column("rel diff", justify="right", no_wrap=True)
-    table.add_column("max |Δ|", justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True)
+    # short of space the words wrap (a dotted path folds); the numbers keep their width
+    table.add_column("module", overflow="fold")
+    table.add_column("what it is", overflow="fold")
+    table.add_column("bitwise", no_wrap=True, min_width=len("differs"))
+    table.add_column("rel diff", justify="right", no_wrap=True, min_width=len("1.00e-03"))
+    table.add_column("max |Δ|", justify="right", no_wrap=True, min_width=len("1.00e-03"))
+    table.add_column("", overflow="fold")
     first, over = bisection.first_bitwise, bisection.first_over_tolerance
     for m in bisection.modules:
         note = ""

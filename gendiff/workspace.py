@@ -120,6 +120,26 @@ class Workspace:
     def delete(self, pid: int) -> None:
         self.prompts = [p for p in self.prompts if p.id != pid]
 
+    def replace_texts(self, texts: list[str]) -> int:
+        """The prompt list becomes ``texts`` (a reloaded file): a prompt whose text is unchanged
+        keeps its id and results (matched by text, in order), the others are new. Returns how
+        many kept their results."""
+        unused: dict[str, list[Prompt]] = {}
+        for prompt in self.prompts:
+            unused.setdefault(prompt.text, []).append(prompt)
+        prompts, kept = [], 0
+        for text in texts:
+            same = unused.get(text)
+            if same:
+                prompt = same.pop(0)
+                kept += any(c.trace is not None for c in prompt.cells.values())
+            else:
+                prompt = Prompt(self._next_id, text, self._blank_cells())
+                self._next_id += 1
+            prompts.append(prompt)
+        self.prompts = prompts
+        return kept
+
     def move(self, pid: int, offset: int) -> bool:
         index = self.index_of(pid)
         target = index + offset

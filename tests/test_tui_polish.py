@@ -7,7 +7,7 @@ import os
 import pytest
 from rich.cells import cell_len
 from test_snapshots import hand_made_snapshot
-from test_tui import app_for, prompt_file, wait_until
+from test_tui import app_for, notifications, prompt_file, wait_until
 from textual.widgets import Label
 
 from gendiff.tui.screens.choice import Choice
@@ -91,3 +91,34 @@ def test_module_table_never_truncates_a_number(width):
         assert number in text, text
     assert "…" not in text, text  # the names wrap instead of being cut
     assert all(len(line) <= width for line in text.splitlines())
+
+
+async def test_reload_after_an_external_edit_keeps_results_of_unchanged_prompts(tmp_path, monkeypatch):
+    import test_workspace
+
+    file = prompt_file(tmp_path, "first", "second", "third")
+    app = app_for(file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        ws = app.main.ws
+        # results as a run leaves them (hand-made traces for the app's engines; no model)
+        monkeypatch.setattr(test_workspace, "LABELS", ws.labels)
+        plan = ws.plan_all()
+        ws.start(plan)
+        ws.finish(plan, test_workspace.fake_run(plan.ids, plan.texts, None, set()))
+        app.main.refresh_all()
+        before = {p.text: {label: c.trace for label, c in p.cells.items()} for p in ws.prompts}
+        assert all(t is not None for traces in before.values() for t in traces.values())
+        file.write_text("third\nsecond, changed\nfirst\nfourth\n")  # another program reorders and edits
+        await wait_until(pilot, lambda: isinstance(app.screen, Choice), 5)
+        assert any("keep their results" in str(label.content) for label in app.screen.query(Label))
+        await pilot.press("r")
+        await pilot.pause()
+        assert [p.text for p in ws.prompts] == ["third", "second, changed", "first", "fourth"]
+        for prompt in ws.prompts:
+            traces = {label: c.trace for label, c in prompt.cells.items()}
+            if prompt.text in before:
+                assert traces == before[prompt.text]  # the same text: the same results
+            else:
+                assert all(t is None for t in traces.values())  # new or changed text: not run
+        assert any("2 prompts kept their results" in m for m in notifications(app))
+        assert app.main.query_one("#prompts").option_count == 4

@@ -362,3 +362,18 @@ def test_after_a_cancel_the_counts_add_up():
     counts = ws.counts()
     assert ws.mark(ws.prompts[1])[0] == "diverged"  # batched differs in row 1: both finished
     assert counts.complete == 0 and counts.incomplete == 3 and counts.divergences == 1
+
+
+def test_replace_texts_keeps_unchanged_prompts_by_text_in_order():
+    ws = Workspace(LABELS, "ref")
+    for text in ("ab", "ay", "ab"):
+        ws.add(text)
+    plan = ws.plan_all()
+    ws.start(plan)
+    ws.finish(plan, fake_run(plan.ids, plan.texts, None, set()))
+    old = [p.id for p in ws.prompts]
+    assert ws.replace_texts(["ab", "zz", "ab", "ab"]) == 2  # two "ab" had results; the third is new
+    assert [p.id for p in ws.prompts[:3:2]] == [old[0], old[2]]
+    assert ws.prompts[1].id not in old and ws.prompts[3].id not in old
+    assert [ws.mark(p)[0] for p in ws.prompts][1::2] == ["new", "new"]
+    assert ws.prompts[0].cells["ref"].trace is not None and ws.prompts[3].cells["ref"].trace is None

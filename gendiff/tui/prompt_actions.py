@@ -128,7 +128,10 @@ class PromptActions(_Base):
             Choice(
                 f"{path} was changed by another program since gendiff read it.",
                 [
-                    ("reload", "r  reload theirs (your unsaved edits are dropped)"),
+                    (
+                        "reload",
+                        "r  reload theirs (your unsaved edits are dropped; unchanged prompts keep their results)",
+                    ),
                     ("keep", "k  keep mine (overwrite)"),
                     ("save-as", "s  save mine as another file"),
                 ],
@@ -144,14 +147,14 @@ class PromptActions(_Base):
             self.notify(f"{exc}; your edits are kept in the app", severity="error", timeout=10)
             return
         self.book = book
-        for prompt in list(self.ws.prompts):
-            self.ws.delete(prompt.id)
-        for text in book.prompts:
-            self.ws.add(text)
+        kept = self.ws.replace_texts(book.prompts)
         self.unsaved = None
         self.refresh_prompt_list(0)
         self.refresh_view()
-        self.notify(f"reloaded {book.path}")
+        results = (
+            f"; {kept} prompt{'s' if kept != 1 else ''} kept {'their' if kept != 1 else 'its'} results" if kept else ""
+        )
+        self.notify(f"reloaded {book.path}{results}")
 
     def save_book_as(self) -> None:
         assert self.book is not None and self.book.path is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gendiff.divergence import Divergence
+from gendiff.divergence import Divergence, compare
 from gendiff.snapshot import Batch, PromptResult, Snapshot
 from gendiff.trace import TokenStep, Trace
 
@@ -31,6 +31,7 @@ class Cell:
     batch: int | None = None
     error: str | None = None
     live: list[TokenStep] = field(default_factory=list)
+    ended: Trace | None = None  # running: this engine's finished trace while the run goes on
 
     @classmethod
     def of(cls, trace: Trace, batch: int) -> Cell:
@@ -196,6 +197,29 @@ class Workspace:
             return None
         cell.live.append(step)
         return prompt
+
+    def engine_finished(self, engine: str, traces: tuple[Trace, ...]) -> set[int]:
+        """An engine finished its part of the running run (traces numbered by prompt id): its
+        running cells hold the trace until the run reports. Returns the ids of those prompts."""
+        touched = set()
+        for trace in traces:
+            prompt = self.get(trace.prompt_index)
+            cell = prompt.cells.get(engine) if prompt else None
+            if cell is not None and cell.state == RUNNING:
+                cell.ended = trace
+                touched.add(trace.prompt_index)
+        return touched
+
+    def early_divergence(self, prompt: Prompt, engine: str | None, fragile_threshold: float) -> Divergence | None:
+        """While the run goes on: the comparison of ``engine`` with the reference on ``prompt`` once
+        both have finished it (what the run's snapshot will record: the same traces, ``compare``)."""
+        if engine is None or engine == self.reference:
+            return None
+        ref, other = (prompt.cells.get(label) for label in (self.reference, engine))
+        traces = [c.ended for c in (ref, other) if c is not None and c.state == RUNNING and c.ended is not None]
+        if len(traces) != 2 or any(t.finish_reason in ("error", "cancelled") for t in traces):
+            return None
+        return compare(traces[0], traces[1], fragile_threshold)
 
     def reject(self, pid: int, message: str) -> None:
         """The prompt itself can't run: its own error, its cells not run."""

@@ -122,3 +122,46 @@ async def test_reload_after_an_external_edit_keeps_results_of_unchanged_prompts(
                 assert all(t is None for t in traces.values())  # new or changed text: not run
         assert any("2 prompts kept their results" in m for m in notifications(app))
         assert app.main.query_one("#prompts").option_count == 4
+
+
+async def test_during_a_run_the_panel_compares_engines_that_have_finished_the_prompt(tmp_path):
+    from test_workspace import fake_trace
+
+    from gendiff.session import EngineFinished
+    from gendiff.tui.messages import EngineEvent
+    from gendiff.tui.progress import RunProgress
+
+    app = app_for(prompt_file(tmp_path, "first", "second"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        main, ws = app.main, app.main.ws
+        ref, other, last = ws.labels[0], ws.labels[1], ws.labels[-1]
+        main.selected_engine = other
+        # a run under way (as action_run starts one, without the worker: the events come from the test)
+        plan = ws.plan_all()
+        ws.start(plan)
+        main.plan, main.run_progress = plan, RunProgress(list(ws.labels))
+        main.refresh_all()
+        panel = main.query_one("#panel")
+        first, second = ws.prompts
+
+        def finished(label, tokens):
+            traces = tuple(fake_trace(label, p.id, p.text, tokens[i], "length") for i, p in enumerate(ws.prompts))
+            main.on_engine_event(EngineEvent(main.run_id, EngineFinished(label, traces, 0.1)))
+
+        main.on_engine_event(EngineEvent(main.run_id, EngineFinished(ref, (), 0.0)))  # nothing yet
+        await pilot.pause()
+        assert f"waiting for {ref} and {other}" in str(panel.content)
+        finished(ref, [[5, 6, 7, 8], [5, 6, 7, 8]])
+        await pilot.pause()
+        assert f"waiting for {other}" in str(panel.content) and ref not in str(panel.content).split("for")[1]
+        # the selected engine differs at step 2 on the first prompt, agrees on the second
+        finished(other, [[5, 6, 9, 8], [5, 6, 7, 8]])
+        await pilot.pause()
+        assert main.running and ws.prompts[0].cells[last].state == "running"  # the run goes on
+        assert f"{other} diverges from {ref} at step 2" in panel.border_title
+        assert "the run goes on" in panel.border_title and "b bisects" not in panel.border_title
+        main.query_one("#prompts").highlighted = 1
+        await pilot.pause()
+        assert f"{other} identical to {ref}" in panel.border_title
+        assert "running" not in str(panel.content)
+        assert first.cells[other].trace is None  # nothing is recorded before the run reports

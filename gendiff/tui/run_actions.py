@@ -89,7 +89,10 @@ class RunActions(_Base):
             progress.loaded(event.engine)
         elif isinstance(event, EngineFinished):
             progress.finished(event.engine, [t.prompt_index for t in event.traces], event.seconds)
+            touched = self.ws.engine_finished(event.engine, event.traces)
             self.refresh_prompt_list()  # which prompts this engine has finished
+            if self.current is not None and self.current.id in touched:
+                self.refresh_view()  # the panel can compare it with the reference now
         elif isinstance(event, EngineFailed):
             progress.failed(event.engine, event.error)
             self.notify(f"{event.engine} failed: {event.error}", severity="error", timeout=10)

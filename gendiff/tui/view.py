@@ -91,7 +91,12 @@ def panel_hint(ws: Workspace, prompt: Prompt, engine: str | None) -> str:
         return f"this prompt can't run: {prompt.error}"
     states = {prompt.cells[label].state for label in (ws.reference, engine) if label and label in prompt.cells}
     if RUNNING in states:
-        return "running…"
+        waiting = [
+            label
+            for label in dict.fromkeys((ws.reference, engine))
+            if label in prompt.cells and prompt.cells[label].state == RUNNING and prompt.cells[label].ended is None
+        ]
+        return f"running: waiting for {' and '.join(waiting)} to finish this prompt" if waiting else "running…"
     if FAILED in states:
         return "an engine failed on this prompt (see its column)"
     if states & {CANCELLED, NOT_RUN} and any(c.state != NOT_RUN for c in prompt.cells.values()):

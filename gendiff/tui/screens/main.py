@@ -303,13 +303,17 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
         batch = view.batch_title(self.ws, prompt)
         suffix = f" · {batch}" if batch else ""
         d = self.ws.divergence(prompt, engine)
+        early = d is None and self.running
+        if early:  # both finished this prompt while other engines still run: compare them now
+            d = self.ws.early_divergence(prompt, engine, self.options.fragile_threshold)
+            suffix += " · the run goes on"
         if d is None:
             hint = view.panel_hint(self.ws, prompt, engine)
             panel.show_divergence(f"prompt {number} · {engine or '—'}{suffix}", None, hint)
             return
         if d.diverged and d.step is not None:
             title = f"prompt {number} · {d.engine} diverges from {d.reference} at step {d.step}"
-            if d.reason == "token" and d.bisection is None and not self.comparing:
+            if d.reason == "token" and d.bisection is None and not self.comparing and not early:
                 title += " · b bisects"
         elif d.diverged:
             title = f"prompt {number} · {d.engine}: {d.reason}"

@@ -46,3 +46,25 @@ def tiny_model_dir(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny-models")
     return lambda arch: build_tiny_model(arch, root)
+
+# Tests that drive the real app (the Pilot, screenshots, a pty) take 0.1-4 s each: the full suite
+# runs them; the fast tier (-m "not slow") stays pure logic, hand-made data and the CLI's checks.
+APP_MODULES = {
+    "test_tui.py",
+    "test_tui_glance.py",
+    "test_tui_issues.py",
+    "test_tui_widgets.py",
+    "test_snapshots.py",
+    "test_snapshots_glance.py",
+    "test_commands.py",
+    "test_divergence_panel.py",
+    "test_token_column.py",
+    "test_capture.py",
+    "test_user_themes.py",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in APP_MODULES:
+            item.add_marker(pytest.mark.slow)

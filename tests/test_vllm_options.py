@@ -112,7 +112,8 @@ def runs(demo_ids):
         timer = threading.Timer(0.3, lambda: os.kill(pid, signal.SIGKILL))
         timer.start()
         try:
-            again.generate(demo_ids, settings)
+            # long enough (16 x 400 tokens) that the kill lands mid-run on a fast machine too
+            again.generate(demo_ids, GenerationSettings(max_new_tokens=400, top_k=5, stop_at_eos=False))
         except GendiffError as exc:
             out["crash"] = str(exc)
         timer.join()

@@ -53,6 +53,7 @@ APP_MODULES = {
     "test_tui.py",
     "test_tui_glance.py",
     "test_tui_issues.py",
+    "test_tui_polish.py",
     "test_tui_widgets.py",
     "test_snapshots.py",
     "test_snapshots_glance.py",

@@ -47,6 +47,7 @@ def tiny_model_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-models")
     return lambda arch: build_tiny_model(arch, root)
 
+
 # Tests that drive the real app (the Pilot, screenshots, a pty) take 0.1-4 s each: the full suite
 # runs them; the fast tier (-m "not slow") stays pure logic, hand-made data and the CLI's checks.
 APP_MODULES = {

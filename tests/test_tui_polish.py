@@ -165,3 +165,23 @@ async def test_during_a_run_the_panel_compares_engines_that_have_finished_the_pr
         assert f"{other} identical to {ref}" in panel.border_title
         assert "running" not in str(panel.content)
         assert first.cells[other].trace is None  # nothing is recorded before the run reports
+
+
+async def test_the_finished_marks_follow_prompt_ids_when_r_runs_one_prompt(tmp_path):
+    from test_workspace import fake_trace
+
+    from gendiff.session import EngineFinished
+    from gendiff.tui.messages import EngineEvent
+    from gendiff.tui.progress import RunProgress
+
+    app = app_for(prompt_file(tmp_path, "first", "second", "third"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        main, ws = app.main, app.main.ws
+        third = ws.prompts[2]
+        plan = ws.plan_one(third.id)  # r on the third prompt: a run of one row, id 2
+        ws.start(plan)
+        main.plan, main.run_progress = plan, RunProgress(list(ws.labels))
+        trace = fake_trace(ws.labels[0], third.id, third.text, [5, 6], "length")
+        main.on_engine_event(EngineEvent(main.run_id, EngineFinished(ws.labels[0], (trace,), 0.1)))
+        await pilot.pause()
+        assert main.engines_done(third.id) == "●" + "·" * (len(ws.labels) - 1)

@@ -33,7 +33,7 @@ class EngineProgress:
     loaded_at: float | None = None
     seconds: float | None = None  # the whole engine, when done
     error: str = ""
-    done_prompts: set[int] = field(default_factory=set)  # positions in the run with a full trace
+    done_prompts: set[int] = field(default_factory=set)  # ids of the prompts with a full trace
 
     def tokens_per_second(self, now: float) -> float | None:
         if self.loaded_at is None or self.tokens == 0:
@@ -104,5 +104,5 @@ class RunProgress:
         return [progress.line(max_new_tokens, now) for progress in self.engines.values()]
 
     def done_for(self, prompt: int) -> list[str]:
-        """The engines that have finished the prompt at position ``prompt`` of the run."""
+        """The engines that have finished the prompt with id ``prompt`` (traces are numbered by id)."""
         return [label for label, progress in self.engines.items() if prompt in progress.done_prompts]

@@ -258,14 +258,13 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
         plan, progress = self.plan, self.run_progress
         if plan is None or progress is None or prompt_id not in plan.ids:
             return ""
-        position = plan.ids.index(prompt_id)
         marks = []
         for label in self.ws.labels:
             engine = progress.engines.get(label)
             if engine is None:
                 marks.append("·")
             else:
-                marks.append("●" if position in engine.done_prompts else "✗" if engine.state == FAILED else "·")
+                marks.append("●" if prompt_id in engine.done_prompts else "✗" if engine.state == FAILED else "·")
         return "".join(marks)
 
     def refresh_view(self) -> None:

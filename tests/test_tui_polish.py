@@ -185,3 +185,28 @@ async def test_the_finished_marks_follow_prompt_ids_when_r_runs_one_prompt(tmp_p
         main.on_engine_event(EngineEvent(main.run_id, EngineFinished(ws.labels[0], (trace,), 0.1)))
         await pilot.pause()
         assert main.engines_done(third.id) == "●" + "·" * (len(ws.labels) - 1)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_every_prompt_row_is_one_line_with_emoji_and_three_digit_numbers(tmp_path, size):
+    from gendiff.tui.progress import RunProgress
+
+    texts = [f"prompt {i}" for i in range(100)] + [
+        "🎉 party",
+        "🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉",
+        "日本語のテキストです。",
+        "hello world",
+    ]
+    app = app_for(prompt_file(tmp_path, *texts))
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        rows = app.main.query_one("#prompts")
+        assert rows.option_count == len(texts) and rows.virtual_size.height == len(texts)
+        main = app.main  # and while running, with a mark per engine on every row
+        plan = main.ws.plan_all()
+        main.ws.start(plan)
+        main.plan, main.run_progress = plan, RunProgress(list(main.ws.labels))
+        main.refresh_all()
+        await pilot.pause()
+        assert "🎉" in rows.get_option_at_index(100).prompt.plain
+        assert rows.virtual_size.height == len(texts)  # no row wrapped onto a second line

@@ -11,6 +11,7 @@ from gendiff.workspace import MARK_ICONS
 
 TEXT_CELLS = 22  # the prompt's share of a row, in terminal cells, in a list 34 cells wide
 ROW_OVERHEAD = 12  # border, padding, the mark, the count and the number
+PREFIX_CELLS = 6  # the mark with its count (3) and the number (3) as ROW_OVERHEAD counts them
 
 
 def fit_cells(text: str, cells: int) -> str:
@@ -52,9 +53,9 @@ def prompt_label(
     label.append(f"{number:>2} ", style="dim")
     if engines_done:
         label.append(engines_done + " ", style=colours.get("accent", ""))
-    label.append(
-        fit_cells(text, max(4, cells - (len(engines_done) + 1 if engines_done else 0)))
-    )  # one line per prompt: OptionList would wrap a longer one
+    # one line per prompt (OptionList wraps a longer one): the text gets what the prefix leaves,
+    # measured, so a prompt number past 99 or a wide count takes its room from the text
+    label.append(fit_cells(text, max(4, cells + PREFIX_CELLS - label.cell_len)))
     return label
 
 

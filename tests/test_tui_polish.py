@@ -210,3 +210,16 @@ async def test_every_prompt_row_is_one_line_with_emoji_and_three_digit_numbers(t
         await pilot.pause()
         assert "🎉" in rows.get_option_at_index(100).prompt.plain
         assert rows.virtual_size.height == len(texts)  # no row wrapped onto a second line
+
+
+async def test_tab_typed_in_the_real_apps_editor_is_text_not_the_engine_key(tmp_path):
+    file = prompt_file(tmp_path, "first")
+    app = app_for(file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        engine = app.main.selected_engine
+        await pilot.press("a")
+        await pilot.pause()
+        await pilot.press(*"Line one", "tab", *"tab here", "ctrl+s")
+        await pilot.pause()
+        assert [p.text for p in app.main.ws.prompts] == ["first", "Line one\ttab here"]
+        assert app.main.selected_engine == engine  # the main screen's tab (next engine) did not fire

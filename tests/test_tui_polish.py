@@ -223,3 +223,34 @@ async def test_tab_typed_in_the_real_apps_editor_is_text_not_the_engine_key(tmp_
         await pilot.pause()
         assert [p.text for p in app.main.ws.prompts] == ["first", "Line one\ttab here"]
         assert app.main.selected_engine == engine  # the main screen's tab (next engine) did not fire
+
+
+async def test_the_mid_run_comparison_is_what_the_run_records(tmp_path, monkeypatch):
+    """With the demo model: every comparison the panel could show mid-run (taken when the engine
+    finished) equals the divergence the finished run records."""
+    from gendiff.workspace import Workspace
+
+    seen = {}  # (prompt id, engine) -> the comparison available as soon as both had finished
+    real = Workspace.early_divergence
+
+    def engine_finished(self, engine, traces):
+        touched = Workspace.engine_finished.__wrapped__(self, engine, traces)
+        for pid in touched:
+            prompt = self.get(pid)
+            for label in self.labels[1:]:
+                d = real(self, prompt, label, app.main.options.fragile_threshold)
+                if d is not None:
+                    seen.setdefault((pid, label), d)
+        return touched
+
+    engine_finished.__wrapped__ = Workspace.engine_finished
+    monkeypatch.setattr(Workspace, "engine_finished", engine_finished)
+    app = app_for(prompt_file(tmp_path, "The capital of France is", "1, 2, 3,"), dtype="bfloat16", max_new_tokens=8)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: app.main.running, 60)
+        await wait_until(pilot, lambda: not app.main.running, 300)
+        ws = app.main.ws
+        assert len(seen) == len(ws.prompts) * (len(ws.labels) - 1)
+        for (pid, label), d in seen.items():
+            assert ws.divergence(ws.get(pid), label) == d

@@ -64,11 +64,12 @@ async def test_run_all_in_bfloat16_marks_divergences_and_n_moves_to_them(tmp_pat
         assert len(main.ws.prompts) == 16  # the demo prompts
         await pilot.press("R")
         # the key reaches the screen within a frame or two, however busy the machine
+        # (with the model already loaded in this process the run can also end within a frame)
         for _ in range(100):
-            if running(app):
+            if running(app) or "new" not in marks(app):
                 break
             await pilot.pause(0.1)
-        assert running(app), notifications(app)
+        assert running(app) or "new" not in marks(app), notifications(app)
         await wait_until(pilot, lambda: not running(app))
         diverged = [i for i, m in enumerate(marks(app)) if m == "diverged"]
         assert diverged, marks(app)

@@ -63,7 +63,8 @@ def run_overhead() -> None:
 import json, time
 from gendiff.cli import build_config, run_parser
 from gendiff.prompts import PromptBook, demo_prompts_path
-from gendiff.session import EngineFinished, EngineLoaded, Session
+from gendiff.events import EngineFinished, EngineLoaded
+from gendiff.session import Session
 from gendiff.summary import summary_table
 args = run_parser().parse_args(["--quiet"])
 config = build_config(args)

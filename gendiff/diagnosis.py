@@ -19,17 +19,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from gendiff.errors import GendiffError, describe
-from gendiff.records import (
-    LASTING,
-    TRANSIENT,
-    UNDETERMINED,
-    Bisection,
-    KeyValueDiff,
-    ModuleDiff,
-    PositionDiff,
-    PositionSplit,
-    Reconvergence,
-)
+from gendiff.reconvergence import LASTING, TRANSIENT, UNDETERMINED, Reconvergence
+from gendiff.records import Bisection, KeyValueDiff, ModuleDiff, PositionDiff, PositionSplit
 from gendiff.trace import Trace
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from gendiff.classify import classify, cross_top_k
 from gendiff.decoding import note_for_traces
 from gendiff.options import FRAGILE_THRESHOLD
 from gendiff.recheck import Recheck
-from gendiff.records import Bisection, Reconvergence
+from gendiff.reconvergence import Reconvergence
+from gendiff.records import Bisection
 from gendiff.trace import TokenStep, Trace
 
 DEFAULT_FRAGILE_THRESHOLD = FRAGILE_THRESHOLD

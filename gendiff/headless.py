@@ -32,7 +32,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise InputError("--sweep with --recheck/--stats/--repeat: run the sweep first, then one variant")
         return cmd_sweep(args, config, book.prompts)
 
-    from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, Session
+    from gendiff.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted
+    from gendiff.session import Session
 
     session = Session(config, book.prompts)
     if args.stats and not session.engines[config.reference].can_replay:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from gendiff.errors import GendiffError
 
 if TYPE_CHECKING:  # divergence imports this module: keep the session and engines out of its path
-    from gendiff.session import OnEvent, Session
+    from gendiff.events import OnEvent
+    from gendiff.session import Session
     from gendiff.snapshot import Snapshot
 
 AGREES = "agrees"

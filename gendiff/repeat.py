@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from gendiff.errors import GendiffError
 
 if TYPE_CHECKING:
-    from gendiff.session import OnEvent, Session
+    from gendiff.events import OnEvent
+    from gendiff.session import Session
     from gendiff.snapshot import Snapshot
 
 MATCHING_LIMIT = 400

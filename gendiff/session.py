@@ -27,6 +27,15 @@ from gendiff.engines.loading import (
 )
 from gendiff.engines.steps import run_engine
 from gendiff.errors import GendiffError, InputError, describe
+from gendiff.events import (
+    EngineFailed,
+    EngineFinished,
+    EngineLoaded,
+    EngineStarted,
+    OnEvent,
+    RunFinished,
+    StepGenerated,
+)
 from gendiff.options import STOP_AT_EOS
 from gendiff.prompts import validate_prompt
 from gendiff.snapshot import Batch, PromptResult, Snapshot, environment_info
@@ -61,50 +70,6 @@ class RunConfig:
             problem = engine_class(spec.name).settings_problem(self.settings)
             if problem:
                 raise InputError(f"engine {spec.label}: {problem}")
-
-
-# events, in the order a run emits them
-@dataclass(frozen=True)
-class EngineStarted:
-    engine: str
-    prompts: int
-
-
-@dataclass(frozen=True)
-class EngineLoaded:
-    engine: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class StepGenerated:
-    engine: str
-    prompt_index: int
-    step_index: int
-    step: TokenStep
-
-
-@dataclass(frozen=True)
-class EngineFinished:
-    engine: str
-    traces: tuple[Trace, ...]
-    seconds: float
-
-
-@dataclass(frozen=True)
-class EngineFailed:
-    engine: str
-    error: str
-
-
-@dataclass(frozen=True)
-class RunFinished:
-    snapshot: Snapshot
-    cancelled: bool
-
-
-Event = EngineStarted | EngineLoaded | StepGenerated | EngineFinished | EngineFailed | RunFinished
-OnEvent = Callable[[Event], None]
 
 
 @dataclass

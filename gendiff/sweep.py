@@ -21,7 +21,8 @@ from gendiff.divergence import compare
 from gendiff.engines import engine_class
 from gendiff.engines.base import SPEC_FIELDS, EngineSpec, check_spec_values
 from gendiff.errors import GendiffError
-from gendiff.session import OnEvent, RunConfig, Session
+from gendiff.events import OnEvent
+from gendiff.session import RunConfig, Session
 from gendiff.trace import Trace
 
 SCHEMA_ID = "gendiff.sweep/1"

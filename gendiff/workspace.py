@@ -9,78 +9,29 @@ engine finished it and all agree; a divergence is only ever computed between two
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from gendiff.divergence import Divergence, compare
 from gendiff.snapshot import Batch, PromptResult, Snapshot
 from gendiff.trace import TokenStep, Trace
-
-NOT_RUN, RUNNING, CANCELLED, FINISHED, FAILED = "not run", "running", "cancelled", "finished", "failed"
-
-# marks of the prompt list, derived by Workspace.mark
-NEW, RUN_MARK, IDENTICAL, DIVERGED, ERROR, INCOMPLETE = "new", "running", "identical", "diverged", "error", "incomplete"
-MARK_ICONS = {NEW: "·", RUN_MARK: "…", IDENTICAL: "✓", DIVERGED: "✗", ERROR: "!", INCOMPLETE: "–"}
-
-
-@dataclass
-class Cell:
-    """One engine on one prompt. ``batch`` names the call that produced ``trace``."""
-
-    state: str = NOT_RUN
-    trace: Trace | None = None
-    batch: int | None = None
-    error: str | None = None
-    live: list[TokenStep] = field(default_factory=list)
-    ended: Trace | None = None  # running: this engine's finished trace while the run goes on
-
-    @classmethod
-    def of(cls, trace: Trace, batch: int) -> Cell:
-        state = {"error": FAILED, "cancelled": CANCELLED}.get(trace.finish_reason, FINISHED)
-        return cls(state, trace, batch, trace.error)
-
-
-@dataclass
-class Prompt:
-    """A prompt with its stable ``id``; ``token_ids`` as its results saw them; ``error`` when the
-    prompt itself can't run (too long, empty), said of this prompt only."""
-
-    id: int
-    text: str
-    cells: dict[str, Cell] = field(default_factory=dict)
-    token_ids: tuple[int, ...] | None = None
-    error: str | None = None
-    divergences: dict[str, Divergence] = field(default_factory=dict)
-    statistics: dict = field(default_factory=dict)  # engine -> DistributionStats (gendiff run --stats)
-
-    @property
-    def batch(self) -> int | None:
-        """The call this prompt's results came from (every engine of a run shares it)."""
-        return next((c.batch for c in self.cells.values() if c.batch is not None), None)
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What one Session.run gets: ``ids``/``texts`` in row order; ``keep`` the prompts whose
-    results are taken (``r`` replays a whole batch but updates only the selected prompt)."""
-
-    ids: tuple[int, ...]
-    texts: tuple[str, ...]
-    keep: tuple[int, ...]
-    batch: int | None = None  # the earlier call this run repeats, if any
-
-
-@dataclass(frozen=True)
-class Counts:
-    """The header's numbers."""
-
-    total: int
-    complete: int  # every engine finished
-    identical: int
-    diverged_prompts: int
-    divergences: int
-    failed: int
-    incomplete: int
-    running: int
+from gendiff.workspace_data import (  # noqa: F401 — the state names are part of this module's API
+    CANCELLED,
+    DIVERGED,
+    ERROR,
+    FAILED,
+    FINISHED,
+    IDENTICAL,
+    INCOMPLETE,
+    MARK_ICONS,
+    NEW,
+    NOT_RUN,
+    RUN_MARK,
+    RUNNING,
+    Cell,
+    Counts,
+    Prompt,
+    RunPlan,
+)
 
 
 class Workspace:

@@ -6,7 +6,8 @@ import pytest
 
 from gendiff.engines import engine_names, parse_engine_spec
 from gendiff.engines.base import GenerationSettings
-from gendiff.session import EngineFinished, EngineStarted, RunConfig, RunFinished, StepGenerated
+from gendiff.events import EngineFinished, EngineStarted, RunFinished, StepGenerated
+from gendiff.session import RunConfig
 from gendiff.sweep import run_sweep
 
 pytestmark = pytest.mark.slow

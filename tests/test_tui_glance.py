@@ -9,7 +9,7 @@ from test_tui import app_for, plain, prompt_file, wait_until
 
 from gendiff.display import number, visible
 from gendiff.divergence import compare
-from gendiff.session import EngineFinished, EngineLoaded, EngineStarted, StepGenerated
+from gendiff.events import EngineFinished, EngineLoaded, EngineStarted, StepGenerated
 from gendiff.snapshot import Batch, PromptResult, Snapshot
 from gendiff.trace import Trace
 from gendiff.tui.layout import prompt_width

@@ -127,7 +127,7 @@ async def test_reload_after_an_external_edit_keeps_results_of_unchanged_prompts(
 async def test_during_a_run_the_panel_compares_engines_that_have_finished_the_prompt(tmp_path):
     from test_workspace import fake_trace
 
-    from gendiff.session import EngineFinished
+    from gendiff.events import EngineFinished
     from gendiff.tui.messages import EngineEvent
     from gendiff.tui.progress import RunProgress
 
@@ -170,7 +170,7 @@ async def test_during_a_run_the_panel_compares_engines_that_have_finished_the_pr
 async def test_the_finished_marks_follow_prompt_ids_when_r_runs_one_prompt(tmp_path):
     from test_workspace import fake_trace
 
-    from gendiff.session import EngineFinished
+    from gendiff.events import EngineFinished
     from gendiff.tui.messages import EngineEvent
     from gendiff.tui.progress import RunProgress
 

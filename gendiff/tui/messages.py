@@ -6,7 +6,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from gendiff.divergence import Divergence
-from gendiff.session import Event, StepGenerated
+from gendiff.events import Event, StepGenerated
 from gendiff.snapshot import Snapshot
 from gendiff.workspace import RunPlan
 

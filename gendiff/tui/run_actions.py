@@ -8,7 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from gendiff.errors import GendiffError
-from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted
+from gendiff.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted
 from gendiff.tui.messages import EngineEvent, Preloaded, PromptsRejected, RunCompleted, StepsGenerated
 from gendiff.tui.progress import RunProgress
 from gendiff.tui.workers import run_engines

@@ -13,9 +13,9 @@ from textual.message import Message
 
 from gendiff.divergence import Divergence
 from gendiff.errors import GendiffError
+from gendiff.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, StepGenerated
 from gendiff.heavy import import_heavy
 from gendiff.options import RunOptions
-from gendiff.session import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, StepGenerated
 from gendiff.snapshot import Snapshot
 from gendiff.tui.messages import (
     Diagnosed,

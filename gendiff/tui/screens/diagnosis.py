@@ -15,7 +15,8 @@ from textual.widgets import Label, LoadingIndicator, Static
 
 from gendiff.display import log_fraction, visible
 from gendiff.divergence import Divergence
-from gendiff.records import Bisection, Reconvergence
+from gendiff.reconvergence import Reconvergence
+from gendiff.records import Bisection
 
 CHART_WIDTH = 32
 

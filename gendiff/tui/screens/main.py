@@ -4,7 +4,6 @@ the handlers of the workers' messages. Every mark, count and stop comes from the
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from functools import partial
 
 from rich.text import Text
@@ -19,14 +18,12 @@ from gendiff.documents import Document
 from gendiff.errors import GendiffError
 from gendiff.options import RunOptions
 from gendiff.tui import view
-from gendiff.tui.config import save_settings
 from gendiff.tui.diagnose_actions import DiagnoseActions
+from gendiff.tui.dialog_actions import DialogActions
 from gendiff.tui.layout_actions import LayoutActions
 from gendiff.tui.progress import FAILED, RunProgress
 from gendiff.tui.prompt_actions import PromptActions
 from gendiff.tui.run_actions import RunActions, freeze_heap
-from gendiff.tui.screens.export import ExportDialog
-from gendiff.tui.screens.settings import SettingsScreen
 from gendiff.tui.step_actions import StepActions
 from gendiff.tui.widgets.divergence_panel import DivergencePanel
 from gendiff.tui.widgets.prompt_list import PromptList, prompt_label, text_cells
@@ -39,7 +36,7 @@ MIN_WIDTH, MIN_HEIGHT = 70, 18
 VIEW_ONLY_HIDDEN = frozenset({"run", "cancel_run", "add", "edit", "delete", "move", "settings"})
 
 
-class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, LayoutActions, Screen[None]):
+class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, LayoutActions, DialogActions, Screen[None]):
     BINDINGS = [
         Binding("r", "run(False)", "Run", id="run.selected"),
         Binding("R", "run(True)", "Run all", id="run.all"),
@@ -380,47 +377,3 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
         self.refresh_prompt_list(target[0])
         self.refresh_view()
         self.call_after_refresh(self.scroll_to_token)
-
-    # ── settings and export ────────────────────────────────────────────────
-    def action_settings(self) -> None:
-        if self.snapshot is not None:
-            self.notify("viewing a snapshot: settings are those it was made with", severity="warning")
-            return
-        from gendiff.engines import engine_names
-
-        available = [n for n in engine_names() if n != "vllm" or _vllm_available()]
-
-        async def applied(options: RunOptions | None) -> None:
-            if options is None or options == self.options:
-                return
-            if self.running:
-                self.notify("a run is in progress: settings not changed (escape cancels it)", severity="warning")
-                return
-            self.options = options
-            save_settings(options)
-            self.ws.set_engines(options.labels, options.reference_label)
-            self.run_progress = None
-            await self.rebuild_columns()
-            self.refresh_all()
-            self.notify("settings applied: results cleared; R runs all prompts")
-
-        self.app.push_screen(SettingsScreen(self.options, available), applied)
-
-    def action_export(self) -> None:
-        snapshot = self.ws.to_snapshot()
-        if snapshot is None:
-            self.notify("nothing to export yet: run the prompts first (R)", severity="warning")
-            return
-
-        def written(path: object) -> None:
-            if path is not None:
-                self.notify(f"snapshot written to {path}")
-
-        default = f"gendiff-{datetime.now():%Y%m%d-%H%M%S}.json"
-        self.app.push_screen(ExportDialog(default, snapshot.save), written)
-
-
-def _vllm_available() -> bool:
-    from gendiff.engines.vllm import vllm_installed
-
-    return vllm_installed()

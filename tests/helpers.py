@@ -14,3 +14,31 @@ def step(token_id: int, *candidates: tuple[int, float]) -> TokenStep:
 
 def trace(engine: str, steps: list[TokenStep], finish: str = "length", prompt: tuple[int, ...] = (1, 2, 3)) -> Trace:
     return Trace(engine=engine, prompt_index=0, prompt_token_ids=prompt, steps=tuple(steps), finish_reason=finish)
+
+
+def two_engine_snapshot(other_token: int):
+    """A one-prompt /2 snapshot: hf-single picks 5; hf-left picks ``other_token`` (5 or 6)."""
+    from gendiff.divergence import compare
+    from gendiff.snapshot import Batch, PromptResult, Snapshot
+
+    ref = trace("hf-single", [step(5, (5, -0.69), (6, -0.70))])
+    other = trace("hf-left", [step(other_token, (other_token, -0.69), (11 - other_token, -0.695))])
+    result = PromptResult(
+        "hello",
+        [1, 2, 3],
+        {"hf-single": ref, "hf-left": other},
+        [compare(ref, other)],
+        id=0,
+        batches={"hf-single": 0, "hf-left": 0},
+    )
+    return Snapshot(
+        model={"name": "m", "path": "/m", "dtype": "float32", "attn": "sdpa"},
+        decoding={"max_new_tokens": 1, "top_k": 2},
+        reference="hf-single",
+        engines=[
+            {"label": "hf-single", "name": "hf-single", "settings": {}},
+            {"label": "hf-left", "name": "hf-left", "settings": {}},
+        ],
+        prompts=[result],
+        batches=[Batch(0, ("hf-single", "hf-left"), (0,), ("hello",), ((1, 2, 3),))],
+    )

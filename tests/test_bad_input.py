@@ -18,17 +18,16 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import step, trace
+from helpers import two_engine_snapshot
 
 import gendiff.engines
 from gendiff.cli import main
-from gendiff.divergence import compare
 from gendiff.engines.base import Engine
 from gendiff.engines.loading import demo_model_path
 from gendiff.errors import EXIT_ENGINE, EXIT_INPUT, EngineError, GendiffError, InputError
 from gendiff.fileio import atomic_write_text, remove_stale_temps
 from gendiff.prompts import PromptBook
-from gendiff.snapshot import Batch, PromptResult, Snapshot
+from gendiff.snapshot import Snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = demo_model_path()
@@ -552,27 +551,7 @@ def test_error_classes_carry_exit_codes():
 
 # ── snapshots given to `gendiff compare` ─────────────────────────────────
 def _snapshot_file(path: Path) -> Path:
-    ref = trace("hf-single", [step(5, (5, -0.69), (6, -0.70))])
-    other = trace("hf-left", [step(5, (5, -0.69), (6, -0.695))])
-    result = PromptResult(
-        "hello",
-        [1, 2, 3],
-        {"hf-single": ref, "hf-left": other},
-        [compare(ref, other)],
-        id=0,
-        batches={"hf-single": 0, "hf-left": 0},
-    )
-    snapshot = Snapshot(
-        model={"name": "m", "path": "/m", "dtype": "float32", "attn": "sdpa"},
-        decoding={"max_new_tokens": 1, "top_k": 2},
-        reference="hf-single",
-        engines=[
-            {"label": "hf-single", "name": "hf-single", "settings": {}},
-            {"label": "hf-left", "name": "hf-left", "settings": {}},
-        ],
-        prompts=[result],
-        batches=[Batch(0, ("hf-single", "hf-left"), (0,), ("hello",), ((1, 2, 3),))],
-    )
+    snapshot = two_engine_snapshot(other_token=5)
     snapshot.save(path)
     return path
 

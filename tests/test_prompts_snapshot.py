@@ -1,12 +1,11 @@
 import json
 
 import pytest
-from helpers import step, trace
+from helpers import two_engine_snapshot
 
-from gendiff.divergence import compare
 from gendiff.errors import GendiffError
 from gendiff.prompts import PromptBook, escape_line, unescape_line
-from gendiff.snapshot import Batch, PromptResult, Snapshot, is_snapshot_file
+from gendiff.snapshot import Snapshot, is_snapshot_file
 
 
 def test_txt_escapes_round_trip(tmp_path):
@@ -56,27 +55,7 @@ def test_save_to_missing_folder_fails_cleanly(tmp_path):
 
 
 def make_snapshot() -> Snapshot:
-    ref = trace("hf-single", [step(5, (5, -0.69), (6, -0.70))])
-    other = trace("hf-left", [step(6, (6, -0.69), (5, -0.695))])
-    result = PromptResult(
-        "hello",
-        [1, 2, 3],
-        {"hf-single": ref, "hf-left": other},
-        [compare(ref, other)],
-        id=0,
-        batches={"hf-single": 0, "hf-left": 0},
-    )
-    return Snapshot(
-        model={"name": "m", "path": "/m", "dtype": "float32", "attn": "sdpa"},
-        decoding={"max_new_tokens": 1, "top_k": 2},
-        reference="hf-single",
-        engines=[
-            {"label": "hf-single", "name": "hf-single", "settings": {}},
-            {"label": "hf-left", "name": "hf-left", "settings": {}},
-        ],
-        prompts=[result],
-        batches=[Batch(0, ("hf-single", "hf-left"), (0,), ("hello",), ((1, 2, 3),))],
-    )
+    return two_engine_snapshot(other_token=6)
 
 
 def test_snapshot_round_trip_validates(tmp_path):

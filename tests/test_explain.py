@@ -169,6 +169,11 @@ async def test_the_panel_shows_the_statistics_line_with_a_sparkline(stats_run, t
         assert f"at step {stats.kld_max_position}" in text
         spark = text.split("per step ")[1].split()[0]
         assert len(spark) == stats.positions and set(spark) != {"·"}
+        # a line per engine, the shown one first
+        others = [
+            e for e in snapshot.prompts[0].statistics if e not in ("hf-single:dtype=bfloat16", snapshot.reference)
+        ]
+        assert text.index("hf-single:dtype=bfloat16: KL from") < min(text.index(f"{e}: KL from") for e in others)
 
 
 async def test_f_rechecks_the_run_in_float32_from_the_app(demo_snapshot):

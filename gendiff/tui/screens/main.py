@@ -315,7 +315,7 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
             title = f"prompt {number} · {d.engine}: {d.reason}"
         else:
             title = f"prompt {number} · {d.engine} identical to {d.reference}"
-        panel.show_divergence(title + suffix, d, statistics=prompt.statistics.get(d.engine))
+        panel.show_divergence(title + suffix, d, statistics=prompt.statistics)
 
     def refresh_run_line(self) -> None:
         model = self.options.model or "demo model"

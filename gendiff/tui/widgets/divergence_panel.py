@@ -72,7 +72,7 @@ def statistics_line(engine: str, reference: str, stats: DistributionStats) -> st
         return f"{engine}: no positions to compare with {reference}"
     spark = "".join(bar(value) for value in stats.kld_steps)
     return (
-        f"KL from {reference} (teacher-forced): mean {number(stats.kld_mean, 6)} · max {number(stats.kld_max, 6)} "
+        f"{engine}: KL from {reference} (teacher-forced): mean {number(stats.kld_mean, 6)} · max {number(stats.kld_max, 6)} "
         f"at step {stats.kld_max_position} · same top-1 {100 * (stats.same_top1 or 0):.1f}% · "
         f"Δp rms {number(stats.dp_rms, 6)} · per step {spark}"
     )
@@ -114,14 +114,24 @@ class DivergencePanel(VerticalScroll):
         self.body.update(renderable)
 
     def show_divergence(
-        self, title: str, divergence: Divergence | None, hint: str = "", statistics: DistributionStats | None = None
+        self,
+        title: str,
+        divergence: Divergence | None,
+        hint: str = "",
+        statistics: dict[str, DistributionStats] | None = None,
     ) -> None:
-        """``statistics``: this prompt and engine's ``--stats`` numbers, shown as one more line."""
-        self._statistics = (
-            None
-            if statistics is None or divergence is None
-            else statistics_line(divergence.engine, divergence.reference, statistics)
-        )
+        """``statistics``: this prompt's ``--stats`` numbers per engine, one line each (the shown
+        engine first; the reference, 0 against itself, left out)."""
+        lines = []
+        if statistics and divergence is not None:
+            shown = divergence.engine
+            order = [shown] + [engine for engine in statistics if engine != shown]
+            lines = [
+                statistics_line(engine, divergence.reference, statistics[engine])
+                for engine in order
+                if engine in statistics and engine != divergence.reference
+            ]
+        self._statistics = "\n".join(lines) or None
         colours = self.app.theme_variables
         if title != self.border_title:
             self.scroll_home(animate=False)  # another divergence: start at its top

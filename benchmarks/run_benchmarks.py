@@ -32,9 +32,11 @@ def engines_timing() -> None:
     code = r"""
 import json, time
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
-from gendiff.engines.base import GenerationSettings
-from gendiff.engines.loading import demo_model_path, load_tokenizer
-from gendiff.prompts import PromptBook, demo_prompts_path
+from gendiff.engines.settings import GenerationSettings
+from gendiff.demo import demo_model_path
+from gendiff.engines.loading import load_tokenizer
+from gendiff.io.prompts import PromptBook
+from gendiff.demo import demo_prompts_path
 path = str(demo_model_path())
 ids = [load_tokenizer(path).encode(p) for p in PromptBook.load(demo_prompts_path()).prompts]
 s = GenerationSettings(max_new_tokens=48, top_k=5, stop_at_eos=False)
@@ -61,11 +63,13 @@ def run_overhead() -> None:
     """gendiff run wall time (model load excluded) / the engines' own generate time."""
     code = r"""
 import json, time
-from gendiff.cli import build_config, run_parser
-from gendiff.prompts import PromptBook, demo_prompts_path
-from gendiff.events import EngineFinished, EngineLoaded
-from gendiff.session import Session
-from gendiff.summary import summary_table
+from gendiff.cli.args import run_parser
+from gendiff.cli.run_options import build_config
+from gendiff.io.prompts import PromptBook
+from gendiff.demo import demo_prompts_path
+from gendiff.records.events import EngineFinished, EngineLoaded
+from gendiff.run.session import Session
+from gendiff.cli.summary import summary_table
 args = run_parser().parse_args(["--quiet"])
 config = build_config(args)
 book = PromptBook.load(demo_prompts_path())
@@ -79,7 +83,7 @@ t = time.perf_counter()
 snap = session.run(on_event)
 text = summary_table(snap)
 import tempfile, os
-snap.save(os.path.join(tempfile.mkdtemp(), "s.json"))
+save_snapshot(snap, os.path.join(tempfile.mkdtemp(), "s.json"))
 wall = time.perf_counter() - t
 print(json.dumps({"wall": wall, "generate": sum(gen), "load": sum(loads)}))
 """
@@ -98,8 +102,9 @@ def memory() -> None:
     code = r"""
 import json, resource, sys
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
-from gendiff.engines.base import GenerationSettings
-from gendiff.engines.loading import demo_model_path, load_tokenizer
+from gendiff.engines.settings import GenerationSettings
+from gendiff.demo import demo_model_path
+from gendiff.engines.loading import load_tokenizer
 path = str(demo_model_path())
 ids = [load_tokenizer(path).encode("Once upon a time, there was a")] * 4
 for name in sys.argv[1].split(","):
@@ -126,6 +131,7 @@ def first_frame() -> None:
 import json, os, sys, time, asyncio
 t0 = time.perf_counter()
 from gendiff.tui.app import GendiffApp, LaunchOptions
+from gendiff.io.snapshots import save_snapshot
 async def main():
     app = GendiffApp(LaunchOptions())
     result = {}
@@ -199,9 +205,10 @@ def key_latency() -> None:
 
 def render_big() -> None:
     """200 prompts x 5 engines x 256 tokens: time per frame while moving through the prompts."""
-    from gendiff.divergence import compare
-    from gendiff.snapshot import PromptResult, Snapshot
-    from gendiff.trace import TokenStep, TopToken, Trace
+    from gendiff.io.snapshots import save_snapshot
+    from gendiff.records.divergence import compare
+    from gendiff.records.snapshot import PromptResult, Snapshot
+    from gendiff.records.trace import TokenStep, TopToken, Trace
     from gendiff.tui.app import GendiffApp, LaunchOptions
 
     engines = ["hf-single", "hf-left", "hf-right", "packed", "vllm"]
@@ -222,7 +229,7 @@ def render_big() -> None:
         environment={"python": "", "torch": "", "transformers": "", "device": "cpu"},
     )
     folder = tempfile.mkdtemp()
-    path = snap.save(os.path.join(folder, "big.json"))
+    path = save_snapshot(snap, os.path.join(folder, "big.json"))
 
     async def main() -> tuple[list[float], list[float]]:
         from textual import events

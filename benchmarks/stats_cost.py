@@ -22,11 +22,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=REPEATS, help="best of N, each way")
     args = parser.parse_args()
 
+    from gendiff.demo import demo_prompts_path
     from gendiff.engines import create_engine, parse_engine_spec
-    from gendiff.engines.base import GenerationSettings
     from gendiff.engines.loading import load_tokenizer, resolve_model_path
-    from gendiff.prompts import PromptBook, demo_prompts_path
-    from gendiff.statistics import DistributionComparer
+    from gendiff.engines.settings import GenerationSettings
+    from gendiff.io.prompts import PromptBook
+    from gendiff.run.statistics import DistributionComparer
 
     path = str(resolve_model_path(args.model))
     prompts = PromptBook.load(demo_prompts_path()).prompts

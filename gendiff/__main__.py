@@ -1,5 +1,5 @@
 """``python -m gendiff``: the same as the ``gendiff`` command."""
 
-from gendiff.cli import main
+from gendiff.cli.main import main
 
 raise SystemExit(main())

@@ -39,3 +39,10 @@ def describe(exc: BaseException) -> str:
     """The one-line text of a failure to record or show: a GendiffError's own message, else the
     exception's type and message (``RuntimeError: …``)."""
     return str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
+
+
+def exit_code(engine_failed: bool, diverged: object) -> int:
+    """3 if an engine failed, else 1 if it diverged (with --fail-on-divergence), else 0."""
+    if engine_failed:
+        return EXIT_ENGINE
+    return EXIT_DIVERGED if diverged else 0

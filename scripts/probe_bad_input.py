@@ -37,7 +37,7 @@ def _inproc(argv, cwd):
     import traceback
 
     sys.path.insert(0, str(WT))
-    from gendiff.cli import main as gmain
+    from gendiff.cli.main import main as gmain
 
     out, err = io.StringIO(), io.StringIO()
     old = os.getcwd()
@@ -748,7 +748,7 @@ def _(d):
         "    import time; time.sleep(1)\n"
         "    return orig(fd)\n"
         "os.fsync = slow\n"
-        "from gendiff.cli import main\n"
+        "from gendiff.cli.main import main\n"
         f"sys.exit(main(['run', '--prompts', {str(f)!r}, '--engines', 'hf-single', '--max-new-tokens', '1', '--quiet', '--json', 'out.json']))\n"
     )
     p = subprocess.run([PY, "-c", code], cwd=d, env=ENV, capture_output=True, text=True, preexec_fn=_sigint_default)

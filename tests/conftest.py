@@ -18,11 +18,8 @@ def isolated_config(tmp_path_factory, monkeypatch):
 @pytest.fixture(autouse=True)
 def validate_every_written_snapshot(monkeypatch):
     """The app writes snapshots without re-validating what it built; in the tests every
-    snapshot written (CLI, TUI export, compare) is validated against the schema first."""
-    from gendiff.snapshot import Snapshot
-
-    original = Snapshot.save
-    monkeypatch.setattr(Snapshot, "save", lambda self, path, check=True: original(self, path, check))
+    snapshot written (CLI, TUI export, compare, subprocesses too) is validated against the schema first."""
+    monkeypatch.setenv("GENDIFF_VALIDATE_SNAPSHOTS", "1")
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -31,7 +28,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def demo_snapshot(tmp_path_factory):
     """A bfloat16 run of the demo prompts (real engines), saved once for the viewers' tests."""
-    from gendiff.cli import main
+    from gendiff.cli.main import main
 
     path = tmp_path_factory.mktemp("snap") / "demo-bf16.json"
     code = main(["run", "--quiet", "--dtype", "bfloat16", "--max-new-tokens", "24", "--json", str(path)])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from gendiff.trace import TokenStep, TopToken, Trace
+from gendiff.records.trace import TokenStep, TopToken, Trace
+
+# a hand-made snapshot's machine (what gendiff.io.environment records, written out)
+ENVIRONMENT = {"python": "3.11", "torch": "2.13.0", "transformers": "5.19.0", "device": "cpu"}
 
 
 def step(token_id: int, *candidates: tuple[int, float]) -> TokenStep:
@@ -18,8 +21,8 @@ def trace(engine: str, steps: list[TokenStep], finish: str = "length", prompt: t
 
 def two_engine_snapshot(other_token: int):
     """A one-prompt /2 snapshot: hf-single picks 5; hf-left picks ``other_token`` (5 or 6)."""
-    from gendiff.divergence import compare
-    from gendiff.snapshot import Batch, PromptResult, Snapshot
+    from gendiff.records.divergence import compare
+    from gendiff.records.snapshot import Batch, PromptResult, Snapshot
 
     ref = trace("hf-single", [step(5, (5, -0.69), (6, -0.70))])
     other = trace("hf-left", [step(other_token, (other_token, -0.69), (11 - other_token, -0.695))])
@@ -40,5 +43,6 @@ def two_engine_snapshot(other_token: int):
             {"label": "hf-left", "name": "hf-left", "settings": {}},
         ],
         prompts=[result],
+        environment=ENVIRONMENT,
         batches=[Batch(0, ("hf-single", "hf-left"), (0,), ("hello",), ((1, 2, 3),))],
     )

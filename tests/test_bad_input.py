@@ -21,13 +21,13 @@ import pytest
 from helpers import two_engine_snapshot
 
 import gendiff.engines
-from gendiff.cli import main
+from gendiff.cli.main import main
+from gendiff.demo import demo_model_path
 from gendiff.engines.base import Engine
-from gendiff.engines.loading import demo_model_path
 from gendiff.errors import EXIT_ENGINE, EXIT_INPUT, EngineError, GendiffError, InputError
-from gendiff.fileio import atomic_write_text, remove_stale_temps
-from gendiff.prompts import PromptBook
-from gendiff.snapshot import Snapshot
+from gendiff.io.fileio import atomic_write_text, remove_stale_temps
+from gendiff.io.prompts import PromptBook
+from gendiff.io.snapshots import load_snapshot, save_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = demo_model_path()
@@ -320,8 +320,8 @@ def test_argparse_errors_are_one_line_exit_2():
 
 
 def test_run_config_refuses_nan_threshold_for_every_caller():
-    from gendiff.engines.base import EngineSpec
-    from gendiff.session import RunConfig
+    from gendiff.engines.settings import EngineSpec
+    from gendiff.run.session import RunConfig
 
     with pytest.raises(InputError, match="--fragile-threshold nan"):
         RunConfig(None, (EngineSpec("hf-single"),), "hf-single", fragile_threshold=float("nan")).validate()
@@ -552,7 +552,7 @@ def test_error_classes_carry_exit_codes():
 # ── snapshots given to `gendiff compare` ─────────────────────────────────
 def _snapshot_file(path: Path) -> Path:
     snapshot = two_engine_snapshot(other_token=5)
-    snapshot.save(path)
+    save_snapshot(snapshot, path)
     return path
 
 
@@ -647,7 +647,7 @@ def test_compare_writes_the_json_before_printing(tmp_path):
     _, err = reader.communicate(timeout=120)
     assert reader.returncode == 0, err
     assert b"Traceback" not in err
-    assert Snapshot.load(out_file).sources
+    assert load_snapshot(out_file).sources
 
 
 # ── runs that load the model (slow tier) ─────────────────────────────────
@@ -707,7 +707,7 @@ def test_closed_stdout_never_loses_the_snapshot(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 3
     assert "Traceback" not in result.stderr
-    assert len(Snapshot.load(out_file).prompts) == 400
+    assert len(load_snapshot(out_file).prompts) == 400
 
 
 @pytest.mark.slow
@@ -777,7 +777,7 @@ def test_vllm_top_k_above_its_logprobs_is_bad_input_before_any_model_work():
     assert line == "gendiff: error: engine vllm: --top-k 25: vLLM returns at most 20 logprobs; use 20 or fewer"
     assert result.stdout == ""
     code = (
-        "import sys\nfrom gendiff.cli import main\n"
+        "import sys\nfrom gendiff.cli.main import main\n"
         "assert main(['run', '--quiet', '--engines', 'hf-single,vllm', '--top-k', '25']) == 2\n"
         "assert not {'torch', 'transformers', 'vllm'} & set(sys.modules), 'a heavy import ran'\n"
     )
@@ -785,7 +785,7 @@ def test_vllm_top_k_above_its_logprobs_is_bad_input_before_any_model_work():
     checked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert checked.returncode == 0, checked.stderr
     # at the limit it is accepted (refused later only for other reasons, never for top-k)
-    from gendiff.engines.base import GenerationSettings
+    from gendiff.engines.settings import GenerationSettings
     from gendiff.engines.vllm import VLLM
 
     assert VLLM.settings_problem(GenerationSettings(top_k=20)) is None
@@ -799,14 +799,14 @@ def test_batch_size_names_the_option_not_an_engine(capsys, value):
 
 
 def test_an_engine_with_an_empty_option_list_is_that_engine():
-    from gendiff.engines.base import parse_engine_spec
+    from gendiff.engines.settings import parse_engine_spec
 
     spec = parse_engine_spec("hf-left:")
     assert spec.name == "hf-left" and spec.label == "hf-left" and not spec.options
 
 
 def test_a_failed_engine_line_names_it_once():
-    from gendiff.headless import _failure
+    from gendiff.cli.headless import _failure
 
     assert _failure("openai:url=x", "engine openai:url=x: no server answers") == (
         "engine openai:url=x failed: no server answers"

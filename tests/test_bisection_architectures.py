@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
-from gendiff.cli import main
-from gendiff.diagnosis import bisect
+from gendiff.cli.main import main
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
-from gendiff.engines.base import GenerationSettings
 from gendiff.engines.loading import load_model, load_tokenizer
 from gendiff.engines.probe import Probe
-from gendiff.snapshot import Snapshot, validate
+from gendiff.engines.settings import GenerationSettings
+from gendiff.io.snapshots import load_snapshot, validate
+from gendiff.run.diagnosis import bisect
 
 pytestmark = pytest.mark.slow
 
@@ -168,7 +168,7 @@ def test_gendiff_run_bisect_names_a_module_and_writes_the_snapshot(tiny_model_di
     assert all(m["name"].removesuffix(":input") in own for m in b["modules"])
     assert f"bisection: first differs at {POSITIONS[arch]} (position embedding" in printed
     assert "per layer: L0 " in printed and "earlier positions' keys/values: L0 " in printed
-    assert Snapshot.load(out).divergences()[0].bisection.first_bitwise.name == POSITIONS[arch]
+    assert load_snapshot(out).divergences()[0].bisection.first_bitwise.name == POSITIONS[arch]
 
 
 def test_a_failed_bisection_keeps_the_run_and_says_why(tiny_model_dir, tmp_path, capsys, monkeypatch):

@@ -19,7 +19,7 @@ CHILD = textwrap.dedent(
     """
     import os, shutil, subprocess, sys
     from pathlib import Path
-    from gendiff.capture import captured_output
+    from gendiff.io.capture import captured_output
 
     print("before", flush=True)
     with captured_output(Path(sys.argv[1])) as log:
@@ -99,7 +99,7 @@ def test_an_unwritable_folder_falls_back_to_a_temporary_log(tmp_path):
 
 
 def test_logged_anything_ignores_the_header(tmp_path):
-    from gendiff.capture import logged_anything
+    from gendiff.io.capture import logged_anything
 
     log = tmp_path / "log"
     log.write_text("gendiff: engine and library output, now\n")
@@ -115,7 +115,7 @@ APP_CHILD = textwrap.dedent(
     from pathlib import Path
     from textual.app import App
     from textual.widgets import Static
-    from gendiff.capture import captured_output
+    from gendiff.io.capture import captured_output
 
     class Drawn(App):
         def compose(self):

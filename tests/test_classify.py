@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from gendiff.classify import EXACT_TIE, NEAR_TIE, WIDE_FLIP, is_exact_tie, reading, ulp
-from gendiff.divergence import compare
-from gendiff.trace import TokenStep, TopToken, Trace
+from gendiff.records.classify import EXACT_TIE, NEAR_TIE, WIDE_FLIP, is_exact_tie, reading, ulp
+from gendiff.records.divergence import compare
+from gendiff.records.trace import TokenStep, TopToken, Trace
 
 
 def logit_step(token_id: int, *candidates: tuple[int, float]) -> TokenStep:
@@ -100,7 +100,7 @@ def test_length_error_identical():
 
 
 def test_classification_round_trips_through_json():
-    from gendiff.divergence import Divergence
+    from gendiff.records.divergence import Divergence
 
     d = compare(*pair(logit_step(10, (10, 2.0), (11, 2.0)), logit_step(11, (11, 2.0), (10, 2.0)), "bfloat16"))
     back = Divergence.from_dict(d.to_dict())

@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from gendiff.cli import main
-from gendiff.engines.loading import demo_model_path
-from gendiff.snapshot import Snapshot, validate
+from gendiff.cli.main import main
+from gendiff.demo import demo_model_path
+from gendiff.io.snapshots import load_snapshot, validate
 
 
 def run_cli(capsys, *argv):
@@ -154,7 +154,7 @@ def test_fail_on_divergence_exit_code_and_bfloat16_numbers_match_recomputation(c
     code, out, err = run_cli(capsys, "--dtype", "bfloat16", "--json", str(out_file), "--fail-on-divergence")
     assert code == 1, err
     assert "DIVERGED at step" in out
-    snapshot = Snapshot.load(out_file)
+    snapshot = load_snapshot(out_file)
     divergences = [d for d in snapshot.divergences() if d.reason == "token"]
     assert divergences
     d = next(d for d in divergences if d.reference_gap is not None)

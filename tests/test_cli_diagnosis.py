@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from gendiff.cli import main
-from gendiff.engines.loading import demo_model_path
-from gendiff.snapshot import Snapshot, validate
+from gendiff.cli.main import main
+from gendiff.demo import demo_model_path
+from gendiff.io.snapshots import load_snapshot, validate
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def test_bisect_and_reconverge_records_in_the_snapshot(diagnosed):
     identical = [d for p in data["prompts"] for d in p["divergences"] if d["reason"] == "identical"]
     assert identical and all(d["bisection"] is None for d in identical)
     # and it loads back into the same objects
-    snap = Snapshot.load(diagnosed)
+    snap = load_snapshot(diagnosed)
     d = snap.divergences()[0]
     assert d.bisection is not None and d.bisection.first_bitwise.name == token[0]["bisection"]["first_bitwise"]
 
@@ -116,7 +116,7 @@ def test_a_failed_reconvergence_keeps_the_run_and_says_why(capsys, tmp_path, mon
     r = next(d for p in data["prompts"] for d in p["divergences"] if d["reason"] == "token")["reconvergence"]
     assert r["verdict"] == "failed" and r["error"] == "RuntimeError: replay exploded"
     assert r["steps_checked"] == 0 and r["mismatches"] == []
-    assert Snapshot.load(out_json).divergences()[0].reconvergence.error == "RuntimeError: replay exploded"
+    assert load_snapshot(out_json).divergences()[0].reconvergence.error == "RuntimeError: replay exploded"
 
 
 def test_compare_a_snapshot_with_itself_is_identical(capsys, float32_snapshot):
@@ -133,10 +133,10 @@ def test_compare_float32_with_bfloat16_lines_up_each_engine(capsys, tmp_path, fl
     )
     assert code == 1, err
     assert out.startswith("A = f32.json") and "B = bf16.json" in out
-    compared = Snapshot.load(out_file)
+    compared = load_snapshot(out_file)
     assert compared.engine_labels == [f"{e}@{t}" for e in ("hf-single", "hf-left", "packed") for t in "AB"]
     assert [s["tag"] for s in compared.sources] == ["A", "B"]
-    a, b = Snapshot.load(float32_snapshot), Snapshot.load(diagnosed)
+    a, b = load_snapshot(float32_snapshot), load_snapshot(diagnosed)
     # each divergence is B's engine against the same engine in A, recomputed from the traces
     for prompt, pa, pb in zip(compared.prompts, a.prompts, b.prompts):
         for d in prompt.divergences:
@@ -157,7 +157,7 @@ def test_compare_one_engine(capsys, float32_snapshot, diagnosed):
 def test_compare_refuses_other_prompts(capsys, tmp_path, float32_snapshot):
     other = tmp_path / "other.json"
     prompts = tmp_path / "p.txt"
-    texts = [p.text.replace("\n", "\\n") for p in Snapshot.load(float32_snapshot).prompts[:-1]]
+    texts = [p.text.replace("\n", "\\n") for p in load_snapshot(float32_snapshot).prompts[:-1]]
     prompts.write_text("\n".join(texts) + "\nSomething else\n")
     assert (
         main(
@@ -192,7 +192,7 @@ def test_compare_refuses_another_model(capsys, tmp_path, float32_snapshot):
     config["rms_norm_eps"] = 1e-5  # another model: same name would not be enough, the fingerprint differs
     (model / "config.json").write_text(json.dumps(config))
     other = tmp_path / "other.json"
-    prompts = "\n".join(p.text.replace("\n", "\\n") for p in Snapshot.load(float32_snapshot).prompts)
+    prompts = "\n".join(p.text.replace("\n", "\\n") for p in load_snapshot(float32_snapshot).prompts)
     (tmp_path / "p.txt").write_text(prompts + "\n")
     assert (
         main(

@@ -66,7 +66,7 @@ async def test_help_lists_the_prompt_list_palette_question_and_diagnosis_keys(tm
 async def test_the_engine_log_opens_from_the_palette(tmp_path):
     from textual.widgets import Static
 
-    from gendiff.capture import _active
+    from gendiff.io.capture import _active
     from gendiff.tui.screens.engine_log import EngineLogScreen
 
     log = tmp_path / "engine-output.log"

@@ -17,7 +17,7 @@ import pytest
 from tiny_models import ARCHITECTURES, EOS
 
 from gendiff.engines import create_engine, parse_engine_spec
-from gendiff.engines.base import GenerationSettings
+from gendiff.engines.settings import GenerationSettings
 from gendiff.errors import GendiffError
 
 pytestmark = pytest.mark.slow
@@ -174,7 +174,7 @@ def weight_loads(monkeypatch):
 
 
 def test_cli_refuses_sdpa_once_before_any_model_work(tiny_model_dir, capsys, weight_loads):
-    from gendiff.cli import main
+    from gendiff.cli.main import main
 
     folder = tiny_model_dir("gptj")
     capsys.readouterr()
@@ -187,7 +187,7 @@ def test_cli_refuses_sdpa_once_before_any_model_work(tiny_model_dir, capsys, wei
 
 
 def test_cli_refuses_packed_on_alibi_before_any_model_work(tiny_model_dir, capsys, weight_loads):
-    from gendiff.cli import main
+    from gendiff.cli.main import main
 
     folder = tiny_model_dir("bloom")
     capsys.readouterr()

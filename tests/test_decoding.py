@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from gendiff.cli import build_config, run_parser
-from gendiff.decoding import NEUTRAL, Decoding, resolve, semantics_note, table_markdown
+from gendiff.cli.args import run_parser
+from gendiff.cli.run_options import build_config
 from gendiff.engines import engine_names, parse_engine_spec
 from gendiff.errors import GendiffError
-from gendiff.trace import TokenStep, TopToken
+from gendiff.records.decoding import NEUTRAL, Decoding, resolve, semantics_note, table_markdown
+from gendiff.records.trace import TokenStep, TopToken
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -133,7 +134,7 @@ def test_step_round_trip_keeps_raw_scores_and_old_steps_stay_the_same():
 
 
 def test_a_penalty_is_a_sweep_axis_for_every_engine():
-    from gendiff.sweep import parse_sweep, variant_specs
+    from gendiff.run.sweep import parse_sweep, variant_specs
 
     cfg = config("--engines", "hf-single,vllm:frequency_penalty=1.2")
     axes = parse_sweep(["repetition_penalty=1,1.3"], cfg.engines)

@@ -3,13 +3,14 @@
 import pytest
 import torch
 
-from gendiff.diagnosis import LASTING, TRANSIENT, Reconvergence, bisect, reconverge
-from gendiff.divergence import compare
+from gendiff.demo import demo_model_path, demo_prompts_path
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
-from gendiff.engines.base import GenerationSettings
-from gendiff.engines.loading import demo_model_path, load_tokenizer
+from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.probe import Probe
-from gendiff.prompts import PromptBook, demo_prompts_path
+from gendiff.engines.settings import GenerationSettings
+from gendiff.io.prompts import PromptBook
+from gendiff.records.divergence import compare
+from gendiff.run.diagnosis import LASTING, TRANSIENT, Reconvergence, bisect, reconverge
 
 pytestmark = pytest.mark.slow
 

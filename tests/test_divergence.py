@@ -1,8 +1,8 @@
 import pytest
 from helpers import step, trace
 
-from gendiff.divergence import compare, first_difference
-from gendiff.trace import Trace
+from gendiff.records.divergence import compare, first_difference
+from gendiff.records.trace import Trace
 
 
 def test_identical_traces_have_no_divergence_but_report_drift_and_fragile_steps():

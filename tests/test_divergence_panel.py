@@ -9,8 +9,8 @@ from test_tui import app_for
 from textual.geometry import Region
 
 from gendiff.display import number
-from gendiff.divergence import compare
-from gendiff.trace import Trace
+from gendiff.records.divergence import compare
+from gendiff.records.trace import Trace
 from gendiff.tui.widgets.divergence_panel import DivergencePanel, drift_note, explain
 
 
@@ -111,7 +111,7 @@ async def test_progress_strip_and_header_stay_whole_at_80x24(tmp_path):
         main = app.main
         strip = main.query_one("#progress", Static)
         assert not strip.display  # nothing ran yet
-        from gendiff.tui.progress import RunProgress
+        from gendiff.state.progress import RunProgress
 
         main.run_progress = RunProgress(list(main.ws.labels))
         main.run_progress.started("hf-single", 1)

@@ -2,11 +2,12 @@
 
 import pytest
 
-from gendiff.divergence import compare
+from gendiff.demo import demo_model_path, demo_prompts_path
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
-from gendiff.engines.base import GenerationSettings
-from gendiff.engines.loading import demo_model_path, load_tokenizer
-from gendiff.prompts import PromptBook, demo_prompts_path
+from gendiff.engines.loading import load_tokenizer
+from gendiff.engines.settings import GenerationSettings
+from gendiff.io.prompts import PromptBook
+from gendiff.records.divergence import compare
 
 pytestmark = pytest.mark.slow
 

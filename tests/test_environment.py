@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from gendiff import environment
-from gendiff.environment import environment_info, source_commit
+from gendiff.io import environment
+from gendiff.io.environment import environment_info, source_commit
 
 
 def _fake_dist(site, name, direct_url):
@@ -41,7 +41,7 @@ def test_source_commit_from_pip_vcs_install_and_from_an_editable_checkout(tmp_pa
 def test_environment_keys_follow_the_schema():
     import jsonschema
 
-    from gendiff.snapshot import schema
+    from gendiff.io.snapshots import schema
 
     info = environment_info("cpu")
     jsonschema.validate(info, schema()["properties"]["environment"])

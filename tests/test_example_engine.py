@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gendiff.snapshot import validate
+from gendiff.io.snapshots import validate
 
 pytestmark = pytest.mark.slow
 

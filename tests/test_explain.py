@@ -7,12 +7,14 @@ import math
 
 import pytest
 
+from gendiff.io.snapshots import load_snapshot, save_snapshot
+
 pytestmark = pytest.mark.slow
 
 
 def run_session(engines: list[str], prompts: list[str], tokens: int):
-    from gendiff.engines.base import GenerationSettings, parse_engine_spec
-    from gendiff.session import RunConfig, Session
+    from gendiff.engines.settings import GenerationSettings, parse_engine_spec
+    from gendiff.run.session import RunConfig, Session
 
     specs = tuple(parse_engine_spec(text) for text in engines)
     config = RunConfig(None, specs, specs[0].label, GenerationSettings(max_new_tokens=tokens))
@@ -23,9 +25,8 @@ def run_session(engines: list[str], prompts: list[str], tokens: int):
 def test_classification_of_the_real_bfloat16_run(demo_snapshot):
     """Every token divergence of the demo bf16 run is a tie or near-tie, and the label agrees
     with the recorded logits: exact-tie exactly when the reference's top two logits are equal."""
-    from gendiff.snapshot import Snapshot
 
-    snapshot = Snapshot.load(demo_snapshot)
+    snapshot = load_snapshot(demo_snapshot)
     token = [d for d in snapshot.divergences() if d.reason == "token"]
     assert token
     for d in token:
@@ -40,11 +41,10 @@ def test_classification_of_the_real_bfloat16_run(demo_snapshot):
 
 
 def test_recheck_float32_says_rounding_for_the_padding_and_packing_divergences(demo_snapshot):
-    from gendiff.recheck import recheck
-    from gendiff.session import Session
-    from gendiff.snapshot import Snapshot
+    from gendiff.run.recheck import recheck
+    from gendiff.run.session import Session
 
-    snapshot = Snapshot.load(demo_snapshot)
+    snapshot = load_snapshot(demo_snapshot)
     session = Session.from_snapshot(snapshot)
     notes = recheck(session, snapshot)
     assert notes == []
@@ -75,7 +75,7 @@ STATS_ENGINES = ["hf-single", "hf-single:cache=on", "hf-single:dtype=bfloat16", 
 
 @pytest.fixture(scope="module")
 def stats_run():
-    from gendiff.statistics import attach_statistics
+    from gendiff.run.statistics import attach_statistics
 
     prompts = ["Once upon a time, there was a kind penguin named Leo.", "260 + 487 ="]
     session, snapshot = run_session(STATS_ENGINES, prompts, 10)
@@ -87,7 +87,7 @@ def test_statistics_zero_against_itself_positive_for_bfloat16_and_equal_to_a_rec
     import torch
     from transformers import AutoModelForCausalLM
 
-    from gendiff.engines.loading import demo_model_path
+    from gendiff.demo import demo_model_path
 
     snapshot, notes = stats_run
     assert notes == []
@@ -125,8 +125,7 @@ def test_statistics_zero_against_itself_positive_for_bfloat16_and_equal_to_a_rec
 
 
 def test_repeat_5_gives_one_unique_completion_per_engine_on_cpu(tmp_path):
-    from gendiff.cli import main
-    from gendiff.snapshot import Snapshot
+    from gendiff.cli.main import main
 
     prompts = tmp_path / "p.txt"
     prompts.write_text("260 + 487 =\nThe capital of Ghana\nHow to make tea: -\nfor i in range(7): print(i\n")
@@ -136,7 +135,7 @@ def test_repeat_5_gives_one_unique_completion_per_engine_on_cpu(tmp_path):
         + ["--engines", "hf-single,hf-left,hf-right,packed", "--json", str(out)]
     )
     assert code == 0
-    snapshot = Snapshot.load(out)
+    snapshot = load_snapshot(out)
     for prompt in snapshot.prompts:
         assert set(prompt.repeats) == {"hf-single", "hf-left", "hf-right", "packed"}
         for label, repeats in prompt.repeats.items():
@@ -149,7 +148,7 @@ async def test_the_panel_shows_the_statistics_line_with_a_sparkline(stats_run, t
     from test_tui import app_for
 
     snapshot, _ = stats_run
-    path = snapshot.save(tmp_path / "stats.json")
+    path = save_snapshot(snapshot, tmp_path / "stats.json")
     app = app_for(path)
     async with app.run_test(size=(150, 42)) as pilot:
         await pilot.pause()

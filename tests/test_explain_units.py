@@ -6,9 +6,11 @@ import math
 import statistics as pystats
 
 import pytest
+from helpers import ENVIRONMENT
 
-from gendiff.repeat import Repeats, first_split, orders
-from gendiff.statistics import DistributionStats, Positions, aggregate, quantile, summarize
+from gendiff.records.repeats import Repeats, first_split
+from gendiff.records.statistics import DistributionStats, Positions, aggregate, quantile, summarize
+from gendiff.run.repeat import orders
 
 
 def test_first_split_over_any_two_runs():
@@ -58,13 +60,14 @@ def test_aggregate_counts_every_position_once_and_names_the_worst():
 
 
 def test_statistics_and_repeats_round_trip_through_a_validated_snapshot(tmp_path):
-    from gendiff.snapshot import PromptResult, Snapshot, validate
+    from gendiff.io.snapshots import validate
+    from gendiff.records.snapshot import PromptResult, Snapshot
 
     stats = summarize([0.0, 1e-4], [True, False], [0.0, -0.1], [2.0, 3.0])
     prompt = PromptResult("p", [1, 2])
     prompt.statistics["a"] = stats
     prompt.repeats["a"] = Repeats(5, 2, 3, (0, 1, 2, 3, 4))
-    snapshot = Snapshot({"name": "m", "path": "/m"}, {"max_new_tokens": 2, "top_k": 5}, "a", [], [prompt])
+    snapshot = Snapshot({"name": "m", "path": "/m"}, {"max_new_tokens": 2, "top_k": 5}, "a", [], [prompt], ENVIRONMENT)
     snapshot.statistics["a"] = aggregate({0: Positions({0: 0.0}, {0: True}, {0: 0.0}, {})})
     data = snapshot.to_dict()
     validate(data, "test")

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from gendiff.demo import demo_model_path
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
-from gendiff.engines.loading import demo_model_path
 from gendiff.errors import GendiffError
 
 
@@ -85,7 +85,7 @@ def test_cli_wrong_port_exits_3_with_the_reason(tmp_path):
     port = _closed_port()
     (tmp_path / "p.txt").write_text("Hello there\n")
     spec = f"openai:url=http://127.0.0.1:{port}/v1,model=x,retries=0"
-    code = "import sys; from gendiff.cli import main; sys.exit(main())"
+    code = "import sys; from gendiff.cli.main import main; sys.exit(main())"
     argv = ["run", "--engines", spec, "--reference", spec, "--prompts", str(tmp_path / "p.txt")]
     result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
     assert result.returncode == 3, result.stderr
@@ -93,7 +93,7 @@ def test_cli_wrong_port_exits_3_with_the_reason(tmp_path):
 
 
 def test_a_value_may_hold_a_colon():
-    from gendiff.engines.base import split_engine_list
+    from gendiff.engines.settings import split_engine_list
 
     text = "hf-single,openai:url=http://h:8000/v1,model=llama3:8b,concurrency=1,hf-left:batch_size=4,vllm"
     assert split_engine_list(text) == [

@@ -3,11 +3,13 @@ written here (the penalty applied by hand) and against transformers' own generat
 
 import pytest
 
-from gendiff.divergence import compare
+from gendiff.demo import demo_model_path, demo_prompts_path
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
-from gendiff.engines.base import GenerationSettings
-from gendiff.engines.loading import demo_model_path, load_tokenizer
-from gendiff.prompts import PromptBook, demo_prompts_path
+from gendiff.engines.loading import load_tokenizer
+from gendiff.engines.settings import GenerationSettings
+from gendiff.io.prompts import PromptBook
+from gendiff.io.snapshots import load_snapshot
+from gendiff.records.divergence import compare
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +90,7 @@ def additive(frequency, presence):
 
 @pytest.fixture(scope="module")
 def penalised(prompt_ids):
-    from gendiff.decoding import Decoding
+    from gendiff.records.decoding import Decoding
 
     run_wide = Decoding(repetition_penalty=1.3)
     return {name: run(name, prompt_ids, run_wide) for name in HF_ENGINES}
@@ -171,8 +173,8 @@ def test_model_defaults_apply_the_generation_config(tmp_path, penalised):
     import json
     import shutil
 
-    from gendiff.decoding import Decoding
-    from gendiff.session import RunConfig, Session
+    from gendiff.records.decoding import Decoding
+    from gendiff.run.session import RunConfig, Session
 
     folder = tmp_path / "model"
     shutil.copytree(demo_model_path(), folder)
@@ -203,16 +205,15 @@ async def test_panel_shows_processed_and_raw_scores_and_the_note(tmp_path):
     """A saved run of hf-single:repetition_penalty vs hf-single:frequency_penalty, opened in the app."""
     from test_tui import SIZE, app_for, plain
 
-    from gendiff.cli import main
+    from gendiff.cli.main import main
 
     path = tmp_path / "pen.json"
     engines = "hf-single:repetition_penalty=1.3,hf-single:frequency_penalty=1.3"
     assert main(["run", "--quiet", "--engines", engines, "--max-new-tokens", "16", "--json", str(path)]) in (0, 1)
-    from gendiff.session import Session
-    from gendiff.snapshot import Snapshot
+    from gendiff.run.session import Session
 
     # re-running the snapshot (bisection, re-convergence) runs the same penalties
-    rebuilt = Session.from_snapshot(Snapshot.load(path)).config.engines
+    rebuilt = Session.from_snapshot(load_snapshot(path)).config.engines
     assert [spec.decoding.given() for spec in rebuilt] == [{"repetition_penalty": 1.3}, {"frequency_penalty": 1.3}]
     app = app_for(path)
     async with app.run_test(size=SIZE) as pilot:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gendiff.tui.progress import RunProgress
+from gendiff.state.progress import RunProgress
 
 
 class Clock:

@@ -4,8 +4,9 @@ import pytest
 from helpers import two_engine_snapshot
 
 from gendiff.errors import GendiffError
-from gendiff.prompts import PromptBook, escape_line, unescape_line
-from gendiff.snapshot import Snapshot, is_snapshot_file
+from gendiff.io.prompts import PromptBook, escape_line, unescape_line
+from gendiff.io.snapshots import is_snapshot_file, load_snapshot, save_snapshot
+from gendiff.records.snapshot import Snapshot
 
 
 def test_txt_escapes_round_trip(tmp_path):
@@ -60,8 +61,8 @@ def make_snapshot() -> Snapshot:
 
 def test_snapshot_round_trip_validates(tmp_path):
     snapshot = make_snapshot()
-    path = snapshot.save(tmp_path / "s.json")
-    loaded = Snapshot.load(path)
+    path = save_snapshot(snapshot, tmp_path / "s.json")
+    loaded = load_snapshot(path)
     assert loaded.to_dict() == snapshot.to_dict()
     assert loaded.prompts[0].divergences[0].step == 0
     assert loaded.prompts[0].traces["hf-left"].token_ids == (6,)
@@ -70,10 +71,10 @@ def test_snapshot_round_trip_validates(tmp_path):
 
 
 def test_corrupt_snapshot_is_refused_with_the_file_named(tmp_path):
-    path = make_snapshot().save(tmp_path / "s.json")
+    path = save_snapshot(make_snapshot(), tmp_path / "s.json")
     path.write_text(path.read_text()[:-50])
     with pytest.raises(GendiffError, match=r"s\.json: not valid JSON"):
-        Snapshot.load(path)
+        load_snapshot(path)
 
 
 def test_schema_violation_is_refused(tmp_path):
@@ -82,14 +83,14 @@ def test_schema_violation_is_refused(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
     with pytest.raises(GendiffError, match="invalid at prompts/0/traces/hf-left/finish_reason"):
-        Snapshot.load(path)
+        load_snapshot(path)
 
 
 def test_not_a_snapshot(tmp_path):
     path = tmp_path / "other.json"
     path.write_text('{"hello": 1}')
     with pytest.raises(GendiffError, match="not a gendiff snapshot"):
-        Snapshot.load(path)
+        load_snapshot(path)
 
 
 def test_a_bad_step_deep_inside_is_refused(tmp_path):
@@ -98,7 +99,7 @@ def test_a_bad_step_deep_inside_is_refused(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
     with pytest.raises(GendiffError, match="prompts/0/traces/hf-left/steps/0: top/1: logprob is not a number"):
-        Snapshot.load(path)
+        load_snapshot(path)
 
 
 def test_a_trace_made_by_no_recorded_call_is_refused(tmp_path):
@@ -107,7 +108,7 @@ def test_a_trace_made_by_no_recorded_call_is_refused(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
     with pytest.raises(GendiffError, match="prompts/0/batches/hf-left: no recorded call holds this prompt"):
-        Snapshot.load(path)
+        load_snapshot(path)
 
 
 def test_a_trace_numbered_by_position_not_identity_is_refused(tmp_path):
@@ -117,11 +118,11 @@ def test_a_trace_numbered_by_position_not_identity_is_refused(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
     with pytest.raises(GendiffError, match="prompt_index: 0 is not the prompt's id"):
-        Snapshot.load(path)
+        load_snapshot(path)
 
 
 def test_prompt_file_changed_by_another_program_is_not_overwritten(tmp_path):
-    from gendiff.prompts import PromptFileChanged
+    from gendiff.io.prompts import PromptFileChanged
 
     file = tmp_path / "p.txt"
     file.write_text("a\n")

@@ -1,7 +1,7 @@
 """The diagnosis records: round trips, older snapshots, and what the summary says (no model)."""
 
-from gendiff.reconvergence import Reconvergence
-from gendiff.records import Bisection, KeyValueDiff, ModuleDiff, PositionDiff, PositionSplit
+from gendiff.records.bisection import Bisection, KeyValueDiff, ModuleDiff, PositionDiff, PositionSplit
+from gendiff.records.reconvergence import Reconvergence
 
 BASE = dict(reference="hf-single", engine="hf-left", prompt_index=3, step=0, tolerance=1e-3)
 

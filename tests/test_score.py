@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gendiff.cli import main
+from gendiff.cli.main import main
 
 TEXTS = [
     {"prompt": "Once upon a time, there was a kind penguin named Leo.", "continuation": " Leo liked to swim."},
@@ -41,7 +41,7 @@ def test_score_eager_vs_sdpa_reports_loss_equal_to_a_plain_forward(tmp_path, cap
     import torch
     from transformers import AutoModelForCausalLM
 
-    from gendiff.engines.loading import demo_model_path
+    from gendiff.demo import demo_model_path
 
     out = tmp_path / "scores.json"
     code = main(["score", str(write(tmp_path / "t.jsonl", TEXTS)), "--quiet", "--json", str(out)])

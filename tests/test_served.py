@@ -15,6 +15,7 @@ import time
 import pytest
 
 from gendiff.engines.vllm import vllm_installed
+from gendiff.io.snapshots import load_snapshot
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,7 +45,7 @@ def _free_port() -> int:
 
 class Server:
     def __init__(self, log_path):
-        from gendiff.engines.loading import demo_model_path
+        from gendiff.demo import demo_model_path
 
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -105,8 +106,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_ids():
-    from gendiff.engines.loading import demo_model_path, load_tokenizer
-    from gendiff.prompts import PromptBook, demo_prompts_path
+    from gendiff.demo import demo_model_path, demo_prompts_path
+    from gendiff.engines.loading import load_tokenizer
+    from gendiff.io.prompts import PromptBook
 
     tokenizer = load_tokenizer(demo_model_path())
     return [tokenizer.encode(p) for p in PromptBook.load(demo_prompts_path()).prompts]
@@ -116,8 +118,8 @@ SETTINGS_ARGS = {"max_new_tokens": 24, "top_k": 5}
 
 
 def _engine(spec):
+    from gendiff.demo import demo_model_path
     from gendiff.engines import create_engine, engine_names, parse_engine_spec
-    from gendiff.engines.loading import demo_model_path
 
     engine = create_engine(parse_engine_spec(spec, {"dtype": "float32"}, engine_names()), str(demo_model_path()))
     engine.load()
@@ -125,7 +127,7 @@ def _engine(spec):
 
 
 def _run(spec, ids, **kwargs):
-    from gendiff.engines.base import GenerationSettings
+    from gendiff.engines.settings import GenerationSettings
 
     return _engine(spec).generate(ids, GenerationSettings(**SETTINGS_ARGS), **kwargs)
 
@@ -135,7 +137,8 @@ def reference(demo_ids):
     """hf-single in float32, and a plain greedy loop over the same model as an independent check."""
     import torch
 
-    from gendiff.engines.loading import demo_model_path, load_model
+    from gendiff.demo import demo_model_path
+    from gendiff.engines.loading import load_model
 
     traces = _run("hf-single", demo_ids)
     model = load_model(str(demo_model_path()), "float32", "sdpa", "cpu").model
@@ -212,9 +215,9 @@ def test_tokenizer_mismatch_is_refused(server, tmp_path):
     import json
     import shutil
 
+    from gendiff.demo import demo_model_path
     from gendiff.engines import create_engine, engine_names, parse_engine_spec
-    from gendiff.engines.base import GenerationSettings
-    from gendiff.engines.loading import demo_model_path
+    from gendiff.engines.settings import GenerationSettings
     from gendiff.errors import GendiffError
 
     folder = tmp_path / "other"
@@ -235,7 +238,8 @@ def test_tokenizer_mismatch_is_refused(server, tmp_path):
 
 def test_a_server_error_fails_only_that_prompt(server, demo_ids):
     """A prompt longer than the server's max-model-len (512): vLLM answers 400 for it alone."""
-    from gendiff.engines.loading import demo_model_path, load_tokenizer
+    from gendiff.demo import demo_model_path
+    from gendiff.engines.loading import load_tokenizer
 
     long_prompt = load_tokenizer(demo_model_path()).encode("Once upon a time, there was a zebra. " * 60)
     assert len(long_prompt) > 512
@@ -260,15 +264,14 @@ def test_cancel_stops_sending(server, demo_ids):
 
 def test_cli_run_against_the_server_writes_a_valid_snapshot(server, tmp_path):
     """The whole path: gendiff run with the openai engine, snapshot validated against the schema."""
-    from gendiff.snapshot import Snapshot
 
     out = tmp_path / "served.json"
     spec = f"openai:url={server.url},model=demo,concurrency=4"
-    code = "import sys; from gendiff.cli import main; sys.exit(main())"
+    code = "import sys; from gendiff.cli.main import main; sys.exit(main())"
     argv = ["run", "--quiet", "--engines", f"hf-single,{spec}", "--max-new-tokens", "8", "--json", str(out)]
     result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    snapshot = Snapshot.load(out)  # validates
+    snapshot = load_snapshot(out)  # validates
     assert snapshot.engine_labels == ["hf-single", spec]
     assert not snapshot.divergences() and len(snapshot.prompts) == 16
     trace = snapshot.prompts[0].traces[spec]
@@ -278,7 +281,7 @@ def test_cli_run_against_the_server_writes_a_valid_snapshot(server, tmp_path):
 
 def test_server_gone_mid_run_fails_only_the_later_prompts(server, demo_ids):
     """Runs last: the server is killed after the first prompt's answer (one at a time)."""
-    from gendiff.engines.base import GenerationSettings
+    from gendiff.engines.settings import GenerationSettings
 
     engine = _engine(f"openai:url={server.url},model=demo,concurrency=1,retries=1")
     killed = threading.Event()

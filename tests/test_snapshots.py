@@ -1,10 +1,11 @@
 """Screenshots of the main screens (pytest-textual-snapshot). Update with --snapshot-update."""
 
-from gendiff.divergence import compare
-from gendiff.documents import open_document
-from gendiff.options import RunOptions
-from gendiff.snapshot import Batch, PromptResult, Snapshot
-from gendiff.trace import TokenStep, TopToken, Trace
+from gendiff.io.documents import open_document
+from gendiff.io.snapshots import save_snapshot
+from gendiff.records.divergence import compare
+from gendiff.records.snapshot import Batch, PromptResult, Snapshot
+from gendiff.records.trace import TokenStep, TopToken, Trace
+from gendiff.run.options import RunOptions
 from gendiff.tui.app import GendiffApp, LaunchOptions
 
 SIZE = (130, 40)
@@ -66,7 +67,7 @@ def hand_made_snapshot(path):
         created="2026-11-23T12:00:00+00:00",
         batches=[batch],
     )
-    snapshot.save(path)
+    save_snapshot(snapshot, path)
     return path
 
 

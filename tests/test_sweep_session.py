@@ -5,10 +5,10 @@ import threading
 import pytest
 
 from gendiff.engines import engine_names, parse_engine_spec
-from gendiff.engines.base import GenerationSettings
-from gendiff.events import EngineFinished, EngineStarted, RunFinished, StepGenerated
-from gendiff.session import RunConfig
-from gendiff.sweep import run_sweep
+from gendiff.engines.settings import GenerationSettings
+from gendiff.records.events import EngineFinished, EngineStarted, RunFinished, StepGenerated
+from gendiff.run.session import RunConfig
+from gendiff.run.sweep import run_sweep
 
 pytestmark = pytest.mark.slow
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from gendiff.documents import open_document
-from gendiff.options import RunOptions
-from gendiff.snapshot import Snapshot, validate
+from gendiff.io.documents import open_document
+from gendiff.io.snapshots import load_snapshot, save_snapshot, validate
+from gendiff.run.options import RunOptions
 from gendiff.tui.app import GendiffApp, LaunchOptions
 from gendiff.tui.widgets.token_column import TokenColumn
 
@@ -108,7 +108,7 @@ async def test_run_all_in_bfloat16_marks_divergences_and_n_moves_to_them(tmp_pat
         validate(data, "export")
         assert len(data["prompts"]) == 16 and data["schema"] == "gendiff.snapshot/2"
         assert any(f"snapshot written to {target}" in m for m in notifications(app))
-        snapshot = Snapshot.load(target)
+        snapshot = load_snapshot(target)
         assert snapshot.model["dtype"] == "bfloat16"
         assert len(snapshot.divergences()) == sum(len(main.ws.diverged_engines(p)) for p in main.ws.prompts)
         assert [b.prompt_ids for b in snapshot.batches] == [tuple(range(16))]
@@ -344,13 +344,13 @@ async def test_b_bisects_the_selected_divergence_and_shows_the_layer_chart(tmp_p
         assert isinstance(app.screen, DiagnosisScreen) and not app.screen.query_one("#diagnosis-loading").display
         await pilot.press("escape")
         target = tmp_path / "diag.json"
-        main.ws.to_snapshot().save(target)
-        assert any(x.bisection is not None for x in Snapshot.load(target).divergences())
+        save_snapshot(main.ws.to_snapshot(), target)
+        assert any(x.bisection is not None for x in load_snapshot(target).divergences())
 
 
 @pytest.mark.slow
 async def test_two_snapshots_open_side_by_side(tmp_path, demo_snapshot):
-    from gendiff.cli import main as cli
+    from gendiff.cli.main import main as cli
 
     float32 = tmp_path / "f32.json"
     assert cli(["run", "--quiet", "--max-new-tokens", "24", "--json", str(float32)]) == 0

@@ -8,19 +8,20 @@ from test_snapshots import hand_made_snapshot, tok
 from test_tui import app_for, plain, prompt_file, wait_until
 
 from gendiff.display import number, visible
-from gendiff.divergence import compare
-from gendiff.events import EngineFinished, EngineLoaded, EngineStarted, StepGenerated
-from gendiff.snapshot import Batch, PromptResult, Snapshot
-from gendiff.trace import Trace
+from gendiff.io.snapshots import load_snapshot, save_snapshot
+from gendiff.records.divergence import compare
+from gendiff.records.events import EngineFinished, EngineLoaded, EngineStarted, StepGenerated
+from gendiff.records.snapshot import Batch, PromptResult, Snapshot
+from gendiff.records.trace import Trace
+from gendiff.state.progress import RunProgress
 from gendiff.tui.layout import prompt_width
 from gendiff.tui.messages import EngineEvent, StepsGenerated
-from gendiff.tui.progress import RunProgress
 from gendiff.tui.widgets.token_column import TokenColumn
 
 
 async def test_step_explorer_shows_every_engines_top_k_at_the_chosen_step(tmp_path):
     path = hand_made_snapshot(tmp_path / "snap.json")
-    traces = Snapshot.load(path).prompts[0].traces  # the trace's own TokenSteps, read independently
+    traces = load_snapshot(path).prompts[0].traces  # the trace's own TokenSteps, read independently
     app = app_for(path)
     async with app.run_test(size=(160, 50)) as pilot:
         main = app.main
@@ -82,7 +83,7 @@ def late_divergence_snapshot(path, steps=150, at=130):
     }
     result = PromptResult("Count the words", list(prompt), traces, id=0, batches=dict.fromkeys(traces, 0))
     result.divergences = [compare(traces["hf-single"], traces[e]) for e in ("hf-left", "packed")]
-    Snapshot(
+    snapshot = Snapshot(
         model={"name": "demo_model", "path": "/demo_model", "dtype": "bfloat16", "attn": "sdpa"},
         decoding={"max_new_tokens": steps, "top_k": 2},
         reference="hf-single",
@@ -91,7 +92,8 @@ def late_divergence_snapshot(path, steps=150, at=130):
         environment={"python": "3.11", "torch": "2.13.0", "transformers": "5.19.0", "device": "cpu"},
         created="2026-11-23T12:00:00+00:00",
         batches=[Batch(0, tuple(traces), (0,), (result.text,), (prompt,))],
-    ).save(path)
+    )
+    save_snapshot(snapshot, path)
     return path
 
 
@@ -243,8 +245,8 @@ async def test_broken_saved_settings_are_a_startup_note_not_a_crash(tmp_path):
 
 
 def test_given_options_are_those_on_the_command_line_even_at_their_default():
-    from gendiff.cli import given_options, tui_parser
-    from gendiff.options import DTYPE
+    from gendiff.cli.args import given_options, tui_parser
+    from gendiff.defaults import DTYPE
 
     given = given_options(tui_parser(), ["--dtype", DTYPE, "prompts.txt", "--no-stop-at-eos"])
     assert {"dtype", "no_stop_at_eos"} <= given and "max_new_tokens" not in given and "engines" not in given

@@ -14,7 +14,7 @@ from test_snapshots import hand_made_snapshot
 from test_tui import SIZE, app_for, marks, notifications, prompt_file, running, wait_until
 
 from gendiff.errors import GendiffError
-from gendiff.snapshot import Snapshot
+from gendiff.io.snapshots import load_snapshot, save_snapshot
 from gendiff.tui.screens.choice import Choice
 from gendiff.tui.screens.confirm import Confirm
 from gendiff.tui.screens.editor import PromptEditor
@@ -60,7 +60,7 @@ async def test_export_dialog_stays_open_on_a_bad_path_with_what_was_typed(tmp_pa
         await pilot.press("enter")
         await pilot.pause()
         assert not isinstance(app.screen, ExportDialog)
-        assert Snapshot.load(tmp_path / "out.json").prompts
+        assert load_snapshot(tmp_path / "out.json").prompts
 
 
 async def test_q_after_a_failed_save_asks_before_quitting(tmp_path, monkeypatch):
@@ -70,7 +70,7 @@ async def test_q_after_a_failed_save_asks_before_quitting(tmp_path, monkeypatch)
         def disk_full(path, text):
             raise GendiffError(f"cannot write {path}: No space left on device; pick a writable path")
 
-        monkeypatch.setattr("gendiff.prompts.atomic_write_text", disk_full)  # as a full disk would
+        monkeypatch.setattr("gendiff.io.prompts.atomic_write_text", disk_full)  # as a full disk would
         await pilot.press("a")
         await pilot.pause()
         app.screen.query_one("#editor-text").text = "kept in the app"
@@ -129,7 +129,7 @@ def test_app_with_an_empty_engine_list_is_one_error_line():
 
 # ── files recognised by content ────────────────────────────────────────────
 def test_snapshot_with_sorted_keys_opens_as_a_snapshot(tmp_path):
-    from gendiff.documents import open_document
+    from gendiff.io.documents import open_document
 
     file = hand_made_snapshot(tmp_path / "snap.json")
     data = json.loads(file.read_text())
@@ -142,7 +142,7 @@ def test_v1_snapshot_made_by_the_previous_version_still_opens():
     """tests/data/snapshot-v1.json was written by gendiff before schema /2."""
     file = REPO / "tests" / "data" / "snapshot-v1.json"
     assert json.loads(file.read_text())["schema"] == "gendiff.snapshot/1"
-    snapshot = Snapshot.load(file)
+    snapshot = load_snapshot(file)
     assert [p.id for p in snapshot.prompts] == [0, 1]
     assert snapshot.replay_case(snapshot.prompts[1], "hf-left") == ([[1, 2, 3], [1, 5]], 1)
 
@@ -155,7 +155,7 @@ async def test_v1_snapshot_opens_in_the_app_with_its_marks():
 
 
 def test_snapshot_of_an_unknown_version_says_so(tmp_path):
-    from gendiff.documents import open_document
+    from gendiff.io.documents import open_document
 
     data = json.loads(hand_made_snapshot(tmp_path / "snap.json").read_text())
     data["schema"] = "gendiff.snapshot/3"
@@ -290,8 +290,8 @@ async def test_two_single_runs_export_reopen_and_b_replays_the_right_prompt(tmp_
         await pilot.press("down", "r")
         await wait_until(pilot, lambda: not running(app))
         target = tmp_path / "export.json"
-        app.main.ws.to_snapshot().save(target)
-    snapshot = Snapshot.load(target)
+        save_snapshot(app.main.ws.to_snapshot(), target)
+    snapshot = load_snapshot(target)
     assert [p.id for p in snapshot.prompts] == [0, 1]
     for prompt in snapshot.prompts:
         batch, row = snapshot.replay_case(prompt, "hf-single")

@@ -66,7 +66,7 @@ async def test_snapshot_and_compare_views_hide_keys_that_cannot_apply(tmp_path):
 
 
 def long_named_bisection():
-    from gendiff.records import Bisection, ModuleDiff
+    from gendiff.records.bisection import Bisection, ModuleDiff
 
     modules = (
         ModuleDiff(
@@ -127,9 +127,9 @@ async def test_reload_after_an_external_edit_keeps_results_of_unchanged_prompts(
 async def test_during_a_run_the_panel_compares_engines_that_have_finished_the_prompt(tmp_path):
     from test_workspace import fake_trace
 
-    from gendiff.events import EngineFinished
+    from gendiff.records.events import EngineFinished
+    from gendiff.state.progress import RunProgress
     from gendiff.tui.messages import EngineEvent
-    from gendiff.tui.progress import RunProgress
 
     app = app_for(prompt_file(tmp_path, "first", "second"))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -170,9 +170,9 @@ async def test_during_a_run_the_panel_compares_engines_that_have_finished_the_pr
 async def test_the_finished_marks_follow_prompt_ids_when_r_runs_one_prompt(tmp_path):
     from test_workspace import fake_trace
 
-    from gendiff.events import EngineFinished
+    from gendiff.records.events import EngineFinished
+    from gendiff.state.progress import RunProgress
     from gendiff.tui.messages import EngineEvent
-    from gendiff.tui.progress import RunProgress
 
     app = app_for(prompt_file(tmp_path, "first", "second", "third"))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -189,7 +189,7 @@ async def test_the_finished_marks_follow_prompt_ids_when_r_runs_one_prompt(tmp_p
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 async def test_every_prompt_row_is_one_line_with_emoji_and_three_digit_numbers(tmp_path, size):
-    from gendiff.tui.progress import RunProgress
+    from gendiff.state.progress import RunProgress
 
     texts = [f"prompt {i}" for i in range(100)] + [
         "🎉 party",
@@ -228,7 +228,7 @@ async def test_tab_typed_in_the_real_apps_editor_is_text_not_the_engine_key(tmp_
 async def test_the_mid_run_comparison_is_what_the_run_records(tmp_path, monkeypatch):
     """With the demo model: every comparison the panel could show mid-run (taken when the engine
     finished) equals the divergence the finished run records."""
-    from gendiff.workspace import Workspace
+    from gendiff.state.workspace import Workspace
 
     seen = {}  # (prompt id, engine) -> the comparison available as soon as both had finished
     real = Workspace.early_divergence

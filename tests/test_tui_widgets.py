@@ -239,7 +239,7 @@ def test_the_diagnosis_worker_says_its_stage_and_stops_once_cancelled():
 def flip_divergence():
     from helpers import step, trace
 
-    from gendiff.divergence import compare
+    from gendiff.records.divergence import compare
 
     ref = trace("hf-single", [step(5, (5, -0.5), (6, -0.6))])
     other = trace("hf-left", [step(6, (6, -0.5), (5, -0.6))])

@@ -23,9 +23,11 @@ needs_vllm = pytest.mark.skipif(
 SCRIPT = r"""
 import json, sys
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
-from gendiff.engines.base import GenerationSettings
-from gendiff.engines.loading import demo_model_path, load_tokenizer
-from gendiff.prompts import PromptBook, demo_prompts_path
+from gendiff.engines.settings import GenerationSettings
+from gendiff.demo import demo_model_path
+from gendiff.engines.loading import load_tokenizer
+from gendiff.io.prompts import PromptBook
+from gendiff.demo import demo_prompts_path
 
 path = str(demo_model_path())
 ids = [load_tokenizer(path).encode(p) for p in PromptBook.load(demo_prompts_path()).prompts]
@@ -45,7 +47,7 @@ def vllm_traces(tmp_path_factory):
     out = tmp_path_factory.mktemp("vllm") / "traces.json"
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    from gendiff.trace import Trace
+    from gendiff.records.trace import Trace
 
     data = json.loads(out.read_text())
     return {label: [Trace.from_dict(t) for t in traces] for label, traces in data.items()}
@@ -53,7 +55,7 @@ def vllm_traces(tmp_path_factory):
 
 @needs_vllm
 def test_vllm_float32_matches_hf_single(vllm_traces):
-    from gendiff.divergence import compare
+    from gendiff.records.divergence import compare
 
     for ref, other in zip(vllm_traces["hf-single"], vllm_traces["vllm"]):
         d = compare(ref, other)
@@ -89,7 +91,7 @@ def test_missing_vllm_gives_the_install_command():
         "        if name == 'vllm' or name.startswith('vllm.'):\n"
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Hide())\n"
-        "from gendiff.cli import main\n"
+        "from gendiff.cli.main import main\n"
         "sys.exit(main(['run', '--engines', 'hf-single,vllm']))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

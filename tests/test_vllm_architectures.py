@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 from tiny_models import build_tiny_model
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
-from gendiff.engines.base import GenerationSettings
+from gendiff.engines.settings import GenerationSettings
 
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
 rng = random.Random(12)
@@ -59,7 +59,7 @@ out.write_text(json.dumps(traces))  # vLLM logs to stdout
 
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory):
-    from gendiff.trace import Trace
+    from gendiff.records.trace import Trace
 
     root = tmp_path_factory.mktemp("vllm-arch")
     out = root / "traces.json"
@@ -73,7 +73,7 @@ def traces(tmp_path_factory):
 
 def worst(reference, other):
     """(prompts whose tokens differ, largest |logprob difference| over the steps before they part)."""
-    from gendiff.divergence import compare
+    from gendiff.records.divergence import compare
 
     differing, drift = 0, 0.0
     for ref, oth in zip(reference, other):

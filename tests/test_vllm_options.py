@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
+from gendiff.demo import demo_model_path
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
-from gendiff.engines.loading import demo_model_path
 from gendiff.engines.vllm import _dist_name, vllm_installed
 from gendiff.errors import GendiffError
 
@@ -65,7 +65,7 @@ def test_worker_env_keeps_the_users_settings(monkeypatch):
 
 @needs_vllm
 def test_vllm_options_are_sweepable():
-    from gendiff.sweep import parse_sweep, variant_specs
+    from gendiff.run.sweep import parse_sweep, variant_specs
 
     specs = (parse_engine_spec("hf-single"), parse_engine_spec("vllm:max_num_seqs=4"))
     axes = parse_sweep(["enable_prefix_caching=true,false", "max_num_seqs=1,8"], specs)
@@ -83,8 +83,9 @@ OPTIONS = "enable_prefix_caching=false,enable_chunked_prefill=true,max_num_seqs=
 
 @pytest.fixture(scope="module")
 def demo_ids():
+    from gendiff.demo import demo_prompts_path
     from gendiff.engines.loading import load_tokenizer
-    from gendiff.prompts import PromptBook, demo_prompts_path
+    from gendiff.io.prompts import PromptBook
 
     tokenizer = load_tokenizer(demo_model_path())
     return [tokenizer.encode(p) for p in PromptBook.load(demo_prompts_path()).prompts]
@@ -95,7 +96,7 @@ def runs(demo_ids):
     """Default vLLM, its worker crashed mid-run, then vLLM with other scheduler/cache settings."""
     import torch
 
-    from gendiff.engines.base import GenerationSettings
+    from gendiff.engines.settings import GenerationSettings
     from gendiff.engines.vllm_worker import stop_all
 
     settings = GenerationSettings(max_new_tokens=24, top_k=5)

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from gendiff.divergence import compare
 from gendiff.engines.vllm import vllm_installed
-from gendiff.trace import Trace
+from gendiff.records.divergence import compare
+from gendiff.records.trace import Trace
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,7 +33,7 @@ SEED_PROMPTS = [
 SCRIPT = r"""
 import json, sys
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
-from gendiff.engines.base import GenerationSettings
+from gendiff.engines.settings import GenerationSettings
 from gendiff.engines.loading import load_tokenizer
 
 runs = json.loads(sys.argv[2])
@@ -58,8 +58,8 @@ OPT = ("hf-single:repetition_penalty=1.2", "vllm:frequency_penalty=1.2", "vllm:r
 def traces(tmp_path_factory):
     from tiny_models import build_tiny_model
 
-    from gendiff.engines.loading import demo_model_path
-    from gendiff.prompts import PromptBook, demo_prompts_path
+    from gendiff.demo import demo_model_path, demo_prompts_path
+    from gendiff.io.prompts import PromptBook
 
     folder = build_tiny_model("opt", tmp_path_factory.mktemp("tiny"))
     demo_prompts = PromptBook.load(demo_prompts_path()).prompts[:8]

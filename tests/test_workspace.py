@@ -9,11 +9,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gendiff.compare import compare_snapshots
-from gendiff.divergence import compare
-from gendiff.snapshot import Batch, PromptResult, Snapshot
-from gendiff.trace import TokenStep, TopToken, Trace
-from gendiff.workspace import Workspace
+from gendiff.io.compare import compare_snapshots
+from gendiff.io.snapshots import snapshot_from_data, snapshot_json
+from gendiff.records.divergence import compare
+from gendiff.records.snapshot import Batch, PromptResult, Snapshot
+from gendiff.records.trace import TokenStep, TopToken, Trace
+from gendiff.state.workspace import Workspace
 
 LABELS = ["ref", "batched", "picky"]
 MAX_LEN = 8  # longer prompts are "too long" for the fake model
@@ -187,11 +188,11 @@ class WorkspaceMachine(RuleBasedStateMachine):
     # ── export, reopen, compare ────────────────────────────────────────────
     def _reopened(self) -> tuple[Snapshot, Workspace]:
         snapshot = self.ws.to_snapshot()
-        data = json.loads(snapshot.to_json())
-        from gendiff.snapshot import validate
+        data = json.loads(snapshot_json(snapshot))
+        from gendiff.io.snapshots import validate
 
         validate(data, "export")
-        again = Snapshot.from_data(data, "export")
+        again = snapshot_from_data(data, "export")
         return again, Workspace.from_snapshot(again)
 
     @precondition(lambda self: self.pending is None and self.ws.meta is not None)

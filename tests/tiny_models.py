@@ -103,7 +103,7 @@ ARCHITECTURES: list[str] = list(_SPECS)
 
 
 def demo_tokenizer_dir() -> Path:
-    from gendiff.engines.loading import demo_model_path
+    from gendiff.demo import demo_model_path
 
     return demo_model_path()
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
-from gendiff.engines.base import Engine, EngineSpec, GenerationSettings, parse_engine_spec
+from gendiff.defaults import DEFAULT_ENGINES
+from gendiff.engines.base import Engine
+from gendiff.engines.settings import EngineSpec, GenerationSettings, parse_engine_spec
 from gendiff.errors import GendiffError
-from gendiff.options import DEFAULT_ENGINES
 
 BUILTIN = {
     "hf-single": "gendiff.engines.hf:HFSingle",
@@ -21,7 +22,6 @@ BUILTIN = {
     "vllm": "gendiff.engines.vllm:VLLM",
     "openai": "gendiff.engines.openai:OpenAIServer",
 }
-DEFAULT_REFERENCE = "hf-single"
 
 
 def registry() -> dict[str, str]:
@@ -55,7 +55,6 @@ def create_engine(spec: EngineSpec, model_path: str) -> Engine:
 
 __all__ = [
     "DEFAULT_ENGINES",
-    "DEFAULT_REFERENCE",
     "Engine",
     "EngineSpec",
     "GenerationSettings",

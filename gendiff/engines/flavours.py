@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gendiff.engines.base import GenerationSettings
+from gendiff.engines.settings import GenerationSettings
 
 Step = tuple[int, float, list[tuple[int, float]]]
 """One generated token: (id, its logprob, the top candidates as (id, logprob))."""

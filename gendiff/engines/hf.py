@@ -7,14 +7,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gendiff.decoding import READS_FROM_MODEL, resolve, supported
 from gendiff.engines.architecture import Architecture, architecture_of, transformers_version
-from gendiff.engines.base import Engine, EngineSpec, GenerationSettings
+from gendiff.engines.base import Engine
 from gendiff.engines.loading import LoadedModel, load_model
 from gendiff.engines.masks import full_size_cache, layer_masks
 from gendiff.engines.penalties import build_processors, decide_and_feed
+from gendiff.engines.settings import EngineSpec, GenerationSettings
 from gendiff.engines.steps import TraceBuilder, steps_from_logits
 from gendiff.errors import GendiffError
+from gendiff.records.decoding import READS_FROM_MODEL, resolve, supported
 
 _generate_lock = threading.Lock()
 

@@ -5,20 +5,16 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gendiff.demo import demo_model_path
+from gendiff.engines.modelcheck import check_config, check_weights, model_vocab_size, read_config
 from gendiff.errors import EngineError, InputError
 
 _lock = threading.Lock()
 _tokenizers: dict[str, PromptTokenizer] = {}
 _models: dict[tuple[str, str, str, str], LoadedModel] = {}
-
-
-def demo_model_path() -> Path:
-    """The model shipped inside the package (``gendiff/demo_model``)."""
-    return Path(str(resources.files("gendiff") / "demo_model"))
 
 
 @lru_cache(maxsize=16)
@@ -43,7 +39,6 @@ def model_fingerprint(model_dir: Path) -> str:
 def resolve_model_path(path: str | Path | None) -> Path:
     """Check that ``path`` (default: the demo model) is a local causal-LM folder whose config and
     weight files are sound (no model load: see :mod:`gendiff.engines.modelcheck`)."""
-    from gendiff.engines.modelcheck import check_config, check_weights, read_config
 
     if path is not None and not str(path).strip():
         raise InputError("model folder name is empty; pass a local Hugging Face model folder (or leave --model out)")
@@ -130,7 +125,6 @@ def load_tokenizer(path: str | Path) -> PromptTokenizer:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # library warnings would break the one-line errors and the TUI
-    from gendiff.engines.modelcheck import model_vocab_size
 
     try:
         config = AutoConfig.from_pretrained(key, local_files_only=True)

@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gendiff.engines.base import Engine, EngineSpec, FreeOption, GenerationSettings, whole_number
+from gendiff.engines.base import Engine
 from gendiff.engines.flavours import FLAVOURS, Flavour, ServedError
 from gendiff.engines.loading import load_tokenizer
+from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, whole_number
 from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import GendiffError
-from gendiff.trace import TokenStep, TopToken
+from gendiff.records.trace import TokenStep, TopToken
 
 HINT = "start it (README: Comparing a served model) or fix url="
 CHECK_TIMEOUT_S = 10.0  # for the checks without a prompt (models, version); timeout= is per prompt

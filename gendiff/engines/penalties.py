@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gendiff.decoding import active
 from gendiff.engines.steps import TraceBuilder, steps_from_logits
-from gendiff.trace import TokenStep
+from gendiff.records.decoding import active
+from gendiff.records.trace import TokenStep
 
 
 class OutputPenaltyProcessor:

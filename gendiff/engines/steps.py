@@ -1,5 +1,6 @@
-"""The framework's side of the Engine contract: the TraceBuilder it hands to ``Engine.decode``,
-``steps_from_logits`` (raw logits -> TokenSteps) and ``run_engine`` (builder in, Traces out)."""
+"""The framework's side of the Engine contract: the TraceBuilder it hands to ``Engine.decode``
+and ``steps_from_logits`` (raw logits -> TokenSteps). ``gendiff.engines.base.run_engine`` builds
+the builder and collects the traces."""
 
 from __future__ import annotations
 
@@ -8,15 +9,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gendiff.engines.base import GenerationSettings, OnStep
-from gendiff.engines.loading import PromptTokenizer, load_tokenizer
-from gendiff.trace import TokenStep, TopToken, Trace
-
-if TYPE_CHECKING:
-    from gendiff.engines.base import Engine
-    from gendiff.engines.probe import Probe
+from gendiff.engines.loading import PromptTokenizer
+from gendiff.engines.probe import Probe
+from gendiff.engines.settings import GenerationSettings, OnStep
+from gendiff.records.trace import TokenStep, TopToken, Trace
 
 DistributionObserver = Callable[[list[int], list[int], Any], None]
 """observer(prompt_indices, step_indices, logits): each row's full raw next-token scores, as chosen."""
@@ -235,41 +233,3 @@ class TraceBuilder:
             )
             for g in self._rows
         ]
-
-
-def run_engine(
-    engine: Engine,
-    prompts: list[list[int]],
-    settings: GenerationSettings,
-    *,
-    on_step: OnStep | None = None,
-    cancel: threading.Event | None = None,
-    forced: dict[int, list[int]] | None = None,
-    probe: Probe | None = None,
-    observer: DistributionObserver | None = None,
-) -> list[Trace]:
-    """The framework's half of the Engine contract: build the TraceBuilder for ``prompts``,
-    hand it to ``engine.decode`` (already loaded) and collect one Trace per prompt, in order.
-
-    ``forced`` (prompt index -> tokens), ``probe`` and ``observer`` (see :mod:`gendiff.statistics`)
-    need an engine that declares ``can_replay``.
-    """
-    if (forced or probe is not None or observer is not None) and not engine.can_replay:
-        engine.check_replay()
-    eos = load_tokenizer(engine.model_path).eos_token_id
-    builder = TraceBuilder(
-        engine.spec.label,
-        engine.settings_record(),
-        list(range(len(prompts))),
-        prompts,
-        settings,
-        eos,
-        on_step,
-        cancel,
-        forced,
-        probe,
-        observer,
-    )
-    if prompts and not builder.cancelled:
-        engine.decode(builder)
-    return builder.traces()

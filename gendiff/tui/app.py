@@ -10,12 +10,15 @@ from pathlib import Path
 from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.widgets import OptionList
 from textual.worker import Worker, WorkerState
 
-from gendiff.documents import Document
+from gendiff.demo import demo_prompts_path
 from gendiff.errors import GendiffError
-from gendiff.options import RunOptions
-from gendiff.prompts import PromptBook, demo_prompts_path
+from gendiff.io.capture import active_log
+from gendiff.io.documents import Document
+from gendiff.io.prompts import PromptBook
+from gendiff.run.options import RunOptions
 from gendiff.themes import DEFAULT_THEME, THEMES
 from gendiff.themes.user import load_user_themes
 from gendiff.tui.commands import palette_commands
@@ -23,6 +26,7 @@ from gendiff.tui.config import config_path, load_config, restore_settings, save_
 from gendiff.tui.screens.confirm import Confirm
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.screens.editor import PromptEditor
+from gendiff.tui.screens.engine_log import EngineLogScreen
 from gendiff.tui.screens.help import HelpScreen
 from gendiff.tui.screens.main import MainScreen
 from gendiff.tui.screens.settings import SettingsScreen
@@ -128,8 +132,6 @@ class GendiffApp(App[None]):
         yield from palette_commands(self, screen)
 
     def action_open_engine_log(self) -> None:
-        from gendiff.capture import active_log
-        from gendiff.tui.screens.engine_log import EngineLogScreen
 
         self.push_screen(EngineLogScreen(active_log()))
 
@@ -147,8 +149,6 @@ class GendiffApp(App[None]):
         self.notify(f"theme: {self.theme}", timeout=2)
 
     def action_help(self) -> None:
-        from textual.widgets import OptionList
-
         palette = Binding(
             self.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: gendiff's commands, themes"
         )

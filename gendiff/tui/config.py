@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gendiff.errors import GendiffError
-from gendiff.fileio import atomic_write_text
-
-if TYPE_CHECKING:
-    from gendiff.options import RunOptions
+from gendiff.io.fileio import atomic_write_text
+from gendiff.run.options import RunOptions
 
 
 def config_path() -> Path:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
-from gendiff.tui import view
+from gendiff.state import view
 from gendiff.tui.messages import Diagnosed, DiagnosisStage, Rechecked
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.workers import diagnose, recheck_float32

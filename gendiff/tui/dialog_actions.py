@@ -4,9 +4,13 @@ made with other settings; an export writes the state model's snapshot."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
-from gendiff.options import RunOptions
+from gendiff.engines import engine_names
+from gendiff.engines.vllm import vllm_installed
+from gendiff.io.snapshots import save_snapshot
+from gendiff.run.options import RunOptions
 from gendiff.tui.config import save_settings
 from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.settings import SettingsScreen
@@ -26,7 +30,6 @@ class DialogActions(_Base):
         if self.snapshot is not None:
             self.notify("viewing a snapshot: settings are those it was made with", severity="warning")
             return
-        from gendiff.engines import engine_names
 
         available = [n for n in engine_names() if n != "vllm" or _vllm_available()]
 
@@ -57,10 +60,9 @@ class DialogActions(_Base):
                 self.notify(f"snapshot written to {path}")
 
         default = f"gendiff-{datetime.now():%Y%m%d-%H%M%S}.json"
-        self.app.push_screen(ExportDialog(default, snapshot.save), written)
+        self.app.push_screen(ExportDialog(default, partial(save_snapshot, snapshot)), written)
 
 
 def _vllm_available() -> bool:
-    from gendiff.engines.vllm import vllm_installed
 
     return vllm_installed()

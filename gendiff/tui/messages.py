@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from gendiff.divergence import Divergence
-from gendiff.events import Event, StepGenerated
-from gendiff.snapshot import Snapshot
-from gendiff.workspace import RunPlan
+from gendiff.records.divergence import Divergence
+from gendiff.records.events import Event, StepGenerated
+from gendiff.records.snapshot import Snapshot
+from gendiff.state.cells import RunPlan
 
 
 class StepsGenerated(Message):

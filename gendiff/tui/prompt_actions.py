@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gendiff.errors import GendiffError
-from gendiff.prompts import PromptBook, PromptFileChanged
+from gendiff.io.prompts import PromptBook, PromptFileChanged
 from gendiff.tui.screens.choice import Choice
 from gendiff.tui.screens.confirm import Confirm
 from gendiff.tui.screens.editor import PromptEditor

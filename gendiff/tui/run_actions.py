@@ -8,9 +8,9 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from gendiff.errors import GendiffError
-from gendiff.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted
+from gendiff.records.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted
+from gendiff.state.progress import RunProgress
 from gendiff.tui.messages import EngineEvent, Preloaded, PromptsRejected, RunCompleted, StepsGenerated
-from gendiff.tui.progress import RunProgress
 from gendiff.tui.workers import run_engines
 
 if TYPE_CHECKING:

@@ -11,12 +11,17 @@ from dataclasses import replace
 
 from textual.message import Message
 
-from gendiff.divergence import Divergence
+from gendiff.engines import create_engine, engine_names, parse_engine_spec
+from gendiff.engines.loading import resolve_model_path
 from gendiff.errors import GendiffError
-from gendiff.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, StepGenerated
-from gendiff.heavy import import_heavy
-from gendiff.options import RunOptions
-from gendiff.snapshot import Snapshot
+from gendiff.records.divergence import Divergence
+from gendiff.records.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, StepGenerated
+from gendiff.records.snapshot import Snapshot
+from gendiff.run.heavy import import_heavy
+from gendiff.run.options import RunOptions
+from gendiff.run.recheck import recheck
+from gendiff.run.session import Session
+from gendiff.state.cells import RunPlan
 from gendiff.tui.messages import (
     Diagnosed,
     DiagnosisStage,
@@ -27,7 +32,6 @@ from gendiff.tui.messages import (
     RunCompleted,
     StepsGenerated,
 )
-from gendiff.workspace import RunPlan
 
 STREAM_INTERVAL_S = 0.05
 Post = Callable[[Message], object]
@@ -41,8 +45,6 @@ def preload(post: Post, options: RunOptions) -> None:
     """Import torch and load the reference engine's model while the user looks around."""
     try:
         import_heavy()
-        from gendiff.engines import create_engine, engine_names, parse_engine_spec
-        from gendiff.engines.loading import resolve_model_path
 
         spec = parse_engine_spec(options.reference_label, options.spec_defaults(), engine_names())
         create_engine(spec, str(resolve_model_path(options.model))).load()
@@ -76,7 +78,6 @@ def run_engines(post: Post, run_id: int, options: RunOptions, plan: RunPlan, can
 
     try:
         import_heavy()
-        from gendiff.session import Session
 
         session = Session(options.config(), list(plan.texts), list(plan.ids), per_prompt_errors=True)
         if session.rejected:
@@ -109,7 +110,6 @@ def diagnose(
         if not stage("loading torch and transformers…"):
             return
         import_heavy()
-        from gendiff.session import Session
 
         if not stage(f"loading the model and the engines {d.reference} and {d.engine}…"):
             return
@@ -134,8 +134,6 @@ def recheck_float32(post: Post, snapshot: Snapshot, ids: list[int], model: str |
     rechecked = copy.deepcopy(snapshot)
     try:
         import_heavy()
-        from gendiff.recheck import recheck
-        from gendiff.session import Session
 
         session = Session.from_snapshot(rechecked, model)
         notes = recheck(session, rechecked)

@@ -14,9 +14,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, LoadingIndicator, Static
 
 from gendiff.display import log_fraction, visible
-from gendiff.divergence import Divergence
-from gendiff.reconvergence import Reconvergence
-from gendiff.records import Bisection
+from gendiff.records.bisection import Bisection
+from gendiff.records.divergence import Divergence
+from gendiff.records.reconvergence import Reconvergence
 
 CHART_WIDTH = 32
 

@@ -14,14 +14,18 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 
-from gendiff.documents import Document
+from gendiff.engines import engine_class
+from gendiff.engines.settings import parse_engine_spec
 from gendiff.errors import GendiffError
-from gendiff.options import RunOptions
-from gendiff.tui import view
+from gendiff.io.documents import Document
+from gendiff.run.options import RunOptions
+from gendiff.state import view
+from gendiff.state.cells import RunPlan
+from gendiff.state.progress import FAILED, RunProgress
+from gendiff.state.workspace import Workspace
 from gendiff.tui.diagnose_actions import DiagnoseActions
 from gendiff.tui.dialog_actions import DialogActions
 from gendiff.tui.layout_actions import LayoutActions
-from gendiff.tui.progress import FAILED, RunProgress
 from gendiff.tui.prompt_actions import PromptActions
 from gendiff.tui.run_actions import RunActions, freeze_heap
 from gendiff.tui.step_actions import StepActions
@@ -29,7 +33,6 @@ from gendiff.tui.widgets.divergence_panel import DivergencePanel
 from gendiff.tui.widgets.prompt_list import PromptList, prompt_label, text_cells
 from gendiff.tui.widgets.token_column import TokenColumn
 from gendiff.tui.workers import preload
-from gendiff.workspace import RunPlan, Workspace
 
 MIN_WIDTH, MIN_HEIGHT = 70, 18
 # actions that change prompts or start runs: hidden when viewing a snapshot
@@ -177,8 +180,6 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
 
     def isolated_labels(self) -> set[str]:
         """Engines that run each prompt alone (a batch means nothing to them)."""
-        from gendiff.engines import engine_class
-        from gendiff.engines.base import parse_engine_spec
 
         isolated = set()
         for label in self.ws.labels:

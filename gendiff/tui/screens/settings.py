@@ -11,9 +11,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, SelectionList
 
-from gendiff.engines.base import ATTN_IMPLEMENTATIONS, DTYPES, parse_engine_spec
+from gendiff.engines.settings import ATTN_IMPLEMENTATIONS, DTYPES, parse_engine_spec
 from gendiff.errors import GendiffError
-from gendiff.options import RunOptions
+from gendiff.run.options import RunOptions
 
 
 def engine_prompt(label: str, enabled: bool) -> Text:

@@ -14,11 +14,11 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from gendiff.classify import reading
 from gendiff.display import bar, number, visible
-from gendiff.divergence import Divergence
-from gendiff.statistics import DistributionStats
-from gendiff.trace import TokenStep
+from gendiff.records.classify import reading
+from gendiff.records.divergence import Divergence
+from gendiff.records.statistics import DistributionStats
+from gendiff.records.trace import TokenStep
 
 
 def top_table(

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from gendiff.workspace import MARK_ICONS
+from gendiff.state.cells import MARK_ICONS
 
 TEXT_CELLS = 22  # the prompt's share of a row, in terminal cells, in a list 34 cells wide
 ROW_OVERHEAD = 12  # border, padding, the mark, the count and the number

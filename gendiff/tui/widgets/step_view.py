@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from gendiff.display import number, visible
-from gendiff.trace import TokenStep
+from gendiff.records.trace import TokenStep
 
 
 def step_text(

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from gendiff.display import visible
-from gendiff.trace import TokenStep
+from gendiff.records.trace import TokenStep
 
 
 def token_piece(text: str) -> str:

@@ -1,212 +1,54 @@
-"""Snapshot: a run's traces and divergences as JSON, with the environment needed to reproduce it."""
+"""Snapshot files: write (atomically), read, upgrade old versions, validate against the schema
+and the consistency rules a schema can't state. The records are :mod:`gendiff.records.snapshot`."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gendiff import __version__
-from gendiff.divergence import Divergence
-from gendiff.environment import environment_info
 from gendiff.errors import GendiffError
-from gendiff.fileio import atomic_write_text
-from gendiff.repeat import Repeats
-from gendiff.statistics import DistributionStats
-from gendiff.trace import Trace
+from gendiff.io.fileio import atomic_write_text
+from gendiff.records.snapshot import SCHEMA_ID, Snapshot
 
-SCHEMA_ID = "gendiff.snapshot/2"
 SCHEMA_FAMILY = "gendiff.snapshot/"
 READABLE = ("gendiff.snapshot/1", SCHEMA_ID)  # /1 files are upgraded on load
 
 
-@dataclass(frozen=True)
-class Batch:
-    """One engine call's composition: which prompts ran together, in which rows, with which ids.
-
-    ``prompt_ids[row]`` is the prompt in that row; ``texts`` and ``token_ids`` are what they were
-    at run time, so the call can be replayed exactly even after a member was edited or deleted."""
-
-    id: int
-    engines: tuple[str, ...]
-    prompt_ids: tuple[int, ...]
-    texts: tuple[str, ...]
-    token_ids: tuple[tuple[int, ...], ...]
-
-    def row_of(self, prompt_id: int) -> int:
-        return self.prompt_ids.index(prompt_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "engines": list(self.engines),
-            "prompt_ids": list(self.prompt_ids),
-            "texts": list(self.texts),
-            "token_ids": [list(ids) for ids in self.token_ids],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Batch:
-        return cls(
-            int(data["id"]),
-            tuple(data["engines"]),
-            tuple(int(i) for i in data["prompt_ids"]),
-            tuple(data["texts"]),
-            tuple(tuple(int(t) for t in ids) for ids in data["token_ids"]),
-        )
+def snapshot_json(snapshot: Snapshot) -> str:
+    """The snapshot as indented JSON (for people; files are written compact)."""
+    return json.dumps(snapshot.to_dict(), indent=1, ensure_ascii=False) + "\n"
 
 
-@dataclass
-class PromptResult:
-    """One prompt's traces and divergences. ``id`` is the prompt's stable identity (traces carry
-    it as ``prompt_index``); ``batches`` maps each engine to the :class:`Batch` that produced its trace."""
+def save_snapshot(snapshot: Snapshot, path: str | Path, check: bool = False) -> Path:
+    """Write atomically; returns the path written.
 
-    text: str
-    token_ids: list[int]
-    traces: dict[str, Trace] = field(default_factory=dict)
-    divergences: list[Divergence] = field(default_factory=list)
-    id: int = 0
-    batches: dict[str, int] = field(default_factory=dict)
-    error: str | None = None  # the prompt itself could not run (too long, empty)
-    statistics: dict[str, DistributionStats] = field(default_factory=dict)  # --stats, per engine
-    repeats: dict[str, Repeats] = field(default_factory=dict)  # --repeat, per engine
-
-    def divergence_for(self, engine: str) -> Divergence | None:
-        return next((d for d in self.divergences if d.engine == engine), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "token_ids": list(self.token_ids),
-            "traces": {label: trace.to_dict() for label, trace in self.traces.items()},
-            "divergences": [d.to_dict() for d in self.divergences],
-            "id": self.id,
-            "batches": dict(self.batches),
-            **({"error": self.error} if self.error else {}),
-            **({"statistics": {k: v.to_dict() for k, v in self.statistics.items()}} if self.statistics else {}),
-            **({"repeats": {k: v.to_dict() for k, v in self.repeats.items()}} if self.repeats else {}),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PromptResult:
-        return cls(
-            text=data["text"],
-            token_ids=list(data["token_ids"]),
-            traces={label: Trace.from_dict(t) for label, t in data["traces"].items()},
-            divergences=[Divergence.from_dict(d) for d in data["divergences"]],
-            id=int(data["id"]),
-            batches={label: int(b) for label, b in data["batches"].items()},
-            error=data.get("error"),
-            statistics={k: DistributionStats.from_dict(v) for k, v in (data.get("statistics") or {}).items()},
-            repeats={k: Repeats.from_dict(v) for k, v in (data.get("repeats") or {}).items()},
-        )
+    What gendiff writes is built from typed records, so it is not re-validated here (that
+    cost 0.2 s per run, 15% of a demo run); ``check=True`` validates first. Every snapshot
+    the tests write is validated (``GENDIFF_VALIDATE_SNAPSHOTS=1``), and :func:`load_snapshot`
+    always validates."""
+    data = snapshot.to_dict()
+    if check or os.environ.get("GENDIFF_VALIDATE_SNAPSHOTS") == "1":
+        validate(data, str(path))
+    # compact: a 16-prompt run is ~1 MB, a big one hundreds; `python -m json.tool` pretty-prints
+    return atomic_write_text(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
-@dataclass
-class Snapshot:
-    """Everything a run produced. ``engines`` is a list of {label, name, settings, error}."""
+def load_snapshot(path: str | Path) -> Snapshot:
+    """Read and validate a snapshot (/1 files are upgraded); GendiffError names the file and the problem."""
+    file = Path(path).expanduser()
+    return snapshot_from_data(read_json(file, "snapshot"), str(file))
 
-    model: dict[str, Any]
-    decoding: dict[str, Any]
-    reference: str
-    engines: list[dict[str, Any]]
-    prompts: list[PromptResult]
-    environment: dict[str, Any] = field(default_factory=lambda: environment_info())
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    gendiff_version: str = __version__
-    notes: list[str] = field(default_factory=list)
-    # set on a comparison of two snapshots (gendiff compare): where each side came from
-    sources: list[dict[str, Any]] = field(default_factory=list)
-    # the engine calls that produced the traces (see PromptResult.batches)
-    batches: list[Batch] = field(default_factory=list)
-    # --stats: per engine, over every position of every prompt
-    statistics: dict[str, DistributionStats] = field(default_factory=dict)
 
-    @property
-    def engine_labels(self) -> list[str]:
-        return [e["label"] for e in self.engines]
-
-    def batch(self, batch_id: int) -> Batch | None:
-        return next((b for b in self.batches if b.id == batch_id), None)
-
-    def replay_case(self, prompt: PromptResult, engine: str) -> tuple[list[list[int]], int]:
-        """The token ids of every row of the call that produced ``engine``'s trace of ``prompt``,
-        and the prompt's row in it: what a replay must run to repeat that computation."""
-        batch_id = prompt.batches.get(engine)
-        batch = self.batch(batch_id) if batch_id is not None else None
-        if batch is None:
-            raise GendiffError(f"prompt {prompt.id + 1}: the snapshot does not record which call produced {engine}")
-        return [list(ids) for ids in batch.token_ids], batch.row_of(prompt.id)
-
-    def divergences(self) -> list[Divergence]:
-        return [d for p in self.prompts for d in p.divergences if d.diverged]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA_ID,
-            "created": self.created,
-            "gendiff_version": self.gendiff_version,
-            "environment": self.environment,
-            "model": self.model,
-            "decoding": self.decoding,
-            "reference": self.reference,
-            "engines": self.engines,
-            "prompts": [p.to_dict() for p in self.prompts],
-            "notes": self.notes,
-            "batches": [b.to_dict() for b in self.batches],
-            **({"sources": self.sources} if self.sources else {}),
-            **({"statistics": {k: v.to_dict() for k, v in self.statistics.items()}} if self.statistics else {}),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Snapshot:
-        return cls(
-            model=data["model"],
-            decoding=data["decoding"],
-            reference=data["reference"],
-            engines=data["engines"],
-            prompts=[PromptResult.from_dict(p) for p in data["prompts"]],
-            environment=data["environment"],
-            created=data["created"],
-            gendiff_version=data["gendiff_version"],
-            notes=list(data.get("notes") or []),
-            sources=list(data.get("sources") or []),
-            batches=[Batch.from_dict(b) for b in data["batches"]],
-            statistics={k: DistributionStats.from_dict(v) for k, v in (data.get("statistics") or {}).items()},
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n"
-
-    def save(self, path: str | Path, check: bool = False) -> Path:
-        """Write atomically; returns the path written.
-
-        What gendiff writes is built from typed records, so it is not re-validated here (that
-        cost 0.2 s per run, 15% of a demo run); ``check=True`` validates first. Every snapshot
-        the tests write is validated against the schema, and :meth:`load` always validates."""
-        data = self.to_dict()
-        if check:
-            validate(data, str(path))
-        # compact: a 16-prompt run is ~1 MB, a big one hundreds; `python -m json.tool` pretty-prints
-        return atomic_write_text(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> Snapshot:
-        """Read and validate a snapshot (/1 files are upgraded); GendiffError names the file and the problem."""
-        file = Path(path).expanduser()
-        return cls.from_data(read_json(file, "snapshot"), str(file))
-
-    @classmethod
-    def from_data(cls, data: Any, source: str) -> Snapshot:
-        """A parsed snapshot file: upgraded from /1 if needed, validated, loaded."""
-        if isinstance(data, dict) and data.get("schema") == "gendiff.snapshot/1":
-            data = upgrade_v1(data)
-        validate(data, source)
-        return cls.from_dict(data)
+def snapshot_from_data(data: Any, source: str) -> Snapshot:
+    """A parsed snapshot file: upgraded from /1 if needed, validated, loaded."""
+    if isinstance(data, dict) and data.get("schema") == "gendiff.snapshot/1":
+        data = upgrade_v1(data)
+    validate(data, source)
+    return Snapshot.from_dict(data)
 
 
 def read_json(file: Path, what: str) -> Any:

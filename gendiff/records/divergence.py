@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gendiff.classify import classify, cross_top_k
-from gendiff.decoding import note_for_traces
-from gendiff.options import FRAGILE_THRESHOLD
-from gendiff.recheck import Recheck
-from gendiff.reconvergence import Reconvergence
-from gendiff.records import Bisection
-from gendiff.trace import TokenStep, Trace
-
-DEFAULT_FRAGILE_THRESHOLD = FRAGILE_THRESHOLD
+from gendiff.defaults import FRAGILE_THRESHOLD
+from gendiff.records.bisection import Bisection
+from gendiff.records.classify import classify, cross_top_k
+from gendiff.records.decoding import note_for_traces
+from gendiff.records.recheck import Recheck
+from gendiff.records.reconvergence import Reconvergence
+from gendiff.records.trace import TokenStep, Trace
 
 # reasons
 IDENTICAL = "identical"
@@ -125,7 +123,7 @@ def first_divergence(reference: Trace, other: Trace) -> int | None:
     return None
 
 
-def compare(reference: Trace, other: Trace, fragile_threshold: float = DEFAULT_FRAGILE_THRESHOLD) -> Divergence:
+def compare(reference: Trace, other: Trace, fragile_threshold: float = FRAGILE_THRESHOLD) -> Divergence:
     """Compare two traces of the same prompt. See :class:`Divergence` for the fields; the
     classification is read at the reference's dtype (its trace settings; float32 if unknown)."""
     found = _compare(reference, other, fragile_threshold)

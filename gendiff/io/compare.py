@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, compare
+from gendiff.defaults import FRAGILE_THRESHOLD
 from gendiff.errors import GendiffError
-from gendiff.snapshot import PromptResult, Snapshot
+from gendiff.io.snapshots import load_snapshot
+from gendiff.records.divergence import compare
+from gendiff.records.snapshot import PromptResult, Snapshot
 
 TAGS = ("A", "B")
 
@@ -44,7 +46,7 @@ def compare_snapshots(
             f"{names[0]} ({', '.join(a.engine_labels)}) and {names[1]} ({', '.join(b.engine_labels)}) "
             "have no engine in common; compare needs the same engine on both sides"
         )
-    threshold = float(a.decoding.get("fragile_threshold", DEFAULT_FRAGILE_THRESHOLD))
+    threshold = float(a.decoding.get("fragile_threshold", FRAGILE_THRESHOLD))
     prompts = []
     # B's calls join A's under fresh ids, its prompts renumbered to A's (the prompts are the same)
     offset = max((batch.id for batch in a.batches), default=-1) + 1
@@ -128,5 +130,5 @@ def _check_same_prompts(a: Snapshot, b: Snapshot, names: tuple[str, str]) -> Non
 
 
 def load_pair(path_a: str, path_b: str, engines: list[str] | None = None) -> Snapshot:
-    a, b = Snapshot.load(path_a), Snapshot.load(path_b)
+    a, b = load_snapshot(path_a), load_snapshot(path_b)
     return compare_snapshots(a, b, engines, (Path(path_a).name, Path(path_b).name))

@@ -1,26 +1,15 @@
-"""Command line: ``gendiff [PROMPTS|SNAPSHOT]`` opens the TUI; ``gendiff run …`` is headless.
-
-This module holds the argument parsers and option types, the dispatch (``main``), the TUI launch
-and the exit codes; the headless commands are in :mod:`gendiff.headless`, their tables in
-:mod:`gendiff.summary`.
-
-Exit codes (see README, "Errors and exit codes"): 0 success; 1 a divergence with
---fail-on-divergence; 2 bad input; 3 an engine failed; 130 cancelled (ctrl+c, SIGTERM).
-"""
+"""The command line's grammar: the argument parsers and option types of ``gendiff``,
+``gendiff run``, ``compare`` and ``score``. Only the defaults are imported, so ``gendiff --help``
+stays fast; :mod:`gendiff.cli.run_options` turns parsed arguments into the checked RunOptions."""
 
 from __future__ import annotations
 
 import argparse
 import math
-import signal
-import sys
-from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from gendiff import __version__
-from gendiff import options as defaults
-from gendiff.console import stream_write
-from gendiff.errors import EXIT_CANCELLED, EXIT_DIVERGED, EXIT_ENGINE, GendiffError, InputError
+from gendiff import __version__, defaults
+from gendiff.errors import InputError
 
 
 class Parser(argparse.ArgumentParser):
@@ -57,26 +46,17 @@ def number_option(minimum: float, inclusive: bool) -> Any:
     return parse
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``gendiff`` (TUI) and ``gendiff run``."""
-    from gendiff.engines.base import ATTN_IMPLEMENTATIONS, DTYPES
-
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """How every engine runs unless its spec says otherwise: dtype, attention, device, batch size."""
     parser.add_argument(
-        "--model", metavar="DIR", help="local Hugging Face causal-LM folder (default: the embedded demo model)"
-    )
-    parser.add_argument(
-        "--engines",
-        metavar="A,B,…",
-        help=f"engines to run, each NAME[:key=value,…] (default: {','.join(defaults.DEFAULT_ENGINES)}); "
-        "e.g. hf-single,hf-single:dtype=bfloat16",
-    )
-    parser.add_argument("--reference", metavar="NAME", help="engine the others are compared with (default: the first)")
-    parser.add_argument(
-        "--dtype", choices=DTYPES, default=defaults.DTYPE, help=f"weights and compute dtype (default: {defaults.DTYPE})"
+        "--dtype",
+        choices=defaults.DTYPES,
+        default=defaults.DTYPE,
+        help=f"weights and compute dtype (default: {defaults.DTYPE})",
     )
     parser.add_argument(
         "--attn",
-        choices=ATTN_IMPLEMENTATIONS,
+        choices=defaults.ATTN_IMPLEMENTATIONS,
         default=defaults.ATTN,
         help=f"attention implementation (default: {defaults.ATTN})",
     )
@@ -87,6 +67,21 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=defaults.BATCH_SIZE,
         help=f"rows per batch for hf-left/hf-right (default: {defaults.BATCH_SIZE})",
     )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``gendiff`` (TUI) and ``gendiff run``."""
+    parser.add_argument(
+        "--model", metavar="DIR", help="local Hugging Face causal-LM folder (default: the embedded demo model)"
+    )
+    parser.add_argument(
+        "--engines",
+        metavar="A,B,…",
+        help=f"engines to run, each NAME[:key=value,…] (default: {','.join(defaults.DEFAULT_ENGINES)}); "
+        "e.g. hf-single,hf-single:dtype=bfloat16",
+    )
+    parser.add_argument("--reference", metavar="NAME", help="engine the others are compared with (default: the first)")
+    add_engine_options(parser)
     parser.add_argument(
         "--max-new-tokens",
         type=int,
@@ -126,36 +121,6 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def decoding_from_args(args: argparse.Namespace) -> Any:
-    """The run-wide penalties of the command line (a :class:`gendiff.decoding.Decoding`)."""
-    from gendiff.decoding import Decoding
-
-    decoding = Decoding()
-    for key in ("repetition_penalty", "frequency_penalty", "presence_penalty", "no_repeat_ngram_size"):
-        value = getattr(args, key, None)
-        if value is not None:
-            decoding = decoding.with_values({key: value}, "--" + key.replace("_", "-"))
-    return decoding.with_values({"model_defaults": bool(getattr(args, "model_defaults", False))}, "--model-defaults")
-
-
-def build_config(args: argparse.Namespace) -> Any:
-    from gendiff.options import RunOptions
-
-    return RunOptions.from_args(args).config()
-
-
-def engine_list(text: str | None) -> list[str]:
-    """The engine specs of ``--engines`` (empty when not given); an empty value is an error."""
-    from gendiff.engines.base import split_engine_list
-
-    if text is None:
-        return []
-    specs = split_engine_list(text)
-    if not specs:
-        raise InputError(f"--engines {text!r}: no engine named; e.g. --engines hf-single,hf-left (or leave it out)")
-    return specs
-
-
 def run_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="gendiff run",
@@ -182,8 +147,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tolerance",
         type=number_option(0.0, inclusive=False),
-        default=1e-3,
-        help="relative difference that counts as a real split in --bisect (default: 1e-3)",
+        default=defaults.TOLERANCE,
+        help=f"relative difference that counts as a real split in --bisect (default: {defaults.TOLERANCE:g})",
     )
     parser.add_argument(
         "--recheck",
@@ -253,8 +218,6 @@ def compare_parser() -> argparse.ArgumentParser:
 
 
 def score_parser() -> argparse.ArgumentParser:
-    from gendiff.engines.base import ATTN_IMPLEMENTATIONS, DTYPES
-
     parser = Parser(
         prog="gendiff score",
         description="Feed every engine the same fixed text (prompt, then continuation, token by token) and "
@@ -265,17 +228,12 @@ def score_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", metavar="DIR", help="local Hugging Face causal-LM folder (default: the embedded demo model)"
     )
+    score_engines = ",".join(defaults.SCORE_ENGINES)
     parser.add_argument(
-        "--engines",
-        metavar="A,B,…",
-        default="hf-single:attn=eager,hf-single:attn=sdpa",
-        help="engines to compare (default: hf-single:attn=eager,hf-single:attn=sdpa)",
+        "--engines", metavar="A,B,…", default=score_engines, help=f"engines to compare (default: {score_engines})"
     )
     parser.add_argument("--reference", metavar="NAME", help="engine the others are compared with (default: the first)")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and compute dtype")
-    parser.add_argument("--attn", choices=ATTN_IMPLEMENTATIONS, default="sdpa", help="attention implementation")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--batch-size", type=int, default=16, help="rows per batch for hf-left/hf-right")
+    add_engine_options(parser)
     parser.add_argument("--json", metavar="OUT", help="write the statistics per text and engine here")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(
@@ -284,87 +242,8 @@ def score_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit code (errors are one ``gendiff: error:`` line on stderr)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    headless = argv[:1] in (["run"], ["compare"], ["score"])
-    previous = _terminate_as_interrupt() if headless else None
-    try:
-        if headless:
-            from gendiff.headless import cmd_compare, cmd_run, cmd_score
-        if argv[:1] == ["run"]:
-            return cmd_run(run_parser().parse_args(argv[1:]))
-        if argv[:1] == ["score"]:
-            return cmd_score(score_parser().parse_args(argv[1:]))
-        if argv[:1] == ["compare"]:
-            return cmd_compare(compare_parser().parse_args(argv[1:]))
-        args = tui_parser().parse_args(argv)
-        args.given = given_options(tui_parser(), argv)
-        return cmd_tui(args)
-    except GendiffError as exc:
-        stream_write(sys.stderr, f"gendiff: error: {exc}")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        stream_write(sys.stderr, "gendiff: cancelled")
-        return EXIT_CANCELLED
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _terminate_as_interrupt() -> Any:
-    """SIGTERM unwinds like ctrl+c (temp files removed, exit 130); returns the handler it replaced."""
-    if not _in_main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def exit_code(engine_failed: bool, diverged: Any) -> int:
-    """3 if an engine failed, else 1 if it diverged (with --fail-on-divergence), else 0."""
-    if engine_failed:
-        return EXIT_ENGINE
-    return EXIT_DIVERGED if diverged else 0
-
-
 def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> frozenset[str]:
     """The dests of the options ``argv`` gives (not those left at their defaults)."""
     for action in parser._actions:
         action.default = argparse.SUPPRESS
     return frozenset(vars(parser.parse_known_args(argv)[0]))
-
-
-def cmd_tui(args: argparse.Namespace) -> int:
-    from gendiff.capture import captured_output, logged_anything
-    from gendiff.documents import open_document
-    from gendiff.options import RunOptions
-    from gendiff.tui.app import GendiffApp, LaunchOptions
-
-    # checked before the app starts: bad options or files are one error line, not a crash in the UI
-    run = RunOptions.from_args(args)
-    if not run.engines:
-        raise GendiffError(f"--engines {args.engines!r}: names no engine; e.g. --engines hf-single,hf-left")
-    run.config()
-    document = open_document(args.path, args.other)
-    # engines and libraries print to fds 1/2 (vLLM's C++ warnings); keep them off the screen
-    with captured_output() as log:
-        given = getattr(args, "given", frozenset())
-        app = GendiffApp(LaunchOptions(run=run, document=document, theme=args.theme, given=given))
-        app.error_console.file = sys.__stderr__  # a crash report still reaches the terminal
-        app.run()
-    if logged_anything(log):
-        print(f"gendiff: engines and libraries printed to {log}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gendiff.engines.hf import check_context
 from gendiff.errors import GendiffError
-
-if TYPE_CHECKING:
-    from gendiff.session import RunConfig
-    from gendiff.statistics import DistributionStats
+from gendiff.records.statistics import DistributionStats, aggregate
+from gendiff.run.session import RunConfig, Session
+from gendiff.run.statistics import teacher_forced
 
 
 @dataclass(frozen=True)
@@ -100,9 +100,6 @@ def split_ids(tokenizer: Any, text: ScoredText) -> tuple[list[int], list[int]]:
 
 def score(config: RunConfig, texts: list[ScoredText], on_engine: Any = None) -> ScoreResult:
     """Teacher-force every engine of ``config`` on the texts; the reference's distributions are P."""
-    from gendiff.engines.hf import check_context
-    from gendiff.session import Session
-    from gendiff.statistics import aggregate, teacher_forced
 
     session = Session(config, [text.prompt for text in texts])
     ids = [split_ids(session.tokenizer, text) for text in texts]

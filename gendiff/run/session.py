@@ -12,11 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gendiff.decoding import Decoding
-from gendiff.diagnosis import DEFAULT_TOLERANCE, Bisection, Reconvergence, bisect, reconverge
-from gendiff.divergence import DEFAULT_FRAGILE_THRESHOLD, TOKEN, Divergence, compare
+from gendiff.defaults import FRAGILE_THRESHOLD, STOP_AT_EOS, TOLERANCE
+from gendiff.display import shorten
 from gendiff.engines import create_engine, engine_class
-from gendiff.engines.base import SPEC_FIELDS, Engine, EngineSpec, GenerationSettings
+from gendiff.engines.base import Engine, run_engine
 from gendiff.engines.hf import check_context
 from gendiff.engines.loading import (
     PromptTokenizer,
@@ -25,9 +24,13 @@ from gendiff.engines.loading import (
     model_fingerprint,
     resolve_model_path,
 )
-from gendiff.engines.steps import run_engine
+from gendiff.engines.settings import SPEC_FIELDS, EngineSpec, GenerationSettings
 from gendiff.errors import GendiffError, InputError, describe
-from gendiff.events import (
+from gendiff.io.environment import environment_info
+from gendiff.io.prompts import validate_prompt
+from gendiff.records.decoding import Decoding
+from gendiff.records.divergence import TOKEN, Divergence, compare
+from gendiff.records.events import (
     EngineFailed,
     EngineFinished,
     EngineLoaded,
@@ -36,10 +39,9 @@ from gendiff.events import (
     RunFinished,
     StepGenerated,
 )
-from gendiff.options import STOP_AT_EOS
-from gendiff.prompts import validate_prompt
-from gendiff.snapshot import Batch, PromptResult, Snapshot, environment_info
-from gendiff.trace import TokenStep, Trace
+from gendiff.records.snapshot import Batch, PromptResult, Snapshot
+from gendiff.records.trace import TokenStep, Trace
+from gendiff.run.diagnosis import Bisection, Reconvergence, bisect, reconverge
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class RunConfig:
     engines: tuple[EngineSpec, ...]
     reference: str
     settings: GenerationSettings = GenerationSettings()
-    fragile_threshold: float = DEFAULT_FRAGILE_THRESHOLD
+    fragile_threshold: float = FRAGILE_THRESHOLD
 
     def validate(self) -> None:
         labels = [spec.label for spec in self.engines]
@@ -213,7 +215,7 @@ class Session:
                 top_k=int(snapshot.decoding["top_k"]),
                 stop_at_eos=bool(snapshot.decoding.get("stop_at_eos", STOP_AT_EOS)),
             ),
-            float(snapshot.decoding.get("fragile_threshold", DEFAULT_FRAGILE_THRESHOLD)),
+            float(snapshot.decoding.get("fragile_threshold", FRAGILE_THRESHOLD)),
         )
         session = cls(config, [p.text for p in snapshot.prompts], [p.id for p in snapshot.prompts])
         for index, (prompt, ids) in enumerate(zip(snapshot.prompts, session.token_ids)):
@@ -243,7 +245,7 @@ class Session:
             )
         return batch, row, prompt.traces[divergence.reference], prompt.traces[divergence.engine]
 
-    def bisect(self, snapshot: Snapshot, divergence: Divergence, tolerance: float = DEFAULT_TOLERANCE) -> Bisection:
+    def bisect(self, snapshot: Snapshot, divergence: Divergence, tolerance: float = TOLERANCE) -> Bisection:
         """Replay both engines to the divergent step and find the first module that differs."""
         batch, row, ref, other = self._case(snapshot, divergence)
         engines = self.engines[divergence.reference], self.engines[divergence.engine]
@@ -260,7 +262,7 @@ class Session:
         snapshot: Snapshot,
         bisection: bool = True,
         reconvergence: bool = True,
-        tolerance: float = DEFAULT_TOLERANCE,
+        tolerance: float = TOLERANCE,
         on_progress: Callable[[int, int, Divergence], None] | None = None,
     ) -> Snapshot:
         """Attach a bisection and/or re-convergence record to every token divergence that an
@@ -347,7 +349,6 @@ class Session:
 def check_token_ids(prompts: list[str], token_ids: list[list[int]], tokenizer: PromptTokenizer) -> None:
     """Every prompt has tokens, and every id is a row of the model's embedding (checked once,
     here, for every engine: vLLM would quietly generate from an id the HF engines crash on)."""
-    from gendiff.display import shorten
 
     vocab = tokenizer.model_vocab_size
     for index, (text, ids) in enumerate(zip(prompts, token_ids)):

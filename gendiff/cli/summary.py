@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from gendiff.display import bar, number, shorten, visible
+from gendiff.records.classify import CLASSIFICATIONS
+
 
 def summary_table(snapshot: Any) -> str:
     """One line per prompt × engine: identical, or where and how it diverged."""
-    from gendiff.display import number, shorten, visible
 
     if snapshot.sources:
         lines = [f"reference: each engine@B against engine@A   model: {snapshot.model['name']}"]
@@ -73,7 +75,6 @@ def summary_table(snapshot: Any) -> str:
 
 def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, loss: bool = False) -> str:
     """One line per engine: llama.cpp's --kl-divergence set over all prompts (KL in nats)."""
-    from gendiff.display import number
 
     labels = [label for label in labels if label in statistics]
     width = max([len(label) for label in labels] + [6])
@@ -116,8 +117,6 @@ def classification_counts(snapshot: Any) -> str:
     """``: 3 exact-tie, 1 wide-flip`` over the snapshot's divergences (empty when none)."""
     from collections import Counter
 
-    from gendiff.classify import CLASSIFICATIONS
-
     # failed engines are counted apart ("not compared"), not as a kind of divergence
     counts = Counter(d.classification for d in snapshot.divergences() if d.reason != "error")
     shown = [f"{counts[kind]} {kind}" for kind in CLASSIFICATIONS if counts[kind]]
@@ -127,7 +126,6 @@ def classification_counts(snapshot: Any) -> str:
 def layer_chart(bisection: Any) -> str:
     """The relative difference of the residual stream after each layer, as ``L1 ▅ 1.2e-03 …``
     (bars on a log axis from 1e-7 to 1; ``·`` is bitwise equal)."""
-    from gendiff.display import bar
 
     return "  ".join(f"L{m.layer} {bar(m.rel_diff)} {m.rel_diff:.1e}" for m in bisection.layer_outputs())
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gendiff.snapshot import Snapshot
-from gendiff.trace import TokenStep, Trace
+from gendiff.records.snapshot import Snapshot
+from gendiff.records.trace import TokenStep, Trace
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,25 @@ import sys
 import time
 from typing import Any
 
-from gendiff.cli import build_config, engine_list, exit_code
-from gendiff.console import err, out
-from gendiff.errors import GendiffError, InputError, describe
-from gendiff.summary import repeats_table, statistics_table, summary_table
+from gendiff.cli.console import err, out
+from gendiff.cli.run_options import build_config, engine_list
+from gendiff.cli.summary import repeats_table, statistics_table, summary_table
+from gendiff.demo import demo_model_path, demo_prompts_path
+from gendiff.errors import GendiffError, InputError, describe, exit_code
+from gendiff.io.compare import load_pair
+from gendiff.io.fileio import atomic_write_text, check_writable, resolve_target, same_file
+from gendiff.io.prompts import PromptBook
+from gendiff.io.snapshots import save_snapshot
+from gendiff.records.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted
+from gendiff.run.recheck import recheck
+from gendiff.run.repeat import attach_repeats
+from gendiff.run.score import load_texts, score
+from gendiff.run.session import Session
+from gendiff.run.statistics import attach_statistics
+from gendiff.run.sweep import parse_sweep, run_sweep, sweep_json, sweep_table
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gendiff.prompts import PromptBook, demo_prompts_path
 
     config = build_config(args)
     book = PromptBook.load(demo_prompts_path() if args.prompts is None else args.prompts)
@@ -31,9 +42,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.recheck or args.stats or args.repeat:
             raise InputError("--sweep with --recheck/--stats/--repeat: run the sweep first, then one variant")
         return cmd_sweep(args, config, book.prompts)
-
-    from gendiff.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted
-    from gendiff.session import Session
 
     session = Session(config, book.prompts)
     if args.stats and not session.engines[config.reference].can_replay:
@@ -93,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             diagnosis_error = f"--recheck/--repeat/--stats: {message}"
     # the snapshot first: a closed stdout (| head) or a failing print must never lose it
     if args.json is not None:
-        err(f"snapshot written to {snapshot.save(args.json)}")
+        err(f"snapshot written to {save_snapshot(snapshot, args.json)}")
     failed = [engine for engine in snapshot.engines if engine.get("error")]
     code = exit_code(bool(failed) or diagnosis_error is not None, args.fail_on_divergence and snapshot.divergences())
     out(summary_table(snapshot))
@@ -117,19 +125,14 @@ def explain_run(args: argparse.Namespace, session: Any, snapshot: Any, progress:
     """--recheck, --repeat and --stats on a finished run; returns notes for stderr."""
     notes: list[str] = []
     if args.recheck:
-        from gendiff.recheck import recheck
-
         if not args.quiet:
             print(f"rechecking the diverging pairs in {args.recheck}…", file=sys.stderr, flush=True)
         notes += recheck(session, snapshot, args.recheck, progress)
     if args.repeat:
-        from gendiff.repeat import attach_repeats
-
         if not args.quiet:
             print(f"repeating the run {args.repeat - 1} more times, prompts reordered…", file=sys.stderr, flush=True)
         notes += attach_repeats(session, snapshot, args.repeat, progress)
     if args.stats:
-        from gendiff.statistics import attach_statistics
 
         def forcing(label: str) -> None:
             if not args.quiet:
@@ -141,9 +144,6 @@ def explain_run(args: argparse.Namespace, session: Any, snapshot: Any, progress:
 
 def cmd_sweep(args: argparse.Namespace, config: Any, prompts: list[str]) -> int:
     import json
-
-    from gendiff.fileio import atomic_write_text
-    from gendiff.sweep import parse_sweep, run_sweep, sweep_json, sweep_table
 
     if args.bisect or args.reconverge:
         raise InputError("--sweep with --bisect/--reconverge: run the sweep first, then bisect one variant")
@@ -173,14 +173,13 @@ def cmd_sweep(args: argparse.Namespace, config: Any, prompts: list[str]) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from gendiff.compare import load_pair
 
     if args.json is not None:
         check_output(args.json, inputs={"snapshot A": args.a, "snapshot B": args.b})
     engines = engine_list(args.engines) or None
     compared = load_pair(args.a, args.b, engines)
     if args.json is not None:
-        err(f"comparison written to {compared.save(args.json)}")
+        err(f"comparison written to {save_snapshot(compared, args.json)}")
     for source in compared.sources:
         env = source.get("environment") or {}
         out(
@@ -195,9 +194,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     import json
-
-    from gendiff.fileio import atomic_write_text
-    from gendiff.score import load_texts, score
 
     if args.json is not None:
         check_output(args.json, inputs={"the texts file": args.file}, model=args.model)
@@ -225,8 +221,6 @@ def cmd_score(args: argparse.Namespace) -> int:
 def check_output(path: str, inputs: dict[str, Any], model: str | None = None) -> None:
     """Refuse (before any work) an output path that can't be written, or that names one of the
     command's own inputs (a snapshot written there would replace it) or a file of the model."""
-    from gendiff.engines.loading import demo_model_path
-    from gendiff.fileio import check_writable, resolve_target, same_file
 
     target = check_writable(path, "--json")
     for what, source in inputs.items():

@@ -16,20 +16,18 @@ Divergence. A bisection that cannot run records why instead of raising: the run 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gendiff.defaults import TOLERANCE
+from gendiff.engines.base import Engine
+from gendiff.engines.probe import Probe
+from gendiff.engines.settings import GenerationSettings
 from gendiff.errors import GendiffError, describe
-from gendiff.reconvergence import LASTING, TRANSIENT, UNDETERMINED, Reconvergence
-from gendiff.records import Bisection, KeyValueDiff, ModuleDiff, PositionDiff, PositionSplit
-from gendiff.trace import Trace
-
-if TYPE_CHECKING:
-    from gendiff.engines.base import Engine, GenerationSettings
-
-DEFAULT_TOLERANCE = 1e-3
+from gendiff.records.bisection import Bisection, KeyValueDiff, ModuleDiff, PositionDiff, PositionSplit
+from gendiff.records.reconvergence import LASTING, TRANSIENT, UNDETERMINED, Reconvergence
+from gendiff.records.trace import Trace
 
 __all__ = [
-    "DEFAULT_TOLERANCE",
     "LASTING",
     "TRANSIENT",
     "UNDETERMINED",
@@ -57,7 +55,7 @@ def bisect(
     other_trace: Trace,
     step: int,
     settings: GenerationSettings,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float = TOLERANCE,
 ) -> Bisection:
     """Bisect the divergence of ``other`` from ``reference`` at ``step`` on ``batch[row]``.
 
@@ -105,7 +103,6 @@ def _replay_both(
     settings: GenerationSettings,
 ) -> tuple[list[Any], list[int]]:
     """Replay both engines to ``step`` with the reference's tokens forced and a probe attached."""
-    from gendiff.engines.probe import Probe
 
     forced = list(reference_trace.token_ids[: step + 1])
     if len(forced) <= step:

@@ -3,8 +3,9 @@ header line, the panel's title. Pure functions (no widgets), so the screen only 
 
 from __future__ import annotations
 
-from gendiff.divergence import first_difference
-from gendiff.workspace import CANCELLED, FAILED, FINISHED, NOT_RUN, RUNNING, Prompt, Workspace
+from gendiff.records.divergence import first_difference
+from gendiff.state.cells import CANCELLED, FAILED, FINISHED, NOT_RUN, RUNNING, Prompt
+from gendiff.state.workspace import Workspace
 
 
 def column_mark(ws: Workspace, prompt: Prompt, label: str, selected: str | None, comparing: bool) -> int | None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from gendiff.display import number
+
 EXACT_TIE = "exact-tie"
 NEAR_TIE = "near-tie"
 WIDE_FLIP = "wide-flip"
@@ -114,7 +116,6 @@ def cross_top_k(reference_step: Any, other_step: Any) -> bool | None:
 
 def reading(divergence: Any) -> str:
     """One sentence on what the classification (and the margin it rests on) means for the user."""
-    from gendiff.display import number
 
     kind = divergence.classification
     if kind is None:

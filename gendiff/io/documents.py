@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gendiff.errors import GendiffError
-from gendiff.prompts import PromptBook
-from gendiff.snapshot import Snapshot, is_snapshot_data
+from gendiff.io.compare import load_pair
+from gendiff.io.prompts import PromptBook
+from gendiff.io.snapshots import is_snapshot_data, snapshot_from_data
+from gendiff.records.snapshot import Snapshot
 
 
 @dataclass
@@ -28,8 +30,6 @@ def open_document(path: str | None, other: str | None = None) -> Document | None
     if path is None:
         return None
     if other is not None:
-        from gendiff.compare import load_pair
-
         return Document(snapshot=load_pair(path, other))
     file = Path(path).expanduser()
     if not file.exists():
@@ -38,7 +38,7 @@ def open_document(path: str | None, other: str | None = None) -> Document | None
         raise GendiffError(f"{file}: is a folder; give a prompt file (.txt/.jsonl) or a snapshot (.json)")
     data = _json_or_none(file)
     if is_snapshot_data(data):
-        return Document(snapshot=Snapshot.from_data(data, str(file)))
+        return Document(snapshot=snapshot_from_data(data, str(file)))
     if isinstance(data, dict) and "prompts" in data and "schema" in data:
         raise GendiffError(
             f"{file}: schema {data['schema']!r} is not a gendiff snapshot; give a snapshot or a prompt file"

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gendiff.decoding import DECODING_KEYS
-from gendiff.divergence import compare
 from gendiff.engines import engine_class
-from gendiff.engines.base import SPEC_FIELDS, EngineSpec, check_spec_values
+from gendiff.engines.settings import SPEC_FIELDS, EngineSpec, check_spec_values
 from gendiff.errors import GendiffError
-from gendiff.events import OnEvent
-from gendiff.session import RunConfig, Session
-from gendiff.trace import Trace
+from gendiff.records.decoding import DECODING_KEYS
+from gendiff.records.divergence import compare
+from gendiff.records.events import OnEvent
+from gendiff.records.trace import Trace
+from gendiff.run.session import RunConfig, Session
 
 SCHEMA_ID = "gendiff.sweep/1"
 

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gendiff.divergence import Divergence, compare
-from gendiff.snapshot import Batch, PromptResult, Snapshot
-from gendiff.trace import TokenStep, Trace
-from gendiff.workspace_data import (  # noqa: F401 — the state names are part of this module's API
-    CANCELLED,
+from gendiff.records.divergence import Divergence, compare
+from gendiff.records.snapshot import Batch, PromptResult, Snapshot
+from gendiff.records.trace import TokenStep, Trace
+from gendiff.state.cells import (
     DIVERGED,
     ERROR,
     FAILED,
     FINISHED,
     IDENTICAL,
     INCOMPLETE,
-    MARK_ICONS,
     NEW,
     NOT_RUN,
     RUN_MARK,

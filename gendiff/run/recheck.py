@@ -7,50 +7,18 @@ rounding noise of the lower precision; if they still differ, it is not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
 
 from gendiff.errors import GendiffError
-
-if TYPE_CHECKING:  # divergence imports this module: keep the session and engines out of its path
-    from gendiff.events import OnEvent
-    from gendiff.session import Session
-    from gendiff.snapshot import Snapshot
-
-AGREES = "agrees"
-DIVERGES = "diverges"
-RECHECK_DTYPES = ("float32",)
-
-
-@dataclass(frozen=True)
-class Recheck:
-    """The pair re-run in ``dtype``: ``verdict`` agrees/diverges, ``step`` where it diverges then."""
-
-    dtype: str
-    verdict: str
-    step: int | None
-    classification: str | None = None
-
-    def summary(self) -> str:
-        if self.verdict == AGREES:
-            return f"rounding: gone in {self.dtype} (the engines agree on every token there)"
-        where = "" if self.step is None else f" at step {self.step}"
-        kind = f", {self.classification}" if self.classification else ""
-        return f"persists in {self.dtype}{where}{kind}: not rounding noise"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"dtype": self.dtype, "verdict": self.verdict, "step": self.step, "classification": self.classification}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Recheck:
-        return cls(str(data["dtype"]), str(data["verdict"]), data.get("step"), data.get("classification"))
+from gendiff.records.events import OnEvent
+from gendiff.records.recheck import AGREES, DIVERGES, RECHECK_DTYPES, Recheck
+from gendiff.records.snapshot import Snapshot
+from gendiff.run.session import Session
 
 
 def recheck(session: Session, snapshot: Snapshot, dtype: str = "float32", on_event: OnEvent | None = None) -> list[str]:
     """Attach a :class:`Recheck` to every token or length divergence of ``snapshot`` whose two
     engines did not both already run in ``dtype``; returns notes for what was left out."""
-    from gendiff.session import Session
-
     if dtype not in RECHECK_DTYPES:
         raise GendiffError(f"--recheck {dtype}: only {', '.join(RECHECK_DTYPES)} is supported")
     specs = {spec.label: spec for spec in session.config.engines}

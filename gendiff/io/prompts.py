@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gendiff.errors import GendiffError, InputError
-from gendiff.fileio import atomic_write_text
+from gendiff.io.fileio import atomic_write_text
 
 BOM = "\ufeff"
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
@@ -146,12 +146,6 @@ class PromptBook:
             raise PromptFileChanged(f"prompts {self.path}: changed by another program since gendiff read it")
         atomic_write_text(self.path, format_prompts(self.prompts, file_format(self.path)))
         self.stamp = file_stamp(self.path) or ABSENT
-
-
-def demo_prompts_path() -> Path:
-    from gendiff.engines.loading import demo_model_path
-
-    return demo_model_path() / "prompts.txt"
 
 
 def is_encodable(text: str) -> bool:

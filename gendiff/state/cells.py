@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gendiff.divergence import Divergence
-from gendiff.trace import TokenStep, Trace
+from gendiff.records.divergence import Divergence
+from gendiff.records.trace import TokenStep, Trace
 
 NOT_RUN, RUNNING, CANCELLED, FINISHED, FAILED = "not run", "running", "cancelled", "finished", "failed"
 

@@ -1,30 +1,32 @@
-"""What to run, as plain values, with every default defined here once.
+"""What to run, as plain values (every default from :mod:`gendiff.defaults`).
 
-The CLI's option defaults, the app's launch options, the settings screen, the sweep and the
-reloading of a snapshot all start from :class:`RunOptions`; :meth:`RunOptions.config` turns it
-into the checked :class:`gendiff.session.RunConfig` a Session runs. No heavy imports.
+The app's launch options, the settings screen and the reloading of a snapshot start from
+:class:`RunOptions`; :meth:`RunOptions.config` turns it into the checked
+:class:`gendiff.run.session.RunConfig` a Session runs. No heavy imports.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gendiff.decoding import Decoding
-
-if TYPE_CHECKING:
-    from gendiff.session import RunConfig
-    from gendiff.snapshot import Snapshot
-
-DEFAULT_ENGINES = ("hf-single", "hf-left", "hf-right", "packed")
-DTYPE = "float32"
-ATTN = "sdpa"
-DEVICE = "cpu"
-BATCH_SIZE = 16
-MAX_NEW_TOKENS = 32
-TOP_K = 5
-STOP_AT_EOS = True
-FRAGILE_THRESHOLD = 0.05
+from gendiff.defaults import (
+    ATTN,
+    BATCH_SIZE,
+    DEFAULT_ENGINES,
+    DEVICE,
+    DTYPE,
+    FRAGILE_THRESHOLD,
+    MAX_NEW_TOKENS,
+    STOP_AT_EOS,
+    TOP_K,
+)
+from gendiff.engines import engine_names
+from gendiff.engines.settings import GenerationSettings, parse_engine_spec
+from gendiff.errors import GendiffError
+from gendiff.records.decoding import Decoding
+from gendiff.records.snapshot import Snapshot
+from gendiff.run.session import RunConfig
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,6 @@ class RunOptions:
 
     def config(self) -> RunConfig:
         """The checked RunConfig; GendiffError names the first bad value."""
-        from gendiff.engines import engine_names
-        from gendiff.engines.base import GenerationSettings, parse_engine_spec
-        from gendiff.errors import GendiffError
-        from gendiff.session import RunConfig
-
         if not self.engines:
             raise GendiffError("no engines selected; pass --engines hf-single,hf-left (for example)")
         known = engine_names()
@@ -85,30 +82,6 @@ class RunOptions:
         config = RunConfig(self.model, specs, reference, settings, self.fragile_threshold)
         config.validate()
         return config
-
-    @classmethod
-    def from_args(cls, args: Any) -> RunOptions:
-        """From ``gendiff``/``gendiff run`` arguments (see cli.add_run_options)."""
-        from gendiff.cli import decoding_from_args, engine_list
-        from gendiff.errors import InputError
-
-        engines = tuple(engine_list(args.engines)) or DEFAULT_ENGINES
-        if args.reference is not None and not args.reference.strip():
-            raise InputError("--reference is empty; name one of the engines (or leave it out for the first)")
-        return cls(
-            model=args.model,
-            engines=engines,
-            reference=args.reference,
-            dtype=args.dtype,
-            attn=args.attn,
-            device=args.device,
-            batch_size=args.batch_size,
-            max_new_tokens=args.max_new_tokens,
-            top_k=args.top_k,
-            stop_at_eos=not args.no_stop_at_eos,
-            fragile_threshold=args.fragile_threshold,
-            decoding=decoding_from_args(args),
-        )
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot, model: str | None = None) -> RunOptions:

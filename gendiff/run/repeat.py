@@ -10,56 +10,14 @@ packed, vLLM) put it in another row, beside other prompts.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from gendiff.errors import GendiffError
-
-if TYPE_CHECKING:
-    from gendiff.events import OnEvent
-    from gendiff.session import Session
-    from gendiff.snapshot import Snapshot
+from gendiff.records.events import OnEvent
+from gendiff.records.repeats import Repeats, first_split
+from gendiff.records.snapshot import Snapshot
+from gendiff.run.session import Session
 
 MATCHING_LIMIT = 400
-
-
-@dataclass(frozen=True)
-class Repeats:
-    """One prompt and engine over ``runs`` runs: ``unique`` distinct completions, the first step
-    where any two split (None when all agree), and the prompt's row in each run."""
-
-    runs: int
-    unique: int
-    first_split: int | None
-    rows: tuple[int, ...] = ()
-
-    @property
-    def deterministic(self) -> bool:
-        return self.unique == 1
-
-    def summary(self) -> str:
-        if self.deterministic:
-            return f"1 unique of {self.runs}"
-        return f"{self.unique} unique of {self.runs}, first split at step {self.first_split}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"runs": self.runs, "unique": self.unique, "first_split": self.first_split, "rows": list(self.rows)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Repeats:
-        return cls(int(data["runs"]), int(data["unique"]), data.get("first_split"), tuple(data.get("rows") or ()))
-
-
-def first_split(completions: list[tuple[int, ...]]) -> int | None:
-    """The first step where any two completions differ (a shorter one ending counts); None if all equal."""
-    distinct = sorted(set(completions))
-    if len(distinct) < 2:
-        return None
-    split = None
-    for a, b in zip(distinct, distinct[1:]):  # sorted: the longest common prefix is between neighbours
-        common = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-        split = common if split is None else min(split, common)
-    return split
 
 
 def orders(count: int, runs: int) -> list[list[int]]:

@@ -1,0 +1,21 @@
+"""Every default of a run, defined here once and imported by everything that needs one.
+
+The command line's option defaults, the app's launch options and settings screen, the engine
+spec, the snapshot loader and ``gendiff score`` all read these. This module imports nothing, so
+any layer may import it.
+"""
+
+DEFAULT_ENGINES = ("hf-single", "hf-left", "hf-right", "packed")
+SCORE_ENGINES = ("hf-single:attn=eager", "hf-single:attn=sdpa")  # gendiff score: eager vs sdpa
+DTYPE = "float32"
+DTYPES = ("float32", "bfloat16", "float16")
+ATTN = "sdpa"
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
+DEVICE = "cpu"
+BATCH_SIZE = 16
+MAX_NEW_TOKENS = 32
+TOP_K = 5
+STOP_AT_EOS = True
+FRAGILE_THRESHOLD = 0.05
+TOLERANCE = 1e-3  # --bisect: the relative difference that counts as a real split
+RECHECK_DTYPE = "float32"

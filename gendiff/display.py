@@ -5,9 +5,31 @@ from __future__ import annotations
 _VISIBLE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
 
 
+def _inert_table() -> dict[int, str]:
+    """Every character that could act on a terminal or disguise text, as something visible:
+    C0 controls as their control pictures (ESC ␛, BEL ␇, …), DEL ␡, C1 controls (8-bit CSI,
+    OSC, …) and bidi overrides/isolates and line/paragraph separators as ``⟨U+XXXX⟩``."""
+    table = {code: chr(0x2400 + code) for code in range(0x20) if chr(code) not in "\n\t"}
+    table[0x7F] = "␡"
+    for code in [*range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029]:
+        table[code] = f"⟨U+{code:04X}⟩"
+    return table
+
+
+_INERT = _inert_table()
+
+
+def inert(text: str) -> str:
+    """Untrusted text (a prompt, a token, a server's or a file's message) made safe for a
+    terminal: nothing in it can move the cursor, set the title or clipboard, ring the bell or
+    reorder what is shown; newlines and tabs stay (callers that need one line flatten them)."""
+    return text.translate(_INERT)
+
+
 def visible(text: str) -> str:
-    """Show whitespace: space ␣, newline ↵, tab ⇥ (so two tokens that differ only in it look different)."""
-    return text.translate(_VISIBLE)
+    """A token as shown: whitespace visible (space ␣, newline ↵, tab ⇥, so two tokens that differ
+    only in it look different) and every control character inert."""
+    return inert(text.translate(_VISIBLE))
 
 
 def number(value: float | None, digits: int = 4) -> str:
@@ -42,3 +64,11 @@ def bar(value: float) -> str:
     if value <= 0:
         return "·"
     return BARS[max(1, round(log_fraction(value) * (len(BARS) - 1)))]
+
+
+def shorten_path(path: str, width: int) -> str:
+    """A path cut from the left with ``…`` only when it is wider than ``width`` (its end, the
+    file name, is what tells files apart)."""
+    if len(path) <= width:
+        return path
+    return "…" + path[-max(1, width - 1) :]

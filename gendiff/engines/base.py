@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.probe import Probe
-from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, OnStep
+from gendiff.engines.settings import SPEC_FIELDS, EngineSpec, FreeOption, GenerationSettings, OnStep
 from gendiff.engines.steps import DistributionObserver, TraceBuilder
 from gendiff.errors import GendiffError
 from gendiff.records.trace import Trace
@@ -44,9 +45,11 @@ class Engine(ABC):
     isolates_prompts: ClassVar[bool] = False
     """True if each prompt's computation is independent of the others run with it (one prompt
     at a time): a replay then needs only that prompt, not the whole batch."""
-    uses_batch_size: ClassVar[bool] = False
-    """True if ``spec.batch_size`` changes what the engine computes; a sweep over batch sizes
-    reuses one run of engines that ignore it."""
+    applies: ClassVar[frozenset[str]] = frozenset({"dtype", "attn", "device"})
+    """The run settings (of ``dtype``, ``attn``, ``device``, ``batch_size``) this engine applies.
+    Only these are recorded with its traces (a served engine's server decides its dtype: it
+    applies none); a sweep over batch sizes reuses one run of an engine without ``batch_size``;
+    a float32 re-check re-runs only engines that apply ``dtype``."""
     runs_last: ClassVar[bool] = False
     """True if loading the engine changes process-wide state (in-process vLLM pins torch to one
     thread): the session runs it after every other engine."""
@@ -109,15 +112,22 @@ class Engine(ABC):
             GendiffError: the model cannot be loaded (one line naming the model and why).
         """
 
-    def settings_record(self) -> dict[str, Any]:
-        """Everything needed to reproduce this engine's run, stored with each trace.
-
-        Returns:
-            The spec's settings with every option (defaults included); override to add versions.
-        """
-        record = self.spec.settings()
+    def declared_settings(self) -> dict[str, Any]:
+        """What the spec asks of this engine that it applies (see :attr:`applies`), with every
+        option (defaults included): known before anything loads."""
+        record = {k: v for k, v in self.spec.settings().items() if k not in SPEC_FIELDS or k in self.applies}
         record["options"] = {key: self.option(key) for key in self.options}
         return record
+
+    def settings_record(self) -> dict[str, Any]:
+        """Everything needed to reproduce this engine's run, stored with each trace (called after
+        :meth:`load`).
+
+        Returns:
+            :meth:`declared_settings`; override to add what loading resolved (versions, the
+            penalties applied, what a server reports).
+        """
+        return self.declared_settings()
 
     @abstractmethod
     def decode(self, builder: TraceBuilder) -> None:
@@ -200,12 +210,14 @@ def run_engine(
     forced: dict[int, list[int]] | None = None,
     probe: Probe | None = None,
     observer: DistributionObserver | None = None,
+    on_finish: Callable[[Trace], None] | None = None,
 ) -> list[Trace]:
     """The framework's half of the Engine contract: build the TraceBuilder for ``prompts``,
     hand it to ``engine.decode`` (already loaded) and collect one Trace per prompt, in order.
 
-    ``forced`` (prompt index -> tokens), ``probe`` and ``observer`` (see :mod:`gendiff.statistics`)
-    need an engine that declares ``can_replay``.
+    ``forced`` (prompt index -> tokens), ``probe`` and ``observer`` (see :mod:`gendiff.run.statistics`)
+    need an engine that declares ``can_replay``; ``on_finish(trace)`` gets each prompt's trace as
+    soon as that prompt is done (row-numbered, like the returned traces).
     """
     if (forced or probe is not None or observer is not None) and not engine.can_replay:
         engine.check_replay()
@@ -222,6 +234,7 @@ def run_engine(
         forced,
         probe,
         observer,
+        on_finish,
     )
     if prompts and not builder.cancelled:
         engine.decode(builder)

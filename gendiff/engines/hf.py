@@ -209,7 +209,7 @@ class HFSingle(GenerateEngine):
 class HFLeft(GenerateEngine):
     name = "hf-left"
     description = "transformers generate(), batched, left padding, positions from the mask"
-    uses_batch_size = True
+    applies = frozenset({"dtype", "attn", "device", "batch_size"})
 
     def decode(self, builder: TraceBuilder) -> None:
         self.decode_in_batches(builder, self.run_generate)
@@ -224,7 +224,7 @@ class HFRight(HFEngine):
 
     name = "hf-right"
     description = "batched, right padding, own decode loop (each row at its own next position)"
-    uses_batch_size = True
+    applies = frozenset({"dtype", "attn", "device", "batch_size"})
 
     def decode(self, builder: TraceBuilder) -> None:
         self.decode_in_batches(builder, self._decode)

@@ -47,6 +47,7 @@ def _check_seconds(value: str) -> str | None:
 class OpenAIServer(Engine):
     name = "openai"
     description = "a model behind an OpenAI-compatible server (vLLM; SGLang, llama.cpp untested), by token ids"
+    applies = frozenset()  # the server decides dtype, attention, device and batching
     options = {
         "url": FreeOption(None, _check_url),
         "model": FreeOption(None, lambda v: None),
@@ -85,8 +86,7 @@ class OpenAIServer(Engine):
         self.tokenizer = load_tokenizer(self.model_path)  # after the server checks: they fail in well under a second
 
     def settings_record(self) -> dict[str, Any]:
-        record = self.spec.settings()
-        record["options"] = {key: self.option(key) for key in self.options}
+        record = super().settings_record()  # applies none of dtype/attn/device/batch_size: the server decides
         record["server"] = {
             "flavour": self.flavour.name if self.flavour else None,
             "flavour_tested": self.flavour.tested if self.flavour else None,

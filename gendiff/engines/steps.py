@@ -84,6 +84,7 @@ class TraceBuilder:
         forced: dict[int, list[int]] | None = None,
         probe: Probe | None = None,
         observer: DistributionObserver | None = None,
+        on_finish: Callable[[Trace], None] | None = None,
     ) -> None:
         self.engine = engine
         self.settings_record = settings_record
@@ -93,6 +94,7 @@ class TraceBuilder:
         self.cancel = cancel
         self.probe = probe
         self.observer = observer
+        self.on_finish = on_finish
         self.started = time.perf_counter()
         # shared by every view: indexed by the builder's own (global) row
         self._prompt_indices = list(prompt_indices)
@@ -167,16 +169,22 @@ class TraceBuilder:
         if self.on_step is not None:
             self.on_step(self._prompt_indices[g], index, step)
         if self.eos is not None and fed == self.eos:
-            self._finish[g] = "eos"
+            self._finished(g, "eos")
         elif index + 1 >= self.settings.max_new_tokens or (forced is not None and index + 1 >= len(forced)):
-            self._finish[g] = "length"
+            self._finished(g, "length")
+
+    def _finished(self, g: int, reason: str) -> None:
+        """Row ``g`` is done (``eos``, ``length`` or ``error``): its trace goes to ``on_finish`` at once."""
+        self._finish[g] = reason
+        if self.on_finish is not None:
+            self.on_finish(self._trace(g, time.perf_counter() - self.started))
 
     def fail(self, row: int, error: str) -> None:
         """Mark ``row`` failed (its trace: no steps, finish reason ``error``, this line) while
         the other rows go on: a served engine whose request for one prompt failed."""
         g = self._rows[row]
-        self._finish[g] = "error"
         self._errors[g] = error
+        self._finished(g, "error")
 
     def next_inputs(self, chosen: list[TokenStep]) -> list[int]:
         """The tokens for the next forward pass, one per row of this view: each row's choice,
@@ -220,16 +228,16 @@ class TraceBuilder:
     def traces(self) -> list[Trace]:
         """One Trace per row of this view; unfinished rows end ``cancelled`` or ``length``."""
         elapsed = time.perf_counter() - self.started
-        return [
-            Trace(
-                engine=self.engine,
-                prompt_index=self._prompt_indices[g],
-                prompt_token_ids=tuple(self._prompts[g]),
-                steps=() if self._errors[g] else tuple(self._steps[g]),
-                finish_reason=self._finish[g] or ("cancelled" if self.cancelled else "length"),
-                settings=self.settings_record,
-                error=self._errors[g],
-                wall_time_s=elapsed,
-            )
-            for g in self._rows
-        ]
+        return [self._trace(g, elapsed) for g in self._rows]
+
+    def _trace(self, g: int, elapsed: float) -> Trace:
+        return Trace(
+            engine=self.engine,
+            prompt_index=self._prompt_indices[g],
+            prompt_token_ids=tuple(self._prompts[g]),
+            steps=() if self._errors[g] else tuple(self._steps[g]),
+            finish_reason=self._finish[g] or ("cancelled" if self.cancelled else "length"),
+            settings=self.settings_record,
+            error=self._errors[g],
+            wall_time_s=elapsed,
+        )

@@ -60,6 +60,7 @@ class VLLM(Engine):
     # vLLM's own process leaves torch's threads alone; last still, so that on a GPU
     # gpu_memory_utilization=auto sees what the HF engines left free
     runs_last = True
+    applies = frozenset({"dtype", "device"})  # its own attention backend and scheduler: not attn, batch_size
     options = {
         "enforce_eager": ("true", "false"),  # false: CUDA graphs (GPU only)
         "enable_prefix_caching": SWITCH,
@@ -140,8 +141,7 @@ class VLLM(Engine):
         return env
 
     def settings_record(self) -> dict[str, Any]:
-        record = self.spec.settings()
-        record["options"] = {key: self.option(key) for key in self.options}
+        record = super().settings_record()
         record["vllm_package"] = _dist_name()
         record["vllm_config"] = dict(getattr(self, "resolved", {}) or {})
         record["resolved_decoding"] = getattr(self, "decoding", None)

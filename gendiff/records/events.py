@@ -6,8 +6,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gendiff.records.snapshot import Snapshot
+from gendiff.records.snapshot import Batch, Snapshot
 from gendiff.records.trace import TokenStep, Trace
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """The run begins: ``meta`` is its Snapshot without prompts (model, decoding, each engine's
+    settings, the environment) whose one batch is the run's engine call (which prompts by id, in
+    which rows, with which token ids); ``engines`` in the order they will run."""
+
+    meta: Snapshot
+    engines: tuple[str, ...]
+
+    @property
+    def batch(self) -> Batch:
+        return self.meta.batches[0]
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,15 @@ class StepGenerated:
 
 
 @dataclass(frozen=True)
+class PromptFinished:
+    """``engine`` finished one prompt (EOS, the token limit, or a failure of that prompt alone):
+    its trace, numbered by the prompt's id, while the engine goes on with the others."""
+
+    engine: str
+    trace: Trace
+
+
+@dataclass(frozen=True)
 class EngineFinished:
     engine: str
     traces: tuple[Trace, ...]
@@ -49,5 +72,14 @@ class RunFinished:
     cancelled: bool
 
 
-Event = EngineStarted | EngineLoaded | StepGenerated | EngineFinished | EngineFailed | RunFinished
+Event = (
+    RunStarted
+    | EngineStarted
+    | EngineLoaded
+    | StepGenerated
+    | PromptFinished
+    | EngineFinished
+    | EngineFailed
+    | RunFinished
+)
 OnEvent = Callable[[Event], None]

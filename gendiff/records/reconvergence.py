@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gendiff.records.trace import TokenStep
+
 TRANSIENT = "transient flip"
 LASTING = "lasting fork"
 UNDETERMINED = "undetermined"
@@ -35,6 +37,9 @@ class Reconvergence:
     mismatches: tuple[int, ...]
     reproduced: bool
     error: str | None = None
+    # the engine's own steps while fed the reference's tokens: its top-k after the split are
+    # conditioned on the reference's prefix, so they compare like with like (the step explorer)
+    forced_steps: tuple[TokenStep, ...] = ()
 
     @property
     def later(self) -> tuple[int, ...]:
@@ -86,6 +91,7 @@ class Reconvergence:
             "verdict": self.verdict,
             "reproduced": self.reproduced,
             "error": self.error,
+            **({"forced_steps": [step.to_dict() for step in self.forced_steps]} if self.forced_steps else {}),
         }
 
     @classmethod
@@ -99,6 +105,7 @@ class Reconvergence:
             mismatches=tuple(int(s) for s in data["mismatches"]),
             reproduced=bool(data.get("reproduced", True)),
             error=data.get("error"),
+            forced_steps=tuple(TokenStep.from_dict(step) for step in data.get("forced_steps") or ()),
         )
 
 

@@ -119,6 +119,8 @@ class Snapshot:
     batches: list[Batch] = field(default_factory=list)
     # --stats: per engine, over every position of every prompt
     statistics: dict[str, DistributionStats] = field(default_factory=dict)
+    # written while a run was going: engines that had not finished a prompt have no trace of it
+    partial: bool = False
 
     @property
     def engine_labels(self) -> list[str]:
@@ -154,6 +156,7 @@ class Snapshot:
             "batches": [b.to_dict() for b in self.batches],
             **({"sources": self.sources} if self.sources else {}),
             **({"statistics": {k: v.to_dict() for k, v in self.statistics.items()}} if self.statistics else {}),
+            **({"partial": True} if self.partial else {}),
         }
 
     @classmethod
@@ -171,4 +174,5 @@ class Snapshot:
             sources=list(data.get("sources") or []),
             batches=[Batch.from_dict(b) for b in data["batches"]],
             statistics={k: DistributionStats.from_dict(v) for k, v in (data.get("statistics") or {}).items()},
+            partial=bool(data.get("partial", False)),
         )

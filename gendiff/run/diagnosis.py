@@ -195,4 +195,11 @@ def reconverge(
     own = [s.token_id for s in traces[target].steps]
     mismatches = tuple(i for i, (mine, theirs) in enumerate(zip(own, forced)) if mine != theirs)
     reproduced = len(own) > step and len(other_trace.steps) > step and own[step] == other_trace.steps[step].token_id
-    return replace(failed, steps_checked=min(len(own), len(forced)), mismatches=mismatches, reproduced=reproduced)
+    checked = min(len(own), len(forced))
+    return replace(
+        failed,
+        steps_checked=checked,
+        mismatches=mismatches,
+        reproduced=reproduced,
+        forced_steps=tuple(traces[target].steps[:checked]),
+    )

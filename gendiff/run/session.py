@@ -36,7 +36,9 @@ from gendiff.records.events import (
     EngineLoaded,
     EngineStarted,
     OnEvent,
+    PromptFinished,
     RunFinished,
+    RunStarted,
     StepGenerated,
 )
 from gendiff.records.snapshot import Batch, PromptResult, Snapshot
@@ -151,28 +153,36 @@ class Session:
         ids = self.prompt_ids or []
         indices = [i for i in indices if ids[i] not in self.rejected]
         batch = [self.token_ids[i] for i in indices]
+        order = [label for label in self.run_order() if engines is None or label in engines]
+        emit(RunStarted(self.skeleton(order, indices), tuple(order)))
         traces: dict[str, list[Trace]] = {}
         errors: dict[str, str] = {}
-        for label in self.run_order():
-            if engines is not None and label not in engines:
-                continue
+        for label in order:
             if cancel.is_set():
                 break
             engine = self.engines[label]
             emit(EngineStarted(label, len(batch)))
+
+            def numbered(trace: Trace, label: str = label) -> Trace:
+                """By prompt identity, never by the row in this call."""
+                return replace(trace, prompt_index=ids[indices[trace.prompt_index]], engine=label)
+
+            def on_step(row: int, step_index: int, step: TokenStep, label: str = label) -> None:
+                emit(StepGenerated(label, ids[indices[row]], step_index, step))
+
+            def on_finish(trace: Trace, label: str = label) -> None:
+                emit(PromptFinished(label, numbered(trace)))
+
             try:
                 started = time.perf_counter()
                 engine.load()
                 emit(EngineLoaded(label, time.perf_counter() - started))
-
-                def on_step(row: int, step_index: int, step: TokenStep, label: str = label) -> None:
-                    emit(StepGenerated(label, ids[indices[row]], step_index, step))
-
                 started = time.perf_counter()
-                produced = run_engine(engine, batch, self.config.settings, on_step=on_step, cancel=cancel)
+                produced = run_engine(
+                    engine, batch, self.config.settings, on_step=on_step, cancel=cancel, on_finish=on_finish
+                )
                 seconds = time.perf_counter() - started
-                # numbered by prompt identity, never by the row in this call
-                result = [replace(t, prompt_index=ids[indices[t.prompt_index]], engine=label) for t in produced]
+                result = [numbered(t) for t in produced]
                 traces[label] = result
                 emit(EngineFinished(label, tuple(result), seconds))
             except InputError as exc:  # bad input found only at load (e.g. weights that don't fit): stop
@@ -287,18 +297,23 @@ class Session:
     def _replayable(self, label: str) -> bool:
         return self.engines[label].can_replay
 
-    def snapshot(self, traces: dict[str, list[Trace]], errors: dict[str, str], indices: list[int]) -> Snapshot:
-        """Assemble the Snapshot of a run over ``indices`` (engines that did not run are left out)."""
-        reference = self.config.reference
+    def batch_record(self, engines: list[str], indices: list[int]) -> Batch:
+        """The engine call over ``indices`` (every engine of a run makes the same one)."""
         ids = self.prompt_ids or []
-        batch = Batch(
+        return Batch(
             0,
-            tuple(traces),
+            tuple(engines),
             tuple(ids[i] for i in indices),
             tuple(self.prompts[i] for i in indices),
             tuple(tuple(self.token_ids[i]) for i in indices),
         )
-        prompts = []
+
+    def snapshot(self, traces: dict[str, list[Trace]], errors: dict[str, str], indices: list[int]) -> Snapshot:
+        """Assemble the Snapshot of a run over ``indices`` (engines that did not run are left out)."""
+        reference = self.config.reference
+        ids = self.prompt_ids or []
+        batch = self.batch_record(list(traces), indices)
+        prompts: list[PromptResult] = []
         for row, index in enumerate(indices):
             result = PromptResult(self.prompts[index], self.token_ids[index], id=ids[index])
             for label, engine_traces in traces.items():
@@ -310,15 +325,51 @@ class Session:
                     if label != reference:
                         result.divergences.append(compare(ref_trace, trace, self.config.fragile_threshold))
             prompts.append(result)
-        default = self.config.engines[0]
-        device = default.device
+        meta = self.skeleton([label for label in self.run_order() if label in traces], indices, errors, traces)
+        return replace(meta, prompts=prompts)
+
+    def skeleton(
+        self,
+        labels: list[str],
+        indices: list[int],
+        errors: dict[str, str] | None = None,
+        traces: dict[str, list[Trace]] | None = None,
+    ) -> Snapshot:
+        """The run's Snapshot without prompts: model, decoding, each engine in ``labels`` with the
+        settings it applies, the environment, the one call over ``indices``. The run's dtype and
+        attention are those every engine that applies them shares, else ``mixed`` (each engine's
+        own stand in its settings)."""
+        errors, traces = errors or {}, traces or {}
+        specs = {spec.label: spec for spec in self.config.engines}
+        engines = []
+        for label in [spec.label for spec in self.config.engines if spec.label in labels]:
+            engine, spec = self.engines[label], specs[label]
+            recorded = next((t.settings for t in traces.get(label, []) if t.settings), None)
+            settings = recorded or engine.declared_settings()
+            engines.append(
+                {
+                    "label": label,
+                    "name": spec.name,
+                    "settings": settings,
+                    "applies": sorted(engine.applies),
+                    "isolates_prompts": engine.isolates_prompts,
+                    "error": errors.get(label),
+                    # the penalties the engine applied, resolved (given / model's config / neutral)
+                    "decoding": settings.get("resolved_decoding"),
+                }
+            )
+
+        def shared(field: str, default: str) -> str:
+            values = {getattr(specs[e["label"]], field) for e in engines if field in self.engines[e["label"]].applies}
+            return values.pop() if len(values) == 1 else ("mixed" if values else default)
+
         return Snapshot(
             model={
                 "name": self.model_dir.name,
                 "path": str(self.model_dir),
                 "fingerprint": model_fingerprint(self.model_dir),
-                "dtype": default.dtype,
-                "attn": default.attn,
+                "dtype": shared("dtype", "decided by the server"),
+                "attn": shared("attn", "decided by the server"),
             },
             decoding={
                 "max_new_tokens": self.config.settings.max_new_tokens,
@@ -326,23 +377,12 @@ class Session:
                 "stop_at_eos": self.config.settings.stop_at_eos,
                 "fragile_threshold": self.config.fragile_threshold,
             },
-            reference=reference,
-            engines=[
-                {
-                    "label": spec.label,
-                    "name": spec.name,
-                    "settings": spec.settings(),
-                    "error": errors.get(spec.label),
-                    # the penalties the engine applied, resolved (given / model's config / neutral)
-                    "decoding": next((t.settings.get("resolved_decoding") for t in traces[spec.label]), None),
-                }
-                for spec in self.config.engines
-                if spec.label in traces
-            ],
-            prompts=prompts,
-            environment=environment_info(device),
+            reference=self.config.reference,
+            engines=engines,
+            prompts=[],
+            environment=environment_info(self.config.engines[0].device),
             notes=self.notes,
-            batches=[batch],
+            batches=[self.batch_record(labels, indices)],
         )
 
 

@@ -93,7 +93,7 @@ def variant_specs(specs: tuple[EngineSpec, ...], settings: dict[str, str]) -> tu
 def _run_key(spec: EngineSpec) -> tuple[Any, ...]:
     """What decides an engine's output: its settings, minus the batch size where it has no effect."""
     settings = spec.settings()
-    if not engine_class(spec.name).uses_batch_size:
+    if "batch_size" not in engine_class(spec.name).applies:
         settings.pop("batch_size")
     return spec.name, tuple(sorted((k, str(v)) for k, v in settings.items()))
 

@@ -1,4 +1,4 @@
-"""The plain records of the app's state model (:mod:`gendiff.workspace`): a cell per (prompt,
+"""The plain records of the app's state model (:mod:`gendiff.state.workspace`): a cell per (prompt,
 engine) with its state, a prompt with its stable id, what one run gets, and the header's counts."""
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ class Cell:
     trace: Trace | None = None
     batch: int | None = None
     error: str | None = None
-    live: list[TokenStep] = field(default_factory=list)
-    ended: Trace | None = None  # running: this engine's finished trace while the run goes on
+    live: list[TokenStep] = field(default_factory=list)  # running: the steps streamed so far
 
     @classmethod
     def of(cls, trace: Trace, batch: int) -> Cell:

@@ -1,11 +1,95 @@
-"""What the main screen shows, derived from the Workspace: column marks, titles and foots, the
-header line, the panel's title. Pure functions (no widgets), so the screen only places them."""
+"""What the main screen says, derived from the Workspace: the header, the prompt rows' marks,
+the columns' titles, foots, marks and notes, and the panel's title and hints. Pure functions (no
+widgets), so every surface reads the same state and the tests can check them against it.
+"""
 
 from __future__ import annotations
 
+from gendiff.display import shorten_path
 from gendiff.records.divergence import first_difference
-from gendiff.state.cells import CANCELLED, FAILED, FINISHED, NOT_RUN, RUNNING, Prompt
+from gendiff.state import progress
+from gendiff.state.cells import CANCELLED, FAILED, FINISHED, MARK_ICONS, NOT_RUN, RUNNING, Prompt
 from gendiff.state.workspace import Workspace
+
+
+# ── the header ─────────────────────────────────────────────────────────────
+def counts_line(ws: Workspace) -> str:
+    """The counts, each true of the state model: complete = every engine finished the prompt."""
+    c = ws.counts()
+    parts = [f"{c.complete}/{c.total} complete", f"{c.divergences} divergence{'s' if c.divergences != 1 else ''}"]
+    if c.running:
+        parts.append(f"{c.running} running (escape cancels)")
+    if c.incomplete:
+        parts.append(f"{c.incomplete} incomplete")
+    if c.failed:
+        parts.append(f"{c.failed} with errors")
+    return " · ".join(parts)
+
+
+def run_settings(ws: Workspace) -> str:
+    """The dtype and attention of the results shown: the run's (``mixed`` with each engine's in
+    its column), or what the server decides; nothing before any run."""
+    meta = ws.meta
+    if meta is None:
+        return ""
+    return f"{meta.model.get('dtype', '?')} · {meta.model.get('attn', '?')}"
+
+
+# ── the prompt list ────────────────────────────────────────────────────────
+def prompt_row(ws: Workspace, prompt: Prompt) -> tuple[str, int, str]:
+    """(mark, count, per-engine run marks) of one row: the mark of gendiff.state.workspace
+    (✓ only when every engine finished and all agree) and, while a run goes over this prompt, a
+    mark per engine (● finished it, ✗ failed, – cancelled, · not yet)."""
+    mark, count = ws.mark(prompt)
+    run = ws.run
+    live = run is not None and not run.ended and prompt.id in run.plan.keep
+    return mark, count, progress.prompt_marks(run, prompt.cells, ws.labels) if live else ""
+
+
+def mark_icon(mark: str) -> str:
+    return MARK_ICONS.get(mark, "?")
+
+
+# ── the columns ────────────────────────────────────────────────────────────
+def engine_settings(ws: Workspace, label: str) -> str:
+    """The settings this engine applied, as recorded (``float32 · sdpa``); a served engine's
+    server decides its dtype: it says so instead of a number it never used."""
+    entry = ws.engine_entry(label)
+    settings = (entry or {}).get("settings") or {}
+    applies = (entry or {}).get("applies")
+    if applies is not None and "dtype" not in applies:
+        return "dtype: the server's"
+    parts = [str(settings[key]) for key in ("dtype", "attn") if key in settings]
+    return " · ".join(parts)
+
+
+def call_note(ws: Workspace, prompt: Prompt, label: str) -> str:
+    """How the call that produced this trace was made: its row of how many, alone, or (for an
+    engine that runs one prompt at a time) that the batch does not matter to it."""
+    cell = prompt.cells.get(label)
+    if cell is None or cell.batch is None:
+        return ""
+    entry = ws.engine_entry(label) or {}
+    if entry.get("isolates_prompts"):
+        return "one prompt at a time"
+    batch = ws.batches.get(cell.batch)
+    if batch is None or prompt.id not in batch.prompt_ids:
+        return ""
+    if len(batch.prompt_ids) == 1:
+        return "ran alone"
+    return f"row {batch.row_of(prompt.id) + 1}/{len(batch.prompt_ids)}"
+
+
+def column_foot(ws: Workspace, prompt: Prompt | None, label: str) -> str:
+    """Under an engine's tokens: its progress while a run goes, its call, its settings."""
+    parts = []
+    run = ws.run
+    if run is not None and label in run.engines and (not run.ended or prompt is None or prompt.id in run.plan.keep):
+        parts.append(progress.engine_state(run, run.engines[label], run.clock()))
+    if prompt is not None:
+        parts.append(call_note(ws, prompt, label))
+    parts.append(engine_settings(ws, label))
+    return " · ".join(part for part in parts if part)
 
 
 def column_mark(ws: Workspace, prompt: Prompt, label: str, selected: str | None, comparing: bool) -> int | None:
@@ -47,43 +131,25 @@ def cell_note(ws: Workspace, prompt: Prompt, label: str) -> str | None:
     return None
 
 
-def batch_note(ws: Workspace, prompt: Prompt, label: str, isolated: set[str]) -> str:
-    """For the column foot: how the call that produced this trace was made."""
+# ── the panel ──────────────────────────────────────────────────────────────
+def batch_title(ws: Workspace, prompt: Prompt, engine: str | None = None) -> str:
+    """For the panel title: which call the shown results came from (of the selected engine; an
+    engine that runs one prompt at a time says so, not the members it never shared a pass with)."""
+    label = engine if engine in prompt.cells else ws.reference
     cell = prompt.cells.get(label)
-    if cell is None or cell.batch is None or label in isolated:
-        return ""
-    batch = ws.batches.get(cell.batch)
+    batch = ws.batches.get(cell.batch) if cell is not None and cell.batch is not None else None
     if batch is None:
         return ""
-    if len(batch.prompt_ids) == 1:
-        return "ran alone"
-    return f"row {batch.row_of(prompt.id) + 1}/{len(batch.prompt_ids)}"
-
-
-def batch_title(ws: Workspace, prompt: Prompt) -> str:
-    """For the panel title: which call the results came from."""
-    batch = ws.batches.get(prompt.batch) if prompt.batch is not None else None
-    if batch is None:
-        return ""
+    if (ws.engine_entry(label) or {}).get("isolates_prompts") and (ws.engine_entry(ws.reference) or {}).get(
+        "isolates_prompts"
+    ):
+        return "one prompt at a time"
     if len(batch.prompt_ids) == 1:
         return "batch: ran alone (r)"
     positions = {p.id: i + 1 for i, p in enumerate(ws.prompts)}
     shown = [str(positions[i]) if i in positions else "deleted" for i in batch.prompt_ids]
     members = ", ".join(shown[:6]) + (", …" if len(shown) > 6 else "")
     return f"batch of {len(shown)}: prompts {members}"
-
-
-def header(ws: Workspace) -> str:
-    """The counts, each true of the state model: complete = every engine finished the prompt."""
-    c = ws.counts()
-    parts = [f"{c.complete}/{c.total} complete", f"{c.divergences} divergence{'s' if c.divergences != 1 else ''}"]
-    if c.running:
-        parts.append(f"{c.running} running (escape cancels)")
-    if c.incomplete:
-        parts.append(f"{c.incomplete} incomplete")
-    if c.failed:
-        parts.append(f"{c.failed} with errors")
-    return " · ".join(parts)
 
 
 def panel_hint(ws: Workspace, prompt: Prompt, engine: str | None) -> str:
@@ -95,9 +161,9 @@ def panel_hint(ws: Workspace, prompt: Prompt, engine: str | None) -> str:
         waiting = [
             label
             for label in dict.fromkeys((ws.reference, engine))
-            if label in prompt.cells and prompt.cells[label].state == RUNNING and prompt.cells[label].ended is None
+            if label in prompt.cells and prompt.cells[label].state == RUNNING
         ]
-        return f"running: waiting for {' and '.join(waiting)} to finish this prompt" if waiting else "running…"
+        return f"running: waiting for {' and '.join(waiting)} to finish this prompt"
     if FAILED in states:
         return "an engine failed on this prompt (see its column)"
     if states & {CANCELLED, NOT_RUN} and any(c.state != NOT_RUN for c in prompt.cells.values()):
@@ -105,3 +171,8 @@ def panel_hint(ws: Workspace, prompt: Prompt, engine: str | None) -> str:
     if states == {FINISHED}:
         return "compared"
     return "not run yet: r runs this prompt, R runs all"
+
+
+def where(path: str | None, width: int) -> str:
+    """A file's path for a border: cut from the left with ``…`` only when it doesn't fit."""
+    return shorten_path(path or "(no file)", width)

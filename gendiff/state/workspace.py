@@ -9,9 +9,18 @@ engine finished it and all agree; a divergence is only ever computed between two
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
+from gendiff.defaults import FRAGILE_THRESHOLD
 from gendiff.records.divergence import Divergence, compare
+from gendiff.records.events import (
+    EngineFailed,
+    EngineFinished,
+    PromptFinished,
+    RunStarted,
+    StepGenerated,
+)
 from gendiff.records.snapshot import Batch, PromptResult, Snapshot
 from gendiff.records.trace import TokenStep, Trace
 from gendiff.state.cells import (
@@ -30,14 +39,18 @@ from gendiff.state.cells import (
     Prompt,
     RunPlan,
 )
+from gendiff.state.run import RunState
 
 
 class Workspace:
     """Prompts and results. ``labels`` are the engine columns, the reference first."""
 
-    def __init__(self, labels: list[str], reference: str) -> None:
+    def __init__(self, labels: list[str], reference: str, fragile_threshold: float = FRAGILE_THRESHOLD) -> None:
         self.labels = list(labels)
         self.reference = reference
+        self.fragile_threshold = fragile_threshold
+        self.run: RunState | None = None  # the running run, or the last one (its strip stays)
+        self._run_id = 0
         self.prompts: list[Prompt] = []
         self.batches: dict[int, Batch] = {}
         self.meta: Snapshot | None = None  # model, decoding, environment of the latest run
@@ -53,6 +66,11 @@ class Workspace:
         self._next_id += 1
         self.prompts.insert(len(self.prompts) if position is None else position, prompt)
         return prompt
+
+    def engine_entry(self, label: str) -> dict | None:
+        """The snapshot's record of engine ``label`` (its settings as applied, ``applies``,
+        ``isolates_prompts``), from the latest run that had it; None before any."""
+        return self._engine_info.get(label)
 
     def get(self, pid: int) -> Prompt | None:
         return next((p for p in self.prompts if p.id == pid), None)
@@ -111,7 +129,7 @@ class Workspace:
     # ── runs ───────────────────────────────────────────────────────────────
     @property
     def running(self) -> bool:
-        return any(c.state == RUNNING for p in self.prompts for c in p.cells.values())
+        return self.run is not None and not self.run.ended
 
     def plan_all(self) -> RunPlan:
         ids = tuple(p.id for p in self.prompts)
@@ -127,9 +145,12 @@ class Workspace:
             return RunPlan(batch.prompt_ids, batch.texts, (pid,), batch.id)
         return RunPlan((pid,), (prompt.text,), (pid,))
 
-    def start(self, plan: RunPlan) -> None:
-        """The kept prompts are running; what they showed is kept aside until the run reports (a
-        re-run never shows the previous run's divergences as if they were the current ones)."""
+    def start(self, plan: RunPlan, max_new_tokens: int, clock: Callable[[], float] | None = None) -> RunState:
+        """A new run of ``plan``: its kept prompts are running, what they showed is kept aside until
+        the run reports (a re-run never shows the previous run's divergences as the current ones)."""
+        self._run_id += 1
+        extra = {"clock": clock} if clock is not None else {}
+        self.run = RunState(self._run_id, plan, list(self.labels), max_new_tokens, **extra)
         for pid in plan.keep:
             prompt = self.get(pid)
             if prompt is None:
@@ -137,38 +158,72 @@ class Workspace:
             self._saved[pid] = (prompt.cells, prompt.error, prompt.divergences)
             prompt.cells = {label: Cell(RUNNING) for label in self.labels}
             prompt.error, prompt.divergences = None, {}
+        return self.run
 
-    def step(self, engine: str, pid: int, step: TokenStep) -> Prompt | None:
-        """A streamed token; returns the prompt it belongs to if it is shown."""
-        prompt = self.get(pid)
-        cell = prompt.cells.get(engine) if prompt else None
-        if cell is None or cell.state != RUNNING:
+    def apply(self, event: object) -> set[int]:
+        """One event of the running run (see gendiff.records.events); returns the ids of the
+        prompts whose cells changed (the screen redraws those)."""
+        run = self.run
+        if run is None or run.ended:
+            return set()
+        if isinstance(event, RunStarted):
+            run.batch = self._record_batch(event.batch)
+            self.meta = self.meta or event.meta  # an export before the first run ends needs the model, …
+            self._engine_info.update({e["label"]: e for e in event.meta.engines if e["label"] not in self._engine_info})
+            return set()
+        run.apply(event)
+        if isinstance(event, StepGenerated):
+            cell = self._running_cell(event.prompt_index, event.engine)
+            if cell is not None:
+                cell.live.append(event.step)
+                return {event.prompt_index}
+        elif isinstance(event, (PromptFinished, EngineFinished)):
+            return self._settle(event.engine, (event.trace,) if isinstance(event, PromptFinished) else event.traces)
+        elif isinstance(event, EngineFailed):
+            touched = set()
+            for pid in run.plan.keep:
+                cell = self._running_cell(pid, event.engine)
+                if cell is not None:
+                    cell.state, cell.error, cell.live = FAILED, event.error, []
+                    touched.add(pid)
+            return touched
+        return set()
+
+    def _running_cell(self, pid: int, engine: str) -> Cell | None:
+        """The cell this run fills for (prompt, engine), if the prompt is kept and still running."""
+        if self.run is None or pid not in self.run.plan.keep:
             return None
-        cell.live.append(step)
-        return prompt
+        prompt = self.get(pid)
+        cell = prompt.cells.get(engine) if prompt is not None else None
+        return cell if cell is not None and cell.state == RUNNING else None
 
-    def engine_finished(self, engine: str, traces: tuple[Trace, ...]) -> set[int]:
-        """An engine finished its part of the running run (traces numbered by prompt id): its
-        running cells hold the trace until the run reports. Returns the ids of those prompts."""
+    def _settle(self, engine: str, traces: tuple[Trace, ...]) -> set[int]:
+        """Traces of ``engine`` that are final: their cells take them (finished, failed or
+        cancelled), and each prompt's divergences are computed as soon as the reference and an
+        engine both finished it (the same ``compare`` the run's snapshot records)."""
         touched = set()
+        assert self.run is not None
         for trace in traces:
+            cell = self._running_cell(trace.prompt_index, engine)
+            if cell is None:
+                continue
             prompt = self.get(trace.prompt_index)
-            cell = prompt.cells.get(engine) if prompt else None
-            if cell is not None and cell.state == RUNNING:
-                cell.ended = trace
-                touched.add(trace.prompt_index)
+            assert prompt is not None
+            prompt.cells[engine] = Cell.of(trace, self.run.batch if self.run.batch is not None else -1)
+            if prompt.token_ids is None:
+                prompt.token_ids = tuple(trace.prompt_token_ids)
+            self._compare_finished(prompt)
+            touched.add(prompt.id)
         return touched
 
-    def early_divergence(self, prompt: Prompt, engine: str | None, fragile_threshold: float) -> Divergence | None:
-        """While the run goes on: the comparison of ``engine`` with the reference on ``prompt`` once
-        both have finished it (what the run's snapshot will record: the same traces, ``compare``)."""
-        if engine is None or engine == self.reference:
-            return None
-        ref, other = (prompt.cells.get(label) for label in (self.reference, engine))
-        traces = [c.ended for c in (ref, other) if c is not None and c.state == RUNNING and c.ended is not None]
-        if len(traces) != 2 or any(t.finish_reason in ("error", "cancelled") for t in traces):
-            return None
-        return compare(traces[0], traces[1], fragile_threshold)
+    def _compare_finished(self, prompt: Prompt) -> None:
+        ref = prompt.cells.get(self.reference)
+        if ref is None or ref.state != FINISHED or ref.trace is None:
+            return
+        for label, cell in prompt.cells.items():
+            if label != self.reference and cell.state == FINISHED and cell.trace is not None:
+                if label not in prompt.divergences:
+                    prompt.divergences[label] = compare(ref.trace, cell.trace, self.fragile_threshold)
 
     def reject(self, pid: int, message: str) -> None:
         """The prompt itself can't run: its own error, its cells not run."""
@@ -178,9 +233,15 @@ class Workspace:
             prompt.cells, prompt.divergences, prompt.error = self._blank_cells(), {}, message
             prompt.statistics = {}
 
-    def finish(self, plan: RunPlan, snapshot: Snapshot | None, error: str | None = None) -> None:
-        """Apply what a run produced. ``snapshot`` None: the run could not start (bad model…): the
-        prompts get back what they showed before. Engines that never reached a prompt: not run."""
+    def finish(self, snapshot: Snapshot | None, error: str | None = None) -> None:
+        """The run ended. ``snapshot`` None: it could not start (bad model…): the prompts get back
+        what they showed before. Else every kept prompt takes the run's record of it; engines
+        that never reached a prompt (a cancel before they began) did not run it."""
+        run = self.run
+        if run is None or run.ended:
+            return
+        run.finished(error)
+        plan = run.plan
         if snapshot is None:
             for pid in plan.keep:
                 prompt = self.get(pid)
@@ -191,7 +252,7 @@ class Workspace:
         self.meta = snapshot
         self._engine_info.update({e["label"]: e for e in snapshot.engines})
         by_id = {p.id: p for p in snapshot.prompts}
-        batch_id = self._record_batches(snapshot)
+        batch_id = self._record_batches(snapshot, run.batch)
         for pid in plan.keep:
             prompt, result = self.get(pid), by_id.get(pid)
             self._saved.pop(pid, None)
@@ -204,15 +265,27 @@ class Workspace:
             self._apply(prompt, result, {label: batch_id.get(b, b) for label, b in result.batches.items()})
 
     def _is_running(self, prompt: Prompt) -> bool:
-        return any(c.state == RUNNING for c in prompt.cells.values())
+        return any(c.state != NOT_RUN for c in prompt.cells.values()) and prompt.id in (
+            self.run.plan.keep if self.run else ()
+        )
 
-    def _record_batches(self, snapshot: Snapshot) -> dict[int, int]:
-        """Give the snapshot's calls ids unique in this workspace; returns old id -> new id."""
+    def _record_batch(self, batch: Batch) -> int:
+        """Give a run's call an id unique in this workspace; returns it."""
+        new = self._next_batch
+        self.batches[new] = replace(batch, id=new)
+        self._next_batch += 1
+        return new
+
+    def _record_batches(self, snapshot: Snapshot, started: int | None = None) -> dict[int, int]:
+        """The snapshot's calls with workspace ids (the one a RunStarted recorded keeps its id);
+        returns old id -> new id."""
         mapping = {}
         for batch in snapshot.batches:
-            mapping[batch.id] = self._next_batch
-            self.batches[self._next_batch] = replace(batch, id=self._next_batch)
-            self._next_batch += 1
+            if started is not None and not mapping:
+                self.batches[started] = replace(batch, id=started)
+                mapping[batch.id] = started
+            else:
+                mapping[batch.id] = self._record_batch(batch)
         return mapping
 
     def _apply(self, prompt: Prompt, result: PromptResult, batches: dict[str, int]) -> None:
@@ -333,14 +406,31 @@ class Workspace:
         engines = [
             known.get(label) or {"label": label, "name": label.split(":")[0], "settings": {}} for label in self.labels
         ]
-        return replace(self.meta, reference=self.reference, engines=engines, prompts=results, batches=batches)
+        unfinished = sum(not all(c.state in (FINISHED, FAILED) for c in p.cells.values()) for p in chosen)
+        partial = self.running
+        notes = list(self.meta.notes)
+        if partial:
+            notes.append(
+                f"partial: exported while a run was going; {unfinished} of {len(chosen)} prompts were not yet "
+                "finished by every engine (their unfinished engines have no trace here)"
+            )
+        return replace(
+            self.meta,
+            reference=self.reference,
+            engines=engines,
+            prompts=results,
+            batches=batches,
+            notes=notes,
+            partial=partial,
+        )
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Workspace:
         """A saved snapshot's prompts, results and calls, as they were."""
         labels = snapshot.engine_labels
         ref = snapshot.reference
-        workspace = cls([ref] + [label for label in labels if label != ref], ref)
+        threshold = float(snapshot.decoding.get("fragile_threshold", FRAGILE_THRESHOLD))
+        workspace = cls([ref] + [label for label in labels if label != ref], ref, threshold)
         workspace.meta = snapshot
         workspace._engine_info = {e["label"]: e for e in snapshot.engines}
         for batch in snapshot.batches:

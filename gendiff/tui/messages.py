@@ -1,32 +1,23 @@
 """Messages the workers post to the main screen (thread-safe via post_message): the only way a
-worker reports anything."""
+worker reports anything. Messages a widget posts are nested in the widget."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from textual.message import Message
 
 from gendiff.records.divergence import Divergence
-from gendiff.records.events import Event, StepGenerated
 from gendiff.records.snapshot import Snapshot
-from gendiff.state.cells import RunPlan
 
 
-class StepsGenerated(Message):
-    """A batch of streamed steps, coalesced by the worker (~50 ms each)."""
+class RunEvents(Message):
+    """The run's events (gendiff.records.events) since the last batch, in the order they happened."""
 
-    def __init__(self, run_id: int, steps: list[StepGenerated]) -> None:
+    def __init__(self, run_id: int, events: list[object]) -> None:
         super().__init__()
         self.run_id = run_id
-        self.steps = steps
-
-
-class EngineEvent(Message):
-    """An engine started, loaded, finished or failed."""
-
-    def __init__(self, run_id: int, event: Event) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.event = event
+        self.events = events
 
 
 class PromptsRejected(Message):
@@ -38,17 +29,14 @@ class PromptsRejected(Message):
         self.rejected = rejected
 
 
-class RunCompleted(Message):
-    """The run ended: ``snapshot`` None when it could not start (then ``error`` says why)."""
+class RunEnded(Message):
+    """The run ended: ``snapshot`` None when it could not start or stopped on bad input (then
+    ``error`` says why)."""
 
-    def __init__(
-        self, run_id: int, plan: RunPlan, snapshot: Snapshot | None, cancelled: bool, error: str | None = None
-    ) -> None:
+    def __init__(self, run_id: int, snapshot: Snapshot | None, error: str | None = None) -> None:
         super().__init__()
         self.run_id = run_id
-        self.plan = plan
         self.snapshot = snapshot
-        self.cancelled = cancelled
         self.error = error
 
 
@@ -64,7 +52,7 @@ class Diagnosed(Message):
 
 
 class DiagnosisStage(Message):
-    """What the diagnosis worker is doing now (for the view's loading line)."""
+    """What the diagnosis worker is doing now (``2/4 …``, for the view's loading line)."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
@@ -79,11 +67,31 @@ class Preloaded(Message):
         self.error = error
 
 
+class RecheckEvents(Message):
+    """The float32 re-check's engine events since the last batch (its progress)."""
+
+    def __init__(self, events: list[object]) -> None:
+        super().__init__()
+        self.events = events
+
+
 class Rechecked(Message):
     """The float32 re-check: records by (prompt id, engine), notes, or ``error``."""
 
-    def __init__(self, records: dict, notes: list[str], error: str | None = None) -> None:
+    def __init__(self, records: dict, notes: list[str], error: str | None = None, cancelled: bool = False) -> None:
         super().__init__()
         self.records = records
         self.notes = notes
         self.error = error
+        self.cancelled = cancelled
+
+
+class Exported(Message):
+    """A snapshot was written to ``written`` (or not: ``error``) for the path typed, ``path``."""
+
+    def __init__(self, path: str, written: Path | None, error: str | None = None, seconds: float = 0.0) -> None:
+        super().__init__()
+        self.path = path
+        self.written = written
+        self.error = error
+        self.seconds = seconds

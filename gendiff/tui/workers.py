@@ -1,6 +1,11 @@
 """The app's background work, as plain functions run in thread workers. They never touch a
 widget or a screen: they report only by posting messages (``post`` is a node's post_message,
-which is thread-safe). Heavy imports go through gendiff.heavy, once, under its lock."""
+which is thread-safe). Heavy imports go through gendiff.run.heavy, once, under its lock.
+
+Each function runs in a daemon thread of its own (:func:`detached`) that the Textual worker
+waits on: an engine blocked in a long forward pass or a server that never answers can't hold
+the app's exit, so ``q`` quits within a fraction of a second whatever the work is doing.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from textual.message import Message
+from textual.worker import get_current_worker
 
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
 from gendiff.engines.loading import resolve_model_path
-from gendiff.errors import GendiffError
+from gendiff.errors import Cancelled, describe
+from gendiff.io.snapshots import save_snapshot
 from gendiff.records.divergence import Divergence
-from gendiff.records.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted, StepGenerated
+from gendiff.records.events import RunFinished
 from gendiff.records.snapshot import Snapshot
 from gendiff.run.heavy import import_heavy
 from gendiff.run.options import RunOptions
@@ -25,27 +34,74 @@ from gendiff.state.cells import RunPlan
 from gendiff.tui.messages import (
     Diagnosed,
     DiagnosisStage,
-    EngineEvent,
+    Exported,
     Preloaded,
     PromptsRejected,
     Rechecked,
-    RunCompleted,
-    StepsGenerated,
+    RecheckEvents,
+    RunEnded,
+    RunEvents,
 )
 
-STREAM_INTERVAL_S = 0.05
+STREAM_INTERVAL_S = 0.05  # events are posted in batches this far apart (a frame, not a token)
+WAIT_STEP_S = 0.1  # how often the waiting worker looks whether the app is quitting
 Post = Callable[[Message], object]
 
 
-def describe(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, GendiffError) else f"{type(exc).__name__}: {exc}"
+def detached(work: Callable[[], Any]) -> Callable[[], Any]:
+    """``work`` in a daemon thread; the returned callable (a Textual thread worker's work) waits
+    for it, returns early once the worker is cancelled (the app is quitting), and re-raises
+    what ``work`` raised so the app's one failure handler sees it."""
+
+    def wait() -> Any:
+        outcome: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                outcome["value"] = work()
+            except BaseException as exc:  # noqa: BLE001 — handed to the waiting worker
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=target, daemon=True, name=getattr(work, "__name__", "gendiff-work"))
+        thread.start()
+        worker = get_current_worker()
+        while thread.is_alive():
+            thread.join(WAIT_STEP_S)
+            if worker.is_cancelled:
+                return None
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome.get("value")
+
+    return wait
+
+
+class Batcher:
+    """Collects a run's events in order and posts them at most every STREAM_INTERVAL_S."""
+
+    def __init__(self, post: Post, make: Callable[[list[object]], Message]) -> None:
+        self.post, self.make = post, make
+        self.pending: list[object] = []
+        self.last = time.monotonic()
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, RunFinished):
+            return  # the run's end is posted on its own, after the last events
+        self.pending.append(event)
+        if time.monotonic() - self.last >= STREAM_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.post(self.make(self.pending))
+            self.pending = []
+        self.last = time.monotonic()
 
 
 def preload(post: Post, options: RunOptions) -> None:
     """Import torch and load the reference engine's model while the user looks around."""
     try:
         import_heavy()
-
         spec = parse_engine_spec(options.reference_label, options.spec_defaults(), engine_names())
         create_engine(spec, str(resolve_model_path(options.model))).load()
     except Exception as exc:  # noqa: BLE001 — reported; the run reports it again if it matters
@@ -55,91 +111,79 @@ def preload(post: Post, options: RunOptions) -> None:
 
 
 def run_engines(post: Post, run_id: int, options: RunOptions, plan: RunPlan, cancel: threading.Event) -> None:
-    """Run ``plan`` (its prompts in its row order, numbered by their ids); stream steps coalesced."""
-    pending: list[StepGenerated] = []
-    last_flush = time.monotonic()
-
-    def flush() -> None:
-        nonlocal pending, last_flush
-        if pending:
-            post(StepsGenerated(run_id, pending))
-            pending = []
-        last_flush = time.monotonic()
-
-    def on_event(event: object) -> None:
-        if isinstance(event, StepGenerated):
-            pending.append(event)
-            if time.monotonic() - last_flush >= STREAM_INTERVAL_S:
-                flush()
-            return
-        flush()
-        if isinstance(event, (EngineStarted, EngineLoaded, EngineFinished, EngineFailed)):
-            post(EngineEvent(run_id, event))
-
+    """Run ``plan`` (its prompts in its row order, numbered by their ids); every event in order."""
+    batcher = Batcher(post, lambda events: RunEvents(run_id, events))
     try:
         import_heavy()
-
         session = Session(options.config(), list(plan.texts), list(plan.ids), per_prompt_errors=True)
         if session.rejected:
             post(PromptsRejected(run_id, dict(session.rejected)))
         if all(pid in session.rejected for pid in plan.ids):
-            post(RunCompleted(run_id, plan, None, cancel.is_set()))
+            post(RunEnded(run_id, None))
             return
-        snapshot = session.run(on_event, cancel)
-    except Exception as exc:  # noqa: BLE001 — the run could not start: the app says why
-        post(RunCompleted(run_id, plan, None, cancel.is_set(), describe(exc)))
+        snapshot = session.run(batcher, cancel)
+    except Exception as exc:  # noqa: BLE001 — the run could not start (or stopped): the app says why
+        batcher.flush()
+        post(RunEnded(run_id, None, describe(exc)))
         return
-    flush()
-    post(RunCompleted(run_id, plan, snapshot, cancel.is_set()))
+    batcher.flush()
+    post(RunEnded(run_id, snapshot))
 
 
 def diagnose(
-    post: Post, pid: int, snapshot: Snapshot, d: Divergence, model: str | None, cancel: threading.Event | None = None
+    post: Post, pid: int, snapshot: Snapshot, d: Divergence, model: str | None, cancel: threading.Event
 ) -> None:
     """Replay the engines of the call that produced ``d`` (loading the model if needed), saying
-    what it does (DiagnosisStage) and stopping between stages once ``cancel`` is set."""
-    cancel = cancel or threading.Event()
+    what it does (DiagnosisStage, numbered) and stopping between stages once ``cancel`` is set."""
+    stages = 4
 
-    def stage(text: str) -> bool:
+    def stage(number: int, text: str) -> bool:
         if cancel.is_set():
             return False
-        post(DiagnosisStage(text))
+        post(DiagnosisStage(f"{number}/{stages} {text}"))
         return True
 
     try:
-        if not stage("loading torch and transformers…"):
+        if not stage(1, "loading torch and transformers…"):
             return
         import_heavy()
-
-        if not stage(f"loading the model and the engines {d.reference} and {d.engine}…"):
+        if not stage(2, f"loading the model and the engines {d.reference} and {d.engine}…"):
             return
         session = Session.from_snapshot(snapshot, model)
-        if not stage(f"bisecting: replaying {d.reference} and {d.engine} to step {d.step} with hooks on every module…"):
-            return
-        bisection = session.bisect(snapshot, d)
-        if not stage(f"re-convergence: feeding {d.engine} {d.reference}'s tokens…"):
+        if not stage(3, f"re-convergence: feeding {d.engine} {d.reference}'s tokens…"):
             return
         reconvergence = session.reconverge(snapshot, d)
+        if not stage(
+            4, f"bisecting: replaying {d.reference} and {d.engine} to step {d.step} with hooks on every module…"
+        ):
+            return
+        bisection = session.bisect(snapshot, d)
     except Exception as exc:  # noqa: BLE001 — shown in the view, the app keeps running
         post(Diagnosed(pid, d, None, f"bisection failed: {describe(exc)}"))
         return
     post(Diagnosed(pid, d, replace(d, bisection=bisection, reconvergence=reconvergence)))
 
 
-def recheck_float32(post: Post, snapshot: Snapshot, ids: list[int], model: str | None) -> None:
-    """Re-run ``snapshot``'s diverging pairs in float32; records keyed by the app's prompt ids
-    (``ids[i]`` is the app's id of the snapshot's i-th prompt)."""
+def recheck_float32(post: Post, snapshot: Snapshot, ids: list[int], model: str | None, cancel: threading.Event) -> None:
+    """Re-run ``snapshot``'s diverging pairs in float32, its engines' progress streamed as events;
+    records keyed by the app's prompt ids (``ids[i]`` is the app's id of the snapshot's i-th prompt)."""
     import copy
 
     rechecked = copy.deepcopy(snapshot)
+    batcher = Batcher(post, RecheckEvents)
     try:
         import_heavy()
-
         session = Session.from_snapshot(rechecked, model)
-        notes = recheck(session, rechecked)
-    except Exception as exc:  # noqa: BLE001 — a notification, the app keeps running
+        notes = recheck(session, rechecked, on_event=batcher, cancel=cancel)
+    except Cancelled as exc:
+        batcher.flush()
+        post(Rechecked({}, [], str(exc), cancelled=True))
+        return
+    except Exception as exc:  # noqa: BLE001 — said in the panel, the app keeps running
+        batcher.flush()
         post(Rechecked({}, [], describe(exc)))
         return
+    batcher.flush()
     records = {
         (ids[row], d.engine): d.recheck
         for row, p in enumerate(rechecked.prompts)
@@ -147,3 +191,14 @@ def recheck_float32(post: Post, snapshot: Snapshot, ids: list[int], model: str |
         if d.recheck is not None
     }
     post(Rechecked(records, notes))
+
+
+def export(post: Post, snapshot: Snapshot, path: str) -> None:
+    """Write the snapshot (it can be hundreds of MB: never on the UI thread)."""
+    started = time.monotonic()
+    try:
+        written: Path = save_snapshot(snapshot, path)
+    except Exception as exc:  # noqa: BLE001 — the dialog says why; the typed path stays
+        post(Exported(path, None, describe(exc)))
+        return
+    post(Exported(path, written, seconds=time.monotonic() - started))

@@ -1,12 +1,17 @@
-"""The prompt list: one line per prompt with its run status."""
+"""The prompt list: one line per prompt with its mark, and the keys that act on the prompt it
+highlights (add, edit, delete, move, run it). It only posts requests: the screen changes the
+workspace and the prompt file, then hands the list its new rows."""
 
 from __future__ import annotations
 
 from rich.cells import cell_len, set_cell_size
 from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from gendiff.display import inert
 from gendiff.state.cells import MARK_ICONS
 
 TEXT_CELLS = 22  # the prompt's share of a row, in terminal cells, in a list 34 cells wide
@@ -16,8 +21,8 @@ PREFIX_CELLS = 6  # the mark with its count (3) and the number (3) as ROW_OVERHE
 
 def fit_cells(text: str, cells: int) -> str:
     """``text`` on one line, at most ``cells`` terminal cells wide (an emoji or CJK character
-    takes two), cut with ``…``."""
-    flat = " ".join(text.split())
+    takes two), cut with ``…``; control characters made visible and inert."""
+    flat = " ".join(inert(text).split())
     if cell_len(flat) <= cells:
         return flat
     return set_cell_size(flat, cells - 1).rstrip() + "…"
@@ -37,9 +42,9 @@ def prompt_label(
     cells: int = TEXT_CELLS,
     engines_done: str = "",
 ) -> Text:
-    """One row: the mark (see gendiff.workspace: ✓ only when every engine finished and all agree),
-    the count of diverged (or failed) engines, the number, while running ``engines_done`` (a mark
-    per engine: ● finished this prompt), and the start of the text."""
+    """One row: the mark (see gendiff.state.workspace: ✓ only when every engine finished and all
+    agree), the count of diverged (or failed) engines, the number, while running ``engines_done``
+    (a mark per engine: ● finished this prompt), and the start of the text."""
     icon = MARK_ICONS.get(status, "?")
     style = {
         "diverged": f"bold {colours.get('diverge', 'red')}",
@@ -60,14 +65,107 @@ def prompt_label(
 
 
 class PromptList(OptionList):
-    """Rows are rebuilt by the app; the highlighted row is the selected prompt."""
+    """Rows are handed in by the screen (``set_rows``); the highlighted row is the selected prompt.
+    ``ids`` are the prompts' stable ids, in row order, so a request names the prompt, not a row."""
 
     DEFAULT_CSS = """
     PromptList { width: 34; height: 1fr; }
     """
 
-    def set_rows(self, rows: list[Text], highlighted: int | None) -> None:
-        self.clear_options()
-        self.add_options([Option(row, id=str(i)) for i, row in enumerate(rows)])
-        if rows:
-            self.highlighted = min(highlighted or 0, len(rows) - 1)
+    BINDINGS = [
+        Binding("r", "run_selected", "Run", id="prompt.run"),
+        Binding("a", "add", "Add", id="prompt.add"),
+        Binding("e", "edit", "Edit", id="prompt.edit", show=False),
+        Binding("d", "delete", "Delete", id="prompt.delete", show=False),
+        Binding("ctrl+up", "move(-1)", "Move prompt up", id="prompt.up", show=False),
+        Binding("ctrl+down", "move(1)", "Move prompt down", id="prompt.down", show=False),
+    ]
+    # what the list's inherited keys do in gendiff (their OptionList descriptions are generic)
+    INHERITED = {"enter": "Edit the selected prompt", "up": "Previous prompt", "down": "Next prompt"}
+
+    class AddRequested(Message):
+        """Add a prompt after ``after`` (an id; None: at the top of an empty list)."""
+
+        def __init__(self, after: int | None) -> None:
+            super().__init__()
+            self.after = after
+
+    class EditRequested(Message):
+        def __init__(self, pid: int) -> None:
+            super().__init__()
+            self.pid = pid
+
+    class DeleteRequested(Message):
+        def __init__(self, pid: int) -> None:
+            super().__init__()
+            self.pid = pid
+
+    class MoveRequested(Message):
+        def __init__(self, pid: int, offset: int) -> None:
+            super().__init__()
+            self.pid = pid
+            self.offset = offset
+
+    class RunRequested(Message):
+        """Run the engines on this prompt (in the call it ran in, if any)."""
+
+        def __init__(self, pid: int) -> None:
+            super().__init__()
+            self.pid = pid
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.ids: list[int] = []
+        self.read_only = False  # a snapshot: no edits, no runs
+        self.rebuilding = False  # set_rows' own highlight changes are not the user's
+
+    @property
+    def selected_id(self) -> int | None:
+        row = self.highlighted
+        return self.ids[row] if row is not None and 0 <= row < len(self.ids) else None
+
+    def set_rows(self, rows: list[Text], ids: list[int], highlighted: int | None) -> None:
+        self.rebuilding = True
+        try:
+            self.ids = list(ids)
+            self.clear_options()
+            self.add_options([Option(row, id=str(i)) for i, row in enumerate(rows)])
+            if rows:
+                self.highlighted = min(highlighted or 0, len(rows) - 1)
+        finally:
+            self.rebuilding = False
+
+    def replace_rows(self, rows: dict[int, Text]) -> None:
+        """New text for some rows (by position), the list otherwise as it is: cheap while a run streams."""
+        for row, text in rows.items():
+            if 0 <= row < self.option_count:
+                self.replace_option_prompt_at_index(row, text)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("run_selected", "add", "edit", "delete", "move"):
+            return not self.read_only
+        return True
+
+    def _request(self, make: type[Message], *extra: object) -> None:
+        pid = self.selected_id
+        if pid is not None:
+            self.post_message(make(pid, *extra))  # type: ignore[call-arg]
+
+    def action_run_selected(self) -> None:
+        self._request(self.RunRequested)
+
+    def action_add(self) -> None:
+        self.post_message(self.AddRequested(self.selected_id))
+
+    def action_edit(self) -> None:
+        self._request(self.EditRequested)
+
+    def action_delete(self) -> None:
+        self._request(self.DeleteRequested)
+
+    def action_move(self, offset: int) -> None:
+        self._request(self.MoveRequested, offset)
+
+    def action_select(self) -> None:  # enter
+        if not self.read_only:
+            self._request(self.EditRequested)

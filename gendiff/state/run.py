@@ -1,0 +1,153 @@
+"""One run as the app knows it while it goes and after it ended: its plan, its cancel switch,
+and for every engine what it is doing (waiting, loading, generating, finished, cancelled,
+failed, not run), how many prompts it has finished and how many tokens it has made.
+
+Fed by the Session's events through :meth:`gendiff.state.workspace.Workspace.apply`, never
+by a widget; every surface that speaks of an engine's progress reads it from here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gendiff.records.events import (
+    EngineFailed,
+    EngineFinished,
+    EngineLoaded,
+    EngineStarted,
+    PromptFinished,
+    StepGenerated,
+)
+from gendiff.records.trace import Trace
+from gendiff.state.cells import CANCELLED, FAILED, FINISHED, NOT_RUN, RunPlan
+
+WAITING, LOADING, GENERATING = "waiting", "loading", "generating"  # besides the cells' states
+ACTIVE = (WAITING, LOADING, GENERATING)
+
+
+@dataclass
+class EngineRun:
+    """One engine in one run. ``done`` counts prompts it finished (EOS, the token limit or a
+    failure of that prompt alone); ``tokens`` every token it generated, in every row."""
+
+    label: str
+    state: str = WAITING
+    prompts: int = 0
+    done: int = 0
+    tokens: int = 0
+    started_at: float | None = None
+    loaded_at: float | None = None
+    seconds: float | None = None  # generation time, once it ended
+    error: str | None = None
+
+    def tokens_per_second(self, now: float) -> float | None:
+        if self.loaded_at is None or self.tokens == 0:
+            return None
+        elapsed = now - self.loaded_at
+        return self.tokens / elapsed if elapsed > 0 else None
+
+
+@dataclass
+class RunState:
+    """A run of ``plan``: ``id`` tells its messages from an earlier run's; ``cancel`` stops every
+    engine after its current step. ``batch`` is the workspace's id of the run's engine call."""
+
+    id: int
+    plan: RunPlan
+    labels: list[str]
+    max_new_tokens: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+    clock: Callable[[], float] = time.monotonic
+    engines: dict[str, EngineRun] = field(default_factory=dict)
+    batch: int | None = None
+    started_at: float = 0.0
+    ended: bool = False
+    error: str | None = None  # the run could not start (bad model, …)
+
+    def __post_init__(self) -> None:
+        self.started_at = self.clock()
+        self.engines = {label: EngineRun(label, prompts=len(self.plan.ids)) for label in self.labels}
+
+    @property
+    def cancelling(self) -> bool:
+        return self.cancel.is_set() and not self.ended
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def engine(self, label: str) -> EngineRun:
+        return self.engines.setdefault(label, EngineRun(label, prompts=len(self.plan.ids)))
+
+    # ── events ─────────────────────────────────────────────────────────────
+    def apply(self, event: object) -> None:
+        """An engine event of this run (the Workspace adds what it means for the cells; a run
+        that fills no cells, a float32 re-check, feeds its events straight here)."""
+        if isinstance(event, EngineStarted):
+            self.engine_started(event.engine, event.prompts)
+        elif isinstance(event, EngineLoaded):
+            self.engine_loaded(event.engine)
+        elif isinstance(event, StepGenerated):
+            self.step(event.engine)
+        elif isinstance(event, PromptFinished):
+            self.prompt_finished(event.engine)
+        elif isinstance(event, EngineFinished):
+            self.engine_finished(event.engine, event.traces, event.seconds)
+        elif isinstance(event, EngineFailed):
+            self.engine_failed(event.engine, event.error)
+
+    def engine_started(self, label: str, prompts: int) -> None:
+        engine = self.engine(label)
+        engine.state, engine.prompts, engine.started_at = LOADING, prompts, self.clock()
+
+    def engine_loaded(self, label: str) -> None:
+        engine = self.engine(label)
+        engine.state, engine.loaded_at = GENERATING, self.clock()
+
+    def step(self, label: str) -> None:
+        engine = self.engine(label)
+        if engine.state in (WAITING, LOADING):  # an engine that streams before it says it loaded
+            engine.state, engine.loaded_at = GENERATING, engine.loaded_at or self.clock()
+        engine.tokens += 1
+
+    def prompt_finished(self, label: str) -> None:
+        self.engine(label).done += 1
+
+    def engine_finished(self, label: str, traces: tuple[Trace, ...], seconds: float) -> None:
+        """Finished only if it finished every prompt; a cancelled row makes it cancelled."""
+        engine = self.engine(label)
+        engine.seconds = seconds
+        engine.state = CANCELLED if any(t.finish_reason == "cancelled" for t in traces) else FINISHED
+
+    def engine_failed(self, label: str, error: str) -> None:
+        engine = self.engine(label)
+        engine.state, engine.error = FAILED, error
+
+    def finished(self, error: str | None = None) -> None:
+        """The run ended: engines a cancel stopped before they began did not run; one still
+        loading or generating was stopped by it."""
+        self.ended, self.error = True, error
+        for engine in self.engines.values():
+            if engine.state == WAITING:
+                engine.state = NOT_RUN
+            elif engine.state in (LOADING, GENERATING):
+                engine.state = CANCELLED if self.cancel.is_set() else FAILED
+
+    # ── derived ────────────────────────────────────────────────────────────
+    def seconds_left(self, now: float | None = None) -> float | None:
+        """An upper bound on the time the run still needs: every unfinished prompt of every
+        engine generating up to the token limit at the speed seen so far (EOS only makes it
+        shorter). None until some engine has a speed."""
+        now = self.clock() if now is None else now
+        rates = [r for e in self.engines.values() if (r := e.tokens_per_second(now))]
+        if not rates or self.ended:
+            return None
+        rate = sum(rates) / len(rates)
+        left = 0
+        for engine in self.engines.values():
+            if engine.state in ACTIVE:
+                left += max(0, engine.prompts * self.max_new_tokens - engine.tokens)
+        return left / rate

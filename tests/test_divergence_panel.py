@@ -117,7 +117,7 @@ async def test_progress_strip_and_header_stay_whole_at_80x24(tmp_path):
         main.run_progress.started("hf-single", 1)
         main.run_progress.finished("hf-single", [0], 1.9)
         main.run_progress.started("hf-left", 1)
-        main.refresh_view()
+        main.workbench.refresh_view()
         await pilot.pause()
         text = str(strip.render())
         for label in main.ws.labels:

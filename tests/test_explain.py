@@ -154,10 +154,10 @@ async def test_the_panel_shows_the_statistics_line_with_a_sparkline(stats_run, t
         await pilot.pause()
         panel = app.main.query_one("#panel")
         for _ in range(len(STATS_ENGINES)):
-            if app.main.selected_engine == "hf-single:dtype=bfloat16":
+            if app.main.workbench.selected_engine == "hf-single:dtype=bfloat16":
                 break
             await pilot.press("tab")
-        assert app.main.selected_engine == "hf-single:dtype=bfloat16"
+        assert app.main.workbench.selected_engine == "hf-single:dtype=bfloat16"
         from rich.console import Console
 
         console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
@@ -182,7 +182,7 @@ async def test_f_rechecks_the_run_in_float32_from_the_app(demo_snapshot):
     main = app.main
 
     def selected():
-        return main.ws.divergence(main.current, main.selected_engine)
+        return main.ws.divergence(main.workbench.current, main.workbench.selected_engine)
 
     async with app.run_test(size=(150, 42)) as pilot:
         await pilot.pause()

@@ -41,7 +41,7 @@ def test_resolve_blends_translucent_colours_over_their_background() -> None:
 def test_the_stylesheet_rules_are_found() -> None:
     rules = stylesheet_rules(STYLESHEET.read_text())
     found = {(rule.selector, rule.property) for rule in rules}
-    assert ("TokenColumn", "border") in found
+    assert ("EngineColumn", "border") in found
     assert ("#prompts", "border") in found
     assert ("#run-line", "color") in found
     assert next(r for r in rules if r.selector == "#run-line").background == "$panel"
@@ -67,5 +67,5 @@ def test_a_white_on_white_border_is_caught() -> None:
     colours = theme_colours(light)
     on = Color.parse(colours["background"])
     assert contrast_ratio(resolve("$surface-lighten-2", colours, on), on) < MARK_MINIMUM
-    bad = "TokenColumn { border: round $surface-lighten-2; }"
-    assert any("TokenColumn border" in line for line in failures(light, stylesheet=bad))
+    bad = "EngineColumn { border: round $surface-lighten-2; }"
+    assert any("EngineColumn border" in line for line in failures(light, stylesheet=bad))

@@ -53,7 +53,7 @@ def notifications(app):
 
 
 def running(app):
-    return app.main.running
+    return app.main.ws.running
 
 
 @pytest.mark.slow
@@ -79,23 +79,23 @@ async def test_run_all_in_bfloat16_marks_divergences_and_n_moves_to_them(tmp_pat
                 assert marks(app)[i] == "identical"
                 assert all(c.state == "finished" for c in prompt.cells.values())
         await pilot.press("n")
-        assert main.current_index in diverged
-        prompt = main.current
-        assert main.selected_engine in main.ws.diverged_engines(prompt)
-        d = main.ws.divergence(prompt, main.selected_engine)
+        assert (main.workbench.current_number - 1) in diverged
+        prompt = main.workbench.current
+        assert main.workbench.selected_engine in main.ws.diverged_engines(prompt)
+        d = main.ws.divergence(prompt, main.workbench.selected_engine)
         assert d.diverged and d.step is not None
         panel = app.main.query_one("#panel")
         assert f"diverges from hf-single at step {d.step}" in panel.border_title
         assert "batch of 16" in panel.border_title
-        column = next(c for c in app.main.query(TokenColumn) if c.label == main.selected_engine)
+        column = next(c for c in app.main.query(TokenColumn) if c.label == main.workbench.selected_engine)
         assert [span for span in column.render().spans if "underline" in str(span.style)], "no marked token"
-        first = (main.current_index, main.selected_engine)
+        first = ((main.workbench.current_number - 1), main.workbench.selected_engine)
         await pilot.press("n")
         await pilot.press("p")
-        assert (main.current_index, main.selected_engine) == first
-        before = main.selected_engine
+        assert ((main.workbench.current_number - 1), main.workbench.selected_engine) == first
+        before = main.workbench.selected_engine
         await pilot.press("tab")
-        assert main.selected_engine != before
+        assert main.workbench.selected_engine != before
         header = str(app.main.query_one("#run-line").content)
         assert f"16/16 complete · {sum(len(main.ws.diverged_engines(p)) for p in main.ws.prompts)} divergence" in header
         target = tmp_path / "export.json"
@@ -197,7 +197,7 @@ async def test_escape_mid_run_never_marks_engines_that_did_not_run(tmp_path):
         await pilot.press("R")
         await wait_until(pilot, lambda: any(c.live for p in ws.prompts for c in p.cells.values()))
         await pilot.press("down")  # navigation works mid-run
-        assert app.main.current_index == 1
+        assert (app.main.workbench.current_number - 1) == 1
         await pilot.press("escape")
         await wait_until(pilot, lambda: not running(app), timeout=60)
         assert any("run cancelled" in m for m in notifications(app))
@@ -310,7 +310,7 @@ async def test_snapshot_opens_without_a_model(tmp_path, demo_snapshot):
         assert "diverges from" in app.main.query_one("#panel").border_title
         await pilot.press("r")  # read-only: the run keys are hidden and do nothing
         await pilot.pause()
-        assert not app.main.running and not app.main.check_action("run", (False,))
+        assert not app.main.ws.running and not app.main.check_action("run", (False,))
 
 
 @pytest.mark.slow
@@ -323,16 +323,18 @@ async def test_b_bisects_the_selected_divergence_and_shows_the_layer_chart(tmp_p
         await pilot.press("R")
         await wait_until(pilot, lambda: not running(app))
         await pilot.press("n")
-        d = main.ws.divergence(main.current, "hf-left")
+        d = main.ws.divergence(main.workbench.current, "hf-left")
         assert d.reason == "token" and d.bisection is None
         assert "b bisects" in app.main.query_one("#panel").border_title
         await pilot.press("b")
         from gendiff.tui.screens.diagnosis import DiagnosisScreen
 
         assert isinstance(app.screen, DiagnosisScreen)
-        await wait_until(pilot, lambda: main.ws.divergence(main.current, "hf-left").bisection is not None, 120)
+        await wait_until(
+            pilot, lambda: main.ws.divergence(main.workbench.current, "hf-left").bisection is not None, 120
+        )
         await pilot.pause(0.2)
-        done = main.ws.divergence(main.current, "hf-left")
+        done = main.ws.divergence(main.workbench.current, "hf-left")
         assert done.reconvergence is not None and done.bisection.reproduced
         body = plain(app.screen.query_one("#diagnosis-body"))
         assert "First divergent module" in body and done.bisection.first_bitwise.name in body
@@ -360,17 +362,17 @@ async def test_two_snapshots_open_side_by_side(tmp_path, demo_snapshot):
         assert main.comparing
         labels = [c.label for c in app.main.query(TokenColumn)]
         assert labels[:4] == ["hf-single@A", "hf-single@B", "hf-left@A", "hf-left@B"]
-        assert main.compared_labels == [label for label in labels if label.endswith("@B")]
+        assert main.workbench.compared_labels == [label for label in labels if label.endswith("@B")]
         await pilot.press("n")
-        d = main.ws.divergence(main.current, main.selected_engine)
-        assert d.diverged and d.reference == main.selected_engine.replace("@B", "@A")
+        d = main.ws.divergence(main.workbench.current, main.workbench.selected_engine)
+        assert d.diverged and d.reference == main.workbench.selected_engine.replace("@B", "@A")
         assert f"diverges from {d.reference}" in app.main.query_one("#panel").border_title
         marked = {
             c.label for c in app.main.query(TokenColumn) if any("underline" in str(s.style) for s in c.render().spans)
         }
         assert {d.reference, d.engine} <= marked
         await pilot.press("tab")
-        assert main.selected_engine.endswith("@B")
+        assert main.workbench.selected_engine.endswith("@B")
         await pilot.press("b")  # two machines' runs can't be replayed here: b is hidden and does nothing
         await pilot.pause()
         assert app.screen is main and not main.check_action("bisect", ())

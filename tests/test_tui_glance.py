@@ -28,7 +28,7 @@ async def test_step_explorer_shows_every_engines_top_k_at_the_chosen_step(tmp_pa
         panel = main.query_one("#panel")
         assert "diverges from hf-single at step 3" in panel.border_title
         await pilot.press("left")  # from the divergence (step 3) to the step before it
-        assert main.step_cursor == 2
+        assert main.workbench.step_cursor == 2
         assert "step 2" in panel.border_title
         shown = plain(panel.body, width=150)
         for label in ("hf-single", "hf-left", "packed"):
@@ -42,20 +42,20 @@ async def test_step_explorer_shows_every_engines_top_k_at_the_chosen_step(tmp_pa
         # every column marks the cursor's token (◂ after it)
         for column in main.query(TokenColumn):
             assert "The◂" in column.content.plain.replace("␣", "")
-        main.refresh_prompt_list()  # a run rebuilds the list (an engine finished): the cursor stays
+        main.workbench.refresh_list()  # a run rebuilds the list (an engine finished): the cursor stays
         await pilot.pause()
-        assert main.step_cursor == 2 and "step 2" in panel.border_title
+        assert main.workbench.step_cursor == 2 and "step 2" in panel.border_title
         await pilot.press("right_square_bracket")  # ] is → too
-        assert main.step_cursor == 3
+        assert main.workbench.step_cursor == 3
         shown = plain(panel.body, width=150)
         left = next(x for x in shown.splitlines() if x.startswith("hf-left"))
         assert "≠ ref" in left and f"margin {number(traces['hf-left'].steps[3].margin)}" in left
         await pilot.press("right", "right", "right")  # clamped at the last step
-        assert main.step_cursor == 3
+        assert main.workbench.step_cursor == 3
         await pilot.press("left_square_bracket", "left", "left", "left", "left")  # clamped at 0
-        assert main.step_cursor == 0
+        assert main.workbench.step_cursor == 0
         await pilot.press("g")  # back to the divergence record
-        assert main.step_cursor is None
+        assert main.workbench.step_cursor is None
         assert "diverges from hf-single at step 3" in panel.border_title
         assert "◂" not in "".join(c.content.plain for c in main.query(TokenColumn))
 
@@ -64,9 +64,9 @@ async def test_another_prompt_starts_at_its_divergence_not_at_the_old_cursor(tmp
     app = app_for(hand_made_snapshot(tmp_path / "snap.json"))
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.press("left")
-        assert app.main.step_cursor == 2
+        assert app.main.workbench.step_cursor == 2
         await pilot.press("down")
-        assert app.main.step_cursor is None
+        assert app.main.workbench.step_cursor is None
         assert "←/→ step" not in app.main.query_one("#panel").border_title
 
 
@@ -110,18 +110,18 @@ async def test_n_scrolls_a_late_divergent_token_into_view_at_80x24(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         main = app.main
         await pilot.pause()
-        left = main.columns()["hf-left"]
+        left = main.workbench.columns.columns()["hf-left"]
         assert left.line_of("mark") > 20  # far below the fold at first
         assert not visible_in_scroll(main, left, "mark")
         await pilot.press("n")
         await pilot.pause()
-        assert main.selected_engine == "hf-left"
+        assert main.workbench.selected_engine == "hf-left"
         assert visible_in_scroll(main, left, "mark")
-        reference = main.columns()["hf-single"]
+        reference = main.workbench.columns.columns()["hf-single"]
         assert visible_in_scroll(main, reference, "mark")  # the reference marks the same step
         await pilot.press("left")  # the step explorer's cursor follows too
         await pilot.pause()
-        assert main.step_cursor == 129 and visible_in_scroll(main, left, "cursor")
+        assert main.workbench.step_cursor == 129 and visible_in_scroll(main, left, "cursor")
 
 
 async def test_narrow_terminal_collapses_to_reference_and_selected_engine(tmp_path):
@@ -131,12 +131,12 @@ async def test_narrow_terminal_collapses_to_reference_and_selected_engine(tmp_pa
         shown = [c.label for c in main.query(TokenColumn) if c.display]
         assert shown == ["hf-single", "hf-left"]
         assert main.query_one("#prompts").outer_size.width == prompt_width(80)
-        left = main.columns()["hf-left"]
+        left = main.workbench.columns.columns()["hf-left"]
         assert left.border_title.endswith("· 1/2")
         assert left.outer_size.width > 25  # readable, not a 6-character column
         await pilot.press("tab")
         shown = [c.label for c in main.query(TokenColumn) if c.display]
-        assert shown == ["hf-single", "packed"] and main.selected_engine == "packed"
+        assert shown == ["hf-single", "packed"] and main.workbench.selected_engine == "packed"
         await pilot.resize_terminal(200, 50)
         await pilot.pause()
         assert [c.label for c in main.query(TokenColumn) if c.display] == ["hf-single", "hf-left", "packed"]
@@ -181,7 +181,7 @@ async def test_a_real_run_leaves_every_engine_done_in_the_strip(tmp_path):
     async with app.run_test(size=(160, 50)) as pilot:
         main = app.main
         await pilot.press("R")
-        await wait_until(pilot, lambda: not main.running, timeout=300)
+        await wait_until(pilot, lambda: not main.ws.running, timeout=300)
         strip = plain(main.query_one("#progress"), width=400)
         prompt = main.ws.prompts[0]
         for label in main.ws.labels:
@@ -265,7 +265,7 @@ def snapshot_pair(tmp_path):
 
 
 def shown_columns(main):
-    return [c.label for c in main.columns_in_order() if c.display]
+    return [c.label for c in main.workbench.columns.in_order() if c.display]
 
 
 async def test_compare_view_pairs_engine_at_a_and_b_and_filters_engines(tmp_path):
@@ -277,12 +277,12 @@ async def test_compare_view_pairs_engine_at_a_and_b_and_filters_engines(tmp_path
         header = str(main.query_one("#run-line").content)
         assert "A: bfloat16 · sdpa (a.json) vs B: float32 · sdpa (b.json)" in header
         await pilot.press("o")
-        assert shown_columns(main) == ["hf-single@A", "hf-single@B"] and main.selected_engine == "hf-single@B"
+        assert shown_columns(main) == ["hf-single@A", "hf-single@B"] and main.workbench.selected_engine == "hf-single@B"
         assert "only hf-single (o)" in str(main.query_one("#run-line").content)
         await pilot.press("o")
         assert shown_columns(main) == ["hf-left@A", "hf-left@B"]
         await pilot.press("tab")  # tab stays within the filter
-        assert main.selected_engine == "hf-left@B"
+        assert main.workbench.selected_engine == "hf-left@B"
         await pilot.press("o", "o")
         assert len(shown_columns(main)) == 6
         await pilot.resize_terminal(80, 24)  # too narrow for six: the selected pair (the last filtered)
@@ -296,8 +296,15 @@ async def test_the_engine_filter_is_only_offered_when_comparing(tmp_path):
     app = app_for(hand_made_snapshot(tmp_path / "snap.json"))
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.press("o")
-        assert [c.label for c in app.main.columns_in_order() if c.display] == ["hf-single", "hf-left", "packed"]
-        assert app.main.only is None
-        app.main.action_filter_engine()  # from the palette: says where it works, changes nothing
+        assert [c.label for c in app.main.workbench.columns.in_order() if c.display] == [
+            "hf-single",
+            "hf-left",
+            "packed",
+        ]
+        assert app.main.workbench.only is None
+        app.main.workbench.action_filter_engine()  # from the palette: says where it works, changes nothing
         await pilot.pause()
-        assert app.main.only is None and len([c for c in app.main.columns_in_order() if c.display]) == 3
+        assert (
+            app.main.workbench.only is None
+            and len([c for c in app.main.workbench.columns.in_order() if c.display]) == 3
+        )

@@ -76,7 +76,7 @@ async def test_q_after_a_failed_save_asks_before_quitting(tmp_path, monkeypatch)
         app.screen.query_one("#editor-text").text = "kept in the app"
         await pilot.press("ctrl+s")
         await pilot.pause()
-        assert app.main.unsaved and any("No space left" in m for m in notifications(app))
+        assert app.main.prompt_file.unsaved and any("No space left" in m for m in notifications(app))
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, Confirm) and "not saved" in app.screen.question
@@ -220,7 +220,7 @@ async def test_external_edit_is_noticed_and_the_user_chooses(tmp_path, answer, m
             await pilot.pause()
             assert file.read_text() == "theirs\n"
             assert (tmp_path / "prompts-mine.txt").read_text() == "mine\nsecond\n"
-            assert app.main.book.path == tmp_path / "prompts-mine.txt"
+            assert app.main.prompt_file.book.path == tmp_path / "prompts-mine.txt"
 
 
 async def test_external_edit_is_noticed_without_an_edit_in_the_app(tmp_path):
@@ -268,15 +268,15 @@ async def test_r_reruns_a_prompt_in_the_batch_it_ran_in(tmp_path):
         await pilot.press("R")
         await wait_until(pilot, lambda: not running(app))
         await pilot.press("n")
-        before = main.ws.divergence(main.current, "hf-left")
+        before = main.ws.divergence(main.workbench.current, "hf-left")
         assert before.diverged
         await pilot.press("r")
         await wait_until(pilot, lambda: not running(app))
-        after = main.ws.divergence(main.current, "hf-left")
+        after = main.ws.divergence(main.workbench.current, "hf-left")
         assert after.diverged and after.step == before.step  # the batch effect is still there
         assert "batch of 16" in main.query_one("#panel").border_title
         left = next(c for c in main.query("TokenColumn") if c.label == "hf-left")
-        assert f"row {main.current_index + 1}/16" in left.border_subtitle
+        assert f"row {(main.workbench.current_number - 1) + 1}/16" in left.border_subtitle
 
 
 @pytest.mark.slow
@@ -300,13 +300,13 @@ async def test_two_single_runs_export_reopen_and_b_replays_the_right_prompt(tmp_
     async with app.run_test(size=SIZE) as pilot:
         assert marks(app)[1] in ("diverged", "identical")
         await pilot.press("down")
-        d = app.main.ws.divergence(app.main.current, "hf-single:dtype=float32")
+        d = app.main.ws.divergence(app.main.workbench.current, "hf-single:dtype=float32")
         if d is not None and d.reason == "token":
             await pilot.press("b")
             await wait_until(
-                pilot, lambda: app.main.ws.divergence(app.main.current, d.engine).bisection is not None, 120
+                pilot, lambda: app.main.ws.divergence(app.main.workbench.current, d.engine).bisection is not None, 120
             )
-            done = app.main.ws.divergence(app.main.current, d.engine)
+            done = app.main.ws.divergence(app.main.workbench.current, d.engine)
             assert done.bisection.reproduced and done.bisection.prompt_index == 1
 
 
@@ -321,7 +321,9 @@ async def test_closing_the_diagnosis_view_early_is_quiet(tmp_path):
         await pilot.press("n", "b")
         assert isinstance(app.screen, DiagnosisScreen)
         await pilot.press("escape")
-        await wait_until(pilot, lambda: app.main.ws.divergence(app.main.current, "hf-left").bisection is not None, 120)
+        await wait_until(
+            pilot, lambda: app.main.ws.divergence(app.main.workbench.current, "hf-left").bisection is not None, 120
+        )
         await pilot.pause(0.3)
         assert not any("No nodes match" in m or "failed" in m for m in notifications(app))
         await pilot.press("b")  # the result was kept: opens at once

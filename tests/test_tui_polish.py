@@ -59,7 +59,10 @@ async def test_snapshot_and_compare_views_hide_keys_that_cannot_apply(tmp_path):
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.press("n")
         await pilot.pause()
-        assert app.main.comparing and app.main.ws.divergence(app.main.current, app.main.selected_engine) is not None
+        assert (
+            app.main.comparing
+            and app.main.ws.divergence(app.main.workbench.current, app.main.workbench.selected_engine) is not None
+        )
         shown = footer_keys(app)
         assert "b" not in shown and "f" not in shown, shown  # two machines' runs can't be replayed here
         assert {"n", "o"} <= shown
@@ -135,7 +138,7 @@ async def test_during_a_run_the_panel_compares_engines_that_have_finished_the_pr
     async with app.run_test(size=(120, 40)) as pilot:
         main, ws = app.main, app.main.ws
         ref, other, last = ws.labels[0], ws.labels[1], ws.labels[-1]
-        main.selected_engine = other
+        main.workbench.selected_engine = other
         # a run under way (as action_run starts one, without the worker: the events come from the test)
         plan = ws.plan_all()
         ws.start(plan)
@@ -157,7 +160,7 @@ async def test_during_a_run_the_panel_compares_engines_that_have_finished_the_pr
         # the selected engine differs at step 2 on the first prompt, agrees on the second
         finished(other, [[5, 6, 9, 8], [5, 6, 7, 8]])
         await pilot.pause()
-        assert main.running and ws.prompts[0].cells[last].state == "running"  # the run goes on
+        assert main.ws.running and ws.prompts[0].cells[last].state == "running"  # the run goes on
         assert f"{other} diverges from {ref} at step 2" in panel.border_title
         assert "the run goes on" in panel.border_title and "b bisects" not in panel.border_title
         main.query_one("#prompts").highlighted = 1
@@ -216,13 +219,13 @@ async def test_tab_typed_in_the_real_apps_editor_is_text_not_the_engine_key(tmp_
     file = prompt_file(tmp_path, "first")
     app = app_for(file)
     async with app.run_test(size=(120, 40)) as pilot:
-        engine = app.main.selected_engine
+        engine = app.main.workbench.selected_engine
         await pilot.press("a")
         await pilot.pause()
         await pilot.press(*"Line one", "tab", *"tab here", "ctrl+s")
         await pilot.pause()
         assert [p.text for p in app.main.ws.prompts] == ["first", "Line one\ttab here"]
-        assert app.main.selected_engine == engine  # the main screen's tab (next engine) did not fire
+        assert app.main.workbench.selected_engine == engine  # the main screen's tab (next engine) did not fire
 
 
 async def test_the_mid_run_comparison_is_what_the_run_records(tmp_path, monkeypatch):
@@ -250,7 +253,7 @@ async def test_the_mid_run_comparison_is_what_the_run_records(tmp_path, monkeypa
         await pilot.press("R")
         ws = app.main.ws  # (a cached model can run it within a frame: wait for the results)
         await wait_until(
-            pilot, lambda: not app.main.running and all(ws.divergence(p, "hf-left") for p in ws.prompts), 300
+            pilot, lambda: not app.main.ws.running and all(ws.divergence(p, "hf-left") for p in ws.prompts), 300
         )
         assert len(seen) == len(ws.prompts) * (len(ws.labels) - 1)
         for (pid, label), d in seen.items():

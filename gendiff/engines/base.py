@@ -64,10 +64,22 @@ class Engine(ABC):
         Raises:
             GendiffError: an unknown option or a value it does not allow.
         """
+        self.check_options(spec)
+        self.spec = spec
+        self.model_path = model_path
+
+    @classmethod
+    def check_options(cls, spec: EngineSpec) -> None:
+        """Refuse an option this engine does not take or a value it does not allow (the
+        command line, the settings screen and the constructor all ask here).
+
+        Raises:
+            GendiffError: an unknown option or a value it does not allow.
+        """
         for key, value in spec.options.items():
-            allowed = self.options.get(key)
+            allowed = cls.options.get(key)
             if allowed is None:
-                extra = f"; its options: {', '.join(self.options)}" if self.options else "; it takes no options"
+                extra = f"; its options: {', '.join(cls.options)}" if cls.options else "; it takes no options"
                 raise GendiffError(f"engine {spec.label}: unknown option {key!r}{extra}")
             if isinstance(allowed, FreeOption):
                 problem = allowed.check(value)
@@ -75,8 +87,6 @@ class Engine(ABC):
                     raise GendiffError(f"engine {spec.label}: {key}={value}: {problem}")
             elif value not in allowed:
                 raise GendiffError(f"engine {spec.label}: {key}={value} is not one of {', '.join(allowed)}")
-        self.spec = spec
-        self.model_path = model_path
 
     def option(self, key: str) -> str | None:
         """The value of option ``key``: the spec's, else its default (None only for a

@@ -39,10 +39,10 @@ LOGPROB_ROUNDING_ULPS = 4
 NEAR_TIE_ULPS = 2
 
 READINGS = {
-    EXACT_TIE: "exact tie: the reference's top two are equal at the run's precision; any drift flips it. "
-    "Rounding, not a bug",
-    NEAR_TIE: "near-tie: the reference's top two were {margin} apart, within rounding; small drift "
-    "(shape, order, kernel, dtype) flips it",
+    EXACT_TIE: "exact tie: the reference's top two are equal at the run's precision, so any drift flips it; "
+    "consistent with rounding, not proof of it (a mask or position bug drifts too)",
+    NEAR_TIE: "near-tie: the reference's top two were {margin} apart, within rounding of each other, so small drift "
+    "(shape, order, kernel, dtype) flips it; consistent with rounding, not proof of it",
     WIDE_FLIP: "wide flip: a margin of {margin} is more than rounding; suspect a penalty, position, mask or "
     "tokenization difference, or a bug",
     LENGTH: "length: one side stopped earlier (end-of-sequence or the token limit), not a different token",
@@ -123,4 +123,6 @@ def reading(divergence: Any) -> str:
     text = READINGS[kind].format(margin=number(divergence.reference_margin), detail=divergence.detail)
     if kind in (EXACT_TIE, NEAR_TIE, WIDE_FLIP) and divergence.cross_top_k is False:
         text += "; not cross-top-k (a chosen token is outside the other side's top-k)"
+    if kind in (EXACT_TIE, NEAR_TIE) and getattr(divergence, "recheck", None) is None:
+        text += "; a float32 re-check tells (f, or --recheck float32)"
     return text

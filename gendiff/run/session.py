@@ -71,6 +71,7 @@ class RunConfig:
                 f"reference {self.reference!r} is not among the engines ({', '.join(labels)}); add it or pick one of them"
             )
         for spec in self.engines:  # before any model work: a setting an engine can't honour is bad input
+            engine_class(spec.name).check_options(spec)
             problem = engine_class(spec.name).settings_problem(self.settings)
             if problem:
                 raise InputError(f"engine {spec.label}: {problem}")

@@ -58,7 +58,7 @@ def strip(run: RunState | None, now: float | None = None) -> list[str]:
     if run is None:
         return []
     now = run.clock() if now is None else now
-    items = [f"{label} {engine_state(run, run.engines[label], now)}" for label in run.labels if label in run.engines]
+    items = [f"{label} {engine_state(run, engine, now)}" for label, engine in run.engines.items()]
     left = run.seconds_left(now)
     if left is not None and not run.cancelling:
         items.append(f"≤{duration(left)} left")

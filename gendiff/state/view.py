@@ -176,3 +176,29 @@ def panel_hint(ws: Workspace, prompt: Prompt, engine: str | None) -> str:
 def where(path: str | None, width: int) -> str:
     """A file's path for a border: cut from the left with ``…`` only when it doesn't fit."""
     return shorten_path(path or "(no file)", width)
+
+
+def panel_title(ws: Workspace, prompt: Prompt, number: int, engine: str | None, can_bisect: bool) -> str:
+    """The panel's title for the selected prompt and engine: what the record says, the call the
+    shown results came from, and whether the run still goes."""
+    d = ws.divergence(prompt, engine)
+    if d is None:
+        title = f"prompt {number} · {engine or '—'}"
+    elif d.diverged and d.step is not None:
+        title = f"prompt {number} · {d.engine} diverges from {d.reference} at step {d.step}"
+        if d.reason == "token" and d.bisection is None and can_bisect:
+            title += " · b bisects"
+    elif d.diverged:
+        title = f"prompt {number} · {d.engine}: {d.reason}"
+    else:
+        title = f"prompt {number} · {d.engine} identical to {d.reference}"
+    parts = [title, batch_title(ws, prompt, engine)]
+    if ws.running and ws.run is not None and prompt.id in ws.run.plan.keep:
+        parts.append("the run goes on")
+    return " · ".join(part for part in parts if part)
+
+
+def header(ws: Workspace, model: str, settings: str, tail: str) -> str:
+    """The line at the top: the counts, the model, the settings of the results shown, the rest."""
+    parts = ["gendiff", counts_line(ws), model, settings or run_settings(ws), tail]
+    return " · ".join(part for part in parts if part)

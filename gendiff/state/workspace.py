@@ -50,6 +50,7 @@ class Workspace:
         self.reference = reference
         self.fragile_threshold = fragile_threshold
         self.run: RunState | None = None  # the running run, or the last one (its strip stays)
+        self.recheck: RunState | None = None  # the float32 re-check running (or the last one); fills no cells
         self._run_id = 0
         self.prompts: list[Prompt] = []
         self.batches: dict[int, Batch] = {}

@@ -14,7 +14,8 @@ from textual.widgets import OptionList
 from textual.worker import Worker, WorkerState
 
 from gendiff.demo import demo_prompts_path
-from gendiff.errors import GendiffError
+from gendiff.display import inert
+from gendiff.errors import GendiffError, describe
 from gendiff.io.capture import active_log
 from gendiff.io.documents import Document
 from gendiff.io.prompts import PromptBook
@@ -22,14 +23,16 @@ from gendiff.run.options import RunOptions
 from gendiff.themes import DEFAULT_THEME, THEMES
 from gendiff.themes.user import load_user_themes
 from gendiff.tui.commands import palette_commands
-from gendiff.tui.config import config_path, load_config, restore_settings, save_config
+from gendiff.tui.config import config_path, load_config, read_config, restore_settings, save_config
 from gendiff.tui.screens.confirm import Confirm
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.screens.editor import PromptEditor
 from gendiff.tui.screens.engine_log import EngineLogScreen
 from gendiff.tui.screens.help import HelpScreen
 from gendiff.tui.screens.main import MainScreen
-from gendiff.tui.screens.settings import SettingsScreen
+from gendiff.tui.screens.settings import CheckList, SettingsScreen
+from gendiff.tui.widgets.prompt_list import PromptList
+from gendiff.tui.widgets.workbench import Workbench
 
 
 @dataclass
@@ -61,10 +64,6 @@ def default_book(notes: list[tuple[str, str]]) -> PromptBook:
     return PromptBook(PromptBook.load(demo_prompts_path()).prompts, file).track()
 
 
-# what the prompt list's own keys do in gendiff (their OptionList descriptions are generic)
-PROMPT_LIST_KEYS = {"enter": "Edit the selected prompt", "up": "Previous prompt", "down": "Next prompt"}
-
-
 class GendiffApp(App[None]):
     CSS_PATH = "gendiff.tcss"
     TITLE = "gendiff"
@@ -83,11 +82,18 @@ class GendiffApp(App[None]):
         if document is None:
             document = Document(book=default_book(self.startup_notes))
         run = self.options.run
+        problem = read_config()[1]
+        if problem:
+            self.startup_notes.append((problem, "warning"))
         if self.options.given is not None and document.snapshot is None:
             run, note = restore_settings(run, set(self.options.given))
             if note:
                 self.startup_notes.append((note, "warning"))
         self.main = MainScreen(run, document, self.options.preload)
+
+    def get_default_screen(self) -> MainScreen:
+        # the main screen from the first frame: keys typed while the app starts reach it
+        return self.main
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # gendiff's own variables, so that any Textual theme (not only ours) can render the app
@@ -113,9 +119,8 @@ class GendiffApp(App[None]):
         ours = {t.name for t in self.gendiff_themes()}
         for name in [name for name in self.available_themes if name not in ours]:
             self.unregister_theme(name)
-        self.push_screen(self.main)
         for message, severity in self.startup_notes:
-            self.notify(message, severity=severity, timeout=8)  # type: ignore[arg-type]
+            self.notify(inert(message), severity=severity, timeout=8)  # type: ignore[arg-type]
 
     def gendiff_themes(self) -> list:
         """gendiff's themes, then the user's valid ones from the config folder's ``themes/``
@@ -138,7 +143,9 @@ class GendiffApp(App[None]):
     def watch_theme(self, theme: str) -> None:
         # t, --theme and the command palette's theme picker all land here
         if self.is_mounted:
-            save_config(theme=theme)
+            problem = save_config(theme=theme)
+            if problem:
+                self.notify(f"theme {theme} used for this session, {inert(problem)}", severity="warning", timeout=8)
             if self.main.is_mounted:
                 self.main.refresh_all()
 
@@ -146,24 +153,23 @@ class GendiffApp(App[None]):
         names = [t.name for t in self.gendiff_themes()]
         position = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(position + 1) % len(names)]
-        self.notify(f"theme: {self.theme}", timeout=2)
+        self.notify(f"theme: {inert(self.theme)}", timeout=2)
 
     def action_help(self) -> None:
         palette = Binding(
             self.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: gendiff's commands, themes"
         )
         prompt_keys = {"up", "down", "enter", "home", "end", "pageup", "pagedown"}
-        prompt_list = [b for b in OptionList.BINDINGS if isinstance(b, Binding) and b.key in prompt_keys]
+        inherited = [b for b in OptionList.BINDINGS if isinstance(b, Binding) and b.key in prompt_keys]
+        described = [Binding(b.key, b.action, PromptList.INHERITED.get(b.key, b.description)) for b in inherited]
         groups = [
             ("main screen", [*MainScreen.BINDINGS, *self.BINDINGS, palette]),
-            (
-                "prompt list",
-                [Binding(b.key, b.action, PROMPT_LIST_KEYS.get(b.key, b.description)) for b in prompt_list],
-            ),
+            ("prompt list", [*PromptList.BINDINGS, *described]),
+            ("columns, panel and step explorer", list(Workbench.BINDINGS)),
             ("questions (delete, discard, quit)", list(Confirm.BINDINGS)),
             ("prompt editor", list(PromptEditor.BINDINGS)),
             ("diagnosis view", list(DiagnosisScreen.BINDINGS)),
-            ("settings", list(SettingsScreen.BINDINGS)),
+            ("settings", [*SettingsScreen.BINDINGS, *CheckList.BINDINGS]),
         ]
         self.push_screen(HelpScreen([(title, [b for b in group if isinstance(b, Binding)]) for title, group in groups]))
 
@@ -173,8 +179,9 @@ class GendiffApp(App[None]):
         losses = []
         if any(isinstance(s, PromptEditor) and s.changed for s in self.screen_stack):
             losses.append("the prompt you are editing")
-        if self.main.unsaved:
-            losses.append(f"prompt edits not saved to {self.main.book_path} ({self.main.unsaved})")
+        unsaved = self.main.prompt_file.unsaved
+        if unsaved:
+            losses.append(f"prompt edits not saved to {self.main.prompt_file.path} ({unsaved})")
         if not losses or isinstance(self.screen, Confirm):
             self._quit_now()
             return
@@ -186,7 +193,7 @@ class GendiffApp(App[None]):
         self.push_screen(Confirm(f"Quit and lose {' and '.join(losses)}? y quits · n stays"), answered)
 
     def _quit_now(self) -> None:
-        self.main.cancel_run()  # the worker stops between steps; nothing half-written
+        self.main.cancel_all()  # the workers stop between steps; nothing half-written
         self.exit()
 
     def on_key(self, event: events.Key) -> None:
@@ -202,6 +209,6 @@ class GendiffApp(App[None]):
         if event.state == WorkerState.ERROR:
             error = event.worker.error
             what = "could not load the model" if event.worker.group == "preload" else f"{event.worker.name} failed"
-            self.notify(f"{what}: {type(error).__name__}: {error}", severity="error", timeout=12)
+            self.notify(inert(f"{what}: {describe(error)}"), severity="error", timeout=12)
             if event.worker.group == "run":
-                self.main.run_crashed()
+                self.main.runner.crashed()

@@ -1,8 +1,8 @@
 """gendiff's commands in the command palette (ctrl+p).
 
-Each command names an action; it runs on the active screen when the screen has it, else on
-the app (the main screen owns run/export/diagnose, the app owns themes/help/quit), so the
-palette and the key bindings always do the same thing.
+Each command names an action; it runs on the part that owns that key (the prompt list, the
+workbench, the screen, the app: the first that has the action), so the palette and the key
+bindings always do the same thing.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ class PaletteCommand:
 
 
 COMMANDS = (
-    PaletteCommand("Run the selected prompt", "run every engine on the selected prompt (r)", "run(False)"),
-    PaletteCommand("Run all prompts", "run every engine on every prompt (R)", "run(True)"),
-    PaletteCommand("Cancel the run", "stop between steps; what ran is kept (escape)", "cancel_run"),
+    PaletteCommand("Run the selected prompt", "run every engine on the selected prompt (r)", "run_selected"),
+    PaletteCommand("Run all prompts", "run every engine on every prompt (R)", "run_all"),
+    PaletteCommand("Cancel the run", "stop between steps; what finished is kept (escape)", "cancel"),
     PaletteCommand("Next divergence", "jump to the next prompt × engine that diverged (n)", "jump(1)"),
     PaletteCommand("Previous divergence", "jump to the previous divergence (p)", "jump(-1)"),
     PaletteCommand("Next step", "step explorer: every engine's top-k at the next step (→ or ])", "step(1)"),
@@ -38,8 +38,8 @@ COMMANDS = (
         "Only one engine", "compare view: show one engine's A and B columns, then the next (o)", "filter_engine"
     ),
     PaletteCommand("Diagnose the divergence", "bisect the network and test re-convergence (b)", "bisect"),
+    PaletteCommand("Re-check in float32", "re-run the diverging pairs of this prompt's call in float32 (f)", "recheck"),
     PaletteCommand("Export a snapshot", "save the run as JSON (x)", "export"),
-    PaletteCommand("Open a snapshot", "load a saved run or compare two", "open_snapshot"),
     PaletteCommand("Settings", "engines, dtype, tokens, top-k … (s)", "settings"),
     PaletteCommand("Themes", "pick one of gendiff's themes (or your own)", "change_theme"),
     PaletteCommand("Open the engine log", "what engines and libraries printed during this session", "open_engine_log"),
@@ -50,8 +50,9 @@ COMMANDS = (
 
 
 def target_of(app: App[object], screen: Screen[object], command: PaletteCommand) -> object | None:
-    """The screen or the app, whichever implements the command's action; None if neither."""
-    for namespace in (screen, app):
+    """The first of the screen's parts (``command_targets``), the screen or the app that implements
+    the command's action; None if none does."""
+    for namespace in (*getattr(screen, "command_targets", ()), screen, app):
         if hasattr(namespace, f"action_{command.action_name}"):
             return namespace
     return None

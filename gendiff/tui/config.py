@@ -22,23 +22,46 @@ def config_path() -> Path:
     return Path(folder) / "config.json"
 
 
-def load_config() -> dict[str, Any]:
+def read_config() -> tuple[dict[str, Any], str | None]:
+    """The config file's contents and, when it exists but can't be used, why (a startup note)."""
+    path = config_path()
     try:
-        data = json.loads(config_path().read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}, None
+    except OSError as exc:
+        return {}, f"{path}: can't read it ({exc.strerror}); using the defaults"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return (
+            {},
+            f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); using the defaults, the file is left as it is",
+        )
+    if not isinstance(data, dict):
+        return {}, f"{path}: not a JSON object; using the defaults, the file is left as it is"
+    return data, None
 
 
-def save_config(**changes: Any) -> None:
-    """Merge ``changes`` into the config file; a read-only config dir is not worth crashing for."""
-    data = load_config() | changes
+def load_config() -> dict[str, Any]:
+    return read_config()[0]
+
+
+def save_config(**changes: Any) -> str | None:
+    """Merge ``changes`` into the config file; None when saved, else why not (a config file that
+    does not load is never overwritten: the user's text in it stays)."""
+    data, problem = read_config()
+    if problem:
+        return f"not saved: {problem}"
     path = config_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-    except (OSError, GendiffError):
-        pass
+        atomic_write_text(path, json.dumps(data | changes, indent=2) + "\n")
+    except OSError as exc:
+        return f"not saved to {path}: {exc.strerror or exc}"
+    except GendiffError as exc:
+        return f"not saved: {exc}"
+    return None
 
 
 # RunOptions fields the settings screen changes and the config file remembers, with the
@@ -57,11 +80,11 @@ SETTINGS = {
 }
 
 
-def save_settings(options: RunOptions) -> None:
-    """Remember the settings screen's fields of ``options`` for the next launch."""
+def save_settings(options: RunOptions) -> str | None:
+    """Remember the settings screen's fields of ``options`` for the next launch; why not, if not."""
     values = {name: getattr(options, name) for name in SETTINGS}
     values["engines"] = list(options.engines)
-    save_config(settings=values)
+    return save_config(settings=values)
 
 
 def restore_settings(options: RunOptions, given: set[str]) -> tuple[RunOptions, str | None]:

@@ -3,8 +3,6 @@ worker reports anything. Messages a widget posts are nested in the widget."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from textual.message import Message
 
 from gendiff.records.divergence import Divergence
@@ -84,14 +82,3 @@ class Rechecked(Message):
         self.notes = notes
         self.error = error
         self.cancelled = cancelled
-
-
-class Exported(Message):
-    """A snapshot was written to ``written`` (or not: ``error``) for the path typed, ``path``."""
-
-    def __init__(self, path: str, written: Path | None, error: str | None = None, seconds: float = 0.0) -> None:
-        super().__init__()
-        self.path = path
-        self.written = written
-        self.error = error
-        self.seconds = seconds

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from textual.message import Message
@@ -22,7 +21,6 @@ from textual.worker import get_current_worker
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
 from gendiff.engines.loading import resolve_model_path
 from gendiff.errors import Cancelled, describe
-from gendiff.io.snapshots import save_snapshot
 from gendiff.records.divergence import Divergence
 from gendiff.records.events import RunFinished
 from gendiff.records.snapshot import Snapshot
@@ -34,7 +32,6 @@ from gendiff.state.cells import RunPlan
 from gendiff.tui.messages import (
     Diagnosed,
     DiagnosisStage,
-    Exported,
     Preloaded,
     PromptsRejected,
     Rechecked,
@@ -191,14 +188,3 @@ def recheck_float32(post: Post, snapshot: Snapshot, ids: list[int], model: str |
         if d.recheck is not None
     }
     post(Rechecked(records, notes))
-
-
-def export(post: Post, snapshot: Snapshot, path: str) -> None:
-    """Write the snapshot (it can be hundreds of MB: never on the UI thread)."""
-    started = time.monotonic()
-    try:
-        written: Path = save_snapshot(snapshot, path)
-    except Exception as exc:  # noqa: BLE001 — the dialog says why; the typed path stays
-        post(Exported(path, None, describe(exc)))
-        return
-    post(Exported(path, written, seconds=time.monotonic() - started))

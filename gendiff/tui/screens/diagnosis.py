@@ -13,7 +13,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, LoadingIndicator, Static
 
-from gendiff.display import log_fraction, visible
+from gendiff.display import inert, log_fraction, visible
 from gendiff.records.bisection import Bisection
 from gendiff.records.divergence import Divergence
 from gendiff.records.reconvergence import Reconvergence
@@ -147,9 +147,14 @@ def diagnosis_renderable(d: Divergence, colours: dict[str, str]) -> RenderableTy
         )
     )
     b = d.bisection
+    # the verdicts first: does the fork last, and where does it start (details below)
+    if d.reconvergence is not None:
+        parts.append(Text.assemble(("\nverdict: ", "bold"), reconvergence_text(d.reconvergence, colours)))
+    if b is not None:
+        parts.append(Text.assemble(("starts at: ", "bold"), inert(b.summary())))
     if b is not None:
         parts.append(Text("\nFirst divergent module", style=f"bold underline {colours.get('accent', '')}".strip()))
-        parts.append(Text("\n".join(b.summary_lines())))
+        parts.append(Text(inert("\n".join(b.summary_lines()))))
         if b.error is not None:
             parts.append(Text("the run itself is kept; only this explanation is missing", style="dim"))
         elif not b.reproduced:
@@ -167,11 +172,6 @@ def diagnosis_renderable(d: Divergence, colours: dict[str, str]) -> RenderableTy
         if b.modules:
             parts.append(Text("\nevery module at the divergent position, in execution order", style="bold"))
             parts.append(module_table(b, colours))
-    if d.reconvergence is not None:
-        parts.append(
-            Text("\nRe-convergence (teacher forcing)", style=f"bold underline {colours.get('accent', '')}".strip())
-        )
-        parts.append(reconvergence_text(d.reconvergence, colours))
     return Group(*parts)
 
 
@@ -206,7 +206,7 @@ class DiagnosisScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide", id="diagnosis"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(Text(inert(self.title_text)), classes="dialog-title")
             yield Static(LOADING_STAGE, id="diagnosis-stage")
             yield LoadingIndicator(id="diagnosis-loading")
             with VerticalScroll(id="diagnosis-scroll"):
@@ -222,7 +222,7 @@ class DiagnosisScreen(ModalScreen[None]):
     def set_stage(self, text: str) -> None:
         """What the worker is doing now, e.g. ``replaying hf-left to step 13``."""
         if not self.done:
-            self.query_one("#diagnosis-stage", Static).update(text)
+            self.query_one("#diagnosis-stage", Static).update(Text(inert(text)))
 
     def _finish(self) -> None:
         self.done = True
@@ -239,7 +239,7 @@ class DiagnosisScreen(ModalScreen[None]):
     def show_error(self, message: str) -> None:
         self._finish()
         error = self.app.theme_variables.get("error", "red")
-        self.query_one("#diagnosis-body", Static).update(Text(message, style=f"bold {error}"))
+        self.query_one("#diagnosis-body", Static).update(Text(inert(message), style=f"bold {error}"))
 
     def action_close(self) -> None:
         if not self.done:

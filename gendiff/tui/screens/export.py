@@ -1,55 +1,79 @@
-"""Path dialog: enter writes through ``write``; a failure is shown here and the typed path stays."""
+"""Path dialog: enter checks the path and writes in a worker (a big snapshot takes seconds), saying
+so; a failure is shown here and the typed path stays; escape leaves (a write already going ends)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
+from textual.worker import Worker, WorkerState
 
-from gendiff.errors import GendiffError
+from gendiff.display import inert
+from gendiff.errors import GendiffError, describe
+
+Job = Callable[[], Any]
 
 
-class ExportDialog(ModalScreen[Path | None]):
-    """Returns the path written, or None when cancelled. ``write(path)`` raises GendiffError to refuse."""
+class ExportDialog(ModalScreen[Any]):
+    """``prepare(path)`` runs at enter on the UI thread (it takes what to write now, and raises
+    GendiffError to refuse) and returns the job that writes; the dialog returns the job's result,
+    or None when cancelled."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="export.cancel")]
 
-    def __init__(
-        self, default_path: str, write: Callable[[str], Path], title: str = "Export snapshot JSON to:"
-    ) -> None:
+    def __init__(self, default_path: str, prepare: Callable[[str], Job], title: str = "Export a snapshot to:") -> None:
         super().__init__()
         self.default_path = default_path
-        self.write = write
+        self.prepare = prepare
         self.title_text = title
+        self.writing = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog small"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(Text(inert(self.title_text)), classes="dialog-title")
             yield Input(self.default_path, id="export-path")
             yield Label("", id="export-error")
             yield Label("enter write · escape cancel", classes="dialog-help")
 
     def on_mount(self) -> None:
-        self.query_one(Input).cursor_blink = False
-        self.query_one(Input).focus()
+        field = self.query_one(Input)
+        field.cursor_blink = False
+        field.focus()
+
+    def say(self, text: str, bold: bool = False) -> None:
+        self.query_one("#export-error", Label).update(Text(inert(text), style="bold" if bold else ""))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         path = event.value.strip()
-        error = self.query_one("#export-error", Label)
+        if self.writing:
+            return
         if not path:
-            error.update("give a file name")
+            self.say("give a file name")
             return
         try:
-            written = self.write(path)
+            job = self.prepare(path)
         except GendiffError as exc:
-            error.update(f"[b]{exc}[/b]")  # the dialog stays, with what was typed
+            self.say(str(exc), bold=True)  # the dialog stays, with what was typed
             return
-        self.dismiss(written)
+        self.writing = True
+        self.say(f"writing {path}…")
+        self.run_worker(job, thread=True, group="export", exit_on_error=False, name="export")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "export":
+            return
+        event.stop()  # the dialog reports its own failure, with the path still typed
+        if event.state == WorkerState.SUCCESS:
+            self.dismiss(event.worker.result)
+        elif event.state == WorkerState.ERROR:
+            self.writing = False
+            self.say(describe(event.worker.error), bold=True)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -1,67 +1,52 @@
-"""MainScreen: the prompt list, the engine columns and the divergence panel; its keys, actions and
-the handlers of the workers' messages. Every mark, count and stop comes from the Workspace."""
+"""MainScreen composes the parts and routes between them: the header and the progress strip
+(drawn from the Workspace), the workbench (prompt list, engine columns, divergence panel, with
+their own keys), and three invisible parts that own work: the run controller, the diagnoser and
+the prompt file. It holds the run-wide keys (R, escape, s, x) and the settings and export dialogs.
+Every surface reads the one Workspace; no part keeps its own idea of an engine's state."""
 
 from __future__ import annotations
 
-import threading
+from datetime import datetime
 from functools import partial
 
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import Footer, Static
 
-from gendiff.engines import engine_class
-from gendiff.engines.settings import parse_engine_spec
+from gendiff.display import inert
+from gendiff.engines import engine_names
+from gendiff.engines.vllm import vllm_installed
 from gendiff.errors import GendiffError
 from gendiff.io.documents import Document
+from gendiff.io.snapshots import save_snapshot
 from gendiff.run.options import RunOptions
-from gendiff.state import view
-from gendiff.state.cells import RunPlan
-from gendiff.state.progress import FAILED, RunProgress
+from gendiff.state import progress, view
 from gendiff.state.workspace import Workspace
-from gendiff.tui.diagnose_actions import DiagnoseActions
-from gendiff.tui.dialog_actions import DialogActions
-from gendiff.tui.layout_actions import LayoutActions
-from gendiff.tui.prompt_actions import PromptActions
-from gendiff.tui.run_actions import RunActions, freeze_heap
-from gendiff.tui.step_actions import StepActions
-from gendiff.tui.widgets.divergence_panel import DivergencePanel
-from gendiff.tui.widgets.prompt_list import PromptList, prompt_label, text_cells
-from gendiff.tui.widgets.token_column import TokenColumn
-from gendiff.tui.workers import preload
+from gendiff.tui.config import save_settings
+from gendiff.tui.diagnoser import Diagnoser
+from gendiff.tui.messages import Preloaded
+from gendiff.tui.prompt_file import PromptFile
+from gendiff.tui.run_controller import RunController, freeze_heap
+from gendiff.tui.screens.export import ExportDialog
+from gendiff.tui.screens.settings import SettingsScreen
+from gendiff.tui.widgets.prompt_list import PromptList
+from gendiff.tui.widgets.workbench import Workbench
+from gendiff.tui.workers import detached, preload
 
 MIN_WIDTH, MIN_HEIGHT = 70, 18
-# actions that change prompts or start runs: hidden when viewing a snapshot
-VIEW_ONLY_HIDDEN = frozenset({"run", "cancel_run", "add", "edit", "delete", "move", "settings"})
+TICK_S = 0.5  # the strip's clocks (loading time, tok/s, time left) move this often while work runs
+RUN_ONLY = frozenset({"run_all", "cancel", "settings"})  # hidden when viewing a snapshot
 
 
-class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, LayoutActions, DialogActions, Screen[None]):
+class MainScreen(Screen[None]):
     BINDINGS = [
-        Binding("r", "run(False)", "Run", id="run.selected"),
-        Binding("R", "run(True)", "Run all", id="run.all"),
-        Binding("escape", "cancel_run", "Cancel run", id="run.cancel"),
-        Binding("a", "add", "Add", id="prompt.add"),
-        Binding("e", "edit", "Edit", id="prompt.edit"),
-        Binding("d", "delete", "Delete", id="prompt.delete"),
-        Binding("ctrl+up", "move(-1)", "Move prompt up", id="prompt.up", show=False),
-        Binding("ctrl+down", "move(1)", "Move prompt down", id="prompt.down", show=False),
-        Binding("n", "jump(1)", "Next div", id="nav.next"),
-        Binding("p", "jump(-1)", "Prev div", id="nav.prev"),
-        Binding("right", "step(1)", "Next step", id="step.next"),
-        Binding("left", "step(-1)", "Previous step", id="step.prev", show=False),
-        Binding("right_square_bracket", "step(1)", "Next step", id="step.next-alt", show=False),
-        Binding("left_square_bracket", "step(-1)", "Previous step", id="step.prev-alt", show=False),
-        Binding("g", "step_home", "Back to the divergence (step explorer)", id="step.home", show=False),
-        Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine"),
-        Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False),
-        Binding("o", "filter_engine", "Only engine (compare view)", id="compare.only"),
-        Binding("b", "bisect", "Bisect", id="diagnose.bisect"),
-        Binding("f", "recheck", "Recheck f32", id="diagnose.recheck"),
-        Binding("s", "settings", "Settings", id="settings"),
+        Binding("R", "run_all", "Run all", id="run.all"),
+        Binding("escape", "cancel", "Cancel", id="run.cancel", show=False),
+        Binding("s", "settings", "Settings", id="settings", show=False),
         Binding("x", "export", "Export", id="export"),
     ]
 
@@ -69,312 +54,235 @@ class MainScreen(PromptActions, RunActions, DiagnoseActions, StepActions, Layout
         super().__init__()
         self.options = options
         self.snapshot = document.snapshot  # viewing saved results (read-only)
-        self.book = document.book
-        self.preload_model = preload_model and self.snapshot is None
         if self.snapshot is not None:
-            self.options = RunOptions.from_snapshot(self.snapshot, options.model if not self.snapshot.sources else None)
+            model = options.model if not self.snapshot.sources else None
+            self.options = RunOptions.from_snapshot(self.snapshot, model)
             self.ws = Workspace.from_snapshot(self.snapshot)
             freeze_heap()
         else:
-            self.ws = Workspace(self.options.labels, self.options.reference_label)
-            for text in self.book.prompts if self.book else []:
+            self.ws = Workspace(self.options.labels, self.options.reference_label, self.options.fragile_threshold)
+            for text in document.book.prompts if document.book else []:
                 self.ws.add(text)
-        self.selected_engine: str | None = None
-        self.only: str | None = None  # comparing: show only this engine's A and B columns (o cycles)
-        self.list_width = 0  # the prompt list's width, set by apply_layout
-        self.collapsed = False  # too narrow for every engine: only the reference and the selected one show
-        self.step_cursor: int | None = None
-        self.step_prompt: int | None = (
-            None  # the id of the prompt the step cursor is on  # the step explorer's step, None: the panel shows the divergence
-        )
-        self.run_progress: RunProgress | None = None  # the last run's per-engine progress
-        self.run_id = 0
-        self.cancel_event: threading.Event | None = None
-        self.plan: RunPlan | None = None
-        self.unsaved: str | None = None  # why the last save of the prompt file failed
-        self._diagnosing: tuple = (None, None, None, None)  # prompt id, divergence, its replay record, view
-        self._isolated: set[str] = set()
-        self._rebuilding_list = False
+        self.preload_model = preload_model and self.snapshot is None
+        self.comparing = self.snapshot is not None and bool(self.snapshot.sources)
+        self.runner = RunController(self.ws)
+        self.diagnoser = Diagnoser(self.ws, self.options.model if self.snapshot is None else None, self.comparing)
+        self.prompt_file = PromptFile(self.ws, document.book)
+        self.workbench = Workbench(self.ws, self.comparing, read_only=self.snapshot is not None, id="workbench")
+
+    @property
+    def command_targets(self) -> tuple[object, ...]:
+        """The parts whose actions the command palette runs (see gendiff.tui.commands)."""
+        return (self.workbench.prompt_list, self.workbench)
 
     # ── layout ─────────────────────────────────────────────────────────────
     def compose(self) -> ComposeResult:
         with Vertical(id="main"):
             yield Static("", id="run-line")
             yield Static("", id="progress")
-            with Horizontal(id="top"):
-                yield PromptList(id="prompts")
-                with VerticalScroll(id="columns-scroll"):
-                    yield Static("", id="prompt-text")
-                    yield Horizontal(id="columns")
-            yield DivergencePanel(id="panel")
+            yield self.workbench
         yield Static(
             f"The terminal is too small for gendiff: make it at least {MIN_WIDTH}×{MIN_HEIGHT}.", id="too-small"
         )
-        yield Footer()
+        yield Footer(compact=True)
+        yield self.runner
+        yield self.diagnoser
+        yield self.prompt_file
 
     async def on_mount(self) -> None:
-        self.query_one("#prompts", PromptList).border_title = "Prompts"
-        self.query_one("#prompts", PromptList).focus()
-        await self.rebuild_columns()
-        self.refresh_prompt_list(0)
+        self.workbench.where = "snapshot" if self.snapshot is not None else self.prompt_file.path
+        self.workbench.prompt_list.focus()
+        await self.workbench.set_engines()
         self.check_size(self.app.size.width, self.app.size.height)
-        if self.book is not None and self.book.path is not None:
-            self.set_interval(2.0, self.check_book_on_disk)
+        self.refresh_top()
+        self.set_interval(TICK_S, self.tick)
         if self.preload_model:
-            self.run_worker(partial(preload, self.post_message, self.options), thread=True, group="preload")
+            work = partial(preload, self.post_message, self.options)
+            self.run_worker(detached(work), thread=True, group="preload", exit_on_error=False, name="preload")
 
     def on_resize(self, event: events.Resize) -> None:
-        # the size in the event is the new one (self.app.size can still be the old one here)
         self.check_size(event.size.width, event.size.height)
-        if self.step_cursor is not None:  # the step view breaks its lines at the panel's width
-            self.call_after_refresh(self.refresh_view)
+        if self.workbench.step_cursor is not None:  # the step view breaks its lines at the panel's width
+            self.call_after_refresh(self.workbench.refresh_view)
 
     def check_size(self, width: int, height: int) -> None:
         self.set_class(width < MIN_WIDTH or height < MIN_HEIGHT, "too-small")
-        self.apply_layout(width)
+        self.workbench.apply_layout(width)
 
     def refresh_all(self) -> None:
-        self.refresh_prompt_list()
-        self.refresh_view()
+        self.workbench.refresh_all()
+        self.refresh_top()
 
-    # ── derived properties ─────────────────────────────────────────────────
-    @property
-    def current_index(self) -> int:
-        highlighted = self.query_one("#prompts", PromptList).highlighted
-        return highlighted if highlighted is not None and highlighted < len(self.ws.prompts) else 0
+    # ── the header and the strip ───────────────────────────────────────────
+    def refresh_top(self) -> None:
+        self.query_one("#run-line", Static).update(Text(inert(self.header_line())))
+        strip = self.query_one("#progress", Static)
+        items = self.strip_items()
+        strip.display = bool(items)
+        strip.update(Text(inert(" │ ".join(items))))
 
-    @property
-    def current(self):  # noqa: ANN201 — Prompt | None
-        return self.ws.prompts[self.current_index] if self.ws.prompts else None
+    def strip_items(self) -> list[str]:
+        recheck = self.ws.recheck
+        if recheck is not None and not recheck.ended:
+            return ["float32 re-check (escape cancels)", *progress.strip(recheck)]
+        return progress.strip(self.ws.run)
 
-    @property
-    def running(self) -> bool:
-        return self.plan is not None
+    def header_line(self) -> str:
+        o = self.options
+        tail = f"{o.max_new_tokens} tokens · top-{o.top_k} · ref {self.ws.reference}"
+        if self.snapshot is None:
+            return view.header(self.ws, o.model or "demo model", "", tail)
+        name = self.snapshot.model.get("name")
+        if not self.comparing:
+            return view.header(self.ws, f"snapshot of {name} ({self.snapshot.created})", "", tail)
+        sides = " vs ".join(
+            f"{s.get('tag')}: {s.get('model', {}).get('dtype')} · {s.get('model', {}).get('attn')} ({s.get('path')})"
+            for s in self.snapshot.sources
+        )
+        only = self.workbench.only
+        return view.header(self.ws, str(name), sides + (f" · only {only} (o)" if only else ""), tail)
 
-    @property
-    def comparing(self) -> bool:
-        return self.snapshot is not None and bool(self.snapshot.sources)
+    def tick(self) -> None:
+        if self.ws.running or self.diagnoser.rechecking:
+            self.refresh_top()
+            self.workbench.refresh_feet()
 
+    # ── what the parts report ──────────────────────────────────────────────
+    def on_run_controller_changed(self, message: RunController.Changed) -> None:
+        workbench = self.workbench
+        if message.ended:
+            workbench.refresh_all()
+        else:
+            workbench.refresh_rows(message.pids)
+            current = workbench.current
+            if current is not None and current.id in message.pids:
+                workbench.refresh_view()
+            else:
+                workbench.refresh_feet()
+        self.refresh_top()
+
+    def on_diagnoser_changed(self, message: Diagnoser.Changed) -> None:
+        self.refresh_top()
+        self.workbench.refresh_view()
+
+    def on_prompt_file_changed(self, message: PromptFile.Changed) -> None:
+        if message.select is not None and self.ws.get(message.select) is not None:
+            self.workbench.refresh_list(self.ws.index_of(message.select))
+        else:
+            self.workbench.refresh_list()
+        self.workbench.refresh_view()
+        self.refresh_top()
+
+    def on_preloaded(self, message: Preloaded) -> None:
+        if message.error:
+            self.notify(f"could not load the model: {inert(message.error)}", severity="error", timeout=12)
+
+    # ── the prompt list's requests ─────────────────────────────────────────
+    @on(PromptList.RunRequested)
+    def run_one(self, message: PromptList.RunRequested) -> None:
+        if self.can_run() and self.ws.get(message.pid) is not None:
+            self.runner.start(self.ws.plan_one(message.pid), self.options)
+            self.refresh_all()
+
+    @on(PromptList.AddRequested)
+    def add_prompt(self, message: PromptList.AddRequested) -> None:
+        self.prompt_file.add(message.after)
+
+    @on(PromptList.EditRequested)
+    def edit_prompt(self, message: PromptList.EditRequested) -> None:
+        self.prompt_file.edit(message.pid)
+
+    @on(PromptList.DeleteRequested)
+    def delete_prompt(self, message: PromptList.DeleteRequested) -> None:
+        self.prompt_file.delete(message.pid)
+
+    @on(PromptList.MoveRequested)
+    def move_prompt(self, message: PromptList.MoveRequested) -> None:
+        self.prompt_file.move(message.pid, message.offset)
+
+    @on(Workbench.DiagnoseRequested)
+    def diagnose(self, message: Workbench.DiagnoseRequested) -> None:
+        self.diagnoser.diagnose(message.pid, message.engine)
+
+    @on(Workbench.RecheckRequested)
+    def recheck(self, message: Workbench.RecheckRequested) -> None:
+        self.diagnoser.recheck(message.pid)
+
+    # ── keys ───────────────────────────────────────────────────────────────
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """False hides a key that can't apply here from the footer (and the palette)."""
-        if action in VIEW_ONLY_HIDDEN and self.snapshot is not None:
-            return False  # a snapshot is read-only: nothing to run, edit or reconfigure
-        if action == "filter_engine":
-            return self.comparing  # the engine filter is the compare view's
-        if action in ("bisect", "recheck") and self.comparing:
-            # two machines' runs can't be replayed here; a diagnosis stored in B still opens
-            d = self.ws.divergence(self.current, self.selected_engine) if self.current is not None else None
-            return action == "bisect" and d is not None and d.bisection is not None and d.reconvergence is not None
+        if action in RUN_ONLY and self.snapshot is not None:
+            return False  # a snapshot is read-only: nothing to run or reconfigure
         return True
 
-    @property
-    def compared_labels(self) -> list[str]:
-        """The columns with a divergence of their own (tab cycles them)."""
-        if self.comparing:
-            return [label for label in self.column_order() if label.endswith("@B")]
-        return self.ws.labels[1:]
-
-    @property
-    def book_path(self) -> str:
-        return str(self.book.path) if self.book and self.book.path else "(no file)"
-
-    def isolated_labels(self) -> set[str]:
-        """Engines that run each prompt alone (a batch means nothing to them)."""
-
-        isolated = set()
-        for label in self.ws.labels:
-            try:
-                name = parse_engine_spec(label.removesuffix("@A").removesuffix("@B")).name
-                if getattr(engine_class(name), "isolates_prompts", False):
-                    isolated.add(label)
-            except GendiffError:
-                pass
-        return isolated
-
-    # ── rendering ──────────────────────────────────────────────────────────
-    async def rebuild_columns(self) -> None:
-        container = self.query_one("#columns", Horizontal)
-        await container.remove_children()
-        await container.mount_all(TokenColumn(label) for label in self.ws.labels)
-        self._isolated = self.isolated_labels()
-        others = self.compared_labels
-        if self.selected_engine not in others:
-            self.selected_engine = others[0] if others else None
-        self.apply_layout()
-        self.refresh_view()
-
-    def columns(self) -> dict[str, TokenColumn]:
-        return {column.label: column for column in self.query(TokenColumn)}
-
-    def columns_in_order(self) -> list[TokenColumn]:
-        """The columns as they sit on screen, left to right."""
-        return [c for c in self.query_one("#columns", Horizontal).children if isinstance(c, TokenColumn)]
-
-    def column_title(self, label: str) -> tuple[str, str]:
-        """(title, foot): the engine on top; its progress, call and settings at the bottom."""
-        title = f"{label} (ref)" if label == self.ws.reference else label
-        others = self.compared_labels
-        if self.collapsed and label == self.selected_engine and label in others:
-            title += f" · {others.index(label) + 1}/{len(others)}"  # tab (first in the footer) moves on
-        prompt = self.current
-        foot = [self.engine_state(label)]
-        if prompt is not None and not self.running:
-            foot.append(view.batch_note(self.ws, prompt, label, self._isolated))
-        foot.append(f"{self.options.dtype} · {self.options.attn}")
-        return title, " · ".join(part for part in foot if part)
-
-    def refresh_prompt_list(self, highlighted: int | None = None) -> None:
-        prompt_list = self.query_one("#prompts", PromptList)
-        colours = self.app.theme_variables
-        cells = text_cells(self.list_width)
-        rows = [
-            prompt_label(i, p.text, *self.ws.mark(p), colours, cells, self.engines_done(p.id))
-            for i, p in enumerate(self.ws.prompts, 1)
-        ]
-        self._rebuilding_list = True
-        prompt_list.set_rows(rows, self.current_index if highlighted is None else highlighted)
-        self._rebuilding_list = False
-        where = "snapshot" if self.snapshot else self.book_path
-        prompt_list.border_subtitle = where[-30:]
-
-    def refresh_progress(self) -> None:
-        """Every engine's state in a strip under the header, which never scrolls away."""
-        strip = self.query_one("#progress", Static)
-        strip.display = self.run_progress is not None
-        if self.run_progress is not None:
-            strip.update(Text(" │ ".join(self.run_progress.lines(self.options.max_new_tokens))))
-
-    def engine_state(self, label: str) -> str:
-        """The engine's progress line without its name, for its column's foot."""
-        if self.run_progress is None or label not in self.run_progress.engines:
-            return ""
-        engine = self.run_progress.engines[label]
-        return engine.line(self.options.max_new_tokens, self.run_progress.clock()).removeprefix(label).strip()
-
-    def engines_done(self, prompt_id: int) -> str:
-        """While running, one mark per engine in column order: ● finished this prompt, ✗ failed, · not yet."""
-        plan, progress = self.plan, self.run_progress
-        if plan is None or progress is None or prompt_id not in plan.ids:
-            return ""
-        marks = []
-        for label in self.ws.labels:
-            engine = progress.engines.get(label)
-            if engine is None:
-                marks.append("·")
-            else:
-                marks.append("●" if prompt_id in engine.done_prompts else "✗" if engine.state == FAILED else "·")
-        return "".join(marks)
-
-    def refresh_view(self) -> None:
-        """Columns and panel for the selected prompt (cheap: one prompt's tokens)."""
-        self.refresh_progress()
-        prompt = self.current
-        if self.step_cursor is not None and (prompt is None or prompt.id != self.step_prompt):
-            self.step_cursor = None  # another prompt: its own divergence first
-        self.query_one("#prompt-text", Static).update(
-            Text("") if prompt is None else Text.assemble((f"prompt {self.current_index + 1}: ", "dim"), prompt.text)
-        )
-        for label, column in self.columns().items():
-            column.border_title, column.border_subtitle = self.column_title(label)
-            column.set_class(label == self.selected_engine, "selected")
-            if prompt is None:
-                column.show([], None)
-                continue
-            mark = view.column_mark(self.ws, prompt, label, self.selected_engine, self.comparing)
-            column.show(self.ws.steps(prompt, label), mark, view.cell_note(self.ws, prompt, label), self.step_cursor)
-        if self.step_cursor is not None and prompt is not None:
-            self.refresh_step_panel()
-        else:
-            self.refresh_panel()
-        self.refresh_run_line()
-        if self.comparing:  # b shows only where a stored diagnosis can open
-            self.refresh_bindings()
-
-    def refresh_panel(self) -> None:
-        panel = self.query_one("#panel", DivergencePanel)
-        prompt, engine = self.current, self.selected_engine
-        number = self.current_index + 1
-        if prompt is None:
-            panel.show_divergence("divergence", None, "no prompts: press a to add one")
-            return
-        batch = view.batch_title(self.ws, prompt)
-        suffix = f" · {batch}" if batch else ""
-        d = self.ws.divergence(prompt, engine)
-        early = d is None and self.running
-        if early:  # both finished this prompt while other engines still run: compare them now
-            d = self.ws.early_divergence(prompt, engine, self.options.fragile_threshold)
-            suffix += " · the run goes on"
-        if d is None:
-            hint = view.panel_hint(self.ws, prompt, engine)
-            panel.show_divergence(f"prompt {number} · {engine or '—'}{suffix}", None, hint)
-            return
-        if d.diverged and d.step is not None:
-            title = f"prompt {number} · {d.engine} diverges from {d.reference} at step {d.step}"
-            if d.reason == "token" and d.bisection is None and not self.comparing and not early:
-                title += " · b bisects"
-        elif d.diverged:
-            title = f"prompt {number} · {d.engine}: {d.reason}"
-        else:
-            title = f"prompt {number} · {d.engine} identical to {d.reference}"
-        panel.show_divergence(title + suffix, d, statistics=prompt.statistics)
-
-    def refresh_run_line(self) -> None:
-        model = self.options.model or "demo model"
+    def can_run(self) -> bool:
         if self.snapshot is not None:
-            model = f"snapshot of {self.snapshot.model.get('name')} ({self.snapshot.created})"
-        o = self.options
-        settings = f"{o.dtype} · {o.attn}"
-        if self.comparing:  # each side's own dtype and attention, not A's for both
-            model = f"{self.snapshot.model.get('name')}"
-            settings = " vs ".join(
-                f"{s.get('tag')}: {s.get('model', {}).get('dtype')} · {s.get('model', {}).get('attn')} ({s.get('path')})"
-                for s in self.snapshot.sources
-            )
-            if self.only is not None:
-                settings += f" · only {self.only} (o)"
-        self.query_one("#run-line", Static).update(
-            f"[b]gendiff[/b] · {view.header(self.ws)} · {model} · {settings} · "
-            f"{o.max_new_tokens} tokens · top-{o.top_k} · ref {self.ws.reference}"
-        )
-
-    @on(OptionList.OptionHighlighted, "#prompts")
-    def prompt_highlighted(self) -> None:
-        if not self._rebuilding_list:
-            self.refresh_view()
-
-    @on(OptionList.OptionSelected, "#prompts")
-    def prompt_selected(self) -> None:
-        self.action_edit()
-
-    # ── navigation ─────────────────────────────────────────────────────────
-    def action_cycle_engine(self, offset: int) -> None:
-        others = self.compared_labels
-        if not others:
-            return
-        position = others.index(self.selected_engine) if self.selected_engine in others else -1
-        self.selected_engine = others[(position + offset) % len(others)]
-        self.apply_layout()
-        self.refresh_view()
-        self.call_after_refresh(self.scroll_to_token)
-
-    def action_jump(self, direction: int) -> None:
-        """Move to the next (1) or previous (-1) divergence, over prompts then engines."""
-        others = self.compared_labels
-        stops = [(i, others.index(e)) for i, e in self.ws.stops(others)]
-        if not stops:
-            hint = (
-                "" if any(self.ws.mark(p)[0] != "new" for p in self.ws.prompts) else " yet: run the prompts first (R)"
-            )
-            self.notify("no divergences" + hint)
-            return
-        here = (self.current_index, others.index(self.selected_engine) if self.selected_engine in others else -1)
-        if direction > 0:
-            target = next((s for s in stops if s > here), stops[0])
+            self.notify("viewing a saved snapshot: open a prompt file to run engines", severity="warning")
+        elif self.ws.running or self.diagnoser.rechecking:
+            self.notify("engines are running: escape cancels them", severity="warning")
+        elif not self.ws.prompts:
+            self.notify("no prompts to run: press a to add one", severity="warning")
         else:
-            target = next((s for s in reversed(stops) if s < here), stops[-1])
-        self.selected_engine = others[target[1]]
-        self.step_cursor = None
-        self.apply_layout()
-        self.refresh_prompt_list(target[0])
-        self.refresh_view()
-        self.call_after_refresh(self.scroll_to_token)
+            return True
+        return False
+
+    def action_run_all(self) -> None:
+        if self.can_run():
+            self.runner.start(self.ws.plan_all(), self.options)
+            self.refresh_all()
+
+    def action_cancel(self) -> None:
+        if self.runner.cancel():
+            self.notify("cancelling… (each engine stops after its current step; what finished is kept)")
+        elif self.diagnoser.cancel_recheck():
+            self.notify("cancelling the float32 re-check…")
+        self.refresh_top()
+
+    def cancel_all(self) -> None:
+        """Quitting: stop whatever runs (the workers are daemon threads; nothing half-written)."""
+        self.runner.cancel()
+        self.diagnoser.cancel_recheck()
+
+    def action_settings(self) -> None:
+        available = [name for name in engine_names() if name != "vllm" or vllm_installed()]
+
+        async def applied(options: RunOptions | None) -> None:
+            if options is None or options == self.options:
+                return
+            if self.ws.running or self.diagnoser.rechecking:
+                self.notify("engines are running: settings not changed (escape cancels)", severity="warning")
+                return
+            self.options = options
+            self.diagnoser.model = options.model
+            problem = save_settings(options)
+            self.ws.fragile_threshold = options.fragile_threshold
+            self.ws.set_engines(options.labels, options.reference_label)
+            self.ws.run = None
+            await self.workbench.set_engines()
+            self.refresh_all()
+            if problem:
+                self.notify(f"settings applied for this session, {inert(problem)}", severity="warning", timeout=10)
+            else:
+                self.notify("settings applied and saved: results cleared; R runs all prompts")
+
+        self.app.push_screen(SettingsScreen(self.options, available), applied)
+
+    def action_export(self) -> None:
+        """Write what is known now (a run still going: the finished traces, marked partial)."""
+
+        def prepare(path: str):  # noqa: ANN202 — the dialog's job
+            snapshot = self.ws.to_snapshot()
+            if snapshot is None:
+                raise GendiffError("nothing to export yet: run the prompts first (R)")
+            return partial(save_snapshot, snapshot, path)
+
+        def written(path: object) -> None:
+            if path is None:
+                return
+            partial_note = " (partial: the run was still going; what had finished is in it)" if self.ws.running else ""
+            self.notify(f"snapshot written to {inert(str(path))}{partial_note}")
+
+        if self.ws.to_snapshot() is None:
+            self.notify("nothing to export yet: run the prompts first (R)", severity="warning")
+            return
+        default = f"gendiff-{datetime.now():%Y%m%d-%H%M%S}.json"
+        self.app.push_screen(ExportDialog(default, prepare), written)

@@ -1,6 +1,10 @@
 """Settings modal: engines (with variants such as ``hf-single:dtype=float32``), reference, dtype,
-attention, max new tokens, top-k, batch size, fragile threshold, stop-at-EOS and the model folder.
-Returns the new RunOptions (checked as the command line checks them), or None when cancelled."""
+attention, stop-at-EOS, max new tokens, top-k, batch size, fragile threshold and the model folder.
+Returns the new RunOptions, checked as the command line checks them, or None when cancelled.
+
+Focus starts on the first field (a new engine variant) and tab follows the order on screen; the
+engines are listed in a stable order (the built-in ones as the registry lists them, then the
+variants in the order they were added), each row ``[x]`` or ``[ ]``, readable without colour."""
 
 from __future__ import annotations
 
@@ -9,16 +13,74 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Select, SelectionList
+from textual.widgets import Input, Label, OptionList, Select
+from textual.widgets.option_list import Option
 
-from gendiff.engines.settings import ATTN_IMPLEMENTATIONS, DTYPES, parse_engine_spec
+from gendiff.defaults import ATTN_IMPLEMENTATIONS, DTYPES
+from gendiff.display import inert
+from gendiff.engines import engine_class
+from gendiff.engines.settings import parse_engine_spec
 from gendiff.errors import GendiffError
 from gendiff.run.options import RunOptions
 
 
-def engine_prompt(label: str, enabled: bool) -> Text:
-    """An engine row readable without colour: ``[x] hf-left`` or ``[ ] hf-left`` (plain text, not markup)."""
-    return Text(f"[{'x' if enabled else ' '}] {label}")
+class CheckList(OptionList):
+    """Engines to run: space toggles the highlighted one."""
+
+    BINDINGS = [Binding("space", "toggle", "Toggle engine", id="settings.toggle")]
+
+    def __init__(self, labels: list[str], checked: set[str], **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.labels = list(labels)
+        self.checked = set(checked)
+
+    def on_mount(self) -> None:
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        highlighted = self.highlighted
+        self.clear_options()
+        self.add_options(
+            [
+                Option(Text(f"[{'x' if label in self.checked else ' '}] {inert(label)}"), id=label)
+                for label in self.labels
+            ]
+        )
+        if self.labels:
+            self.highlighted = min(highlighted or 0, len(self.labels) - 1)
+
+    def add(self, label: str) -> None:
+        if label not in self.labels:
+            self.labels.append(label)
+        self.checked.add(label)
+        self.rebuild()
+
+    def action_toggle(self) -> None:
+        if self.highlighted is None:
+            return
+        label = self.labels[self.highlighted]
+        self.checked.symmetric_difference_update({label})
+        self.rebuild()
+
+    def action_select(self) -> None:  # enter: nothing to open here; space toggles
+        pass
+
+    @property
+    def selected(self) -> list[str]:
+        return [label for label in self.labels if label in self.checked]
+
+
+def engine_order(current: tuple[str, ...], available: list[str]) -> list[str]:
+    """The built-in engines as the registry lists them, then the variants in the order given."""
+    return [*available, *(label for label in current if label not in available)]
+
+
+def check_variant(text: str, current: RunOptions, known: list[str]) -> str:
+    """The engine label of ``text``, checked as the command line checks it (the engine's own
+    options included); GendiffError says what is wrong."""
+    spec = parse_engine_spec(text, current.spec_defaults(), known)
+    engine_class(spec.name).check_options(spec)
+    return spec.label
 
 
 class SettingsScreen(ModalScreen[RunOptions | None]):
@@ -33,26 +95,23 @@ class SettingsScreen(ModalScreen[RunOptions | None]):
         super().__init__()
         self.current = current
         self.known = list(available)
-        self.available = list(dict.fromkeys([*current.engines, *available]))
+        self.order = engine_order(current.engines, self.known)
 
     def compose(self) -> ComposeResult:
         c = self.current
         with VerticalScroll(classes="dialog wide", id="settings-box"):
             yield Label("Settings (apply to the next run; remembered for the next launch)", classes="dialog-title")
             yield Label("", id="settings-error")
+            yield Label("add an engine variant (NAME:key=value,…) ⏎")
+            yield Input(placeholder="hf-single:dtype=float32", id="set-variant")
             with Horizontal(classes="settings-row"):
                 with Vertical():
-                    yield Label("engines")
-                    yield SelectionList[str](
-                        *[(engine_prompt(name, name in c.engines), name, name in c.engines) for name in self.available],
-                        id="set-engines",
-                    )
-                    yield Label("add variant ⏎")
-                    yield Input(placeholder="hf-single:dtype=float32", id="set-variant")
+                    yield Label("engines (space toggles)")
+                    yield CheckList(self.order, set(c.engines), id="set-engines")
                 with Vertical():
                     yield Label("reference")
                     yield Select(
-                        [(n, n) for n in self.available], value=c.reference_label, allow_blank=False, id="set-reference"
+                        [(n, n) for n in self.order], value=c.reference_label, allow_blank=False, id="set-reference"
                     )
                     yield Label("dtype")
                     yield Select([(d, d) for d in DTYPES], value=c.dtype, allow_blank=False, id="set-dtype")
@@ -74,24 +133,17 @@ class SettingsScreen(ModalScreen[RunOptions | None]):
             yield Label("model folder (empty: the demo model)")
             yield Input(c.model or "", placeholder="/path/to/a/hugging-face/model", id="set-model")
             yield Label(
-                "ctrl+s apply · escape cancel · space toggles an engine · enter adds a variant (NAME:key=value,…)",
-                classes="dialog-help",
+                "ctrl+s apply · escape cancel · tab next field · space toggles an engine", classes="dialog-help"
             )
 
     def on_mount(self) -> None:
         for field in self.query(Input):
             field.cursor_blink = False
+        self.query_one("#set-variant", Input).focus()
 
     def error(self, text: str) -> None:
         """One line in the dialog saying what is wrong (the dialog stays open)."""
-        self.query_one("#settings-error", Label).update(f"[b]error:[/b] {text}" if text else "")
-
-    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged | None = None) -> None:
-        """Keep each row's [x] / [ ] true to the selection (readable without colour)."""
-        engines = self.query_one("#set-engines", SelectionList)
-        for index in range(engines.option_count):
-            option = engines.get_option_at_index(index)
-            engines.replace_option_prompt_at_index(index, engine_prompt(option.value, option.value in engines.selected))
+        self.query_one("#settings-error", Label).update(Text.assemble(("error: ", "bold"), inert(text)) if text else "")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "set-variant":
@@ -103,28 +155,27 @@ class SettingsScreen(ModalScreen[RunOptions | None]):
         if not text:
             return
         try:
-            spec = parse_engine_spec(text, self.current.spec_defaults(), self.known)
+            label = check_variant(text, self.current, self.known)
         except GendiffError as exc:
             self.error(str(exc))
             return
-        label = spec.label
-        engines = self.query_one("#set-engines", SelectionList)
-        if label not in self.available:
-            self.available.append(label)
-            engines.add_option((engine_prompt(label, True), label, True))
+        engines = self.query_one("#set-engines", CheckList)
+        if label not in engines.labels:
             reference = self.query_one("#set-reference", Select)
             value = reference.value
-            reference.set_options([(n, n) for n in self.available])
+            reference.set_options([(n, n) for n in [*engines.labels, label]])
             reference.value = value
-        else:
-            engines.select(label)
-            self.on_selection_list_selected_changed()
+        engines.add(label)
         self.query_one("#set-variant", Input).value = ""
         self.error("")
 
     def action_apply(self) -> None:
-        engines = tuple(self.query_one("#set-engines", SelectionList).selected)
+        engines = tuple(self.query_one("#set-engines", CheckList).selected)
         reference = str(self.query_one("#set-reference", Select).value)
+        pending = self.query_one("#set-variant", Input).value.strip()
+        if pending:
+            self.error(f"the variant {pending!r} is typed but not added: enter adds it, or clear the field")
+            return
         try:
             numbers = {
                 name: int(self.query_one(f"#set-{name.replace('_', '-')}", Input).value)
@@ -162,7 +213,7 @@ class SettingsScreen(ModalScreen[RunOptions | None]):
             **numbers,
         )
         try:
-            options.config()  # the command line's own checks (engine specs, reference, model folder)
+            options.config()  # the command line's own checks (engine specs and options, reference, model)
         except GendiffError as exc:
             self.error(str(exc))
             return

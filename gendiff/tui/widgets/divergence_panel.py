@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from gendiff.display import bar, number, visible
+from gendiff.display import bar, inert, number, visible
 from gendiff.records.classify import reading
 from gendiff.records.divergence import Divergence
 from gendiff.records.statistics import DistributionStats
@@ -133,11 +133,12 @@ class DivergencePanel(VerticalScroll):
             ]
         self._statistics = "\n".join(lines) or None
         colours = self.app.theme_variables
+        title = inert(title)
         if title != self.border_title:
             self.scroll_home(animate=False)  # another divergence: start at its top
         self.border_title = title
         if divergence is None:
-            self.update(Text(hint or "run the prompts (r / R) to compare engines", style="dim"))
+            self.update(Text(inert(hint) or "run the prompts (r / R) to compare engines", style="dim"))
             return
         d = divergence
         fragile = f"{len(d.fragile_steps)} fragile step{'s' if len(d.fragile_steps) != 1 else ''} earlier"
@@ -150,7 +151,7 @@ class DivergencePanel(VerticalScroll):
             self.update(Group(matches, Text(self._statistics)) if self._statistics else matches)
             return
         if d.reason == "error":
-            self.update(Text(d.detail, style=colours.get("error", "red")))
+            self.update(Text(inert(d.detail), style=colours.get("error", "red")))
             return
         other_id = d.other_step.token_id if d.other_step else None
         ref_id = d.reference_step.token_id if d.reference_step else None
@@ -181,8 +182,8 @@ class DivergencePanel(VerticalScroll):
             summary.append(" · " if index else "")
             summary.append(item, style=style)
         if d.reason == "length":
-            summary.append(f"\n{d.detail}", style="italic")
-        note = " · ".join(part for part in (explain(d), drift_note(d)) if part)
+            summary.append(f"\n{inert(d.detail)}", style="italic")
+        note = inert(" · ".join(part for part in (explain(d), drift_note(d)) if part))
         parts = [tables, summary] + ([Text(note, style="dim italic")] if note else [])
         if self._statistics:
             parts.append(Text(self._statistics))

@@ -20,6 +20,7 @@ def step_text(
     colours: dict[str, str],
     divergence_step: int | None = None,
     width: int | None = None,
+    note: str = "",
 ) -> Text:
     """``rows``: (engine label, its TokenStep at ``step`` or None when it had stopped);
     ``width``: the panel's width in cells, so a line of candidates breaks between items only."""
@@ -30,6 +31,8 @@ def step_text(
             "the first divergence" if step == divergence_step else f"the first divergence is at step {divergence_step}"
         )
         text.append(f" · {where}", style="dim")
+    if note:
+        text.append(f"\n{note}", style="italic")
     reference_step = next((s for label, s in rows if label == reference), None)
     reference_choice = reference_step.token_id if reference_step is not None else None
     chosen = colours.get("chosen", "green")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from gendiff.display import visible
+from gendiff.display import inert, visible
 from gendiff.records.trace import TokenStep
 
 
@@ -57,10 +57,10 @@ def token_text(steps: list[TokenStep], mark: int | None, colours: dict[str, str]
 
 
 class TokenColumn(Static):
-    """A column of tokens. The app sets its border title (engine, settings, progress)."""
+    """A column of tokens (its frame, with the engine and its foot, is the EngineColumn around it)."""
 
     DEFAULT_CSS = """
-    TokenColumn { width: 1fr; height: auto; min-height: 100%; padding: 0 1; }
+    TokenColumn { width: 1fr; height: auto; padding: 0 1; }
     """
 
     def __init__(self, label: str, **kwargs: object) -> None:
@@ -73,7 +73,7 @@ class TokenColumn(Static):
         colours = self.app.theme_variables
         text = token_text(steps, mark, colours, cursor)
         if note:
-            text.append(("\n" if steps else "") + note, style=f"italic {colours.get('error', 'red')}")
+            text.append(("\n" if steps else "") + inert(note), style=f"italic {colours.get('error', 'red')}")
         elif not steps:
             text.append("—", style="dim")
         self.update(text)

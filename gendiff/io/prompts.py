@@ -88,7 +88,7 @@ def file_stamp(path: Path) -> tuple[int, str] | None:
     try:
         data = path.read_bytes()
         return path.stat().st_mtime_ns, hashlib.sha256(data).hexdigest()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a folder on the way is a file: absent too
         return None
 
 

@@ -60,11 +60,33 @@ def strip(run: RunState | None, now: float | None = None) -> list[str]:
     now = run.clock() if now is None else now
     items = [f"{label} {engine_state(run, engine, now)}" for label, engine in run.engines.items()]
     left = run.seconds_left(now)
-    if left is not None and not run.cancelling:
+    engines_active = any(engine.state in (WAITING, LOADING, GENERATING) for engine in run.engines.values())
+    if not run.ended and not engines_active:
+        items.append("comparing and recording…")
+    elif left is not None and not run.cancelling:
         items.append(f"≤{duration(left)} left")
     elif not run.ended and run.cancelling:
         items.append("cancelling…")
     return items
+
+
+def engine_brief(run: RunState, engine: EngineRun) -> str:
+    """The engine's state in a few cells, for its column's foot (the strip has the rest):
+    ``3/16 · 212 tok``, ``loading…``, ``✓``, ``cancelled 12/16``."""
+    of = f"{engine.done}/{engine.prompts}"
+    if engine.state == GENERATING:
+        return f"{of} · {engine.tokens} tok"
+    if engine.state == LOADING:
+        return "loading…"
+    if engine.state == WAITING:
+        return "waiting"
+    if engine.state == FINISHED:
+        return "✓"
+    if engine.state == CANCELLED:
+        return f"cancelled {of}"
+    if engine.state == NOT_RUN:
+        return "not run"
+    return engine.state.upper() if engine.state == FAILED else engine.state
 
 
 def prompt_marks(run: RunState | None, cells: dict, labels: list[str]) -> str:

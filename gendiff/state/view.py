@@ -71,7 +71,7 @@ def call_note(ws: Workspace, prompt: Prompt, label: str) -> str:
         return ""
     entry = ws.engine_entry(label) or {}
     if entry.get("isolates_prompts"):
-        return "one prompt at a time"
+        return "one at a time"
     batch = ws.batches.get(cell.batch)
     if batch is None or prompt.id not in batch.prompt_ids:
         return ""
@@ -81,11 +81,13 @@ def call_note(ws: Workspace, prompt: Prompt, label: str) -> str:
 
 
 def column_foot(ws: Workspace, prompt: Prompt | None, label: str) -> str:
-    """Under an engine's tokens: its progress while a run goes, its call, its settings."""
+    """Under an engine's tokens, short enough for a narrow column: its state while a run goes
+    over this prompt (the strip has the details), its call, its settings."""
     parts = []
     run = ws.run
-    if run is not None and label in run.engines and (not run.ended or prompt is None or prompt.id in run.plan.keep):
-        parts.append(progress.engine_state(run, run.engines[label], run.clock()))
+    live = run is not None and not run.ended and (prompt is None or prompt.id in run.plan.keep)
+    if live and run is not None and label in run.engines:
+        parts.append(progress.engine_brief(run, run.engines[label]))
     if prompt is not None:
         parts.append(call_note(ws, prompt, label))
     parts.append(engine_settings(ws, label))

@@ -68,7 +68,7 @@ class GendiffApp(App[None]):
     CSS_PATH = "gendiff.tcss"
     TITLE = "gendiff"
     BINDINGS = [
-        Binding("t", "next_theme", "Theme", id="theme"),
+        Binding("t", "next_theme", "Theme", id="theme", show=False),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
         Binding("ctrl+c", "quit", "Quit", id="quit.ctrl-c", show=False, priority=True),

@@ -44,7 +44,7 @@ RUN_ONLY = frozenset({"run_all", "cancel", "settings"})  # hidden when viewing a
 
 class MainScreen(Screen[None]):
     BINDINGS = [
-        Binding("R", "run_all", "Run all", id="run.all"),
+        Binding("R", "run_all", "All", id="run.all"),
         Binding("escape", "cancel", "Cancel", id="run.cancel", show=False),
         Binding("s", "settings", "Settings", id="settings", show=False),
         Binding("x", "export", "Export", id="export"),
@@ -84,7 +84,7 @@ class MainScreen(Screen[None]):
         yield Static(
             f"The terminal is too small for gendiff: make it at least {MIN_WIDTH}×{MIN_HEIGHT}.", id="too-small"
         )
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ? lists every key, ctrl+p too
         yield self.runner
         yield self.diagnoser
         yield self.prompt_file

@@ -74,7 +74,7 @@ class PromptList(OptionList):
 
     BINDINGS = [
         Binding("r", "run_selected", "Run", id="prompt.run"),
-        Binding("a", "add", "Add", id="prompt.add"),
+        Binding("a", "add", "Add", id="prompt.add", show=False),
         Binding("e", "edit", "Edit", id="prompt.edit", show=False),
         Binding("d", "delete", "Delete", id="prompt.delete", show=False),
         Binding("ctrl+up", "move(-1)", "Move prompt up", id="prompt.up", show=False),

@@ -28,7 +28,7 @@ class Workbench(Vertical):
     """``comparing``: two snapshots side by side (labels ``engine@A`` / ``engine@B``)."""
 
     BINDINGS = [
-        Binding("n", "jump(1)", "Next div", id="nav.next"),
+        Binding("n", "jump(1)", "Next", id="nav.next"),
         Binding("p", "jump(-1)", "Prev div", id="nav.prev", show=False),
         Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine"),
         Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False),
@@ -37,7 +37,7 @@ class Workbench(Vertical):
         Binding("right_square_bracket", "step(1)", "Next step", id="step.next-alt", show=False),
         Binding("left_square_bracket", "step(-1)", "Previous step", id="step.prev-alt", show=False),
         Binding("g", "step_home", "Back to the divergence (step explorer)", id="step.home", show=False),
-        Binding("o", "filter_engine", "Only engine (compare view)", id="compare.only"),
+        Binding("o", "filter_engine", "Only", id="compare.only"),
         Binding("b", "bisect", "Bisect", id="diagnose.bisect"),
         Binding("f", "recheck", "f32", id="diagnose.recheck"),
     ]
@@ -164,7 +164,7 @@ class Workbench(Vertical):
             current = self.current
             position = self.ws.index_of(current.id) if current is not None else 0
         prompts.set_rows(rows, [p.id for p in self.ws.prompts], position)
-        prompts.border_subtitle = view.where(self.where, max(8, self.list_width - 4))
+        prompts.border_subtitle = view.where(self.where, max(8, self.list_width - 6))
 
     def refresh_rows(self, pids: set[int]) -> None:
         """Only these prompts' rows (cheap while a run streams)."""

@@ -24,6 +24,9 @@ class Recheck:
             return f"rounding: gone in {self.dtype} (the engines agree on every token there)"
         where = "" if self.step is None else f" at step {self.step}"
         kind = f", {self.classification}" if self.classification else ""
+        if self.classification in ("exact-tie", "near-tie"):
+            # a tie in the re-check's own precision too: it proves nothing either way
+            return f"persists in {self.dtype}{where}{kind}: a tie there too, so this does not settle it"
         return f"persists in {self.dtype}{where}{kind}: not rounding noise"
 
     def to_dict(self) -> dict[str, Any]:

@@ -48,14 +48,7 @@ def tiny_model_dir(tmp_path_factory):
 # Tests that drive the real app (the Pilot, screenshots, a pty) take 0.1-4 s each: the full suite
 # runs them; the fast tier (-m "not slow") stays pure logic, hand-made data and the CLI's checks.
 APP_MODULES = {
-    "test_tui.py",
-    "test_tui_glance.py",
-    "test_tui_issues.py",
-    "test_tui_polish.py",
-    "test_tui_widgets.py",
     "test_snapshots.py",
-    "test_snapshots_glance.py",
-    "test_commands.py",
     "test_divergence_panel.py",
     "test_token_column.py",
     "test_capture.py",
@@ -63,7 +56,11 @@ APP_MODULES = {
 }
 
 
+def drives_the_app(name: str) -> bool:
+    return name.startswith("test_app_") or name in APP_MODULES
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
-        if item.path.name in APP_MODULES:
+        if drives_the_app(item.path.name):
             item.add_marker(pytest.mark.slow)

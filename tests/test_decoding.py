@@ -12,7 +12,7 @@ from gendiff.errors import GendiffError
 from gendiff.records.decoding import NEUTRAL, Decoding, resolve, semantics_note, table_markdown
 from gendiff.records.trace import TokenStep, TopToken
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parent.parent / "docs" / "penalties.md"
 
 
 def config(*argv):

@@ -75,8 +75,8 @@ def test_nothing_listening_is_one_line_after_retries():
         engine.load()
     assert str(error.value) == (
         f"engine openai:url=http://127.0.0.1:{port}/v1,model=x,retries=1: no server answers at "
-        f"http://127.0.0.1:{port}/v1 ([Errno 111] Connection refused); start it (README: Comparing a served "
-        "model) or fix url="
+        f"http://127.0.0.1:{port}/v1 ([Errno 111] Connection refused); start it (docs/served.md) "
+        "or fix url="
     )
 
 

@@ -100,7 +100,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     penalties = parser.add_argument_group(
         "penalties",
-        "applied by every engine with its own implementation (see README, Penalties); one engine only: "
+        "applied by every engine with its own implementation (see docs/penalties.md); one engine only: "
         "hf-single:repetition_penalty=1.2",
     )
     penalties.add_argument(

@@ -302,11 +302,7 @@ def own_loop_refusal(label: str, arch: Architecture) -> str | None:
 
 def check_context(prompts: list[list[int]], settings: GenerationSettings, max_length: int | None) -> None:
     """Refuse prompts that don't fit the model's context with the new tokens."""
-    if max_length is None:
-        return
     for index, ids in enumerate(prompts):
-        if len(ids) + settings.max_new_tokens > max_length:
-            raise GendiffError(
-                f"prompt {index + 1}: {len(ids)} tokens + {settings.max_new_tokens} new exceed the model's "
-                f"context of {max_length}; shorten it or lower --max-new-tokens"
-            )
+        problem = settings.context_problem(len(ids), max_length)
+        if problem:
+            raise GendiffError(f"prompt {index + 1}: {problem}; shorten it or lower --max-new-tokens")

@@ -25,7 +25,7 @@ from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import GendiffError
 from gendiff.records.trace import TokenStep, TopToken
 
-HINT = "start it (README: Comparing a served model) or fix url="
+HINT = "start it (docs/served.md) or fix url="
 CHECK_TIMEOUT_S = 10.0  # for the checks without a prompt (models, version); timeout= is per prompt
 
 

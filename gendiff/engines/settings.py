@@ -35,6 +35,12 @@ class GenerationSettings:
         if vocab_size is not None and self.top_k > vocab_size:
             raise GendiffError(f"--top-k {self.top_k}: above the vocabulary size {vocab_size}; pick a smaller k")
 
+    def context_problem(self, prompt_tokens: int, max_length: int | None) -> str | None:
+        """The one length rule: a prompt and its new tokens must fit the model's context."""
+        if max_length is not None and prompt_tokens + self.max_new_tokens > max_length:
+            return f"{prompt_tokens} tokens + {self.max_new_tokens} new exceed the model's context of {max_length}"
+        return None
+
 
 @dataclass(frozen=True)
 class FreeOption:

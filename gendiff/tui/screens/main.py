@@ -96,9 +96,12 @@ class MainScreen(Screen[None]):
         self.check_size(self.app.size.width, self.app.size.height)
         self.refresh_top()
         self.set_interval(TICK_S, self.tick)
-        if self.preload_model:
-            work = partial(preload, self.post_message, self.options)
-            self.run_worker(detached(work), thread=True, group="preload", exit_on_error=False, name="preload")
+        if self.preload_model:  # after the first frame: importing torch must not delay it
+            self.call_after_refresh(self.start_preload)
+
+    def start_preload(self) -> None:
+        work = partial(preload, self.post_message, self.options)
+        self.run_worker(detached(work), thread=True, group="preload", exit_on_error=False, name="preload")
 
     def on_resize(self, event: events.Resize) -> None:
         self.check_size(event.size.width, event.size.height)

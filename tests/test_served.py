@@ -301,15 +301,15 @@ def test_server_gone_mid_run_fails_only_the_later_prompts(server, demo_ids):
 
 
 def test_a_served_engine_is_never_rechecked_as_if_its_dtype_changed(server, tmp_path):
-    """hf-single in bfloat16 against a float32 server: the float32 re-check can't change the
-    server's dtype, so the served engine's divergences get no re-check verdict and the note says
-    why; the snapshot records no dtype for the served engine and the run's dtype as hf-single's."""
+    """hf-left in bfloat16 (padded batches: its exact ties break differently) against a float32
+    server: the float32 re-check can't change the server's dtype, so the served engine's divergences get no re-check verdict and the note says
+    why; the snapshot records no dtype for the served engine and the run's dtype as hf-left's."""
     from gendiff.cli.main import main
 
     out = tmp_path / "served-bf16.json"
     served = f"openai:url={server.url},model=demo"
     code = main(
-        ["run", "--quiet", "--dtype", "bfloat16", "--engines", f"hf-single,{served}", "--max-new-tokens", "24",
+        ["run", "--quiet", "--dtype", "bfloat16", "--engines", f"hf-left,{served}", "--max-new-tokens", "32",
          "--recheck", "float32", "--json", str(out)]
     )  # fmt: skip
     assert code == 0

@@ -27,6 +27,26 @@ def recheck(
 ) -> list[str]:
     """Attach a :class:`Recheck` to every token or length divergence of ``snapshot`` whose two
     engines did not both already run in ``dtype``; returns notes for what was left out (an engine
+    whose dtype its server decides can't be re-run in another: it is named, not re-checked), which
+    the snapshot keeps too. ``on_event`` gets the re-run's events; ``cancel`` stops it (nothing is
+    attached then)."""
+    notes = _recheck(session, snapshot, dtype, on_event, cancel)
+    snapshot.notes = [
+        *snapshot.notes,
+        *(note for note in notes if note not in snapshot.notes),
+    ]  # a copy: the session's own list stays
+    return notes
+
+
+def _recheck(
+    session: Session,
+    snapshot: Snapshot,
+    dtype: str = RECHECK_DTYPE,
+    on_event: OnEvent | None = None,
+    cancel: threading.Event | None = None,
+) -> list[str]:
+    """Attach a :class:`Recheck` to every token or length divergence of ``snapshot`` whose two
+    engines did not both already run in ``dtype``; returns notes for what was left out (an engine
     whose dtype its server decides can't be re-run in another: it is named, not re-checked).
     ``on_event`` gets the re-run's events; ``cancel`` stops it (nothing is attached then)."""
     if dtype not in RECHECK_DTYPES:

@@ -48,7 +48,6 @@ def tiny_model_dir(tmp_path_factory):
 # Tests that drive the real app (the Pilot, screenshots, a pty) take 0.1-4 s each: the full suite
 # runs them; the fast tier (-m "not slow") stays pure logic, hand-made data and the CLI's checks.
 APP_MODULES = {
-    "test_snapshots.py",
     "test_divergence_panel.py",
     "test_token_column.py",
     "test_capture.py",

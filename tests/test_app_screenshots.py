@@ -1,6 +1,6 @@
-"""Screenshots (pytest-textual-snapshot) of the app at a glance: the main screen in every
-theme, the panel, the help, the diagnosis view while it computes, the step explorer, settings
-and the compare view, at 80×24 and 160×50.
+"""Screenshots (pytest-textual-snapshot) of the app's screens: the main screen in every theme,
+the panel after n, the help, the prompt editor, the diagnosis view while it computes, the step
+explorer, settings and the compare view, at 80×24, 130×40 and 160×50.
 Update with --snapshot-update and read the new SVGs (they are text) before accepting."""
 
 from __future__ import annotations
@@ -8,14 +8,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_snapshots import hand_made_snapshot
-from test_tui import app_for, prompt_file
+from app_helpers import app_for, hand_made_snapshot, prompt_file
 
+from gendiff.io.documents import open_document
+from gendiff.run.options import RunOptions
 from gendiff.themes import THEMES
-from gendiff.tui.app import GendiffApp
+from gendiff.tui.app import GendiffApp, LaunchOptions
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
 
 SIZES = {"80x24": (80, 24), "160x50": (160, 50)}
+SIZE = (130, 40)
 
 
 def viewer(tmp_path, theme: str | None = None) -> GendiffApp:
@@ -69,3 +71,22 @@ def test_compare_view(snap_compare, tmp_path, size):
     b = tmp_path / "b.json"
     b.write_text(json.dumps(data))
     assert snap_compare(app_for(a, b), terminal_size=SIZES[size])
+
+
+def test_main_screen(snap_compare, tmp_path):
+    assert snap_compare(viewer(tmp_path), terminal_size=SIZE)
+
+
+def test_divergence_panel_after_n(snap_compare, tmp_path):
+    assert snap_compare(viewer(tmp_path), press=["n"], terminal_size=SIZE)
+
+
+def test_help_screen(snap_compare, tmp_path):
+    assert snap_compare(viewer(tmp_path), press=["question_mark"], terminal_size=SIZE)
+
+
+def test_prompt_editor(snap_compare, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prompts.txt").write_text("The capital of France is\nHow to make tea:\\n-\n")
+    app = GendiffApp(LaunchOptions(RunOptions(), open_document("prompts.txt"), preload=False))
+    assert snap_compare(app, press=["down", "e"], terminal_size=SIZE)

@@ -3,9 +3,8 @@ reading that agrees with the numbers it shows."""
 
 from __future__ import annotations
 
+from app_helpers import FakeRun, app_for, hand_made_snapshot
 from helpers import step, trace
-from test_snapshots import hand_made_snapshot
-from test_tui import app_for
 from textual.geometry import Region
 
 from gendiff.display import number
@@ -104,6 +103,8 @@ async def test_a_long_prompt_header_takes_at_most_three_lines(tmp_path):
 async def test_progress_strip_and_header_stay_whole_at_80x24(tmp_path):
     from textual.widgets import Static
 
+    from gendiff.records.events import EngineStarted
+
     (tmp_path / "prompts.txt").write_text("The capital of France is\n")
     app = app_for(tmp_path / "prompts.txt")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -111,19 +112,16 @@ async def test_progress_strip_and_header_stay_whole_at_80x24(tmp_path):
         main = app.main
         strip = main.query_one("#progress", Static)
         assert not strip.display  # nothing ran yet
-        from gendiff.state.progress import RunProgress
-
-        main.run_progress = RunProgress(list(main.ws.labels))
-        main.run_progress.started("hf-single", 1)
-        main.run_progress.finished("hf-single", [0], 1.9)
-        main.run_progress.started("hf-left", 1)
-        main.workbench.refresh_view()
-        await pilot.pause()
+        run = FakeRun(main, main.ws.plan_all())
+        pid = main.ws.prompts[0].id
+        await run.post(pilot, run.started(), *run.engine_events("hf-single", {pid: [5, 6]}, 1.9))
+        await run.post(pilot, EngineStarted("hf-left", 1))
         text = str(strip.render())
         for label in main.ws.labels:
             assert label in text
-        assert "hf-left loading…" in text
+        assert "hf-single ✓ 1/1 · 2 tok · 1.90s" in text and "hf-left loading…" in text
         assert strip.display and strip.region.y <= 3 and strip.region.bottom <= 6
         header = main.query_one("#run-line", Static)
         assert f"ref {main.ws.reference}" in str(header.render())
         assert header.region.height >= 2  # wrapped at 80 columns, not cut
+        main.ws.finish(None)

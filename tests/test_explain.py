@@ -145,7 +145,7 @@ def test_repeat_5_gives_one_unique_completion_per_engine_on_cpu(tmp_path):
 
 
 async def test_the_panel_shows_the_statistics_line_with_a_sparkline(stats_run, tmp_path):
-    from test_tui import app_for
+    from app_helpers import app_for
 
     snapshot, _ = stats_run
     path = save_snapshot(snapshot, tmp_path / "stats.json")
@@ -176,7 +176,7 @@ async def test_the_panel_shows_the_statistics_line_with_a_sparkline(stats_run, t
 
 
 async def test_f_rechecks_the_run_in_float32_from_the_app(demo_snapshot):
-    from test_tui import app_for
+    from app_helpers import app_for, notifications
 
     app = app_for(demo_snapshot)
     main = app.main
@@ -203,4 +203,4 @@ async def test_f_rechecks_the_run_in_float32_from_the_app(demo_snapshot):
         console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
         console.print(main.query_one("#panel").content)
         assert "recheck: rounding: gone in float32" in " ".join(console.export_text().split())  # wrap-proof
-        assert any("float32 recheck:" in n.message for n in app._notifications)
+        assert any("float32 recheck:" in m for m in notifications(app))

@@ -203,7 +203,7 @@ def test_model_defaults_apply_the_generation_config(tmp_path, penalised):
 
 async def test_panel_shows_processed_and_raw_scores_and_the_note(tmp_path):
     """A saved run of hf-single:repetition_penalty vs hf-single:frequency_penalty, opened in the app."""
-    from test_tui import SIZE, app_for, plain
+    from app_helpers import SIZE, app_for, plain
 
     from gendiff.cli.main import main
 

@@ -6,7 +6,10 @@ are padded) must choose the same tokens as an independent greedy loop written he
 whole sequence recomputed each step with ``model(input_ids).logits``, batch 1, no gendiff
 code) and report the same top-k logprobs and logits within 1e-4. Pairs gendiff cannot run
 must be refused up front (creating the engine) with one line naming engine, architecture
-and why.
+and why, recommending only engines right on that architecture; pairs no config rule catches
+must be refused by the conformance probe, and the probe must clear every pair that matches.
+transformers' own left-padded generate may differ (``TRANSFORMERS_DIFFERS``): then the probe
+labels it instead.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import pytest
 from tiny_models import ARCHITECTURES, EOS
 
 from gendiff.engines import create_engine, parse_engine_spec
+from gendiff.engines.conformance import verify
 from gendiff.engines.settings import GenerationSettings
-from gendiff.errors import GendiffError
+from gendiff.errors import GendiffError, InputError
+from gendiff.records.conformance import DIFFERS
 
 pytestmark = pytest.mark.slow
 
@@ -150,13 +155,9 @@ def test_engine_matches_plain_greedy_loop(tiny_model_dir, arch, engine):
         assert "\n" not in message and spec.label in message and arch in message and refused in message
         recommended = message.rpartition("; use ")[2].replace(" or ", ", ").split(", ")
         assert recommended and set(recommended) <= RECOMMENDABLE, message
-        wrong_here = {name for (a, name) in TRANSFORMERS_DIFFERS if a == arch} | {
-            name for (a, name) in REFUSED if a == arch
-        }
+        wrong_here = {name for (a, name) in TRANSFORMERS_DIFFERS | PROBE_REFUSED | set(REFUSED) if a == arch}
         assert not wrong_here & set(recommended), message
         return
-    if (arch, spec.name) in PROBE_REFUSED:
-        pytest.xfail("wrong on this model; no config says so: the conformance probe must refuse it")
     expected = reference(arch, folder)
     runner = create_engine(spec, str(folder))
     runner.load()
@@ -166,10 +167,21 @@ def test_engine_matches_plain_greedy_loop(tiny_model_dir, arch, engine):
         for trace, steps in zip(traces, expected)
         if (problem := mismatches(steps, trace))
     ]
+    if (arch, spec.name) in PROBE_REFUSED:  # wrong, as the plain loop shows, and no config says so
+        assert problems, f"{engine} on {arch} now matches the plain loop: drop it from PROBE_REFUSED"
+        with pytest.raises(InputError) as info:
+            verify(runner)
+        message = str(info.value)
+        assert "\n" not in message and spec.label in message and arch in message and "probe prompt" in message
+        assert message.endswith("; use hf-single")
+        return
+    verdict = verify(runner)  # the probe on every engine that declares it: never a false refusal
     if (arch, spec.name) in TRANSFORMERS_DIFFERS:
         assert problems, f"{engine} on {arch} now matches the plain loop: drop it from TRANSFORMERS_DIFFERS"
+        assert verdict is not None and verdict.status == DIFFERS and "padding leaks" in verdict.note
         return
     assert not problems, f"{engine} on {arch}:\n" + "\n".join(problems)
+    assert verdict is None or verdict.agrees, verdict
 
 
 @pytest.mark.parametrize("arch", sorted(NO_SDPA))

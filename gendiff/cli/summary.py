@@ -48,6 +48,8 @@ def summary_table(snapshot: Any) -> str:
                 )
                 if d.decoding_note:
                     lines.append(f"{pad}penalties differ: {d.decoding_note}")
+                if d.conformance_note:
+                    lines.append(f"{pad}{d.conformance_note}")
                 if d.bisection is not None:
                     head, *notes = d.bisection.summary_lines()
                     lines.append(f"{pad}bisection: {head}")
@@ -63,6 +65,8 @@ def summary_table(snapshot: Any) -> str:
                 lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {d.detail}")
                 if d.decoding_note:
                     lines.append(f"{pad}penalties differ: {d.decoding_note}")
+                if d.conformance_note:
+                    lines.append(f"{pad}{d.conformance_note}")
             if d.recheck is not None:
                 lines.append(f"{pad}recheck: {d.recheck.summary()}")
     against = "its @A side" if snapshot.sources else snapshot.reference

@@ -41,6 +41,7 @@ class Architecture:
     accepts_mask_mapping: bool  # decoder takes {layer kind: 4D mask} as its attention_mask
     cache: str = KV_CACHE  # KV_CACHE, RECURRENT_STATE, NO_CACHE or UNKNOWN
     window_by_slot: bool = False  # the model applies its window itself, by cache slot (GPT-Neo's local layers)
+    windows: tuple[int, ...] = ()  # every window the config names, in any words (the probe crosses them)
 
     @property
     def name(self) -> str:
@@ -104,6 +105,7 @@ def architecture_of(model_dir: str) -> Architecture | None:
         accepts_mask_mapping=model_class is not None and _accepts_mask_mapping(model_class),
         cache=cache,
         window_by_slot=by_slot,
+        windows=_window_words(text),
     )
 
 
@@ -126,6 +128,17 @@ def _own_words(text: object, kinds: list[str], window: int | None) -> tuple[list
             for kind, block in zip(kinds, blocks)
         ]
     return kinds, window, False
+
+
+def _window_words(text: object) -> tuple[int, ...]:
+    """Every positive whole number the config keeps under a name with ``window`` in it
+    (``sliding_window``, ``window_size``, ``attention_window_size``, …), smallest first."""
+    values = {
+        value
+        for name, value in vars(text).items()
+        if "window" in name.lower() and isinstance(value, int) and not isinstance(value, bool) and value > 0
+    }
+    return tuple(sorted(values))
 
 
 def _cache_kind(model_class: type | None) -> str:

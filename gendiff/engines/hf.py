@@ -217,6 +217,11 @@ class HFLeft(GenerateEngine):
     name = "hf-left"
     description = "transformers generate(), batched, left padding, positions from the mask"
     applies = frozenset({"dtype", "attn", "device", "batch_size"})
+    conformance = "label"  # what transformers does is the finding, not a reason to refuse
+    conformance_note = (
+        "padding leaks into this model's state: transformers' left-padded generate differs from unpadded "
+        "in float32 on this model"
+    )
 
     def decode(self, builder: TraceBuilder) -> None:
         self.decode_in_batches(builder, self.run_generate)
@@ -232,6 +237,7 @@ class HFRight(HFEngine):
     name = "hf-right"
     description = "batched, right padding, own decode loop (each row at its own next position)"
     applies = frozenset({"dtype", "attn", "device", "batch_size"})
+    conformance = "refuse"  # gendiff's own loop: checked on each model before it runs
 
     def decode(self, builder: TraceBuilder) -> None:
         self.decode_in_batches(builder, self._decode)

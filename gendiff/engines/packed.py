@@ -24,6 +24,8 @@ class Packed(HFEngine):
     name = "packed"
     description = "all prompts in one row, block-diagonal causal mask, positions per segment"
     options = {"positions": ("reset", "continuous"), "order": ("given", "reversed")}
+    conformance = "refuse"  # gendiff's own loop: checked on each model before it runs
+    deliberate_options = frozenset({"positions"})  # continuous positions are the experiment, not a bug
 
     def refusal(self, arch: Architecture) -> str | None:
         if arch.alibi:

@@ -77,6 +77,16 @@ def summary_table(snapshot: Any) -> str:
     return "\n".join(lines)
 
 
+def checked(verdict: Any) -> str:
+    """One progress line on an engine's conformance verdict (gendiff.records.conformance)."""
+    how = "cached" if verdict.cached else f"{verdict.seconds:.2f}s"
+    if verdict.status == "agrees":
+        return f"checked on this model: agrees with unpadded in float32 ({how})"
+    if verdict.status == "differs":
+        return f"checked on this model: {verdict.note or 'differs from unpadded'} ({verdict.where()}; {how})"
+    return f"not checked on this model: {verdict.where()}"
+
+
 def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, loss: bool = False) -> str:
     """One line per engine: llama.cpp's --kl-divergence set over all prompts (KL in nats)."""
 

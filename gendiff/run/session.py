@@ -32,6 +32,7 @@ from gendiff.io.prompts import validate_prompt
 from gendiff.records.decoding import Decoding
 from gendiff.records.divergence import TOKEN, Divergence, compare
 from gendiff.records.events import (
+    EngineChecked,
     EngineFailed,
     EngineFinished,
     EngineLoaded,
@@ -155,7 +156,7 @@ class Session:
         indices = [i for i in indices if ids[i] not in self.rejected]
         batch = [self.token_ids[i] for i in indices]
         order = [label for label in self.run_order() if engines is None or label in engines]
-        self.verify_engines(order)
+        self.verify_engines(order, emit)
         emit(RunStarted(self.skeleton(order, indices), tuple(order)))
         traces: dict[str, list[Trace]] = {}
         errors: dict[str, str] = {}
@@ -200,10 +201,11 @@ class Session:
         emit(RunFinished(snapshot, cancel.is_set()))
         return snapshot
 
-    def verify_engines(self, labels: list[str]) -> None:
+    def verify_engines(self, labels: list[str], on_event: OnEvent | None = None) -> None:
         """The conformance probe of each engine in ``labels`` that declares one, before any of them
         runs (cached per model: once per model, engine code and library versions). The verdict is
-        kept on the engine, so its settings record and the snapshot carry it.
+        kept on the engine, so its settings record and the snapshot carry it; ``on_event`` gets
+        an EngineChecked for each.
 
         Raises:
             InputError: an engine with its own decode loop (hf-right, packed) differs from the
@@ -214,6 +216,8 @@ class Session:
             engine = self.engines[label]
             if engine.verdict is None and engine.conformance is not None:
                 engine.verdict = verify(engine, keep_loaded=(engine.spec.attn, engine.spec.device) in float32)
+                if engine.verdict is not None and on_event is not None:
+                    on_event(EngineChecked(label, engine.verdict))
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot, model_path: str | None = None) -> Session:

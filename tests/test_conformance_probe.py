@@ -175,10 +175,50 @@ def test_the_verdict_is_in_the_snapshot_engine_entry_and_every_trace(tiny_model_
             assert prompt["traces"][label]["settings"]["conformance"]["status"] == AGREES
 
 
-def test_transformers_padding_leak_labels_hf_left_not_refuses_it(tiny_model_dir, tmp_path, capsys):
+def plain_loop_mismatch(engine, folder, prompts) -> float:
+    """The test's own check: the engine's top-k logits on ``prompts`` against one plain forward
+    pass of each prompt alone; the largest |difference|."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+    engine.load()
+    traces = engine.generate(prompts, GenerationSettings(max_new_tokens=4, top_k=3, stop_at_eos=False))
+    worst = 0.0
+    with torch.inference_mode():
+        for prompt, trace in zip(prompts, traces):
+            logits = model(torch.tensor([list(prompt) + [s.token_id for s in trace.steps[:-1]]])).logits[0]
+            for index, step in enumerate(trace.steps):
+                for c in step.top:
+                    worst = max(worst, abs(c.logit - float(logits[len(prompt) - 1 + index, c.token_id])))
+    return worst
+
+
+@pytest.mark.parametrize(
+    ("arch", "cause"),
+    [
+        ("minimax", "padding leaks into this model's state: transformers' left-padded generate"),
+        ("rwkv", "the prompts of a batch leak into each other on this model: transformers' batched generate"),
+    ],
+)
+def test_the_label_tells_padding_from_the_batch_itself(tiny_model_dir, arch, cause):
+    folder = tiny_model_dir(arch)
+    engine = create_engine(parse_engine_spec("hf-left", {"attn": "eager"}), str(folder))
+    padded = probe_prompts(str(folder))
+    even = [padded[0][start : start + 11] for start in (0, 2, 4, 6)]  # one length: a batch without padding
+    assert {len(p) for p in even} == {11}
+    assert plain_loop_mismatch(engine, folder, padded) > 1e-2  # transformers really differs
+    without_pads = plain_loop_mismatch(engine, folder, even)
+    assert (without_pads > 1e-2) == (arch == "rwkv")  # minimax only with pads; rwkv's rows mix anyway
+    verdict = verify(engine)
+    assert verdict.status == DIFFERS and verdict.without_padding == (arch == "rwkv")
+    assert verdict.note.startswith(cause)
+
+
+def test_transformers_own_difference_labels_hf_left_not_refuses_it(tiny_model_dir, tmp_path, capsys):
     from gendiff.cli.main import main
 
-    folder = tiny_model_dir("rwkv")  # no attention: its state takes the left pads in
+    folder = tiny_model_dir("minimax")  # lightning attention: its state takes the left pads in
     out = tmp_path / "run.json"
     capsys.readouterr()
     args = ["run", "--model", str(folder), "--attn", "eager", "--engines", "hf-single,hf-left"]

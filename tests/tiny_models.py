@@ -108,6 +108,19 @@ _SPECS: dict[str, tuple[str, dict[str, Any], float]] = {
     ),
     # no KV cache in transformers
     "openai-gpt": ("openai-gpt", _gpt2_style(), 3.0),
+    # lightning (linear) attention + full attention: transformers lets left pads into its state
+    "minimax": (
+        "minimax",
+        {
+            "layer_types": ["linear_attention", "full_attention"],
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+            "block_size": 16,
+            "sliding_window": None,
+        },
+        3.0,
+    ),
+    "mamba": ("mamba", {"state_size": 16, "expand": 2, "conv_kernel": 4}, 1.0),
     # ALiBi from the slot index, no position_ids (bloom's come from the mask)
     "mpt": ("mpt", {"d_model": HIDDEN, "n_heads": HEADS, "n_layers": LAYERS, "max_seq_len": 512}, 1.0),
 }

@@ -64,8 +64,14 @@ class Engine(ABC):
     path (hf-left: transformers' ``generate``): a difference is that library's behaviour on the
     model, recorded as :attr:`conformance_note` on its divergences. None (default): not
     checked. Needs a model folder transformers loads; the verdict is cached per model."""
-    conformance_note: ClassVar[str] = "this engine's batched path differs from unpadded in float32 on this model"
-    """The line a ``"label"`` engine's divergences carry when the probe finds it differs."""
+    conformance_note: ClassVar[str] = "this engine's padded batches differ from unpadded in float32 on this model"
+    """The line a ``"label"`` engine's divergences carry when the probe finds its padded batch
+    differs from unpadded while a batch of equal-length prompts (no padding) agrees."""
+    conformance_batch_note: ClassVar[str] = (
+        "the prompts of a batch leak into each other on this model: this engine's batches differ from "
+        "one prompt at a time in float32 even without padding"
+    )
+    """The line when a batch differs even without padding (the batch itself is at fault)."""
     deliberate_options: ClassVar[frozenset[str]] = frozenset()
     """Options whose values change the computation on purpose (packed's ``positions=continuous``):
     the conformance probe runs the engine with them at their defaults."""

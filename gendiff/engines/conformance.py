@@ -6,8 +6,10 @@ leak into, an engine bug) is found by running the engine. :func:`verify` runs a 
 the engine on :data:`LENGTHS` prompts of different lengths (so hf-right pads its rows and packed
 packs its segments; plus two around the sliding window when the model has a short one) for
 :data:`NEW_TOKENS` tokens, and compares every step's logits with plain forward passes of each
-prompt alone, unpadded, along the engine's own tokens. The verdict is cached on disk by the
-model's fingerprint, the engine's code and the library versions, so it costs once per model.
+prompt alone, unpadded, along the engine's own tokens. When they differ, the same engine runs
+once more on prompts of one length (no padding), to tell padding from the batch itself (rows
+that leak into each other: transformers' RWKV). The verdict is cached on disk by the model's
+fingerprint, the engine's code and the library versions, so it costs once per model.
 
 The tolerance is relative to the step's logit scale (max |logit| of the unpadded computation,
 at least 1): :data:`RELATIVE_TOLERANCE` = 1e-4, i.e. ~840 float32 ulps of the largest logit.
@@ -39,7 +41,7 @@ from gendiff.engines.settings import GenerationSettings
 from gendiff.errors import InputError, describe
 from gendiff.records.conformance import AGREES, DIFFERS, ERROR, LABEL, REFUSE, Verdict
 
-PROBE_VERSION = 1  # bump when what the probe checks changes: cached verdicts are then redone
+PROBE_VERSION = 2  # bump when what the probe checks changes: cached verdicts are then redone
 NEW_TOKENS = 4
 LENGTHS = (19, 3, 11, 6)  # different lengths: hf-right pads rows, packed packs segments
 WINDOW_CAP = 1024  # windows up to this many tokens get prompts that cross them
@@ -120,6 +122,11 @@ def probe(engine: Engine, key: str = "", material: dict[str, Any] | None = None,
         settings = GenerationSettings(max_new_tokens=NEW_TOKENS, top_k=TOP_K, stop_at_eos=False)
         traces = run_engine(twin, prompts, settings)
         found = compare_with_unpadded(reference.model, prompts, traces)
+        if found["differs"] and "error" not in found:
+            # padding, or the batch itself? the same engine on prompts of one length (no pads)
+            even = probe_prompts(engine.model_path, equal=True)
+            alone = compare_with_unpadded(reference.model, even, run_engine(twin, even, settings))
+            found["without_padding"] = bool(alone["differs"])
     except InputError:
         raise
     except Exception as exc:  # the engine's failure on this model (or out of memory) is the verdict
@@ -130,7 +137,9 @@ def probe(engine: Engine, key: str = "", material: dict[str, Any] | None = None,
     status = DIFFERS if found.pop("differs") else AGREES
     if "error" in found:
         status = ERROR
-    note = engine.conformance_note if status == DIFFERS and engine.conformance == LABEL else None
+    note = None
+    if status == DIFFERS and engine.conformance == LABEL:
+        note = engine.conformance_batch_note if found.get("without_padding") else engine.conformance_note
     return Verdict(status=status, note=note, seconds=time.perf_counter() - started, **base, **found)
 
 
@@ -191,10 +200,11 @@ def _step_difference(step: Any, expected: Any) -> tuple[float, float]:
     return max(diffs, default=0.0), scale
 
 
-def probe_prompts(model_path: str) -> list[list[int]]:
+def probe_prompts(model_path: str, equal: bool = False) -> list[list[int]]:
     """The probe's prompts: :data:`PASSAGE` in the model's own tokens, cut at other offsets to
     :data:`LENGTHS` (and, with a sliding window of at most :data:`WINDOW_CAP`, to one length that
-    crosses the window while decoding and one past it), within the model's context."""
+    crosses the window while decoding and one past it), within the model's context. ``equal``:
+    as many prompts, all of the second-longest length (a batch without padding)."""
     tokenizer = load_tokenizer(model_path)
     arch = architecture_of(str(model_path))
     lengths = list(LENGTHS)
@@ -204,6 +214,8 @@ def probe_prompts(model_path: str) -> list[list[int]]:
         lengths = [window - 2, LENGTHS[1], window + 5, LENGTHS[2]]
     if tokenizer.max_length is not None:
         lengths = [max(1, min(n, tokenizer.max_length - NEW_TOKENS)) for n in lengths]
+    if equal:
+        lengths = [sorted(lengths)[-2]] * len(lengths)
     tokens = tokenizer.encode(PASSAGE)
     special = {tokenizer.pad_token_id, tokenizer.eos_token_id}
     tokens = [t for t in tokens if t not in special] or [tokenizer.pad_token_id + 1]

@@ -222,6 +222,10 @@ class HFLeft(GenerateEngine):
         "padding leaks into this model's state: transformers' left-padded generate differs from unpadded "
         "in float32 on this model"
     )
+    conformance_batch_note = (
+        "the prompts of a batch leak into each other on this model: transformers' batched generate differs "
+        "from one prompt at a time in float32 even without padding"
+    )
 
     def decode(self, builder: TraceBuilder) -> None:
         self.decode_in_batches(builder, self.run_generate)

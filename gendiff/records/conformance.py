@@ -48,6 +48,7 @@ class Verdict:
     worst_diff: float | None = None
     error: str | None = None
     note: str | None = None
+    without_padding: bool | None = None  # when it differs: a batch of one length (no pads) differs too
     options: dict[str, Any] = field(default_factory=dict, compare=False)
     key: str = ""
     seconds: float = 0.0
@@ -65,9 +66,12 @@ class Verdict:
             return f"max |logit diff| {number(self.max_logit_diff or 0.0)}"
         length = self.prompt_lengths[self.worst_prompt]
         limit = self.tolerance * (self.worst_scale or 1.0)
+        also = {True: "; a batch without padding differs too", False: "; a batch without padding agrees"}.get(
+            self.without_padding, ""
+        )
         return (
             f"probe prompt {self.worst_prompt + 1} of {length} tokens, step {self.worst_step}: "
-            f"max |logit diff| {number(self.worst_diff or 0.0)}, float32 rounding allows {number(limit)}"
+            f"max |logit diff| {number(self.worst_diff or 0.0)}, float32 rounding allows {number(limit)}{also}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,6 +89,7 @@ class Verdict:
             "worst_diff": self.worst_diff,
             "error": self.error,
             "note": self.note,
+            "without_padding": self.without_padding,
             "options": dict(self.options),
             "key": self.key,
             "seconds": self.seconds,
@@ -107,6 +112,7 @@ class Verdict:
             worst_diff=_opt_float(data.get("worst_diff")),
             error=data.get("error"),
             note=data.get("note"),
+            without_padding=data.get("without_padding"),
             options=dict(data.get("options") or {}),
             key=str(data.get("key") or ""),
             seconds=float(data.get("seconds") or 0.0),

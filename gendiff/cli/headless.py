@@ -11,14 +11,14 @@ from typing import Any
 
 from gendiff.cli.console import err, out
 from gendiff.cli.run_options import build_config, engine_list
-from gendiff.cli.summary import repeats_table, statistics_table, summary_table
+from gendiff.cli.summary import checked, repeats_table, statistics_table, summary_table
 from gendiff.demo import demo_model_path, demo_prompts_path
 from gendiff.errors import GendiffError, InputError, describe, exit_code
 from gendiff.io.compare import load_pair
 from gendiff.io.fileio import atomic_write_text, check_writable, resolve_target, same_file
 from gendiff.io.prompts import PromptBook
 from gendiff.io.snapshots import save_snapshot
-from gendiff.records.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted
+from gendiff.records.events import EngineChecked, EngineFailed, EngineFinished, EngineLoaded, EngineStarted
 from gendiff.run.recheck import recheck
 from gendiff.run.repeat import attach_repeats
 from gendiff.run.score import load_texts, score
@@ -56,7 +56,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     def progress(event: object) -> None:
         if args.quiet:
             return
-        if isinstance(event, EngineStarted):
+        if isinstance(event, EngineChecked):
+            err(f"{event.engine}: {checked(event.verdict)}")
+        elif isinstance(event, EngineStarted):
             err(f"{event.engine}: loading…")
         elif isinstance(event, EngineLoaded):
             err(f"{event.engine}: loaded in {event.seconds:.1f}s; generating {len(book.prompts)} prompts…")

@@ -48,6 +48,8 @@ def summary_table(snapshot: Any) -> str:
                 )
                 if d.decoding_note:
                     lines.append(f"{pad}penalties differ: {d.decoding_note}")
+                if d.conformance_note:
+                    lines.append(f"{pad}{d.conformance_note}")
                 if d.bisection is not None:
                     head, *notes = d.bisection.summary_lines()
                     lines.append(f"{pad}bisection: {head}")
@@ -63,6 +65,8 @@ def summary_table(snapshot: Any) -> str:
                 lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {d.detail}")
                 if d.decoding_note:
                     lines.append(f"{pad}penalties differ: {d.decoding_note}")
+                if d.conformance_note:
+                    lines.append(f"{pad}{d.conformance_note}")
             if d.recheck is not None:
                 lines.append(f"{pad}recheck: {d.recheck.summary()}")
     against = "its @A side" if snapshot.sources else snapshot.reference
@@ -71,6 +75,16 @@ def summary_table(snapshot: Any) -> str:
         + (f"; {failed} not compared because an engine failed" if failed else "")
     )
     return "\n".join(lines)
+
+
+def checked(verdict: Any) -> str:
+    """One progress line on an engine's conformance verdict (gendiff.records.conformance)."""
+    how = "cached" if verdict.cached else f"{verdict.seconds:.2f}s"
+    if verdict.status == "agrees":
+        return f"checked on this model: agrees with unpadded in float32 ({how})"
+    if verdict.status == "differs":
+        return f"checked on this model: {verdict.note or 'differs from unpadded'} ({verdict.where()}; {how})"
+    return f"not checked on this model: {verdict.where()}"
 
 
 def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, loss: bool = False) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from gendiff.defaults import FRAGILE_THRESHOLD
 from gendiff.records.bisection import Bisection
 from gendiff.records.classify import classify, cross_top_k
+from gendiff.records.conformance import conformance_note
 from gendiff.records.decoding import note_for_traces
 from gendiff.records.recheck import Recheck
 from gendiff.records.reconvergence import Reconvergence
@@ -54,6 +55,10 @@ class Divergence:
     recheck: Recheck | None = None  # filled in by gendiff.recheck on request
     # one line when the two engines apply penalties differently (gendiff.decoding)
     decoding_note: str | None = None
+    # one line when either engine's own batched path differs from the unpadded model in float32
+    # (the conformance probe's verdict, gendiff.records.conformance): a real divergence of that
+    # engine on this model, e.g. hf-left's left pads leaking into a recurrent state
+    conformance_note: str | None = None
 
     @property
     def diverged(self) -> bool:
@@ -82,6 +87,7 @@ class Divergence:
             "cross_top_k": self.cross_top_k,
             "recheck": self.recheck.to_dict() if self.recheck else None,
             "decoding_note": self.decoding_note,
+            "conformance_note": self.conformance_note,
         }
 
     @classmethod
@@ -110,6 +116,7 @@ class Divergence:
             cross_top_k=data.get("cross_top_k"),
             recheck=Recheck.from_dict(data["recheck"]) if data.get("recheck") else None,
             decoding_note=data.get("decoding_note"),
+            conformance_note=data.get("conformance_note"),
         )
 
 
@@ -153,6 +160,7 @@ def _compare(reference: Trace, other: Trace, fragile_threshold: float) -> Diverg
         fragile_steps=fragile,
         agreeing_steps=agreeing,
         decoding_note=note_for_traces(reference, other),
+        conformance_note=conformance_note(reference, other),
     )
     empty = dict(reference_step=None, other_step=None, reference_margin=None, other_margin=None)
 

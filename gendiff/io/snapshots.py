@@ -71,6 +71,8 @@ def read_json(file: Path, what: str) -> Any:
         raise GendiffError(
             f"{what} {file}: not valid JSON (line {exc.lineno}: {exc.msg}); the file is corrupt"
         ) from None
+    except RecursionError:
+        raise GendiffError(f"{what} {file}: values nested deeper than gendiff reads; the file is corrupt") from None
 
 
 def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -241,5 +243,5 @@ def is_snapshot_file(path: str | Path) -> bool:
         return False
     try:
         return is_snapshot_data(json.loads(file.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return False

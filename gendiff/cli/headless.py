@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from typing import Any
 
-from gendiff.cli.console import err, out
+from gendiff.cli.console import err, error_line, out
 from gendiff.cli.run_options import build_config, engine_list
 from gendiff.cli.summary import checked, repeats_table, statistics_table, summary_table
 from gendiff.demo import demo_model_path, demo_prompts_path
+from gendiff.display import one_line
 from gendiff.errors import GendiffError, InputError, describe, exit_code
 from gendiff.io.compare import load_pair
 from gendiff.io.fileio import atomic_write_text, check_writable, resolve_target, same_file
@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "as --reference"
         )
     for note in session.notes:
-        err(f"gendiff: note: {note}")
+        err(f"gendiff: note: {one_line(note)}")
     started = time.perf_counter()
 
     def progress(event: object) -> None:
@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             tokens = sum(len(t.steps) for t in event.traces)
             err(f"{event.engine}: {tokens} tokens in {event.seconds:.2f}s")
         elif isinstance(event, EngineFailed):
-            err(f"{event.engine}: FAILED: {event.error}")
+            err(f"{event.engine}: FAILED: {one_line(str(event.error))}")
 
     snapshot = session.run(progress)
     diagnosis_error = None
@@ -113,13 +113,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if any(prompt.repeats for prompt in snapshot.prompts):
         out(repeats_table(snapshot))
     for note in notes:
-        err(f"gendiff: note: {note}")
+        err(f"gendiff: note: {one_line(note)}")
     if not args.quiet:
         err(f"total {time.perf_counter() - started:.2f}s")
     if diagnosis_error is not None:
-        err(f"gendiff: error: diagnosis failed: {diagnosis_error}")
+        error_line(f"diagnosis failed: {diagnosis_error}")
     elif failed:
-        err("gendiff: error: " + "; ".join(_failure(e["label"], e["error"]) for e in failed))
+        error_line("; ".join(_failure(e["label"], e["error"]) for e in failed))
     return code
 
 
@@ -128,17 +128,17 @@ def explain_run(args: argparse.Namespace, session: Any, snapshot: Any, progress:
     notes: list[str] = []
     if args.recheck:
         if not args.quiet:
-            print(f"rechecking the diverging pairs in {args.recheck}…", file=sys.stderr, flush=True)
+            err(f"rechecking the diverging pairs in {args.recheck}…")
         notes += recheck(session, snapshot, args.recheck, progress)
     if args.repeat:
         if not args.quiet:
-            print(f"repeating the run {args.repeat - 1} more times, prompts reordered…", file=sys.stderr, flush=True)
+            err(f"repeating the run {args.repeat - 1} more times, prompts reordered…")
         notes += attach_repeats(session, snapshot, args.repeat, progress)
     if args.stats:
 
         def forcing(label: str) -> None:
             if not args.quiet:
-                print(f"{label}: teacher-forced pass for --stats…", file=sys.stderr, flush=True)
+                err(f"{label}: teacher-forced pass for --stats…")
 
         notes += attach_statistics(session, snapshot, forcing)
     return notes
@@ -170,7 +170,7 @@ def cmd_sweep(args: argparse.Namespace, config: Any, prompts: list[str]) -> int:
     if failed:
         first = next(v for v in variants if v.errors)
         label, message = next(iter(first.errors.items()))
-        err(f"gendiff: error: engine {label} failed in at least one variant: {message}")
+        error_line(f"engine {label} failed in at least one variant: {message}")
     return code
 
 
@@ -204,11 +204,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     def forcing(label: str) -> None:
         if not args.quiet:
-            print(f"{label}: teacher-forced on the texts…", file=sys.stderr, flush=True)
+            err(f"{label}: teacher-forced on the texts…")
 
     result = score(config, texts, forcing)
     for note in result.notes:
-        print(f"gendiff: note: {note}", file=sys.stderr)
+        err(f"gendiff: note: {one_line(note)}")
     title = (
         f"{len(texts)} texts, every engine fed the continuations; distributions against {result.reference}'s "
         "(KL in nats, loss: mean -log p of the continuation's tokens):"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gendiff.cli.args import compare_parser, given_options, run_parser, score_parser, tui_parser
-from gendiff.cli.console import stream_write
+from gendiff.cli.console import error_line, stream_write
 from gendiff.errors import EXIT_CANCELLED, GendiffError
 
 
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cmd_tui(args)
     except GendiffError as exc:
-        stream_write(sys.stderr, f"gendiff: error: {exc}")
+        error_line(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         stream_write(sys.stderr, "gendiff: cancelled")

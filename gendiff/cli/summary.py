@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gendiff.display import bar, number, shorten, visible
+from gendiff.display import bar, number, one_line, shorten, visible
 from gendiff.records.classify import CLASSIFICATIONS
 
 
@@ -23,7 +23,7 @@ def summary_table(snapshot: Any) -> str:
     width = max((len(label) for label in labels), default=8)
     diverged = total = failed = 0
     for index, prompt in enumerate(snapshot.prompts, 1):
-        lines.append(f"{index:>3} {shorten(prompt.text, 70)}")
+        lines.append(f"{index:>3} {one_line(shorten(prompt.text, 70))}")
         for label in labels:
             d = prompt.divergence_for(label)
             if d is None:
@@ -34,7 +34,7 @@ def summary_table(snapshot: Any) -> str:
                 continue
             if d.reason == "error":  # a failed engine is not a divergence: say so
                 failed += 1
-                lines.append(f"      {label:<{width}}  FAILED: {d.detail}")
+                lines.append(f"      {label:<{width}}  FAILED: {one_line(d.detail)}")
                 continue
             diverged += 1
             pad = " " * (width + 8)
@@ -62,7 +62,7 @@ def summary_table(snapshot: Any) -> str:
                     lines.append(f"{pad}re-convergence: {d.reconvergence.summary()}")
             else:
                 where = "" if d.step is None else f" at step {d.step}"
-                lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {d.detail}")
+                lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {one_line(d.detail)}")
                 if d.decoding_note:
                     lines.append(f"{pad}penalties differ: {d.decoding_note}")
                 if d.conformance_note:

@@ -12,6 +12,7 @@ from typing import Any
 
 from gendiff.errors import GendiffError
 from gendiff.io.fileio import atomic_write_text
+from gendiff.records.consistency import verify_snapshot
 from gendiff.records.snapshot import SCHEMA_ID, Snapshot
 
 SCHEMA_FAMILY = "gendiff.snapshot/"
@@ -44,11 +45,14 @@ def load_snapshot(path: str | Path) -> Snapshot:
 
 
 def snapshot_from_data(data: Any, source: str) -> Snapshot:
-    """A parsed snapshot file: upgraded from /1 if needed, validated, loaded."""
+    """A parsed snapshot file: upgraded from /1 if needed, validated, loaded, and checked
+    against itself (:func:`gendiff.records.consistency.verify_snapshot`: every divergence
+    recomputed from the traces, token ids within the vocabulary). The one way in for every
+    snapshot the app, ``compare`` and ``load_snapshot`` open."""
     if isinstance(data, dict) and data.get("schema") == "gendiff.snapshot/1":
         data = upgrade_v1(data)
     validate(data, source)
-    return Snapshot.from_dict(data)
+    return verify_snapshot(Snapshot.from_dict(data), source)
 
 
 def read_json(file: Path, what: str) -> Any:
@@ -67,6 +71,8 @@ def read_json(file: Path, what: str) -> Any:
         raise GendiffError(
             f"{what} {file}: not valid JSON (line {exc.lineno}: {exc.msg}); the file is corrupt"
         ) from None
+    except RecursionError:
+        raise GendiffError(f"{what} {file}: values nested deeper than gendiff reads; the file is corrupt") from None
 
 
 def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -237,5 +243,5 @@ def is_snapshot_file(path: str | Path) -> bool:
         return False
     try:
         return is_snapshot_data(json.loads(file.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return False

@@ -393,6 +393,8 @@ class Session:
                 "fingerprint": model_fingerprint(self.model_dir),
                 "dtype": shared("dtype", "decided by the server"),
                 "attn": shared("attn", "decided by the server"),
+                # the embedding's rows: every token id of the run lies below (checked when opened)
+                **({"vocab_size": vocab} if (vocab := self.tokenizer.model_vocab_size) else {}),
             },
             decoding={
                 "max_new_tokens": self.config.settings.max_new_tokens,

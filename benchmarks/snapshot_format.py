@@ -1,8 +1,9 @@
-"""Snapshot files at evaluation-set size (issue 25): file size, open time and compare time of
-the JSON format, as ratios to a bare ``json.load`` of the same file (the machine is shared: only
-ratios within one run mean anything).
+"""Snapshot files at evaluation-set size (issue 25): file size, open time, compare time and the
+memory a loaded snapshot holds, for the JSON format and the .gdz container, as ratios to a bare
+``json.load`` of the JSON file (the machine is shared: only ratios within one run mean anything).
 
-Run: python benchmarks/snapshot_format.py [--prompts 100 --tokens 64] [--quick]
+Run: python benchmarks/snapshot_format.py [--prompts 1000 --tokens 256] [--no-json]
+(--no-json skips the JSON file, and then gives times against the .gdz's own load)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -31,25 +33,44 @@ def timed(action):  # noqa: ANN001, ANN201
     return result, time.perf_counter() - started
 
 
-def json_figures(snapshot, folder: Path) -> dict[str, float]:  # noqa: ANN001
-    a, b = folder / "a.json", folder / "b.json"
+def figures(snapshot, folder: Path, suffix: str) -> dict[str, float]:  # noqa: ANN001
+    """Size, save, load (and the memory the loaded snapshot holds), compare of two copies."""
+    a, b = folder / f"a{suffix}", folder / f"b{suffix}"
     _, save_s = timed(lambda: save_snapshot(snapshot, a))
     save_snapshot(snapshot, b)
-
-    def bare() -> object:
-        with open(a, encoding="utf-8") as handle:
-            return json.load(handle)
-
-    _, json_load_s = timed(bare)
     _, load_s = timed(lambda: load_snapshot(a))
+    gc.collect()
+    tracemalloc.start()
+    loaded = load_snapshot(a)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del loaded
     _, compare_s = timed(lambda: load_pair(str(a), str(b)))
     return {
         "mb": os.path.getsize(a) / 1e6,
         "save_s": save_s,
-        "json_load_s": json_load_s,
         "load_s": load_s,
         "compare_s": compare_s,
+        "held_mb": held / 1e6,
     }
+
+
+def bare_json_load(path: Path) -> float:
+    def parse() -> object:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    return timed(parse)[1]
+
+
+def report(name: str, f: dict[str, float], base: float, base_name: str) -> None:
+    print(
+        f"  {name}: {f['mb']:.1f} MB; save {f['save_s']:.2f}s; load {f['load_s']:.2f}s "
+        f"({f['load_s'] / base:.3f}x {base_name}); compare {f['compare_s']:.2f}s "
+        f"({f['compare_s'] / f['load_s']:.2f}x its load); memory held by the loaded snapshot "
+        f"{f['held_mb']:.0f} MB ({f['held_mb'] / f['mb']:.2f}x the file)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -58,17 +79,25 @@ def main() -> None:
     parser.add_argument("--engines", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--no-json", action="store_true", help="skip the JSON format (slow and big at 1000 x 256)")
     args = parser.parse_args()
     snapshot, build_s = timed(lambda: synthetic_snapshot(args.prompts, args.engines, args.tokens, args.top_k))
-    shape = f"{args.prompts} x {args.engines} x {args.tokens}, top-{args.top_k}"
+    print(f"{args.prompts} x {args.engines} x {args.tokens}, top-{args.top_k} (built in {build_s:.1f}s)", flush=True)
     with tempfile.TemporaryDirectory() as folder:
-        f = json_figures(snapshot, Path(folder))
-    print(f"{shape} (built in {build_s:.1f}s)")
-    print(
-        f"  json: {f['mb']:.1f} MB; save {f['save_s']:.2f}s; json.load {f['json_load_s']:.2f}s; "
-        f"load_snapshot {f['load_s']:.2f}s ({f['load_s'] / f['json_load_s']:.2f}x json.load); "
-        f"compare {f['compare_s']:.2f}s ({f['compare_s'] / f['json_load_s']:.2f}x json.load)"
-    )
+        gdz = figures(snapshot, Path(folder), ".gdz")
+        if args.no_json:
+            report("gdz", gdz, gdz["load_s"], "its own load")
+            return
+        del snapshot  # the JSON figures need the memory
+        gc.collect()
+        snapshot = load_snapshot(Path(folder) / "a.gdz")
+        json_f = figures(snapshot, Path(folder), ".json")
+        del snapshot
+        base = bare_json_load(Path(folder) / "a.json")
+    print(f"  json.load of the JSON file: {base:.2f}s")
+    report("json", json_f, base, "json.load")
+    report("gdz", gdz, base, "json.load")
+    print(f"  gdz / json: size {gdz['mb'] / json_f['mb']:.3f}, load {gdz['load_s'] / json_f['load_s']:.3f}")
 
 
 if __name__ == "__main__":

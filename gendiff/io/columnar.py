@@ -82,11 +82,13 @@ class _Builder:
 
     def _extend(self, name: str, values: list[Any]) -> None:
         column = self.arrays[name]
+        before = len(column)
         try:
             column.extend(values)
         except OverflowError:  # an id past int32: the column becomes int64 (past int64: refused)
             if column.typecode != "i":
                 raise
+            del column[before:]  # extend appended the values before the one that did not fit
             self.arrays[name] = column = array("q", column)
             column.extend(values)
 

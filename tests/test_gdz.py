@@ -504,3 +504,41 @@ def test_output_options_are_checked(capsys, tmp_path, monkeypatch, gdz, argv, me
     code = main([str(gdz) if a == "A" else a for a in argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+# ── real runs (the demo model) ───────────────────────────────────────────
+@pytest.mark.slow
+def test_a_real_run_converts_to_gdz_and_back_to_the_same_json_bytes(tmp_path, demo_snapshot):
+    assert main(["export", str(demo_snapshot), str(tmp_path / "s.gdz")]) == 0
+    assert main(["export", "--json", str(tmp_path / "s.gdz"), str(tmp_path / "back.json")]) == 0
+    assert (tmp_path / "back.json").read_bytes() == demo_snapshot.read_bytes()
+    _, arrays = _arrays(tmp_path / "s.gdz")
+    assert (
+        arrays["top_logprob"].dtype == np.float32 and arrays["top_logit"].dtype == np.float32
+    )  # HF scores are float32
+    assert os.path.getsize(tmp_path / "s.gdz") * 5 < os.path.getsize(demo_snapshot)
+
+
+@pytest.mark.slow
+def test_run_save_writes_a_gdz_the_app_and_compare_open(capsys, tmp_path):
+    out = tmp_path / "run.gdz"
+    assert (
+        main(
+            [
+                "run",
+                "--quiet",
+                "--max-new-tokens",
+                "6",
+                "--no-stop-at-eos",
+                "--engines",
+                "hf-single,hf-left",
+                "--save",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert f"snapshot written to {out}" in capsys.readouterr().err
+    snapshot = open_document(str(out)).snapshot
+    assert all(len(t.steps) == 6 for p in snapshot.prompts for t in p.traces.values())
+    assert main(["compare", str(out), str(out), "--fail-on-divergence"]) == 0

@@ -182,7 +182,9 @@ def test_random_snapshots_round_trip_every_field_against_the_json_form(snapshot)
         save_snapshot(snapshot, gdz)
         save_snapshot(snapshot, plain)
         from_gdz, from_json = load_snapshot(gdz), load_snapshot(plain)
-    assert dumps(from_gdz.to_dict()) == dumps(from_json.to_dict())
+        save_snapshot(from_gdz, Path(folder) / "again.gdz")  # from the columns (copied, or rebuilt)
+        again = load_snapshot(Path(folder) / "again.gdz")
+    assert dumps(from_gdz.to_dict()) == dumps(from_json.to_dict()) == dumps(again.to_dict())
     for prompt, original in zip(from_gdz.prompts, snapshot.prompts):
         for label, trace in prompt.traces.items():
             # one step at a time (nothing built yet), then the whole trace (built and kept)
@@ -262,6 +264,20 @@ def test_loading_builds_no_token_steps_and_compare_reads_the_arrays(tmp_path):
     assert dumps([d.to_dict() for p in compared.prompts for d in p.divergences]) == dumps(
         [d.to_dict() for p in reference.prompts for d in p.divergences]
     )
+
+
+def test_a_loaded_gdz_saves_by_copying_its_columns(tmp_path, monkeypatch):
+    steps = varied_snapshot().prompts[0].traces["hf-single"].steps
+    prompts = [{label: Trace(label, p, (1, 2), steps, "length") for label in ("a", "b")} for p in range(3)]
+    save_snapshot(make_snapshot(prompts, ["a", "b"]), tmp_path / "a.gdz")
+    save_snapshot(make_snapshot(prompts, ["a", "b"]), tmp_path / "b.gdz")
+    compared = load_pair(str(tmp_path / "a.gdz"), str(tmp_path / "b.gdz"))
+    monkeypatch.delenv("GENDIFF_VALIDATE_SNAPSHOTS")  # validating the JSON view would build every step
+    save_snapshot(compared, tmp_path / "c.gdz")
+    assert all(t.steps.columns._built == {} for p in compared.prompts for t in p.traces.values())  # nothing built
+    assert dumps(load_snapshot(tmp_path / "c.gdz").to_dict()) == dumps(compared.to_dict())
+    assert main(["export", str(tmp_path / "a.gdz"), str(tmp_path / "a2.gdz")]) == 0
+    assert (tmp_path / "a2.gdz").read_bytes() == (tmp_path / "a.gdz").read_bytes()
 
 
 def test_step_columns_behave_as_the_tuple_of_their_steps(tmp_path):

@@ -135,6 +135,33 @@ class _Builder:
         self.arrays[f"{prefix}_flags"].extend(flags)
         self.arrays[f"{prefix}_count"].extend([len(c) for c in lists])
 
+    def add_columns(self, steps: StepColumns) -> tuple[int, int] | None:
+        """Append a loaded trace's rows by copying its columns (no TokenStep built); None (nothing
+        appended) when its layout differs from this file's (widths, raw scores, texts overridden)."""
+        source = steps.columns
+        has_raw = "raw_logprob" in source.arrays
+        if source.overrides or source.width != self.width or has_raw != (self.raw_width is not None):
+            return None
+        if has_raw and source.raw_width != self.raw_width:
+            return None
+        start, count = self.rows, len(steps)
+        names = list(STEP_COLUMNS) + list(candidate_columns("top"))
+        if has_raw:
+            names += list(RAW_STEP_COLUMNS) + list(candidate_columns("raw_top"))
+        texts = source.texts
+        for name in names:
+            width = (self.raw_width or 0) if name.startswith("raw_top_") else self.width
+            wide = name.startswith(("top_", "raw_top_")) and not name.endswith("_count")
+            values = source.column(name, steps.start, steps.stop, width if wide else 1)
+            if name.endswith("token_id"):
+                kind = "step" if name == "token_id" else name.removesuffix("_token_id")
+                self._texts(kind, start * (width if wide else 1), values, list(map(texts.__getitem__, values)))
+                self._extend(name, values)
+            else:
+                self.arrays[name].extend(values)
+        self.rows += count
+        return start, self.rows
+
     def add(self, steps: Sequence[TokenStep]) -> tuple[int, int]:
         """Append a trace's steps; returns its rows (start, stop)."""
         start = self.rows
@@ -202,7 +229,8 @@ def encode(snapshot: Snapshot) -> tuple[dict[str, Any], dict[str, tuple[array, t
         for prompt in snapshot.prompts:
             entry = replace(prompt, traces={}).to_dict()
             for label, trace in prompt.traces.items():
-                start, stop = builder.add(_steps(trace))
+                copied = builder.add_columns(trace.steps) if isinstance(trace.steps, StepColumns) else None
+                start, stop = copied or builder.add(_steps(trace))
                 outline = replace(trace, steps=()).to_dict()
                 del outline["steps"], outline["token_ids"]
                 entry["traces"][label] = {**outline, "rows": [start, stop]}

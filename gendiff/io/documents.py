@@ -1,5 +1,6 @@
 """What a path on the command line opens: a prompt file to edit and run, a snapshot to view, or
-two snapshots side by side. Recognised by content (parse, then look at ``schema``), not by name.
+two snapshots side by side. Recognised by content (a zip is a .gdz snapshot; else parse, then
+look at ``schema``), not by name.
 
 A file that starts as gendiff writes snapshots (``{"schema":``), a ``.json`` file, or a file not
 named ``.txt`` whose first non-space byte is ``{`` is a snapshot attempt unless its first line is
@@ -16,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gendiff.errors import GendiffError, InputError
+from gendiff.io import columnar
 from gendiff.io.compare import load_pair
 from gendiff.io.prompts import PromptBook
-from gendiff.io.snapshots import is_snapshot_data, snapshot_from_data
+from gendiff.io.snapshots import is_snapshot_data, load_columnar, read_head, snapshot_from_data
 from gendiff.records.snapshot import Snapshot
 
 
@@ -40,9 +42,11 @@ def open_document(path: str | None, other: str | None = None) -> Document | None
         return Document(snapshot=load_pair(path, other))
     file = Path(path).expanduser()
     if not file.exists():
-        raise GendiffError(f"{file}: no such file; give a prompt file (.txt/.jsonl) or a snapshot (.json)")
+        raise GendiffError(f"{file}: no such file; give a prompt file (.txt/.jsonl) or a snapshot (.gdz/.json)")
     if file.is_dir():
-        raise GendiffError(f"{file}: is a folder; give a prompt file (.txt/.jsonl) or a snapshot (.json)")
+        raise GendiffError(f"{file}: is a folder; give a prompt file (.txt/.jsonl) or a snapshot (.gdz/.json)")
+    if columnar.is_columnar(read_head(file, "snapshot")):
+        return Document(snapshot=load_columnar(file))
     data, problem = _parsed(file)
     if is_snapshot_data(data):
         return Document(snapshot=snapshot_from_data(data, str(file)))
@@ -54,7 +58,7 @@ def open_document(path: str | None, other: str | None = None) -> Document | None
         if problem is None:
             problem = 'no "schema" field' if isinstance(data, dict) else f"a JSON {_kind(data)}, not an object"
         raise InputError(
-            f"{file}: not a gendiff snapshot (corrupt: {problem}); give a gendiff snapshot or a prompt file (.txt/.jsonl)"
+            f"{file}: not a gendiff snapshot (corrupt: {problem}); give a gendiff snapshot (.gdz/.json) or a prompt file (.txt/.jsonl)"
         )
     return Document(book=PromptBook.load(file))
 

@@ -16,6 +16,7 @@ from typing import Any
 from gendiff.defaults import FRAGILE_THRESHOLD
 from gendiff.display import shorten
 from gendiff.errors import InputError
+from gendiff.records.columns import Columns, StepColumns
 from gendiff.records.divergence import ERROR, IDENTICAL, Divergence, compare
 from gendiff.records.snapshot import PromptResult, Snapshot
 from gendiff.records.trace import TokenStep
@@ -123,6 +124,23 @@ def _token(step: TokenStep | None) -> int | None:
     return None if step is None else step.token_id
 
 
+def _bad_column_id(columns: Columns, limit: int) -> int | None:
+    """The first id outside ``0 … limit-1`` in a snapshot's id columns (padding slots hold the
+    step's own id, so the whole arrays can be checked), or None; computed once per columns."""
+    checked = columns.__dict__.setdefault("_bad_ids", {})
+    if limit not in checked:
+        bad = None
+        for name in ("token_id", "top_token_id", "raw_top_token_id"):
+            values = columns.arrays.get(name)
+            if values is not None and len(values):
+                low, high = min(values), max(values)
+                if low < 0 or high >= limit:
+                    bad = low if low < 0 else high
+                    break
+        checked[limit] = bad
+    return checked[limit]
+
+
 def _outside(limit: int, recorded: bool) -> str:
     if recorded:
         return f"is outside the model's vocabulary (ids 0 to {limit - 1}){_EDITED}"
@@ -135,6 +153,11 @@ def _check_ids(prompt: PromptResult, limit: int, recorded: bool, where: str) -> 
     if bad is not None:
         raise InputError(f"{where}: prompt token id {bad} {_outside(limit, recorded)}")
     for label, trace in prompt.traces.items():
+        if isinstance(trace.steps, StepColumns):  # a .gdz: its columns are checked once, as arrays
+            bad = _bad_column_id(trace.steps.columns, limit)
+            if bad is not None:
+                raise InputError(f"{where}, {label}: token id {bad} {_outside(limit, recorded)}")
+            continue
         for index, step in enumerate(trace.steps):
             ids = [step.token_id, *(t.token_id for t in step.top)]
             if step.raw_top:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -122,12 +124,20 @@ class Divergence:
 
 def first_divergence(reference: Trace, other: Trace) -> int | None:
     """Index of the first step whose token differs, or where one side has ended; None if identical."""
-    for index, (ref_step, other_step) in enumerate(zip(reference.steps, other.steps)):
-        if ref_step.token_id != other_step.token_id:
-            return index
-    if len(reference.steps) != len(other.steps):
-        return min(len(reference.steps), len(other.steps))
-    return None
+    ref_ids, other_ids = reference.token_ids, other.token_ids
+    if ref_ids == other_ids:
+        return None
+    found = first_difference(ref_ids, other_ids)
+    return found if found is not None else min(len(ref_ids), len(other_ids))
+
+
+def _logprobs_and_margins(steps: Sequence[TokenStep], count: int) -> tuple[list[float], list[float | None]]:
+    """The chosen logprob and the margin of the first ``count`` steps (columnar steps: read from their arrays)."""
+    logprobs, margins = getattr(steps, "logprobs", None), getattr(steps, "margins", None)
+    if logprobs is not None and margins is not None:
+        return logprobs[:count], margins[:count]
+    prefix = steps[:count]
+    return [s.logprob for s in prefix], [s.margin for s in prefix]
 
 
 def compare(reference: Trace, other: Trace, fragile_threshold: float = FRAGILE_THRESHOLD) -> Divergence:
@@ -149,9 +159,10 @@ def _compare(reference: Trace, other: Trace, fragile_threshold: float) -> Diverg
         )
     step = first_divergence(reference, other)
     agreeing = len(reference.steps) if step is None else step
-    prefix = list(zip(reference.steps[:agreeing], other.steps[:agreeing]))
-    drift = max((abs(r.logprob - o.logprob) for r, o in prefix), default=0.0)
-    fragile = tuple(i for i, (r, _) in enumerate(prefix) if r.margin is not None and r.margin < fragile_threshold)
+    ref_logprobs, ref_margins = _logprobs_and_margins(reference.steps, agreeing)
+    other_logprobs, _ = _logprobs_and_margins(other.steps, agreeing)
+    drift = max(map(abs, map(operator.sub, ref_logprobs, other_logprobs)), default=0.0)
+    fragile = tuple(i for i, margin in enumerate(ref_margins) if margin is not None and margin < fragile_threshold)
     fields: dict[str, Any] = dict(
         reference=reference.engine,
         engine=other.engine,
@@ -217,7 +228,7 @@ def _compare(reference: Trace, other: Trace, fragile_threshold: float) -> Diverg
     )
 
 
-def first_difference(reference_ids: list[int], other_ids: list[int]) -> int | None:
+def first_difference(reference_ids: Sequence[int], other_ids: Sequence[int]) -> int | None:
     """First index where two (possibly still growing) token streams differ, over their common length."""
     for index, (a, b) in enumerate(zip(reference_ids, other_ids)):
         if a != b:

@@ -1,5 +1,5 @@
-"""The ``openai`` engine: a model behind an OpenAI-compatible server (vLLM; SGLang and llama.cpp
-as untested flavours), greedy, with top-k logprobs keyed by token id.
+"""The ``openai`` engine: a model behind an OpenAI-compatible server (vLLM, llama.cpp; SGLang as
+an untested flavour), greedy, with top-k logprobs keyed by token id.
 
 Spec: ``openai:url=http://HOST:PORT/v1,model=NAME[,concurrency=N][,flavour=F][,timeout=S][,retries=R]
 [,api_key_env=VAR]``. ``api_key_env`` names an environment variable holding the server's key: read
@@ -9,7 +9,9 @@ The local model folder (``--model``) supplies the tokenizer: prompts go to the s
 ids, and before the run the server must be reachable, serve ``model``, tokenize every prompt as
 gendiff does, and key its logprobs by id. Requests go out concurrently (``concurrency=all``, the
 default, sends every prompt at once as production traffic would; ``1`` sends them one by one), so
-the server's batching becomes a variable to diff. A failed request fails only its prompt.
+the server's batching becomes a variable to diff. A failed request fails only its prompt. What
+the server reports about what it runs (its model file, quantization, slots, build) is recorded
+with the traces; gendiff's own dtype, attention and batch size are not (the server decides them).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from gendiff.engines.base import Engine
@@ -56,7 +59,7 @@ def _check_seconds(value: str) -> str | None:
 
 class OpenAIServer(Engine):
     name = "openai"
-    description = "a model behind an OpenAI-compatible server (vLLM; SGLang, llama.cpp untested), by token ids"
+    description = "a model behind an OpenAI-compatible server (vLLM, llama.cpp; SGLang untested), by token ids"
     applies = frozenset()  # the server decides dtype, attention, device and batching
     options = {
         "url": FreeOption(None, _check_url),
@@ -82,6 +85,7 @@ class OpenAIServer(Engine):
         self.model = str(self.option("model"))
         self.flavour: Flavour | None = None
         self.server_version: str | None = None
+        self.server_reported: dict[str, Any] = {}
 
     def _api_key(self) -> str | None:
         """The key, read from the environment now (never kept); None without api_key_env."""
@@ -124,6 +128,7 @@ class OpenAIServer(Engine):
                     f"not {self.model!r}; pass model=<one of those>"
                 )
             self.flavour, self.server_version = self._detect(client)
+            self.server_reported = self._reported(client, self.flavour)
         self.tokenizer = load_tokenizer(self.model_path)  # after the server checks: they fail in well under a second
 
     def settings_record(self) -> dict[str, Any]:
@@ -132,6 +137,7 @@ class OpenAIServer(Engine):
             "flavour": self.flavour.name if self.flavour else None,
             "flavour_tested": self.flavour.tested if self.flavour else None,
             "version": self.server_version,
+            "reported": dict(self.server_reported),  # only what the server said, as it said it
         }
         return record
 
@@ -202,6 +208,19 @@ class OpenAIServer(Engine):
         # a generic OpenAI-compatible server without a version endpoint
         return FLAVOURS["openai"] if chosen == "auto" else order[0], None
 
+    def _reported(self, client: Any, flavour: Flavour) -> dict[str, Any]:
+        """What the server reports about what it runs (see Flavour.reported); an endpoint that
+        does not answer with JSON is left out."""
+        answers = {}
+        for path in flavour.report_paths:
+            try:
+                answer = client.get(self.root + path)
+                if answer.status_code == 200:
+                    answers[path] = answer.json()
+            except Exception:  # httpx errors, bad JSON: that endpoint reports nothing
+                continue
+        return flavour.reported(answers)
+
     async def _check_tokenization(self, client: Any, ids: list[int]) -> str | None:
         """The server must turn the prompt's text into exactly our ids, and answer with ids: else
         GendiffError. A request that fails returns its error line (that prompt fails)."""
@@ -252,19 +271,31 @@ class OpenAIServer(Engine):
             return f"the answer is not JSON: {self._scrub(_error_text(answer))}"
 
     async def _ask(self, client: Any, prompt: list[int], settings: GenerationSettings) -> Any:
-        """Generate for one prompt: (steps, the server's finish reason), or an error line."""
+        """Generate for one prompt: (steps, the server's finish reason), or an error line.
+
+        A flavour whose ``ignore_eos`` is a bias on EOS (llama.cpp) is never asked to ignore it:
+        with ``stop_at_eos`` off, after the server stops at an end of generation the prompt and
+        every token so far are resubmitted for the rest, so the model's own choice stays in the trace.
+        """
         assert self.flavour is not None
-        request = self.flavour.generate(self.model, prompt, settings)
-        answer = await self._post(client, request.path, request.body)
-        if isinstance(answer, str):
-            return answer
-        try:
-            steps, finish = self.flavour.parse(answer)
-        except ServedError as exc:
-            raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            return f"unusable answer: {type(exc).__name__}: {exc}"
-        return [self._step(*step, settings.top_k) for step in steps], finish
+        continues = self.flavour.eos_is_a_bias and not settings.stop_at_eos
+        steps: list[TokenStep] = []
+        while True:
+            remaining = replace(settings, max_new_tokens=settings.max_new_tokens - len(steps))
+            context = prompt + [step.token_id for step in steps]
+            request = self.flavour.generate(self.model, context, remaining)
+            answer = await self._post(client, request.path, request.body)
+            if isinstance(answer, str):
+                return answer
+            try:
+                parsed, finish = self.flavour.parse(answer)
+            except ServedError as exc:
+                raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                return f"unusable answer: {type(exc).__name__}: {exc}"
+            steps += [self._step(*step, settings.top_k) for step in parsed]
+            if not (continues and finish == "eos" and parsed and len(steps) < settings.max_new_tokens):
+                return steps, finish
 
     def _step(self, token_id: int, logprob: float, candidates: list[tuple[int, float]], top_k: int) -> TokenStep:
         # the chosen token may come on top of the k asked for; exact ties ranked by id, as argmax does
@@ -344,4 +375,6 @@ def _error_text(answer: Any) -> str:
 def _flavour_hint(flavour: Flavour) -> str:
     if flavour.name == "openai":
         return "vLLM answers with ids (return_tokens_as_token_ids); for SGLang use flavour=sglang, for llama.cpp flavour=llamacpp"
-    return f"this is the untested {flavour.name} flavour; please report what the server answered"
+    if not flavour.tested:
+        return f"this is the untested {flavour.name} flavour; please report what the server answered"
+    return "see docs/served.md for what this flavour sends and expects"

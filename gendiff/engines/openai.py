@@ -214,7 +214,7 @@ class OpenAIServer(Engine):
         answers = {}
         for path in flavour.report_paths:
             try:
-                answer = client.get(self.root + path)
+                answer = client.get(self.root + path, headers=self._headers())
                 if answer.status_code == 200:
                     answers[path] = answer.json()
             except Exception:  # httpx errors, bad JSON: that endpoint reports nothing

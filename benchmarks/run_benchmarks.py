@@ -1,11 +1,14 @@
 """gendiff's performance targets, as ratios measured in one run (these machines are noisy:
 compare within a run, never against an absolute time). Run: python benchmarks/run_benchmarks.py
 
-Each line prints the ratio, the target and the raw numbers it came from.
+Each line prints the ratio, the target and the raw numbers it came from. ``--quick`` runs every
+part on small inputs (what CI runs: it checks that the benchmarks run, not the figures; the exit
+status is 1 when a part crashed, whatever PASS/MISS say). ``--only NAME`` runs one part.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -14,8 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from pathlib import Path
 
 PY = sys.executable
+HERE = Path(__file__).parent
+QUICK = False  # --quick: small inputs
 
 
 def line(name: str, ratio: float, target: str, ok: bool, detail: str) -> None:
@@ -29,6 +36,7 @@ def subprocess_json(code: str) -> dict:
 
 def engines_timing() -> None:
     """hf-left vs hf-single, hf-right/packed vs hf-left: 16 prompts x 48 tokens, float32."""
+    prompts, tokens, repeats = (4, 8, 1) if QUICK else (16, 48, 3)
     code = r"""
 import json, time
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
@@ -39,21 +47,24 @@ from gendiff.io.prompts import PromptBook
 from gendiff.demo import demo_prompts_path
 path = str(demo_model_path())
 ids = [load_tokenizer(path).encode(p) for p in PromptBook.load(demo_prompts_path()).prompts]
-s = GenerationSettings(max_new_tokens=48, top_k=5, stop_at_eos=False)
+s = GenerationSettings(max_new_tokens=TOKENS, top_k=5, stop_at_eos=False)
 out = {}
+ids = ids[:PROMPTS]
 for name in ["hf-single", "hf-left", "hf-right", "packed"]:
     e = create_engine(parse_engine_spec(name, {}, engine_names()), path); e.load()
     e.generate(ids[:2], GenerationSettings(max_new_tokens=2))  # warm-up
     best = float("inf")
-    for _ in range(3):
+    for _ in range(REPEATS):
         t = time.perf_counter(); e.generate(ids, s); best = min(best, time.perf_counter() - t)
     out[name] = best
 print(json.dumps(out))
 """
-    t = subprocess_json(code)
+    t = subprocess_json(
+        code.replace("TOKENS", str(tokens)).replace("REPEATS", str(repeats)).replace("PROMPTS", str(prompts))
+    )
     detail = ", ".join(f"{k} {v:.2f}s" for k, v in t.items())
     r = t["hf-left"] / t["hf-single"]
-    line("hf-left time / hf-single time (16 prompts x 48 tokens)", r, "<= 0.33", r <= 0.33, detail)
+    line(f"hf-left time / hf-single time ({prompts} prompts x {tokens} tokens)", r, "<= 0.33", r <= 0.33, detail)
     for name in ("hf-right", "packed"):
         r = t[name] / t["hf-left"]
         line(f"{name} time / hf-left time", r, "<= 2.0", r <= 2.0, "")
@@ -70,7 +81,8 @@ from gendiff.demo import demo_prompts_path
 from gendiff.records.events import EngineFinished, EngineLoaded
 from gendiff.run.session import Session
 from gendiff.cli.summary import summary_table
-args = run_parser().parse_args(["--quiet"])
+from gendiff.io.snapshots import save_snapshot
+args = run_parser().parse_args(["--quiet", "--max-new-tokens", "TOKENS"])
 config = build_config(args)
 book = PromptBook.load(demo_prompts_path())
 session = Session(config, book.prompts)
@@ -83,11 +95,11 @@ t = time.perf_counter()
 snap = session.run(on_event)
 text = summary_table(snap)
 import tempfile, os
-save_snapshot(snap, os.path.join(tempfile.mkdtemp(), "s.json"))
+save_snapshot(snap, os.path.join(tempfile.mkdtemp(), "s.gdz"))
 wall = time.perf_counter() - t
 print(json.dumps({"wall": wall, "generate": sum(gen), "load": sum(loads)}))
 """
-    t = subprocess_json(code)
+    t = subprocess_json(code.replace("TOKENS", "8" if QUICK else "32"))
     r = t["wall"] / t["generate"]
     line(
         "gendiff run wall / engines' generate time",
@@ -123,7 +135,8 @@ print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss /
 def first_frame() -> None:
     """Time to the first painted frame vs `python -c 'import textual'`; torch must not be loaded yet."""
     textual = []
-    for _ in range(3):
+    repeats = 1 if QUICK else 3
+    for _ in range(repeats):
         t = time.perf_counter()
         subprocess.run([PY, "-c", "import textual.app"], check=True)
         textual.append(time.perf_counter() - t)
@@ -145,7 +158,7 @@ print(json.dumps(r))
 """
     frames = []
     torch_loaded = False
-    for _ in range(3):
+    for _ in range(repeats):
         t = time.perf_counter()
         r = subprocess_json(code)
         frames.append(time.perf_counter() - t)
@@ -160,39 +173,54 @@ print(json.dumps(r))
     )
 
 
+async def _until(condition, seconds: float, what: str) -> None:  # noqa: ANN001
+    """Wait for ``condition()``; a clear error (not a hang) when the app never gets there."""
+    deadline = time.perf_counter() + seconds
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"the app did not get to {what} within {seconds:.0f}s")
+        await asyncio.sleep(0.001)
+
+
 def key_latency() -> None:
     """Median time from a key press to the screen update while all engines run (Pilot)."""
     os.environ["GENDIFF_CONFIG_DIR"] = tempfile.mkdtemp()
+    from textual import events
+
+    from gendiff.run.options import RunOptions
     from gendiff.tui.app import GendiffApp, LaunchOptions
 
+    tokens, presses = (24, 4) if QUICK else (200, 30)
+
     async def main() -> list[float]:
-        app = GendiffApp(LaunchOptions(max_new_tokens=200, stop_at_eos=False, preload=False))
+        app = GendiffApp(LaunchOptions(run=RunOptions(max_new_tokens=tokens, stop_at_eos=False), preload=False))
         times = []
         async with app.run_test(size=(120, 40)) as pilot:
+            screen = app.main
             await pilot.press("R")
-            while not any(e.live for e in app.entries):
-                await pilot.pause(0.05)
-            from textual import events
-
-            for i in range(30):
-                if not app.running:
+            await _until(lambda: screen.running, 60, "a running state after R")
+            await asyncio.sleep(0.5)  # the engines load, then stream
+            for i in range(presses):
+                if not screen.running:
                     break
                 # pilot.press waits for the message queue to drain, which never happens while
                 # tokens stream in; measure key -> handler done -> next frame instead
                 target = 1 if i % 2 == 0 else 0
                 t = time.perf_counter()
                 app.post_message(events.Key("down" if target else "up", None))
-                while app.current_index != target:
-                    await asyncio.sleep(0.001)
+                await _until(
+                    lambda target=target: screen.current_index == target, 10, f"prompt {target + 1} after a key"
+                )
                 app.screen._on_timer_update()  # layout + paint the frame now, as the refresh timer would
                 times.append(time.perf_counter() - t)
                 await asyncio.sleep(0.05)
             await pilot.press("escape")
-            while app.running:
-                await pilot.pause(0.05)
+            await _until(lambda: not screen.running, 60, "the end of the run after escape")
         return times
 
     times = asyncio.run(main())
+    if not times:
+        raise RuntimeError("the run ended before a key could be measured")
     median = statistics.median(times) * 1000
     line(
         "key press -> screen update while engines run (median ms)",
@@ -203,56 +231,63 @@ def key_latency() -> None:
     )
 
 
-def render_big() -> None:
-    """200 prompts x 5 engines x 256 tokens: time per frame while moving through the prompts."""
-    from gendiff.io.snapshots import save_snapshot
+def big_snapshot(prompts: int, tokens: int = 256):  # noqa: ANN201
+    """``prompts`` x 5 engines x ``tokens`` steps, every engine the same (divergences computed)."""
     from gendiff.records.divergence import compare
-    from gendiff.records.snapshot import PromptResult, Snapshot
+    from gendiff.records.snapshot import Batch, PromptResult, Snapshot
     from gendiff.records.trace import TokenStep, TopToken, Trace
-    from gendiff.tui.app import GendiffApp, LaunchOptions
 
     engines = ["hf-single", "hf-left", "hf-right", "packed", "vllm"]
     top = tuple(TopToken(i, f" w{i}", -0.1 * i, None) for i in range(5))
-    steps = tuple(TokenStep(i % 5, f" w{i % 5}", -0.1 * (i % 5), top) for i in range(256))
-    prompts = []
-    for p in range(200):
+    steps = tuple(TokenStep(i % 5, f" w{i % 5}", -0.1 * (i % 5), top) for i in range(tokens))
+    results = []
+    for p in range(prompts):
         traces = {e: Trace(e, p, (1, 2), steps, "length") for e in engines}
-        result = PromptResult(f"prompt {p}", [1, 2], traces)
+        result = PromptResult(f"prompt {p}", [1, 2], traces, id=p, batches={e: 0 for e in engines})
         result.divergences = [compare(traces["hf-single"], traces[e]) for e in engines[1:]]
-        prompts.append(result)
-    snap = Snapshot(
+        results.append(result)
+    return Snapshot(
         model={"name": "m", "path": "/m"},
-        decoding={"max_new_tokens": 256, "top_k": 5},
+        decoding={"max_new_tokens": tokens, "top_k": 5},
         reference="hf-single",
         engines=[{"label": e, "name": e, "settings": {}} for e in engines],
-        prompts=prompts,
+        prompts=results,
         environment={"python": "", "torch": "", "transformers": "", "device": "cpu"},
+        batches=[Batch(0, tuple(engines), tuple(range(prompts)), tuple(r.text for r in results), ((1, 2),) * prompts)],
     )
-    folder = tempfile.mkdtemp()
-    path = save_snapshot(snap, os.path.join(folder, "big.json"))
+
+
+def render_big() -> None:
+    """200 prompts x 5 engines x 256 tokens, opened from a .gdz: time per frame while moving through the prompts."""
+    from gendiff.io.documents import open_document
+    from gendiff.io.snapshots import save_snapshot
+    from gendiff.tui.app import GendiffApp, LaunchOptions
+
+    prompts, changes_n, scrolls_n = (12, 6, 6) if QUICK else (200, 60, 60)
+    path = save_snapshot(big_snapshot(prompts), os.path.join(tempfile.mkdtemp(), "big.gdz"))
 
     async def main() -> tuple[list[float], list[float]]:
         from textual import events
 
-        app = GendiffApp(LaunchOptions(path=str(path), preload=False))
+        app = GendiffApp(LaunchOptions(document=open_document(str(path)), preload=False))
         changes, scrolls = [], []
         async with app.run_test(size=(160, 50)) as pilot:
             await pilot.pause(0.5)
-            heading = app.query_one("#prompt-text")
+            screen = app.main
+            heading = screen.query_one("#prompt-text")
             # key -> handler -> columns updated -> layout + frame composed (as the refresh timer
-            # would do it), 60 prompt changes
-            for _ in range(60):
-                wanted = f"prompt {app.current_index + 2}:"
+            # would do it)
+            for _ in range(changes_n):
+                wanted = f"prompt {screen.current_index + 2}:"
                 t = time.perf_counter()
                 app.post_message(events.Key("down", None))
-                while not str(heading.content).startswith(wanted):
-                    await asyncio.sleep(0.0005)
+                await _until(lambda wanted=wanted: str(heading.content).startswith(wanted), 10, wanted)
                 app.screen._on_timer_update()
                 changes.append(time.perf_counter() - t)
                 await pilot.pause(0.02)
             # scrolling the token columns a few lines at a time, down then up
-            scroll = app.query_one("#columns-scroll")
-            for i in range(60):
+            scroll = screen.query_one("#columns-scroll")
+            for i in range(scrolls_n):
                 y = (i % 30) * 3 if (i // 30) % 2 == 0 else (30 - i % 30) * 3
                 t = time.perf_counter()
                 scroll.scroll_to(y=y, animate=False, immediate=True)
@@ -271,7 +306,7 @@ def render_big() -> None:
         median = statistics.median(times) * 1000
         worst = max(times) * 1000
         line(
-            f"render 200x5x256: {name}, median ms per frame",
+            f"render {prompts}x5x256: {name}, median ms per frame",
             median,
             "<= 50, max <= 100",
             median <= 50 and worst <= 100,
@@ -279,7 +314,85 @@ def render_big() -> None:
         )
 
 
-if __name__ == "__main__":
+def snapshot_format() -> None:
+    """The .gdz format at 1000 x 5 x 256 with top-5 (issue 25): size, open time against a bare
+    json.load of the same snapshot as JSON, compare time against the open time, memory held."""
+    shape = ["--prompts", "20", "--tokens", "32"] if QUICK else ["--prompts", "1000", "--tokens", "256"]
+    out = subprocess.run(
+        [PY, str(HERE / "snapshot_format.py"), *shape, "--json-line"], capture_output=True, text=True, check=True
+    )
+    f = json.loads(out.stdout.strip().splitlines()[-1])
+    gdz, plain, base = f["gdz"], f["json"], f["json_load_s"]
+    size = "x".join(map(str, f["shape"][:3]))
+    line(f"{size} .gdz file size (MB)", gdz["mb"], "<= 100", gdz["mb"] <= 100, f"the JSON: {plain['mb']:.0f} MB")
+    r = gdz["load_s"] / base
+    line(
+        f"{size} .gdz open / json.load of the JSON",
+        r,
+        "open <= 3 s on a quiet 2-core machine",
+        gdz["load_s"] <= 3,
+        f"{gdz['load_s']:.2f}s vs {base:.2f}s; gendiff's JSON load {plain['load_s']:.2f}s",
+    )
+    r = gdz["compare_s"] / gdz["load_s"]
+    line(
+        f"{size} compare of two .gdz / open of one",
+        r,
+        "<= 2",
+        r <= 2,
+        f"{gdz['compare_s']:.2f}s vs {gdz['load_s']:.2f}s (JSON: {plain['compare_s']:.2f}s)",
+    )
+    r = gdz["held_mb"] / gdz["mb"]
+    line(
+        f"{size} memory held by an opened .gdz / its size",
+        r,
+        "<= 3",
+        r <= 3,
+        f"{gdz['held_mb']:.0f} MB (JSON: {plain['held_mb']:.0f} MB)",
+    )
+
+
+# (name, function, needs the app): the app's parts depend on the TUI's internals (app.main,
+# #prompt-text, #columns-scroll, current_index, running), which change with it
+PARTS = [
+    ("engines", engines_timing, False),
+    ("run-overhead", run_overhead, False),
+    ("memory", memory, False),
+    ("snapshot-format", snapshot_format, False),
+    ("first-frame", first_frame, True),
+    ("key-latency", key_latency, True),
+    ("render-big", render_big, True),
+]
+
+
+def main() -> int:
+    global QUICK
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small inputs: checks that every part runs")
+    parser.add_argument("--only", choices=[name for name, _, _ in PARTS], action="append", help="run only this part")
+    args = parser.parse_args()
+    QUICK = args.quick
     os.environ.setdefault("GENDIFF_CONFIG_DIR", tempfile.mkdtemp())
-    for bench in (engines_timing, run_overhead, memory, first_frame, key_latency, render_big):
-        bench()
+    crashed = []
+    for name, bench, app in PARTS:
+        if args.only and name not in args.only:
+            continue
+        try:
+            bench()
+        except Exception as exc:  # noqa: BLE001 — one part's crash is reported, the others still run
+            detail = (
+                exc.stderr.strip().splitlines()[-1]
+                if isinstance(exc, subprocess.CalledProcessError) and exc.stderr
+                else f"{type(exc).__name__}: {exc}"
+            )
+            where = " (a part that drives the app: it follows the TUI's internals)" if app else ""
+            print(f"FAIL  {name}{where}: {detail}", flush=True)
+            if os.environ.get("GENDIFF_BENCH_DEBUG"):
+                traceback.print_exc()
+            crashed.append(name)
+    if crashed:
+        print(f"{len(crashed)} part(s) crashed: {', '.join(crashed)}", flush=True)
+    return 1 if crashed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,6 +1,9 @@
-"""Text formatting shared by the CLI summary and the TUI: visible whitespace, fixed-width numbers."""
+"""Text formatting shared by the CLI summary and the TUI: visible whitespace, fixed-width numbers,
+untrusted text made inert for a terminal, credentials in URLs hidden."""
 
 from __future__ import annotations
+
+import re
 
 _VISIBLE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
 
@@ -30,6 +33,30 @@ def visible(text: str) -> str:
     """A token as shown: whitespace visible (space ␣, newline ↵, tab ⇥, so two tokens that differ
     only in it look different) and every control character inert."""
     return inert(text.translate(_VISIBLE))
+
+
+def one_line(text: str) -> str:
+    """Untrusted text for a one-line message (an error, a progress line): inert, and its line
+    breaks and tabs shown as ``↵``/``⇥`` so the message stays one line."""
+    return inert(text.replace("\r\n", "\n").translate(_LINE_BREAKS))
+
+
+_LINE_BREAKS = str.maketrans({"\n": "↵", "\t": "⇥", "\r": "↵", "\x0b": "↵", "\x0c": "↵"})
+
+# scheme://USERINFO@ — USERINFO up to the last @ before the end of the value (a comma, a quote,
+# whitespace), so a password holding ``/`` or ``@`` is hidden whole
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s,'\"<>]*@")
+
+
+def has_userinfo(text: str) -> bool:
+    """Whether ``text`` holds a URL with a user name or password (``http://user:pass@host``)."""
+    return _USERINFO.search(text) is not None
+
+
+def without_userinfo(text: str) -> str:
+    """``text`` with every URL's user name and password replaced by ``***``
+    (``http://user:pass@host/v1`` -> ``http://***@host/v1``): what may be shown or stored."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def number(value: float | None, digits: int = 4) -> str:

@@ -15,6 +15,18 @@ def isolated_config(tmp_path_factory, monkeypatch):
     return folder
 
 
+@pytest.fixture(scope="session")
+def verify_cache_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_verify_cache(verify_cache_root, monkeypatch):
+    """The conformance verdicts go to a cache of this test session, never the user's ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(verify_cache_root))
+    return verify_cache_root
+
+
 @pytest.fixture(autouse=True)
 def validate_every_written_snapshot(monkeypatch):
     """The app writes snapshots without re-validating what it built; in the tests every

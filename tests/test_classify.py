@@ -114,3 +114,48 @@ def test_one_bfloat16_step_above_the_threshold_is_still_a_near_tie():
     assert compare(*pair(ref_step, other_step, "bfloat16")).classification == NEAR_TIE
     # the same margin in float32 is 500 000 grid steps: a wide flip
     assert compare(*pair(ref_step, other_step, "float32")).classification == WIDE_FLIP
+
+
+# (dtype, top logit, fragile threshold): where two grid steps exceed the threshold, so the
+# grid rule decides. bfloat16 at 4…8 and float16 at 64…128 with the default threshold; float32's
+# two steps at 5.0 are 9.5e-7, so its boundary is tested with the threshold off.
+GRID_CASES = [("bfloat16", 5.0, 0.05), ("float16", 100.0, 0.05), ("float32", 5.0, 0.0)]
+
+
+@pytest.mark.parametrize(("dtype", "top", "threshold"), GRID_CASES)
+def test_exactly_two_grid_steps_is_a_near_tie_and_one_step_more_a_wide_flip(dtype, top, threshold):
+    torch = pytest.importorskip("torch")
+    kind = getattr(torch, dtype)
+    top_value = torch.tensor(top, dtype=kind)
+    down = torch.tensor(-math.inf, dtype=kind)
+    below = [top_value]
+    for _ in range(3):  # the next three representable values below the top logit
+        below.append(torch.nextafter(below[-1], down))
+    two_steps, three_steps = float(below[2]), float(below[3])
+    step_size = ulp(dtype, top)
+    assert float(top_value) - two_steps == 2 * step_size  # same binade: exactly two grid steps
+    assert 2 * step_size > threshold  # the grid rule, not the threshold, decides
+
+    def classification(second: float) -> str:
+        ref_step = logit_step(10, (10, float(top_value)), (11, second))
+        other_step = logit_step(11, (11, float(top_value)), (10, second))
+        return compare(*pair(ref_step, other_step, dtype), fragile_threshold=threshold).classification
+
+    assert classification(two_steps) == NEAR_TIE
+    assert classification(three_steps) == WIDE_FLIP
+
+
+def test_two_bfloat16_steps_at_4_to_8_is_a_near_tie_with_float32_logprob_rounding():
+    # the issue's case: logits 4.0625 and 4.0 (two steps of 1/32) with logprobs from a real
+    # float32 log_softmax, whose margin is not exactly 0.0625
+    torch = pytest.importorskip("torch")
+    logits = torch.tensor([4.0625, 4.0, 1.0, -3.0], dtype=torch.bfloat16).float()
+    logprobs = torch.log_softmax(logits, dim=-1).tolist()
+    top = tuple(TopToken(i, f"t{i}", logprobs[i], float(logits[i])) for i in (0, 1))
+    ref_step = TokenStep(0, "t0", logprobs[0], top)
+    other_step = TokenStep(1, "t1", -0.5, (TopToken(1, "t1", -0.5, 5.0), TopToken(0, "t0", -0.9, 4.6)))
+    ref = Trace("ref", 0, (1, 2), (ref_step,), "length", {"dtype": "bfloat16"})
+    other = Trace("other", 0, (1, 2), (other_step,), "length", {"dtype": "bfloat16"})
+    d = compare(ref, other)
+    assert d.reference_margin == pytest.approx(0.0625, abs=1e-6)
+    assert d.classification == NEAR_TIE

@@ -6,7 +6,10 @@ are padded) must choose the same tokens as an independent greedy loop written he
 whole sequence recomputed each step with ``model(input_ids).logits``, batch 1, no gendiff
 code) and report the same top-k logprobs and logits within 1e-4. Pairs gendiff cannot run
 must be refused up front (creating the engine) with one line naming engine, architecture
-and why.
+and why, recommending only engines right on that architecture; pairs no config rule catches
+must be refused by the conformance probe, and the probe must clear every pair that matches.
+transformers' own left-padded generate may differ (``TRANSFORMERS_DIFFERS``): then the probe
+labels it instead.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import pytest
 from tiny_models import ARCHITECTURES, EOS
 
 from gendiff.engines import create_engine, parse_engine_spec
+from gendiff.engines.conformance import verify
 from gendiff.engines.settings import GenerationSettings
-from gendiff.errors import GendiffError
+from gendiff.errors import GendiffError, InputError
+from gendiff.records.conformance import DIFFERS
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +33,35 @@ ENGINES = ("hf-single", "hf-left:batch_size=2", "hf-right:batch_size=2", "packed
 # lengths 4-43 around the window of 16; neighbours differ in length so batch rows are padded
 LENGTHS = (43, 4, 17, 9, 30, 16)
 # transformers 5.19 has no sdpa attention for these: run them eager, and expect sdpa refused
-NO_SDPA = {"bloom", "gptj", "gpt_oss"}
+NO_SDPA = {"bloom", "gptj", "gpt_oss", "gpt_neo", "rwkv", "openai-gpt", "mpt", "mamba"}
 # (architecture, engine) pairs that gendiff refuses, with a word the reason must contain
-REFUSED = {("bloom", "packed"): "ALiBi", ("lfm2", "hf-right"): "conv", ("lfm2", "packed"): "conv"}
+REFUSED = {
+    ("bloom", "packed"): "ALiBi",
+    ("mpt", "packed"): "ALiBi",
+    ("lfm2", "hf-right"): "conv",
+    ("lfm2", "packed"): "conv",
+    ("gpt_neo", "hf-right"): "by cache slot",  # its local window, read from attention_types
+    ("gpt_neo", "packed"): "by cache slot",
+    ("rwkv", "hf-right"): "recurrent state",
+    ("rwkv", "packed"): "recurrent state",
+    ("openai-gpt", "hf-right"): "no KV cache",
+    ("openai-gpt", "packed"): "no KV cache",
+    ("minimax", "hf-right"): "linear_attention",
+    ("minimax", "packed"): "linear_attention",
+    ("mamba", "hf-right"): "recurrent state",
+    ("mamba", "packed"): "recurrent state",
+}
+# engines a refusal may recommend: never one that is wrong on that architecture
+RECOMMENDABLE = {"hf-single", "hf-left"}
+# transformers' own batched generate differs from unpadded on these: real, and labelled with
+# what the probe found (RWKV: rows of a batch mix in its one-token decode; MiniMax: the left pads
+# enter its lightning-attention state)
+TRANSFORMERS_DIFFERS = {
+    ("rwkv", "hf-left"): "the prompts of a batch leak into each other",
+    ("minimax", "hf-left"): "padding leaks into this model's state",
+}
+# no config says it: MPT builds ALiBi from the slot index, so right pads shift it
+PROBE_REFUSED = {("mpt", "hf-right")}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -131,6 +162,10 @@ def test_engine_matches_plain_greedy_loop(tiny_model_dir, arch, engine):
             create_engine(spec, str(folder))
         message = str(info.value)
         assert "\n" not in message and spec.label in message and arch in message and refused in message
+        recommended = message.rpartition("; use ")[2].replace(" or ", ", ").split(", ")
+        assert recommended and set(recommended) <= RECOMMENDABLE, message
+        wrong_here = {name for (a, name) in set(TRANSFORMERS_DIFFERS) | PROBE_REFUSED | set(REFUSED) if a == arch}
+        assert not wrong_here & set(recommended), message
         return
     expected = reference(arch, folder)
     runner = create_engine(spec, str(folder))
@@ -141,7 +176,22 @@ def test_engine_matches_plain_greedy_loop(tiny_model_dir, arch, engine):
         for trace, steps in zip(traces, expected)
         if (problem := mismatches(steps, trace))
     ]
+    if (arch, spec.name) in PROBE_REFUSED:  # wrong, as the plain loop shows, and no config says so
+        assert problems, f"{engine} on {arch} now matches the plain loop: drop it from PROBE_REFUSED"
+        with pytest.raises(InputError) as info:
+            verify(runner)
+        message = str(info.value)
+        assert "\n" not in message and spec.label in message and arch in message and "probe prompt" in message
+        assert message.endswith("; use hf-single")
+        return
+    verdict = verify(runner)  # the probe on every engine that declares it: never a false refusal
+    if (arch, spec.name) in TRANSFORMERS_DIFFERS:
+        assert problems, f"{engine} on {arch} now matches the plain loop: drop it from TRANSFORMERS_DIFFERS"
+        assert verdict is not None and verdict.status == DIFFERS
+        assert verdict.note.startswith(TRANSFORMERS_DIFFERS[arch, spec.name]), verdict.note
+        return
     assert not problems, f"{engine} on {arch}:\n" + "\n".join(problems)
+    assert verdict is None or verdict.agrees, verdict
 
 
 @pytest.mark.parametrize("arch", sorted(NO_SDPA))

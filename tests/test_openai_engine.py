@@ -59,6 +59,7 @@ def test_options_and_defaults():
         "flavour": "auto",
         "timeout": "120",
         "retries": "3",
+        "api_key_env": None,
     }
 
 

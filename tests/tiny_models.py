@@ -98,6 +98,31 @@ _SPECS: dict[str, tuple[str, dict[str, Any], float]] = {
     "qwen2_moe": ("qwen2_moe", {**_MOE, "shared_expert_intermediate_size": 2 * HIDDEN}, 3.0),
     "lfm2": ("lfm2", {"layer_types": ["conv", "full_attention"]}, 3.0),  # short-conv layers
     "gpt_oss": ("gpt_oss", {**_MIXED, "num_local_experts": 4, "num_experts_per_tok": 2}, 3.0),
+    # local attention in GPT-Neo's own words (attention_types / window_size, not layer_types)
+    "gpt_neo": ("gpt_neo", {"attention_types": [[["global", "local"], 1]], "window_size": WINDOW}, 3.0),
+    # no attention: a recurrent state that ignores attention_mask
+    "rwkv": (
+        "rwkv",
+        {"attention_hidden_size": HIDDEN, "intermediate_size": 4 * HIDDEN, "context_length": 512},
+        1.0,
+    ),
+    # no KV cache in transformers
+    "openai-gpt": ("openai-gpt", _gpt2_style(), 3.0),
+    # lightning (linear) attention + full attention: transformers lets left pads into its state
+    "minimax": (
+        "minimax",
+        {
+            "layer_types": ["linear_attention", "full_attention"],
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+            "block_size": 16,
+            "sliding_window": None,
+        },
+        3.0,
+    ),
+    "mamba": ("mamba", {"state_size": 16, "expand": 2, "conv_kernel": 4}, 1.0),
+    # ALiBi from the slot index, no position_ids (bloom's come from the mask)
+    "mpt": ("mpt", {"d_model": HIDDEN, "n_heads": HEADS, "n_layers": LAYERS, "max_seq_len": 512}, 1.0),
 }
 ARCHITECTURES: list[str] = list(_SPECS)
 
@@ -114,7 +139,7 @@ def tiny_config(arch: str) -> Any:
 
     model_type, overrides, _scale = _SPECS[arch]
     kwargs = dict(_COMMON)
-    if model_type in ("gpt2", "gpt_bigcode", "gptj"):
+    if model_type in ("gpt2", "gpt_bigcode", "gptj", "openai-gpt"):
         kwargs = {}
     kwargs.update(overrides)
     # None drops a common field the config spells differently or derives (falcon's head_dim)

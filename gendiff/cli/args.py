@@ -1,5 +1,5 @@
 """The command line's grammar: the argument parsers and option types of ``gendiff``,
-``gendiff run``, ``compare`` and ``score``. Only the defaults are imported, so ``gendiff --help``
+``gendiff run``, ``compare``, ``export`` and ``score``. Only the defaults are imported, so ``gendiff --help``
 stays fast; :mod:`gendiff.cli.run_options` turns parsed arguments into the checked RunOptions."""
 
 from __future__ import annotations
@@ -121,6 +121,17 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_save_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--save OUT`` (the format by the name: .gdz, else JSON) or ``--json OUT`` (always JSON)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--save",
+        metavar="OUT",
+        help=f"write {what} here: a .gdz name gives the compact format (fast to open), any other JSON",
+    )
+    group.add_argument("--json", metavar="OUT", help=f"write {what} here as JSON")
+
+
 def run_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="gendiff run",
@@ -132,7 +143,7 @@ def run_parser() -> argparse.ArgumentParser:
         help='.txt (one prompt per line, \\n escapes) or .jsonl ({"prompt": …}); default: the demo prompts',
     )
     add_run_options(parser)
-    parser.add_argument("--json", metavar="OUT", help="write the snapshot JSON here")
+    add_save_options(parser, "the snapshot")
     parser.add_argument(
         "--bisect",
         action="store_true",
@@ -187,10 +198,11 @@ def tui_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="gendiff",
         description="Side-by-side greedy generation across inference engines, with the first divergence explained. "
-        "Subcommands: 'gendiff run --help' for headless runs, 'gendiff compare --help' for two snapshots.",
+        "Subcommands: 'gendiff run --help' for headless runs, 'gendiff compare --help' for two snapshots, "
+        "'gendiff export --help' to turn a snapshot into JSON or .gdz.",
     )
     parser.add_argument(
-        "path", nargs="?", help="a prompt file (.txt/.jsonl) to edit and run, or a snapshot .json to view"
+        "path", nargs="?", help="a prompt file (.txt/.jsonl) to edit and run, or a snapshot (.gdz/.json) to view"
     )
     parser.add_argument(
         "other", nargs="?", metavar="B.json", help="a second snapshot: view each engine of it against the first's"
@@ -212,8 +224,23 @@ def compare_parser() -> argparse.ArgumentParser:
     parser.add_argument("a", metavar="A.json", help="the baseline snapshot")
     parser.add_argument("b", metavar="B.json", help="the snapshot compared with it")
     parser.add_argument("--engines", metavar="A,B,…", help="only these engines (default: every engine in both)")
-    parser.add_argument("--json", metavar="OUT", help="write the comparison as a snapshot JSON (gendiff OUT views it)")
+    add_save_options(parser, "the comparison (a snapshot: gendiff OUT views it)")
     parser.add_argument("--fail-on-divergence", action="store_true", help="exit 1 if any engine differs")
+    return parser
+
+
+def export_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="gendiff export",
+        description="Write a snapshot (.gdz or JSON, any version) in another format: --json gives the JSON "
+        "view (schema gendiff.snapshot/2, for people, jq and other tools), --gdz the compact .gdz; without "
+        "either, the format follows OUT's name (.gdz, else JSON).",
+    )
+    parser.add_argument("file", metavar="FILE", help="the snapshot to read (.gdz or .json)")
+    parser.add_argument("out", metavar="OUT", help="where to write it; - for stdout (JSON only)")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--json", action="store_true", help="write JSON, whatever OUT's name")
+    chosen.add_argument("--gdz", action="store_true", help="write the .gdz format, whatever OUT's name")
     return parser
 
 

@@ -1,4 +1,7 @@
-"""Printing to stdout/stderr so that a closed pipe (``gendiff run | head``) never costs the run."""
+"""Printing to stdout/stderr so that a closed pipe (``gendiff run | head``) never costs the run,
+and so that nothing printed can act on the terminal or show a credential: every line the CLI
+prints passes :func:`gendiff.display.inert` and :func:`gendiff.display.without_userinfo` here,
+whatever it quotes (prompts, token texts, file names, server and library messages)."""
 
 from __future__ import annotations
 
@@ -6,12 +9,20 @@ import os
 import sys
 from typing import Any
 
+from gendiff.display import inert, one_line, without_userinfo
+
+
+def shown(text: str) -> str:
+    """What may reach the terminal of ``text``: escape sequences, bells, C1 controls and bidi
+    overrides made visible (newlines and tabs kept), credentials in URLs hidden."""
+    return inert(without_userinfo(text))
+
 
 def stream_write(stream: Any, text: str) -> None:
-    """Print a line; a closed pipe (``| head``) silences that stream instead of raising, so the
-    rest of the command (the snapshot, the exit code) is unaffected."""
+    """Print ``text`` made :func:`shown`; a closed pipe (``| head``) silences that stream instead
+    of raising, so the rest of the command (the snapshot, the exit code) is unaffected."""
     try:
-        stream.write(text + "\n")
+        stream.write(shown(text) + "\n")
         stream.flush()
     except BrokenPipeError:
         _silence(stream)
@@ -35,3 +46,9 @@ def out(text: str) -> None:
 
 def err(text: str) -> None:
     stream_write(sys.stderr, text)
+
+
+def error_line(message: str) -> None:
+    """The one ``gendiff: error:`` line: ``message`` (often quoting a file, a prompt or a server)
+    on one line, inert, credentials hidden."""
+    err("gendiff: error: " + one_line(message))

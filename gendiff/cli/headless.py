@@ -1,24 +1,26 @@
 """The headless commands: ``gendiff run`` (with --sweep, --bisect/--reconverge, --recheck/--repeat/--stats),
-``gendiff compare`` and ``gendiff score``. Each takes parsed arguments and returns the exit code."""
+``gendiff compare``, ``gendiff export`` and ``gendiff score``. Each takes parsed arguments and returns
+the exit code."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from typing import Any
 
-from gendiff.cli.console import err, out
+from gendiff.cli.console import err, error_line, out
 from gendiff.cli.run_options import build_config, engine_list
-from gendiff.cli.summary import repeats_table, statistics_table, summary_table
+from gendiff.cli.summary import checked, repeats_table, statistics_table, summary_table
 from gendiff.demo import demo_model_path, demo_prompts_path
+from gendiff.display import one_line
 from gendiff.errors import GendiffError, InputError, describe, exit_code
+from gendiff.io.columnar import SUFFIX
 from gendiff.io.compare import load_pair
 from gendiff.io.fileio import atomic_write_text, check_writable, resolve_target, same_file
 from gendiff.io.prompts import PromptBook
-from gendiff.io.snapshots import save_snapshot
-from gendiff.records.events import EngineFailed, EngineFinished, EngineLoaded, EngineStarted
+from gendiff.io.snapshots import format_for, load_snapshot, save_snapshot
+from gendiff.records.events import EngineChecked, EngineFailed, EngineFinished, EngineLoaded, EngineStarted
 from gendiff.run.recheck import recheck
 from gendiff.run.repeat import attach_repeats
 from gendiff.run.score import load_texts, score
@@ -33,8 +35,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     book = PromptBook.load(demo_prompts_path() if args.prompts is None else args.prompts)
     if not book.prompts:
         raise InputError(f"prompts {book.path}: no prompts in the file; add one per line")
-    if args.json is not None:
-        check_output(args.json, inputs={"the prompts file": book.path}, model=config.model_path)
+    if args.sweep and args.save is not None:
+        raise InputError("--save with --sweep: a sweep writes a JSON table of variants; use --json OUT")
+    output = snapshot_output(args)
+    if output is not None:
+        check_output(output[0], inputs={"the prompts file": book.path}, model=config.model_path, option=output[1])
 
     if args.repeat is not None and args.repeat < 2:
         raise InputError(f"--repeat {args.repeat}: must be at least 2 (the run itself counts as the first)")
@@ -50,13 +55,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             "as --reference"
         )
     for note in session.notes:
-        err(f"gendiff: note: {note}")
+        err(f"gendiff: note: {one_line(note)}")
     started = time.perf_counter()
 
     def progress(event: object) -> None:
         if args.quiet:
             return
-        if isinstance(event, EngineStarted):
+        if isinstance(event, EngineChecked):
+            err(f"{event.engine}: {checked(event.verdict)}")
+        elif isinstance(event, EngineStarted):
             err(f"{event.engine}: loading…")
         elif isinstance(event, EngineLoaded):
             err(f"{event.engine}: loaded in {event.seconds:.1f}s; generating {len(book.prompts)} prompts…")
@@ -64,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             tokens = sum(len(t.steps) for t in event.traces)
             err(f"{event.engine}: {tokens} tokens in {event.seconds:.2f}s")
         elif isinstance(event, EngineFailed):
-            err(f"{event.engine}: FAILED: {event.error}")
+            err(f"{event.engine}: FAILED: {one_line(str(event.error))}")
 
     snapshot = session.run(progress)
     diagnosis_error = None
@@ -100,8 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             message = describe(exc)
             diagnosis_error = f"--recheck/--repeat/--stats: {message}"
     # the snapshot first: a closed stdout (| head) or a failing print must never lose it
-    if args.json is not None:
-        err(f"snapshot written to {save_snapshot(snapshot, args.json)}")
+    if output is not None:
+        err(f"snapshot written to {save_snapshot(snapshot, output[0], format=output[2])}")
     failed = [engine for engine in snapshot.engines if engine.get("error")]
     code = exit_code(bool(failed) or diagnosis_error is not None, args.fail_on_divergence and snapshot.divergences())
     out(summary_table(snapshot))
@@ -111,13 +118,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if any(prompt.repeats for prompt in snapshot.prompts):
         out(repeats_table(snapshot))
     for note in notes:
-        err(f"gendiff: note: {note}")
+        err(f"gendiff: note: {one_line(note)}")
     if not args.quiet:
         err(f"total {time.perf_counter() - started:.2f}s")
     if diagnosis_error is not None:
-        err(f"gendiff: error: diagnosis failed: {diagnosis_error}")
+        error_line(f"diagnosis failed: {diagnosis_error}")
     elif failed:
-        err("gendiff: error: " + "; ".join(_failure(e["label"], e["error"]) for e in failed))
+        error_line("; ".join(_failure(e["label"], e["error"]) for e in failed))
     return code
 
 
@@ -126,17 +133,17 @@ def explain_run(args: argparse.Namespace, session: Any, snapshot: Any, progress:
     notes: list[str] = []
     if args.recheck:
         if not args.quiet:
-            print(f"rechecking the diverging pairs in {args.recheck}…", file=sys.stderr, flush=True)
+            err(f"rechecking the diverging pairs in {args.recheck}…")
         notes += recheck(session, snapshot, args.recheck, progress)
     if args.repeat:
         if not args.quiet:
-            print(f"repeating the run {args.repeat - 1} more times, prompts reordered…", file=sys.stderr, flush=True)
+            err(f"repeating the run {args.repeat - 1} more times, prompts reordered…")
         notes += attach_repeats(session, snapshot, args.repeat, progress)
     if args.stats:
 
         def forcing(label: str) -> None:
             if not args.quiet:
-                print(f"{label}: teacher-forced pass for --stats…", file=sys.stderr, flush=True)
+                err(f"{label}: teacher-forced pass for --stats…")
 
         notes += attach_statistics(session, snapshot, forcing)
     return notes
@@ -168,18 +175,19 @@ def cmd_sweep(args: argparse.Namespace, config: Any, prompts: list[str]) -> int:
     if failed:
         first = next(v for v in variants if v.errors)
         label, message = next(iter(first.errors.items()))
-        err(f"gendiff: error: engine {label} failed in at least one variant: {message}")
+        error_line(f"engine {label} failed in at least one variant: {message}")
     return code
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
 
-    if args.json is not None:
-        check_output(args.json, inputs={"snapshot A": args.a, "snapshot B": args.b})
+    output = snapshot_output(args)
+    if output is not None:
+        check_output(output[0], inputs={"snapshot A": args.a, "snapshot B": args.b}, option=output[1])
     engines = engine_list(args.engines) or None
     compared = load_pair(args.a, args.b, engines)
-    if args.json is not None:
-        err(f"comparison written to {save_snapshot(compared, args.json)}")
+    if output is not None:
+        err(f"comparison written to {save_snapshot(compared, output[0], format=output[2])}")
     for source in compared.sources:
         env = source.get("environment") or {}
         out(
@@ -192,6 +200,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return exit_code(False, args.fail_on_divergence and compared.divergences())
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """``gendiff export FILE OUT``: the snapshot in FILE (either format) written to OUT as JSON
+    (``--json``), as .gdz (``--gdz``), or as OUT's name says; OUT ``-``: JSON on stdout."""
+    import json
+
+    chosen = "json" if args.json else "gdz" if args.gdz else None
+    if args.out == "-":
+        if chosen == "gdz":
+            raise InputError("OUT -: the .gdz format is binary; write it to a file, or use --json for stdout")
+        snapshot = load_snapshot(args.file)
+        out(json.dumps(snapshot.to_dict(), ensure_ascii=False, separators=(",", ":")))
+        return 0
+    check_output(args.out, inputs={"the snapshot it reads": args.file}, option="OUT")
+    snapshot = load_snapshot(args.file)
+    err(f"snapshot written to {save_snapshot(snapshot, args.out, format=chosen or format_for(args.out))}")
+    return 0
+
+
+def snapshot_output(args: argparse.Namespace) -> tuple[str, str, str] | None:
+    """(path, option, format) of ``--save OUT`` (format by the name) or ``--json OUT`` (JSON); None without either."""
+    if getattr(args, "save", None) is not None:
+        return args.save, "--save", format_for(args.save)
+    if args.json is None:
+        return None
+    if format_for(args.json) == "gdz":
+        raise InputError(
+            f"--json {args.json}: a {SUFFIX} name for a JSON file; use --save {args.json} for the {SUFFIX} "
+            "format, or a .json name"
+        )
+    return args.json, "--json", "json"
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     import json
 
@@ -202,11 +242,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     def forcing(label: str) -> None:
         if not args.quiet:
-            print(f"{label}: teacher-forced on the texts…", file=sys.stderr, flush=True)
+            err(f"{label}: teacher-forced on the texts…")
 
     result = score(config, texts, forcing)
     for note in result.notes:
-        print(f"gendiff: note: {note}", file=sys.stderr)
+        err(f"gendiff: note: {one_line(note)}")
     title = (
         f"{len(texts)} texts, every engine fed the continuations; distributions against {result.reference}'s "
         "(KL in nats, loss: mean -log p of the continuation's tokens):"
@@ -218,17 +258,18 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 3 if any("failed" in note for note in result.notes) else 0
 
 
-def check_output(path: str, inputs: dict[str, Any], model: str | None = None) -> None:
+def check_output(path: str, inputs: dict[str, Any], model: str | None = None, option: str = "--json") -> None:
     """Refuse (before any work) an output path that can't be written, or that names one of the
-    command's own inputs (a snapshot written there would replace it) or a file of the model."""
+    command's own inputs (a snapshot written there would replace it) or a file of the model.
+    ``option`` names the path in messages (``--json``, ``--save``, ``OUT``)."""
 
-    target = check_writable(path, "--json")
+    target = check_writable(path, option)
     for what, source in inputs.items():
         if source is not None and same_file(target, source):
-            raise InputError(f"--json {path}: that is {what}; writing the snapshot there would replace it")
+            raise InputError(f"{option} {path}: that is {what}; writing the snapshot there would replace it")
     folder = os.path.realpath(model if model is not None else demo_model_path())
     if os.path.realpath(resolve_target(path).parent) == folder:
-        raise InputError(f"--json {path}: that is inside the model folder {folder}; write the snapshot elsewhere")
+        raise InputError(f"{option} {path}: that is inside the model folder {folder}; write the snapshot elsewhere")
 
 
 def _failure(label: str, error: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gendiff.cli.console import err
 from gendiff.cli.run_options import options_from_args
 from gendiff.errors import GendiffError
 from gendiff.io.capture import captured_output, logged_anything
@@ -27,5 +28,5 @@ def cmd_tui(args: argparse.Namespace) -> int:
         app.error_console.file = sys.__stderr__  # a crash report still reaches the terminal
         app.run()
     if logged_anything(log):
-        print(f"gendiff: engines and libraries printed to {log}", file=sys.stderr)
+        err(f"gendiff: engines and libraries printed to {log}")
     return 0

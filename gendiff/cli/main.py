@@ -12,32 +12,34 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from gendiff.cli.args import compare_parser, given_options, run_parser, score_parser, tui_parser
-from gendiff.cli.console import stream_write
+from gendiff.cli.args import compare_parser, export_parser, given_options, run_parser, score_parser, tui_parser
+from gendiff.cli.console import error_line, stream_write
 from gendiff.errors import EXIT_CANCELLED, GendiffError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (errors are one ``gendiff: error:`` line on stderr)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    headless = argv[:1] in (["run"], ["compare"], ["score"])
+    headless = argv[:1] in (["run"], ["compare"], ["score"], ["export"])
     previous = _terminate_as_interrupt() if headless else None
     try:
         if headless:
-            from gendiff.cli.headless import cmd_compare, cmd_run, cmd_score  # not for --help or the app
+            from gendiff.cli.headless import cmd_compare, cmd_export, cmd_run, cmd_score  # not for --help or the app
         if argv[:1] == ["run"]:
             return cmd_run(run_parser().parse_args(argv[1:]))
         if argv[:1] == ["score"]:
             return cmd_score(score_parser().parse_args(argv[1:]))
         if argv[:1] == ["compare"]:
             return cmd_compare(compare_parser().parse_args(argv[1:]))
+        if argv[:1] == ["export"]:
+            return cmd_export(export_parser().parse_args(argv[1:]))
         args = tui_parser().parse_args(argv)
         args.given = given_options(tui_parser(), argv)
         from gendiff.cli.launch import cmd_tui  # Textual and the core load only when the app opens
 
         return cmd_tui(args)
     except GendiffError as exc:
-        stream_write(sys.stderr, f"gendiff: error: {exc}")
+        error_line(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         stream_write(sys.stderr, "gendiff: cancelled")

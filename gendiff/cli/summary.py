@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gendiff.display import bar, number, shorten, visible
+from gendiff.display import bar, number, one_line, shorten, visible
 from gendiff.records.classify import CLASSIFICATIONS
 
 
@@ -23,7 +23,7 @@ def summary_table(snapshot: Any) -> str:
     width = max((len(label) for label in labels), default=8)
     diverged = total = failed = 0
     for index, prompt in enumerate(snapshot.prompts, 1):
-        lines.append(f"{index:>3} {shorten(prompt.text, 70)}")
+        lines.append(f"{index:>3} {one_line(shorten(prompt.text, 70))}")
         for label in labels:
             d = prompt.divergence_for(label)
             if d is None:
@@ -34,7 +34,7 @@ def summary_table(snapshot: Any) -> str:
                 continue
             if d.reason == "error":  # a failed engine is not a divergence: say so
                 failed += 1
-                lines.append(f"      {label:<{width}}  FAILED: {d.detail}")
+                lines.append(f"      {label:<{width}}  FAILED: {one_line(d.detail)}")
                 continue
             diverged += 1
             pad = " " * (width + 8)
@@ -48,6 +48,8 @@ def summary_table(snapshot: Any) -> str:
                 )
                 if d.decoding_note:
                     lines.append(f"{pad}penalties differ: {d.decoding_note}")
+                if d.conformance_note:
+                    lines.append(f"{pad}{d.conformance_note}")
                 if d.bisection is not None:
                     head, *notes = d.bisection.summary_lines()
                     lines.append(f"{pad}bisection: {head}")
@@ -60,9 +62,11 @@ def summary_table(snapshot: Any) -> str:
                     lines.append(f"{pad}re-convergence: {d.reconvergence.summary()}")
             else:
                 where = "" if d.step is None else f" at step {d.step}"
-                lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {d.detail}")
+                lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {one_line(d.detail)}")
                 if d.decoding_note:
                     lines.append(f"{pad}penalties differ: {d.decoding_note}")
+                if d.conformance_note:
+                    lines.append(f"{pad}{d.conformance_note}")
             if d.recheck is not None:
                 lines.append(f"{pad}recheck: {d.recheck.summary()}")
     against = "its @A side" if snapshot.sources else snapshot.reference
@@ -71,6 +75,16 @@ def summary_table(snapshot: Any) -> str:
         + (f"; {failed} not compared because an engine failed" if failed else "")
     )
     return "\n".join(lines)
+
+
+def checked(verdict: Any) -> str:
+    """One progress line on an engine's conformance verdict (gendiff.records.conformance)."""
+    how = "cached" if verdict.cached else f"{verdict.seconds:.2f}s"
+    if verdict.status == "agrees":
+        return f"checked on this model: agrees with unpadded in float32 ({how})"
+    if verdict.status == "differs":
+        return f"checked on this model: {verdict.note or 'differs from unpadded'} ({verdict.where()}; {how})"
+    return f"not checked on this model: {verdict.where()}"
 
 
 def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, loss: bool = False) -> str:

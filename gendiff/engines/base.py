@@ -13,6 +13,7 @@ from gendiff.engines.probe import Probe
 from gendiff.engines.settings import SPEC_FIELDS, EngineSpec, FreeOption, GenerationSettings, OnStep
 from gendiff.engines.steps import DistributionObserver, TraceBuilder
 from gendiff.errors import GendiffError
+from gendiff.records.conformance import Verdict
 from gendiff.records.trace import Trace
 
 
@@ -53,6 +54,27 @@ class Engine(ABC):
     runs_last: ClassVar[bool] = False
     """True if loading the engine changes process-wide state (in-process vLLM pins torch to one
     thread): the session runs it after every other engine."""
+    conformance: ClassVar[str | None] = None
+    """How gendiff checks this engine on each model before it runs it (see
+    :mod:`gendiff.engines.conformance`): a float32 copy of the engine (same class, built with
+    the spec at ``dtype=float32``) decodes a few prompts of different lengths, and its logits are
+    compared with plain unpadded forward passes of each prompt through transformers.
+    ``"refuse"``: the decode loop is the engine's own (hf-right, packed): if it differs or
+    crashes the engine is refused, one line. ``"label"``: the engine is a library's own batched
+    path (hf-left: transformers' ``generate``): a difference is that library's behaviour on the
+    model, recorded as :attr:`conformance_note` on its divergences. None (default): not
+    checked. Needs a model folder transformers loads; the verdict is cached per model."""
+    conformance_note: ClassVar[str] = "this engine's padded batches differ from unpadded in float32 on this model"
+    """The line a ``"label"`` engine's divergences carry when the probe finds its padded batch
+    differs from unpadded while a batch of equal-length prompts (no padding) agrees."""
+    conformance_batch_note: ClassVar[str] = (
+        "the prompts of a batch leak into each other on this model: this engine's batches differ from "
+        "one prompt at a time in float32 even without padding"
+    )
+    """The line when a batch differs even without padding (the batch itself is at fault)."""
+    deliberate_options: ClassVar[frozenset[str]] = frozenset()
+    """Options whose values change the computation on purpose (packed's ``positions=continuous``):
+    the conformance probe runs the engine with them at their defaults."""
 
     def __init__(self, spec: EngineSpec, model_path: str) -> None:
         """Check ``spec.options`` against :attr:`options`; load nothing yet.
@@ -67,6 +89,7 @@ class Engine(ABC):
         self.check_options(spec)
         self.spec = spec
         self.model_path = model_path
+        self.verdict: Verdict | None = None  # set by the session from the conformance probe
 
     @classmethod
     def check_options(cls, spec: EngineSpec) -> None:
@@ -127,6 +150,8 @@ class Engine(ABC):
         option (defaults included): known before anything loads."""
         record = {k: v for k, v in self.spec.settings().items() if k not in SPEC_FIELDS or k in self.applies}
         record["options"] = {key: self.option(key) for key in self.options}
+        if self.verdict is not None:  # the probe's verdict on this model (conformance)
+            record["conformance"] = self.verdict.to_dict()
         return record
 
     def settings_record(self) -> dict[str, Any]:

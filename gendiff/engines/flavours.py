@@ -2,13 +2,15 @@
 
 A flavour turns (prompt ids, settings) into one HTTP request and the answer into steps; it also
 says how to ask the server to tokenize text (to check that it tokenizes as gendiff does) and
-where its version is. ``openai`` (vLLM's OpenAI-compatible server) is tested against a real
-vLLM server; ``sglang`` and ``llamacpp`` are written from those servers' API documentation and
-are NOT tested here (no such server was available): treat their results with care.
+where its version is and what else the server reports about what it runs. ``openai`` (vLLM's
+OpenAI-compatible server) is tested against a real vLLM server and ``llamacpp`` against a real
+llama.cpp server (tests/test_llamacpp.py); ``sglang`` is written from SGLang's API documentation
+and is NOT tested here (no such server was available): treat its results with care.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,16 @@ STRING_KEYED = (
 )
 
 
+FLOAT_LOWEST = -3.4e38  # llama.cpp writes log(0) as float's lowest value (JSON has no -inf)
+REPORTED_TEXT = 300  # characters of one reported text value kept in the record
+
+
+SGLANG_RENORMALISED = (
+    "the server returns logprobs renormalised after its sampler's top-k (0.0 for the chosen token, -inf "
+    "for the others), not the model's: restart SGLang with SGLANG_RETURN_ORIGINAL_LOGPROB=1 in its environment"
+)
+
+
 class ServedError(Exception):
     """The server answered, but not in a way gendiff can use; ``str()`` says why."""
 
@@ -41,6 +53,11 @@ class Flavour:
     name: str
     tested: bool
     version_paths: tuple[str, ...] = ()
+    report_paths: tuple[str, ...] = ()
+    """GET endpoints (relative to the root) whose answers :meth:`reported` reads."""
+    eos_is_a_bias: bool = False
+    """True if the server's ``ignore_eos`` is a -inf bias on EOS (it changes the tokens): then the
+    engine never sends it and continues past an EOS by resubmitting prompt + generated tokens."""
 
     def generate(self, model: str, prompt: list[int], settings: GenerationSettings) -> Request:
         raise NotImplementedError
@@ -62,6 +79,11 @@ class Flavour:
                     return data[key]
         return None
 
+    def reported(self, answers: dict[str, Any]) -> dict[str, Any]:
+        """What the server says it runs, from the JSON answers of :attr:`report_paths` (path ->
+        answer; a path that did not answer is missing): only fields the server reported."""
+        return {}
+
 
 class OpenAICompletions(Flavour):
     """POST /v1/completions with ``prompt: list[int]`` and ``return_tokens_as_token_ids`` (vLLM)."""
@@ -69,6 +91,12 @@ class OpenAICompletions(Flavour):
     name = "openai"
     tested = True
     version_paths = ("/version",)
+    report_paths = ("/version", "/v1/models")
+
+    def reported(self, answers: dict[str, Any]) -> dict[str, Any]:
+        record = _pick(answers.get("/version"), ("version",))
+        record.update(_pick(_served_entry(answers.get("/v1/models")), ("root", "max_model_len"), prefix="model."))
+        return record
 
     def generate(self, model: str, prompt: list[int], settings: GenerationSettings) -> Request:
         body = {
@@ -86,6 +114,7 @@ class OpenAICompletions(Flavour):
     def parse(self, data: Any) -> tuple[list[Step], str | None]:
         choice = _first_choice(data)
         logprobs = choice.get("logprobs") or {}
+        _refuse_llamacpp_shape(logprobs)
         tokens, chosen, tops = logprobs.get("tokens"), logprobs.get("token_logprobs"), logprobs.get("top_logprobs")
         if not isinstance(tokens, list) or not isinstance(chosen, list) or not isinstance(tops, list):
             raise ServedError("the answer has no logprobs (tokens, token_logprobs, top_logprobs)")
@@ -109,7 +138,9 @@ class OpenAICompletions(Flavour):
         return Request("/v1/completions", body)
 
     def parse_tokens(self, data: Any) -> list[int]:
-        tokens = (_first_choice(data).get("logprobs") or {}).get("tokens")
+        logprobs = _first_choice(data).get("logprobs") or {}
+        _refuse_llamacpp_shape(logprobs)
+        tokens = logprobs.get("tokens")
         if not isinstance(tokens, list):
             raise ServedError("the echoed prompt has no tokens")
         return [_token_id(t) for t in tokens]
@@ -121,6 +152,28 @@ class SGLang(Flavour):
     name = "sglang"
     tested = False
     version_paths = ("/get_server_info", "/server_info")
+    report_paths = ("/get_server_info", "/server_info")
+    REPORTED = (
+        "version",
+        "model_path",
+        "dtype",
+        "quantization",
+        "kv_cache_dtype",
+        "attention_backend",
+        "sampling_backend",
+        "tp_size",
+        "dp_size",
+        "max_running_requests",
+        "chunked_prefill_size",
+        "disable_radix_cache",
+        "enable_deterministic_inference",
+        "speculative_algorithm",
+        "random_seed",
+    )
+
+    def reported(self, answers: dict[str, Any]) -> dict[str, Any]:
+        info = answers.get("/get_server_info", answers.get("/server_info"))
+        return _pick(info, self.REPORTED)
 
     def generate(self, model: str, prompt: list[int], settings: GenerationSettings) -> Request:
         sampling = {
@@ -148,6 +201,8 @@ class SGLang(Flavour):
         steps = []
         for (logprob, token_id, *_), top in zip(meta["output_token_logprobs"], tops):
             steps.append((int(token_id), float(logprob), [(int(t[1]), float(t[0])) for t in top or []]))
+        if _renormalised(steps):
+            raise ServedError(SGLANG_RENORMALISED)
         finish = meta.get("finish_reason")
         return steps, finish.get("type") if isinstance(finish, dict) else finish
 
@@ -168,27 +223,49 @@ class SGLang(Flavour):
 
 
 class LlamaCpp(Flavour):
-    """llama.cpp server's POST /completion (token-array prompt, ``n_probs``). Untested."""
+    """llama.cpp server's POST /completion (token-array prompt, ``n_probs``).
+
+    A token-array prompt gets no automatic BOS: the server runs exactly gendiff's ids. Its
+    ``ignore_eos`` is a -inf bias on every end-of-generation token (:attr:`eos_is_a_bias`).
+    Every sampler is sent neutral and the chain is only ``temperature`` (0: argmax, lowest id on
+    ties), so server flags (``--dry-multiplier``, ``--xtc-probability``, ``--mirostat``, logit
+    biases) cannot change the tokens; the settings each answer reports are checked against them.
+    """
 
     name = "llamacpp"
-    tested = False
+    tested = True
     version_paths = ("/props",)
+    report_paths = ("/props", "/v1/models")
+    eos_is_a_bias = True
+    SAMPLING = {
+        "samplers": ["temperature"],
+        "temperature": 0.0,
+        "dynatemp_range": 0.0,
+        "top_k": 0,  # 0 = off
+        "top_p": 1.0,
+        "min_p": 0.0,
+        "typical_p": 1.0,
+        "top_n_sigma": -1.0,
+        "xtc_probability": 0.0,
+        "repeat_penalty": 1.0,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "dry_multiplier": 0.0,
+        "mirostat": 0,
+        "logit_bias": [],  # replaces any --logit-bias of the server's
+        "ignore_eos": False,
+        "backend_sampling": False,
+        "post_sampling_probs": False,  # logprobs of the model's distribution, not the sampler's
+        "seed": 0,
+    }
 
     def generate(self, model: str, prompt: list[int], settings: GenerationSettings) -> Request:
         body = {
             "prompt": prompt,
             "n_predict": settings.max_new_tokens,
             "n_probs": settings.top_k,
-            "ignore_eos": not settings.stop_at_eos,
             "cache_prompt": False,  # a reused KV cache is a numerics variable of its own
-            "post_sampling_probs": False,  # logprobs of the model's distribution, not the sampler's
-            # llama.cpp's own names; top_k 0 = off
-            "temperature": 0.0,
-            "top_k": 0,
-            "top_p": 1.0,
-            "min_p": 0.0,
-            "repeat_penalty": 1.0,
-            "seed": 0,
+            **self.SAMPLING,
         }
         return Request("/completion", body)
 
@@ -196,12 +273,13 @@ class LlamaCpp(Flavour):
         probs = data.get("completion_probabilities") if isinstance(data, dict) else None
         if not isinstance(probs, list):
             raise ServedError("the answer has no completion_probabilities (a llama.cpp server older than 2024-12?)")
+        _check_generation_settings(data.get("generation_settings"), self.SAMPLING)
         steps = []
         for entry in probs:
             if "id" not in entry:
                 raise ServedError(STRING_KEYED)
-            top = [(int(c["id"]), float(c["logprob"])) for c in entry.get("top_logprobs") or []]
-            steps.append((int(entry["id"]), float(entry["logprob"]), top))
+            top = [(int(c["id"]), _llamacpp_logprob(c["logprob"])) for c in entry.get("top_logprobs") or []]
+            steps.append((int(entry["id"]), _llamacpp_logprob(entry["logprob"]), top))
         return steps, data.get("stop_type")
 
     def tokenize(self, model: str, text: str) -> Request:
@@ -212,6 +290,16 @@ class LlamaCpp(Flavour):
         if not isinstance(tokens, list):
             raise ServedError("the /tokenize answer has no tokens")
         return [int(t["id"]) if isinstance(t, dict) else int(t) for t in tokens]
+
+    def reported(self, answers: dict[str, Any]) -> dict[str, Any]:
+        props = answers.get("/props")
+        record = _pick(props, ("model_path", "model_ftype", "total_slots", "build_info"))
+        if isinstance(props, dict):
+            record.update(_pick(props.get("default_generation_settings"), ("n_ctx",)))
+        meta = (_served_entry(answers.get("/v1/models")) or {}).get("meta")
+        fields = ("ftype", "n_params", "size", "n_vocab", "n_ctx_train", "vocab_type")
+        record.update(_pick(meta, fields, prefix="model."))
+        return record
 
 
 FLAVOURS: dict[str, Flavour] = {f.name: f for f in (OpenAICompletions(), SGLang(), LlamaCpp())}
@@ -229,3 +317,56 @@ def _token_id(key: Any) -> int:
     if isinstance(key, str) and key.startswith("token_id:") and key[9:].lstrip("-").isdigit():
         return int(key[9:])
     raise ServedError(STRING_KEYED)
+
+
+def _refuse_llamacpp_shape(logprobs: Any) -> None:
+    """llama.cpp's /v1/completions answers logprobs as ``{"content": [...]}`` and ignores ``echo``."""
+    if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+        raise ServedError("the answer has llama.cpp's logprobs shape (logprobs.content); use flavour=llamacpp")
+
+
+def _llamacpp_logprob(value: Any) -> float:
+    logprob = float(value)
+    return -math.inf if logprob <= FLOAT_LOWEST else logprob
+
+
+def _check_generation_settings(reported: Any, sent: dict[str, Any]) -> None:
+    """Each setting gendiff sent must be what the server says it ran (a field it doesn't report
+    is not checked)."""
+    if not isinstance(reported, dict):
+        return
+    for key, value in sent.items():
+        if key in reported and reported[key] != value:
+            raise ServedError(f"the server ran with {key}={reported[key]!r} although gendiff sent {value!r}")
+
+
+def _renormalised(steps: list[Step]) -> bool:
+    """SGLang's shape after its top-k rewrite: the chosen token at logprob 0.0 and every other
+    candidate at -inf (or, with one candidate asked, 0.0 at every step of four or more)."""
+    for token_id, logprob, top in steps:
+        others = [lp for candidate, lp in top if candidate != token_id]
+        if logprob == 0.0 and others and all(lp == -math.inf for lp in others):
+            return True
+    single = all(len(top) <= 1 for _, _, top in steps)
+    return single and len(steps) >= 4 and all(logprob == 0.0 for _, logprob, _ in steps)
+
+
+def _served_entry(answer: Any) -> dict[str, Any] | None:
+    """The first model of a GET /v1/models answer."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    return data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else None
+
+
+def _pick(source: Any, keys: tuple[str, ...], prefix: str = "") -> dict[str, Any]:
+    """The plain values (text cut to REPORTED_TEXT characters, numbers, booleans) of ``keys``
+    that ``source`` has."""
+    if not isinstance(source, dict):
+        return {}
+    record: dict[str, Any] = {}
+    for key in keys:
+        value = source.get(key)
+        if isinstance(value, str):
+            record[prefix + key] = value[:REPORTED_TEXT]
+        elif isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+            record[prefix + key] = value
+    return record

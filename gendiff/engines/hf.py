@@ -7,7 +7,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gendiff.engines.architecture import Architecture, architecture_of, transformers_version
+from gendiff.engines.architecture import (
+    NO_CACHE,
+    RECURRENT,
+    RECURRENT_STATE,
+    Architecture,
+    architecture_of,
+    transformers_version,
+)
 from gendiff.engines.base import Engine
 from gendiff.engines.loading import LoadedModel, load_model
 from gendiff.engines.masks import full_size_cache, layer_masks
@@ -210,6 +217,15 @@ class HFLeft(GenerateEngine):
     name = "hf-left"
     description = "transformers generate(), batched, left padding, positions from the mask"
     applies = frozenset({"dtype", "attn", "device", "batch_size"})
+    conformance = "label"  # what transformers does is the finding, not a reason to refuse
+    conformance_note = (
+        "padding leaks into this model's state: transformers' left-padded generate differs from unpadded "
+        "in float32 on this model"
+    )
+    conformance_batch_note = (
+        "the prompts of a batch leak into each other on this model: transformers' batched generate differs "
+        "from one prompt at a time in float32 even without padding"
+    )
 
     def decode(self, builder: TraceBuilder) -> None:
         self.decode_in_batches(builder, self.run_generate)
@@ -225,6 +241,7 @@ class HFRight(HFEngine):
     name = "hf-right"
     description = "batched, right padding, own decode loop (each row at its own next position)"
     applies = frozenset({"dtype", "attn", "device", "batch_size"})
+    conformance = "refuse"  # gendiff's own loop: checked on each model before it runs
 
     def decode(self, builder: TraceBuilder) -> None:
         self.decode_in_batches(builder, self._decode)
@@ -285,17 +302,31 @@ class HFRight(HFEngine):
 
 
 def own_loop_refusal(label: str, arch: Architecture) -> str | None:
-    """Why an engine with its own decode loop and masks (hf-right, packed) can't run ``arch``, or None."""
+    """Why an engine with its own decode loop and masks (hf-right, packed) can't run ``arch``, or
+    None. The engines it recommends are only those right on such a model (``safe_engines``)."""
+    use = f"use {arch.safe_engines()}"
+    if arch.cache == RECURRENT_STATE or RECURRENT in arch.layer_kinds:
+        return (
+            f"model {arch.name} carries a recurrent state from token to token (not just attention over a "
+            f"cache); {label} can only mask attention, so pads or other prompts would run through that state; {use}"
+        )
     others = arch.unsupported_layer_kinds()
     if others:
         return (
             f"model {arch.name} has {', '.join(others)} layers; {label} builds full and sliding-window "
-            "attention masks only; use hf-single or hf-left"
+            f"attention masks only; {use}"
+        )
+    if arch.cache == NO_CACHE:
+        return f"model {arch.name} has no KV cache in transformers; {label} decodes with one; {use}"
+    if arch.window_by_slot:
+        return (
+            f"model {arch.name} applies its local-attention window ({arch.sliding_window} tokens) itself, by "
+            f"cache slot, so {label}'s pads or other prompts' tokens would fall inside it; {use}"
         )
     if arch.sliding and arch.mixed and not arch.accepts_mask_mapping:
         return (
             f"model {arch.name} mixes full and sliding-window layers but its decoder takes no per-layer "
-            f"masks; {label} cannot apply the window; use hf-single or hf-left"
+            f"masks; {label} cannot apply the window; {use}"
         )
     return None
 

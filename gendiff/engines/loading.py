@@ -200,6 +200,19 @@ def load_model(path: str | Path, dtype: str = "float32", attn: str = "sdpa", dev
         return _models.setdefault(key, loaded)
 
 
+def is_loaded(path: str | Path, dtype: str, attn: str, device: str) -> bool:
+    """True when :func:`load_model` already holds this (path, dtype, attention, device)."""
+    with _lock:
+        return (str(path), dtype, attn, device) in _models
+
+
+def release_model(path: str | Path, dtype: str, attn: str, device: str) -> None:
+    """Drop one loaded model from the cache (the conformance probe's float32 copy after its check),
+    so its memory is freed once nothing else holds it."""
+    with _lock:
+        _models.pop((str(path), dtype, attn, device), None)
+
+
 def check_loading_info(path: str | Path, class_name: str, info: dict[str, Any]) -> None:
     """Refuse a model whose checkpoint doesn't fit its class: missing weights would be randomly
     initialised, so its output would be reported as if it were the model's."""

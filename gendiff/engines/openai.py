@@ -1,20 +1,28 @@
-"""The ``openai`` engine: a model behind an OpenAI-compatible server (vLLM; SGLang and llama.cpp
-as untested flavours), greedy, with top-k logprobs keyed by token id.
+"""The ``openai`` engine: a model behind an OpenAI-compatible server (vLLM, llama.cpp; SGLang as
+an untested flavour), greedy, with top-k logprobs keyed by token id.
 
-Spec: ``openai:url=http://HOST:PORT/v1,model=NAME[,concurrency=N][,flavour=F][,timeout=S][,retries=R]``.
+Spec: ``openai:url=http://HOST:PORT/v1,model=NAME[,concurrency=N][,flavour=F][,timeout=S][,retries=R]
+[,api_key_env=VAR]``. ``api_key_env`` names an environment variable holding the server's key: read
+when a request is made, sent as ``Authorization: Bearer``, never stored (the snapshot records the
+variable's name only). A URL with a user name or password is refused (settings.check_no_credentials).
 The local model folder (``--model``) supplies the tokenizer: prompts go to the server as token
 ids, and before the run the server must be reachable, serve ``model``, tokenize every prompt as
 gendiff does, and key its logprobs by id. Requests go out concurrently (``concurrency=all``, the
 default, sends every prompt at once as production traffic would; ``1`` sends them one by one), so
-the server's batching becomes a variable to diff. A failed request fails only its prompt.
+the server's batching becomes a variable to diff. A failed request fails only its prompt. What
+the server reports about what it runs (its model file, quantization, slots, build) is recorded
+with the traces; gendiff's own dtype, attention and batch size are not (the server decides them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from gendiff.engines.base import Engine
@@ -22,7 +30,7 @@ from gendiff.engines.flavours import FLAVOURS, Flavour, ServedError
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, whole_number
 from gendiff.engines.steps import TraceBuilder
-from gendiff.errors import GendiffError
+from gendiff.errors import GendiffError, InputError
 from gendiff.records.trace import TokenStep, TopToken
 
 HINT = "start it (docs/served.md) or fix url="
@@ -31,6 +39,11 @@ CHECK_TIMEOUT_S = 10.0  # for the checks without a prompt (models, version); tim
 
 def _check_url(value: str) -> str | None:
     return None if value.startswith(("http://", "https://")) else "must start with http:// or https://"
+
+
+def _check_variable_name(value: str) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value)
+    return None if ok else "must name an environment variable (letters, digits, _), not hold the key itself"
 
 
 def _check_concurrency(value: str) -> str | None:
@@ -46,7 +59,7 @@ def _check_seconds(value: str) -> str | None:
 
 class OpenAIServer(Engine):
     name = "openai"
-    description = "a model behind an OpenAI-compatible server (vLLM; SGLang, llama.cpp untested), by token ids"
+    description = "a model behind an OpenAI-compatible server (vLLM, llama.cpp; SGLang untested), by token ids"
     applies = frozenset()  # the server decides dtype, attention, device and batching
     options = {
         "url": FreeOption(None, _check_url),
@@ -55,6 +68,7 @@ class OpenAIServer(Engine):
         "flavour": ("auto", *FLAVOURS),
         "timeout": FreeOption("120", _check_seconds),  # seconds for one prompt's answer
         "retries": FreeOption("3", whole_number(0)),  # of a refused connection, with backoff
+        "api_key_env": FreeOption(None, _check_variable_name),  # the variable holding the key
     }
 
     def __init__(self, spec: EngineSpec, model_path: str) -> None:
@@ -64,11 +78,35 @@ class OpenAIServer(Engine):
             raise GendiffError(
                 f"engine {spec.label}: needs {' and '.join(missing)}; e.g. openai:url=http://127.0.0.1:8000/v1,model=NAME"
             )
+        self.key_variable = self.option("api_key_env")
+        self._api_key()  # a missing variable is bad input, found before any model work
         self.url = str(self.option("url")).rstrip("/")
         self.root = self.url.removesuffix("/v1")
         self.model = str(self.option("model"))
         self.flavour: Flavour | None = None
         self.server_version: str | None = None
+        self.server_reported: dict[str, Any] = {}
+
+    def _api_key(self) -> str | None:
+        """The key, read from the environment now (never kept); None without api_key_env."""
+        if self.key_variable is None:
+            return None
+        key = os.environ.get(str(self.key_variable), "").strip()
+        if not key:
+            raise InputError(
+                f"engine {self.spec.label}: api_key_env={self.key_variable}, but the environment variable "
+                f"{self.key_variable} is not set or is empty; export {self.key_variable}=<the server's key> first"
+            )
+        return key
+
+    def _headers(self) -> dict[str, str]:
+        key = self._api_key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _scrub(self, text: str) -> str:
+        """A server's or library's message without the key in it (a server may echo the header)."""
+        key = os.environ.get(str(self.key_variable), "").strip() if self.key_variable else ""
+        return text.replace(key, "***") if len(key) >= 4 else text
 
     def load(self) -> None:
         """The checks that need no prompts: reachable, serves ``model``, which flavour, which version."""
@@ -76,6 +114,13 @@ class OpenAIServer(Engine):
 
         with httpx.Client(timeout=httpx.Timeout(CHECK_TIMEOUT_S, connect=5.0)) as client:
             models = self._get(client, f"{self.url}/models")
+            if models.status_code in (401, 403):
+                given = f"the key in ${self.key_variable}" if self.key_variable else "no key"
+                raise GendiffError(
+                    f"engine {self.spec.label}: the server at {self.url} refuses {given} "
+                    f"({models.status_code}: {self._scrub(_error_text(models))}); "
+                    + ("check the variable's value" if self.key_variable else "give api_key_env=NAME")
+                )
             served = _served_models(models)
             if served is not None and self.model not in served:
                 raise GendiffError(
@@ -83,6 +128,7 @@ class OpenAIServer(Engine):
                     f"not {self.model!r}; pass model=<one of those>"
                 )
             self.flavour, self.server_version = self._detect(client)
+            self.server_reported = self._reported(client, self.flavour)
         self.tokenizer = load_tokenizer(self.model_path)  # after the server checks: they fail in well under a second
 
     def settings_record(self) -> dict[str, Any]:
@@ -91,6 +137,7 @@ class OpenAIServer(Engine):
             "flavour": self.flavour.name if self.flavour else None,
             "flavour_tested": self.flavour.tested if self.flavour else None,
             "version": self.server_version,
+            "reported": dict(self.server_reported),  # only what the server said, as it said it
         }
         return record
 
@@ -150,7 +197,7 @@ class OpenAIServer(Engine):
         for flavour in order:
             for path in flavour.version_paths:
                 try:
-                    answer = client.get(self.root + path)
+                    answer = client.get(self.root + path, headers=self._headers())
                 except Exception:
                     continue
                 if answer.status_code == 200:
@@ -160,6 +207,19 @@ class OpenAIServer(Engine):
                         continue
         # a generic OpenAI-compatible server without a version endpoint
         return FLAVOURS["openai"] if chosen == "auto" else order[0], None
+
+    def _reported(self, client: Any, flavour: Flavour) -> dict[str, Any]:
+        """What the server reports about what it runs (see Flavour.reported); an endpoint that
+        does not answer with JSON is left out."""
+        answers = {}
+        for path in flavour.report_paths:
+            try:
+                answer = client.get(self.root + path, headers=self._headers())
+                if answer.status_code == 200:
+                    answers[path] = answer.json()
+            except Exception:  # httpx errors, bad JSON: that endpoint reports nothing
+                continue
+        return flavour.reported(answers)
 
     async def _check_tokenization(self, client: Any, ids: list[int]) -> str | None:
         """The server must turn the prompt's text into exactly our ids, and answer with ids: else
@@ -193,7 +253,7 @@ class OpenAIServer(Engine):
         retries = int(str(self.option("retries")))
         for attempt in range(retries + 1):
             try:
-                answer = await client.post(self.root + path, json=body)
+                answer = await client.post(self.root + path, json=body, headers=self._headers())
                 break
             except httpx.ConnectError as exc:
                 if attempt == retries:
@@ -204,26 +264,38 @@ class OpenAIServer(Engine):
             except httpx.HTTPError as exc:
                 return f"the request failed: {type(exc).__name__}: {exc}"
         if answer.status_code != 200:
-            return f"server error {answer.status_code}: {_error_text(answer)}"
+            return f"server error {answer.status_code}: {self._scrub(_error_text(answer))}"
         try:
             return answer.json()
         except ValueError:
-            return f"the answer is not JSON: {_error_text(answer)}"
+            return f"the answer is not JSON: {self._scrub(_error_text(answer))}"
 
     async def _ask(self, client: Any, prompt: list[int], settings: GenerationSettings) -> Any:
-        """Generate for one prompt: (steps, the server's finish reason), or an error line."""
+        """Generate for one prompt: (steps, the server's finish reason), or an error line.
+
+        A flavour whose ``ignore_eos`` is a bias on EOS (llama.cpp) is never asked to ignore it:
+        with ``stop_at_eos`` off, after the server stops at an end of generation the prompt and
+        every token so far are resubmitted for the rest, so the model's own choice stays in the trace.
+        """
         assert self.flavour is not None
-        request = self.flavour.generate(self.model, prompt, settings)
-        answer = await self._post(client, request.path, request.body)
-        if isinstance(answer, str):
-            return answer
-        try:
-            steps, finish = self.flavour.parse(answer)
-        except ServedError as exc:
-            raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            return f"unusable answer: {type(exc).__name__}: {exc}"
-        return [self._step(*step, settings.top_k) for step in steps], finish
+        continues = self.flavour.eos_is_a_bias and not settings.stop_at_eos
+        steps: list[TokenStep] = []
+        while True:
+            remaining = replace(settings, max_new_tokens=settings.max_new_tokens - len(steps))
+            context = prompt + [step.token_id for step in steps]
+            request = self.flavour.generate(self.model, context, remaining)
+            answer = await self._post(client, request.path, request.body)
+            if isinstance(answer, str):
+                return answer
+            try:
+                parsed, finish = self.flavour.parse(answer)
+            except ServedError as exc:
+                raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                return f"unusable answer: {type(exc).__name__}: {exc}"
+            steps += [self._step(*step, settings.top_k) for step in parsed]
+            if not (continues and finish == "eos" and parsed and len(steps) < settings.max_new_tokens):
+                return steps, finish
 
     def _step(self, token_id: int, logprob: float, candidates: list[tuple[int, float]], top_k: int) -> TokenStep:
         # the chosen token may come on top of the k asked for; exact ties ranked by id, as argmax does
@@ -238,7 +310,7 @@ class OpenAIServer(Engine):
         retries = int(str(self.option("retries")))
         for attempt in range(retries + 1):
             try:
-                return client.get(url)
+                return client.get(url, headers=self._headers())
             except httpx.ConnectError as exc:
                 if attempt == retries:
                     raise GendiffError(
@@ -303,4 +375,6 @@ def _error_text(answer: Any) -> str:
 def _flavour_hint(flavour: Flavour) -> str:
     if flavour.name == "openai":
         return "vLLM answers with ids (return_tokens_as_token_ids); for SGLang use flavour=sglang, for llama.cpp flavour=llamacpp"
-    return f"this is the untested {flavour.name} flavour; please report what the server answered"
+    if not flavour.tested:
+        return f"this is the untested {flavour.name} flavour; please report what the server answered"
+    return "see docs/served.md for what this flavour sends and expects"

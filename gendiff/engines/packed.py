@@ -6,8 +6,8 @@ across the row with ``positions=continuous``, the seed's "without reset"). Decod
 one new token per segment per step at the end of the row (KV cache), masked so that it sees
 only its own segment, at its segment's own next position. On sliding-window layers each token
 sees only the last ``window`` tokens of its own segment (the mask reads each slot's index in its
-segment, see :mod:`masks`). ALiBi models (bloom) are refused: their biases are built from a 2D
-padding mask and can't restart per segment.
+segment, see :mod:`masks`). ALiBi models (bloom, mpt) are refused: their biases are built for
+the whole row (from a 2D padding mask or the slot index) and can't restart per segment.
 """
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ class Packed(HFEngine):
     name = "packed"
     description = "all prompts in one row, block-diagonal causal mask, positions per segment"
     options = {"positions": ("reset", "continuous"), "order": ("given", "reversed")}
+    conformance = "refuse"  # gendiff's own loop: checked on each model before it runs
+    deliberate_options = frozenset({"positions"})  # continuous positions are the experiment, not a bug
 
     def refusal(self, arch: Architecture) -> str | None:
         if arch.alibi:
             return (
-                f"model {arch.name} uses ALiBi position biases, built from a 2D padding mask, which cannot "
-                "restart for each packed segment; use hf-single, hf-left or hf-right"
+                f"model {arch.name} uses ALiBi position biases, which transformers builds for the whole row "
+                f"(from a 2D padding mask or the slot index) and cannot restart for each packed segment; "
+                f"use {arch.safe_engines()}"
             )
         return super().refusal(arch) or own_loop_refusal(self.spec.label, arch)
 

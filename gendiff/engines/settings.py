@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from gendiff import defaults
-from gendiff.errors import GendiffError
+from gendiff.display import without_userinfo
+from gendiff.errors import GendiffError, InputError
 from gendiff.records.decoding import DECODING_KEYS, Decoding, check_supported
 from gendiff.records.trace import TokenStep
 
@@ -107,9 +108,12 @@ def split_engine_list(text: str) -> list[str]:
 def parse_engine_spec(text: str, defaults: dict[str, Any] | None = None, known: list[str] | None = None) -> EngineSpec:
     """Parse ``NAME[:key=value,...]``; ``defaults`` are the run-wide dtype/attn/device/batch_size."""
     text = text.strip().removesuffix(":")  # "hf-left:" is hf-left with no options, labelled as such
+    check_no_credentials(text)
     name, _, rest = text.partition(":")
     if known is not None and name not in known:
-        raise GendiffError(f"unknown engine {name!r}; known engines: {', '.join(known)}")
+        # a name holding @ may be the tail of a URL password that held a comma: not quoted
+        shown = repr(name) if "@" not in name else "(a name holding @: a URL password split at a comma?)"
+        raise GendiffError(f"unknown engine {shown}; known engines: {', '.join(known)}")
     values: dict[str, Any] = dict(defaults or {})
     options: dict[str, str] = {}
     decoding: dict[str, str] = {}
@@ -133,6 +137,22 @@ def parse_engine_spec(text: str, defaults: dict[str, Any] | None = None, known: 
     )
     check_spec_values(spec)
     return spec
+
+
+# an @ after :// in the same option: a user name or password (userinfo) in a URL
+_CREDENTIALS = re.compile(r"://[^,\s]*@")
+
+
+def check_no_credentials(text: str) -> None:
+    """Refuse a spec whose URL holds a user name or password. The spec is the engine's label:
+    it is shown in every surface, recorded in the snapshot and in the engine's settings, so a
+    secret in it could not be kept out of them; the key goes in an environment variable instead."""
+    if _CREDENTIALS.search(text):
+        raise InputError(
+            f"engine {without_userinfo(text)!r}: its URL holds a user name or password, which would be shown "
+            "and stored with the run; drop it from the URL and give api_key_env=NAME (an environment variable "
+            "holding the key, sent as Authorization: Bearer)"
+        )
 
 
 def _coerce(values: dict[str, Any], text: str) -> dict[str, Any]:

@@ -121,7 +121,8 @@ def _check_same_prompts(a: Snapshot, b: Snapshot, names: tuple[str, str]) -> Non
             "compare needs the same prompts in the same order"
         )
     for index, (pa, pb) in enumerate(zip(a.prompts, b.prompts), 1):
-        if list(pa.token_ids) != list(pb.token_ids):
+        if list(pa.token_ids) != list(pb.token_ids) or pa.text != pb.text:
+            # the same ids under another text: one file was edited (each side would show its own)
             what = "text" if pa.text != pb.text else "token ids (another tokenizer?)"
             raise GendiffError(
                 f"prompt {index} differs between {names[0]} and {names[1]} ({what}); "

@@ -17,7 +17,9 @@ import re
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from gendiff.errors import InputError
 
@@ -75,6 +77,15 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` (UTF-8) via a temp file and a rename; returns ``path`` as given.
 
     Raises InputError naming the path when it cannot be written (see the module docstring)."""
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(handle)`` on a binary temp file beside ``path``, then rename it over ``path``;
+    returns ``path`` as given. The file keeps the target's mode and links (see the module docstring).
+
+    Raises InputError naming the path when it cannot be written; whatever ``write`` raises
+    propagates, and the temp file is removed."""
     given = Path(path).expanduser()
     target = check_writable(path)
     folder = target.parent
@@ -85,8 +96,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     except OSError as exc:
         raise InputError(f"cannot write {given}: {exc.strerror}; pick a writable path") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
@@ -94,7 +105,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise InputError(f"cannot write {given}: {exc.strerror}; pick a writable path") from None
-    except BaseException:  # ctrl+c, SIGTERM turned into an exception: leave no temp file behind
+    except BaseException:  # ctrl+c, SIGTERM turned into an exception, a failing writer: no temp file left
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_folder(folder)

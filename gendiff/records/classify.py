@@ -7,8 +7,11 @@ panel and the snapshot all read the same classification.
   logits sit on a coarse grid (bfloat16 keeps 8 significant bits: steps of 1/64 between 2 and 4,
   1/16 between 8 and 16), so two candidates often share a value and the argmax picks by id;
   any drift at all decides the other way. In float32 the grid is 65536 times finer.
-- ``near-tie``: not tied, but the reference's margin is under the fragile threshold, or within
-  two grid steps of the dtype (in bfloat16 that is wider: 0.125 for logits between 8 and 16).
+- ``near-tie``: not tied, but the reference's margin is under the fragile threshold, or at most
+  two grid steps of the dtype (in bfloat16 that is wider: 0.0625 for logits between 4 and 8,
+  0.125 between 8 and 16). The grid rule reads the recorded logits (two values on the grid differ
+  by an exact number of steps); the logprob margin, which float32 log_softmax rounds, would put a
+  margin of exactly two steps a hair either side of the limit.
 - ``wide-flip``: the margin is wider than rounding explains; a penalty, position, mask or
   tokenization difference (or an engine bug) is more likely.
 - ``length``: one side stopped earlier; ``error``: an engine failed.
@@ -77,13 +80,25 @@ def is_exact_tie(step: Any, dtype: str) -> bool:
     return abs(first.logprob - second.logprob) <= rounding
 
 
-def near_tie_limit(step: Any, dtype: str, fragile_threshold: float) -> float:
-    """The margin under which a flip is a near-tie: the fragile threshold, or two grid steps of
-    ``dtype`` at the top logit's magnitude when that is wider (bfloat16 logits of 8…16: 0.125)."""
+def grid_limit(step: Any, dtype: str) -> float | None:
+    """Two grid steps of ``dtype`` at the top logit's magnitude (bfloat16 logits of 4…8: 0.0625,
+    8…16: 0.125); None when the step has no logits (engines that give only logprobs)."""
     top = step.top[0] if step is not None and step.top else None
     if top is None or top.logit is None:
-        return fragile_threshold
-    return max(fragile_threshold, NEAR_TIE_ULPS * ulp(dtype, top.logit))
+        return None
+    return NEAR_TIE_ULPS * ulp(dtype, top.logit)
+
+
+def within_rounding(step: Any, margin: float, dtype: str, fragile_threshold: float) -> bool:
+    """True when a flip at ``step`` (reference margin ``margin``) is a near-tie: the margin is
+    under the fragile threshold, or the top two logits are at most two grid steps of ``dtype``
+    apart (inclusive: one or two steps are both rounding)."""
+    if margin < fragile_threshold:
+        return True
+    limit = grid_limit(step, dtype)
+    if limit is None or len(step.top) < 2 or step.top[1].logit is None:
+        return False
+    return step.top[0].logit - step.top[1].logit <= limit
 
 
 def classify(divergence: Any, dtype: str, fragile_threshold: float) -> str | None:
@@ -98,7 +113,7 @@ def classify(divergence: Any, dtype: str, fragile_threshold: float) -> str | Non
         return UNDETERMINED
     if is_exact_tie(divergence.reference_step, dtype):
         return EXACT_TIE
-    if divergence.reference_margin < near_tie_limit(divergence.reference_step, dtype, fragile_threshold):
+    if within_rounding(divergence.reference_step, divergence.reference_margin, dtype, fragile_threshold):
         return NEAR_TIE
     return WIDE_FLIP
 

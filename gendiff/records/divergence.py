@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from gendiff.defaults import FRAGILE_THRESHOLD
 from gendiff.records.bisection import Bisection
 from gendiff.records.classify import classify, cross_top_k
+from gendiff.records.conformance import conformance_note
 from gendiff.records.decoding import note_for_traces
 from gendiff.records.recheck import Recheck
 from gendiff.records.reconvergence import Reconvergence
@@ -54,6 +57,10 @@ class Divergence:
     recheck: Recheck | None = None  # filled in by gendiff.recheck on request
     # one line when the two engines apply penalties differently (gendiff.decoding)
     decoding_note: str | None = None
+    # one line when either engine's own batched path differs from the unpadded model in float32
+    # (the conformance probe's verdict, gendiff.records.conformance): a real divergence of that
+    # engine on this model, e.g. hf-left's left pads leaking into a recurrent state
+    conformance_note: str | None = None
 
     @property
     def diverged(self) -> bool:
@@ -82,6 +89,7 @@ class Divergence:
             "cross_top_k": self.cross_top_k,
             "recheck": self.recheck.to_dict() if self.recheck else None,
             "decoding_note": self.decoding_note,
+            "conformance_note": self.conformance_note,
         }
 
     @classmethod
@@ -110,17 +118,26 @@ class Divergence:
             cross_top_k=data.get("cross_top_k"),
             recheck=Recheck.from_dict(data["recheck"]) if data.get("recheck") else None,
             decoding_note=data.get("decoding_note"),
+            conformance_note=data.get("conformance_note"),
         )
 
 
 def first_divergence(reference: Trace, other: Trace) -> int | None:
     """Index of the first step whose token differs, or where one side has ended; None if identical."""
-    for index, (ref_step, other_step) in enumerate(zip(reference.steps, other.steps)):
-        if ref_step.token_id != other_step.token_id:
-            return index
-    if len(reference.steps) != len(other.steps):
-        return min(len(reference.steps), len(other.steps))
-    return None
+    ref_ids, other_ids = reference.token_ids, other.token_ids
+    if ref_ids == other_ids:
+        return None
+    found = first_difference(ref_ids, other_ids)
+    return found if found is not None else min(len(ref_ids), len(other_ids))
+
+
+def _logprobs_and_margins(steps: Sequence[TokenStep], count: int) -> tuple[list[float], list[float | None]]:
+    """The chosen logprob and the margin of the first ``count`` steps (columnar steps: read from their arrays)."""
+    logprobs, margins = getattr(steps, "logprobs", None), getattr(steps, "margins", None)
+    if logprobs is not None and margins is not None:
+        return logprobs[:count], margins[:count]
+    prefix = steps[:count]
+    return [s.logprob for s in prefix], [s.margin for s in prefix]
 
 
 def compare(reference: Trace, other: Trace, fragile_threshold: float = FRAGILE_THRESHOLD) -> Divergence:
@@ -142,9 +159,10 @@ def _compare(reference: Trace, other: Trace, fragile_threshold: float) -> Diverg
         )
     step = first_divergence(reference, other)
     agreeing = len(reference.steps) if step is None else step
-    prefix = list(zip(reference.steps[:agreeing], other.steps[:agreeing]))
-    drift = max((abs(r.logprob - o.logprob) for r, o in prefix), default=0.0)
-    fragile = tuple(i for i, (r, _) in enumerate(prefix) if r.margin is not None and r.margin < fragile_threshold)
+    ref_logprobs, ref_margins = _logprobs_and_margins(reference.steps, agreeing)
+    other_logprobs, _ = _logprobs_and_margins(other.steps, agreeing)
+    drift = max(map(abs, map(operator.sub, ref_logprobs, other_logprobs)), default=0.0)
+    fragile = tuple(i for i, margin in enumerate(ref_margins) if margin is not None and margin < fragile_threshold)
     fields: dict[str, Any] = dict(
         reference=reference.engine,
         engine=other.engine,
@@ -153,6 +171,7 @@ def _compare(reference: Trace, other: Trace, fragile_threshold: float) -> Diverg
         fragile_steps=fragile,
         agreeing_steps=agreeing,
         decoding_note=note_for_traces(reference, other),
+        conformance_note=conformance_note(reference, other),
     )
     empty = dict(reference_step=None, other_step=None, reference_margin=None, other_margin=None)
 
@@ -209,7 +228,7 @@ def _compare(reference: Trace, other: Trace, fragile_threshold: float) -> Diverg
     )
 
 
-def first_difference(reference_ids: list[int], other_ids: list[int]) -> int | None:
+def first_difference(reference_ids: Sequence[int], other_ids: Sequence[int]) -> int | None:
     """First index where two (possibly still growing) token streams differ, over their common length."""
     for index, (a, b) in enumerate(zip(reference_ids, other_ids)):
         if a != b:

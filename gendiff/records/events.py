@@ -6,8 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gendiff.records.conformance import Verdict
 from gendiff.records.snapshot import Batch, Snapshot
 from gendiff.records.trace import TokenStep, Trace
+
+
+@dataclass(frozen=True)
+class EngineChecked:
+    """Before the run starts: the conformance probe's verdict on one engine for this model (see
+    :mod:`gendiff.records.conformance`; ``verdict.cached``: read from the cache, no probe ran).
+    A ``refuse``-mode engine that failed it is not reported here: the run raises instead."""
+
+    engine: str
+    verdict: Verdict
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,8 @@ class RunFinished:
 
 
 Event = (
-    RunStarted
+    EngineChecked
+    | RunStarted
     | EngineStarted
     | EngineLoaded
     | StepGenerated

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,12 +99,16 @@ class TokenStep:
 
 @dataclass(frozen=True)
 class Trace:
-    """Greedy generation of one engine on one prompt."""
+    """Greedy generation of one engine on one prompt.
+
+    ``steps`` is a tuple, or (a snapshot read from a ``.gdz`` file) a
+    :class:`gendiff.records.columns.StepColumns`: a read-only sequence of the same TokenSteps,
+    built when looked at, equal to their tuple; slicing it gives a tuple."""
 
     engine: str
     prompt_index: int
     prompt_token_ids: tuple[int, ...]
-    steps: tuple[TokenStep, ...]
+    steps: Sequence[TokenStep]
     finish_reason: str
     settings: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     error: str | None = None
@@ -111,11 +116,13 @@ class Trace:
 
     @property
     def token_ids(self) -> tuple[int, ...]:
-        return tuple(step.token_id for step in self.steps)
+        columns = getattr(self.steps, "token_ids", None)  # StepColumns: read from its array
+        return columns if columns is not None else tuple(step.token_id for step in self.steps)
 
     @property
     def text(self) -> str:
-        return "".join(step.text for step in self.steps)
+        columns = getattr(self.steps, "texts", None)
+        return "".join(columns if columns is not None else (step.text for step in self.steps))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,11 +139,14 @@ class Trace:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trace:
+        """The dict form; its ``steps`` is a list of step dicts, or a sequence of TokenSteps already
+        built (the ``.gdz`` reader's StepColumns), kept as it is."""
+        steps = data["steps"]
         return cls(
             engine=str(data["engine"]),
             prompt_index=int(data["prompt_index"]),
             prompt_token_ids=tuple(int(t) for t in data["prompt_token_ids"]),
-            steps=tuple(TokenStep.from_dict(s) for s in data["steps"]),
+            steps=tuple(TokenStep.from_dict(s) for s in steps) if isinstance(steps, list) else steps,
             finish_reason=str(data["finish_reason"]),
             settings=dict(data.get("settings") or {}),
             error=data.get("error"),

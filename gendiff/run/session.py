@@ -16,6 +16,7 @@ from gendiff.defaults import FRAGILE_THRESHOLD, STOP_AT_EOS, TOLERANCE
 from gendiff.display import shorten
 from gendiff.engines import create_engine, engine_class
 from gendiff.engines.base import Engine, run_engine
+from gendiff.engines.conformance import verify
 from gendiff.engines.hf import check_context
 from gendiff.engines.loading import (
     PromptTokenizer,
@@ -31,6 +32,7 @@ from gendiff.io.prompts import validate_prompt
 from gendiff.records.decoding import Decoding
 from gendiff.records.divergence import TOKEN, Divergence, compare
 from gendiff.records.events import (
+    EngineChecked,
     EngineFailed,
     EngineFinished,
     EngineLoaded,
@@ -155,6 +157,7 @@ class Session:
         indices = [i for i in indices if ids[i] not in self.rejected]
         batch = [self.token_ids[i] for i in indices]
         order = [label for label in self.run_order() if engines is None or label in engines]
+        self.verify_engines(order, emit)
         emit(RunStarted(self.skeleton(order, indices), tuple(order)))
         traces: dict[str, list[Trace]] = {}
         errors: dict[str, str] = {}
@@ -198,6 +201,24 @@ class Session:
         snapshot = self.snapshot(traces, errors, indices)
         emit(RunFinished(snapshot, cancel.is_set()))
         return snapshot
+
+    def verify_engines(self, labels: list[str], on_event: OnEvent | None = None) -> None:
+        """The conformance probe of each engine in ``labels`` that declares one, before any of them
+        runs (cached per model: once per model, engine code and library versions). The verdict is
+        kept on the engine, so its settings record and the snapshot carry it; ``on_event`` gets
+        an EngineChecked for each.
+
+        Raises:
+            InputError: an engine with its own decode loop (hf-right, packed) differs from the
+                unpadded model in float32 or crashes on it (one line: where, by how much).
+        """
+        float32 = {(spec.attn, spec.device) for spec in self.config.engines if spec.dtype == "float32"}
+        for label in labels:
+            engine = self.engines[label]
+            if engine.verdict is None and engine.conformance is not None:
+                engine.verdict = verify(engine, keep_loaded=(engine.spec.attn, engine.spec.device) in float32)
+                if engine.verdict is not None and on_event is not None:
+                    on_event(EngineChecked(label, engine.verdict))
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot, model_path: str | None = None) -> Session:
@@ -354,6 +375,7 @@ class Session:
                     "settings": settings,
                     "applies": sorted(engine.applies),
                     "isolates_prompts": engine.isolates_prompts,
+                    "conformance": engine.verdict.to_dict() if engine.verdict is not None else None,
                     "error": errors.get(label),
                     # the penalties the engine applied, resolved (given / model's config / neutral)
                     "decoding": settings.get("resolved_decoding"),
@@ -371,6 +393,8 @@ class Session:
                 "fingerprint": model_fingerprint(self.model_dir),
                 "dtype": shared("dtype", "decided by the server"),
                 "attn": shared("attn", "decided by the server"),
+                # the embedding's rows: every token id of the run lies below (checked when opened)
+                **({"vocab_size": vocab} if (vocab := self.tokenizer.model_vocab_size) else {}),
             },
             decoding={
                 "max_new_tokens": self.config.settings.max_new_tokens,

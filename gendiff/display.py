@@ -29,6 +29,25 @@ def inert(text: str) -> str:
     return text.translate(_INERT)
 
 
+_UNINERT = re.compile("[\u2400-\u241f\u2421]|⟨U\\+([0-9A-F]{4})⟩")
+
+
+def uninert(text: str) -> str:
+    """The inverse of :func:`inert` for text the user edited in the app (the editor shows a
+    prompt's control characters as their pictures, so none reaches the terminal, and saving
+    puts them back): ``␛`` is ESC again, ``⟨U+202E⟩`` the bidi override. A picture typed by
+    hand becomes its control character too."""
+
+    def back(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            code = int(match.group(1), 16)
+            return chr(code) if code in _INERT else match.group(0)
+        char = match.group(0)
+        return "\x7f" if char == "␡" else chr(ord(char) - 0x2400)
+
+    return _UNINERT.sub(back, text)
+
+
 def visible(text: str) -> str:
     """A token as shown: whitespace visible (space ␣, newline ↵, tab ⇥, so two tokens that differ
     only in it look different) and every control character inert."""

@@ -328,3 +328,52 @@ async def test_f_shows_its_progress_in_the_strip_and_escape_cancels_it(tmp_path)
         notes = [n.message for n in app._notifications]
         assert any("recheck cancelled: nothing re-checked" in n for n in notes)
         assert all(d.recheck is None for p in main.ws.prompts for d in p.divergences.values())
+
+
+# ── text from files stays inert in dialogs; typed keys reach the dialog they open ──
+async def test_the_editor_and_the_delete_question_show_escapes_inert_and_saving_keeps_them(tmp_path):
+    file = tmp_path / "esc.txt"
+    file.write_text("\x1b]0;PWNED\x07 hello\n")
+    app = app_for(file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("e")
+        await wait_until(pilot, lambda: app.screen.query("PromptArea"), 10)
+        await pilot.pause()
+        area = app.screen.query_one("PromptArea")
+        assert "\x1b" not in area.text and "\x07" not in area.text and "␛]0;PWNED␇" in area.text
+        await pilot.press("end", "!", "ctrl+s")
+        await pilot.pause()
+        assert app.main.ws.prompts[0].text == "\x1b]0;PWNED\x07 hello!"  # the user's bytes, kept
+        await pilot.press("d")
+        await pilot.pause()
+        assert "\x1b" not in text_of(app.screen.query_one(".dialog-quote"))
+
+
+async def test_keys_typed_right_after_a_are_the_new_prompt_not_commands(tmp_path):
+    file = tmp_path / "prompts.txt"
+    file.write_text("one\n")
+    app = app_for(file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("a", "d", "q", "s", "x")  # a burst: delete, quit, settings, export if run as keys
+        await wait_until(pilot, lambda: app.screen.query("PromptArea"), 10)
+        await pilot.pause()
+        assert app.screen.query_one("PromptArea").text == "dqsx"
+        assert len(app.main.ws.prompts) == 1 and app.is_running
+
+
+async def test_a_partial_snapshot_says_what_was_not_finished_not_that_it_was_cancelled(tmp_path):
+    path = snapshot_of([step(5, (5, -0.1), (6, -0.5))], [step(6, (6, -0.1), (5, -0.5))], tmp_path / "s.json")
+    data = json.loads(open(path).read())
+    data["partial"] = True
+    data["prompts"][0]["traces"].pop("hf-left")
+    data["prompts"][0]["divergences"] = []
+    (tmp_path / "partial.json").write_text(json.dumps(data))
+    app = app_for(tmp_path / "partial.json")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        bench = app.main.workbench
+        assert "partial snapshot" in text_of(app.main.query_one("#run-line"))
+        assert "cancelled" not in text_of(bench.panel.body)
+        assert "exported before both engines had finished" in text_of(bench.panel.body)

@@ -4,14 +4,18 @@ engines' and libraries' output captured off the screen."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 
 from gendiff.cli.console import err
 from gendiff.cli.run_options import options_from_args
+from gendiff.engines.vllm_worker import stop_all
 from gendiff.errors import GendiffError
 from gendiff.io.capture import captured_output, logged_anything
 from gendiff.io.documents import open_document
 from gendiff.tui.app import GendiffApp, LaunchOptions
+from gendiff.tui.workers import WORK_THREAD_PREFIX
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -29,4 +33,17 @@ def cmd_tui(args: argparse.Namespace) -> int:
         app.run()
     if logged_anything(log):
         err(f"gendiff: engines and libraries printed to {log}")
+    end_work_now()
     return 0
+
+
+def end_work_now() -> None:
+    """After the app quit: stop a vLLM worker without waiting for its shutdown, and if a worker
+    thread is still inside an engine (torch can't be interrupted mid-step), end the process now:
+    letting the interpreter finalise under a running torch op aborts it (``terminate called
+    without an active exception``, exit 134). The terminal is already restored."""
+    stop_all(now=True)
+    if any(t.is_alive() and t.name.startswith(WORK_THREAD_PREFIX) for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,13 @@ class Worker:
         return self.process.poll() is None
 
     def stop(self, kill: bool = False) -> None:
-        """Ask the worker to exit (``kill``: don't ask); SIGKILL if it takes over 20 s."""
+        """Ask the worker to exit (``kill``: don't ask, SIGKILL its whole process group: vLLM's
+        own engine processes too); SIGKILL if it takes over 20 s."""
+        if self.alive() and kill:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)  # its own session: start_new_session
+            except (ProcessLookupError, PermissionError):
+                pass
         if self.alive() and not kill:
             try:
                 self.conn.send(("stop", None))
@@ -121,13 +128,14 @@ def worker(
         return started, resolved
 
 
-def stop_all() -> None:
-    """Stop the live worker, if any (at exit, and when the app quits)."""
+def stop_all(now: bool = False) -> None:
+    """Stop the live worker, if any (at exit, and when the app quits: ``now``, without waiting
+    for vLLM to shut down, which takes 10-20 s)."""
     with _lock:
         current = _live.pop("worker", None)
         _live.clear()
     if current is not None:
-        current.stop()
+        current.stop(kill=now)
 
 
 atexit.register(stop_all)

@@ -49,7 +49,7 @@ def engine_state(run: RunState, engine: EngineRun, now: float) -> str:
     if engine.state == FAILED:
         return "FAILED"
     if engine.state == NOT_RUN:
-        return "not run (cancelled before it began)"
+        return "not run (cancelled before it began)" if run.cancelled else "not run (no prompt it could run)"
     return engine.state
 
 
@@ -58,6 +58,11 @@ def strip(run: RunState | None, now: float | None = None) -> list[str]:
     if run is None:
         return []
     now = run.clock() if now is None else now
+    if not run.begun and not run.ended:  # before the first engine: imports, tokenizer, probes
+        checked = f" ({len(run.checked)} checked)" if run.checked else ""
+        return [
+            f"starting {duration(now - run.started_at)}: loading torch and the tokenizer, checking the engines on this model{checked}…"
+        ]
     items = [f"{label} {engine_state(run, engine, now)}" for label, engine in run.engines.items()]
     left = run.seconds_left(now)
     engines_active = any(engine.state in (WAITING, LOADING, GENERATING) for engine in run.engines.values())

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gendiff.records.events import (
+    EngineChecked,
     EngineFailed,
     EngineFinished,
     EngineLoaded,
@@ -66,6 +67,8 @@ class RunState:
     started_at: float = 0.0
     ended: bool = False
     error: str | None = None  # the run could not start (bad model, …)
+    begun: bool = False  # RunStarted came: torch, the tokenizer and the engines' checks are done
+    checked: list[str] = field(default_factory=list)  # engines whose conformance verdict came
 
     def __post_init__(self) -> None:
         self.started_at = self.clock()
@@ -86,7 +89,9 @@ class RunState:
     def apply(self, event: object) -> None:
         """An engine event of this run (the Workspace adds what it means for the cells; a run
         that fills no cells, a float32 re-check, feeds its events straight here)."""
-        if isinstance(event, EngineStarted):
+        if isinstance(event, EngineChecked):
+            self.checked.append(event.engine)
+        elif isinstance(event, EngineStarted):
             self.engine_started(event.engine, event.prompts)
         elif isinstance(event, EngineLoaded):
             self.engine_loaded(event.engine)

@@ -23,6 +23,8 @@ def counts_line(ws: Workspace) -> str:
         parts.append(f"{c.incomplete} incomplete")
     if c.failed:
         parts.append(f"{c.failed} with errors")
+    if ws.partial:
+        parts.append("a partial snapshot (exported while its run went on)")
     return " · ".join(parts)
 
 
@@ -129,6 +131,8 @@ def cell_note(ws: Workspace, prompt: Prompt, label: str) -> str | None:
     if cell.state == CANCELLED:
         return "cancelled here"
     if cell.state == NOT_RUN and any(c.state != NOT_RUN for c in prompt.cells.values()):
+        if ws.partial:
+            return "not finished when this snapshot was exported (a partial snapshot)"
         return "not run (the run was cancelled before this engine)"
     return None
 
@@ -169,6 +173,8 @@ def panel_hint(ws: Workspace, prompt: Prompt, engine: str | None) -> str:
     if FAILED in states:
         return "an engine failed on this prompt (see its column)"
     if states & {CANCELLED, NOT_RUN} and any(c.state != NOT_RUN for c in prompt.cells.values()):
+        if ws.partial:
+            return "incomplete: the snapshot was exported before both engines had finished this prompt"
         return "incomplete: the run was cancelled before both engines finished; r runs this prompt again"
     if states == {FINISHED}:
         return "compared"

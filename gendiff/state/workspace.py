@@ -51,6 +51,7 @@ class Workspace:
         self.fragile_threshold = fragile_threshold
         self.run: RunState | None = None  # the running run, or the last one (its strip stays)
         self.recheck: RunState | None = None  # the float32 re-check running (or the last one); fills no cells
+        self.partial = False  # a snapshot exported mid-run: a missing trace was not finished, not cancelled
         self._run_id = 0
         self.prompts: list[Prompt] = []
         self.batches: dict[int, Batch] = {}
@@ -168,6 +169,7 @@ class Workspace:
         if run is None or run.ended:
             return set()
         if isinstance(event, RunStarted):
+            run.begun = True
             run.batch = self._record_batch(event.batch)
             self.meta = self.meta or event.meta  # an export before the first run ends needs the model, …
             self._engine_info.update({e["label"]: e for e in event.meta.engines if e["label"] not in self._engine_info})
@@ -349,8 +351,9 @@ class Workspace:
             divergences=sum(len(self.diverged_engines(p)) for p in self.prompts),
             failed=sum(m == ERROR for m, _ in marks),
             # every prompt some engine started but not every engine finished (a ✗ among them too)
+            # (a prompt that can't run at all is counted with the errors, not here)
             incomplete=sum(
-                m not in (RUN_MARK, NEW) and not all(c.state == FINISHED for c in p.cells.values())
+                m not in (RUN_MARK, NEW) and p.error is None and not all(c.state == FINISHED for c in p.cells.values())
                 for p, (m, _) in zip(self.prompts, marks)
             ),
             running=sum(m == RUN_MARK for m, _ in marks),
@@ -433,6 +436,7 @@ class Workspace:
         threshold = float(snapshot.decoding.get("fragile_threshold", FRAGILE_THRESHOLD))
         workspace = cls([ref] + [label for label in labels if label != ref], ref, threshold)
         workspace.meta = snapshot
+        workspace.partial = snapshot.partial
         workspace._engine_info = {e["label"]: e for e in snapshot.engines}
         for batch in snapshot.batches:
             workspace.batches[batch.id] = batch

@@ -23,7 +23,7 @@ from gendiff.run.options import RunOptions
 from gendiff.themes import DEFAULT_THEME, THEMES
 from gendiff.themes.user import load_user_themes
 from gendiff.tui.commands import palette_commands
-from gendiff.tui.config import config_path, load_config, read_config, restore_settings, save_config
+from gendiff.tui.config import config_note, config_path, load_config, restore_settings, save_config
 from gendiff.tui.screens.confirm import Confirm
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.screens.editor import PromptEditor
@@ -64,6 +64,9 @@ def default_book(notes: list[tuple[str, str]]) -> PromptBook:
     return PromptBook(PromptBook.load(demo_prompts_path()).prompts, file).track()
 
 
+HOLD_KEYS_S = 5.0  # at most this long keys wait for a dialog that is opening
+
+
 class GendiffApp(App[None]):
     CSS_PATH = "gendiff.tcss"
     TITLE = "gendiff"
@@ -82,7 +85,7 @@ class GendiffApp(App[None]):
         if document is None:
             document = Document(book=default_book(self.startup_notes))
         run = self.options.run
-        problem = read_config()[1]
+        problem = config_note()
         if problem:
             self.startup_notes.append((problem, "warning"))
         if self.options.given is not None and document.snapshot is None:
@@ -119,6 +122,7 @@ class GendiffApp(App[None]):
         ours = {t.name for t in self.gendiff_themes()}
         for name in [name for name in self.available_themes if name not in ours]:
             self.unregister_theme(name)
+        self.theme_chosen = True  # from now on a theme change is the user's: remembered
         for message, severity in self.startup_notes:
             self.notify(inert(message), severity=severity, timeout=8)  # type: ignore[arg-type]
 
@@ -142,7 +146,7 @@ class GendiffApp(App[None]):
 
     def watch_theme(self, theme: str) -> None:
         # t, --theme and the command palette's theme picker all land here
-        if self.is_mounted:
+        if self.is_mounted and getattr(self, "theme_chosen", False):  # not the theme set at start
             problem = save_config(theme=theme)
             if problem:
                 self.notify(f"theme {theme} used for this session, {inert(problem)}", severity="warning", timeout=8)
@@ -196,9 +200,33 @@ class GendiffApp(App[None]):
         self.main.cancel_all()  # the workers stop between steps; nothing half-written
         self.exit()
 
+    # ── keys typed while a dialog opens ────────────────────────────────────
+    def hold_keys(self) -> None:
+        """A key that opens a dialog (a, e, enter) was pressed: until the dialog takes them
+        (:meth:`release_keys`), the keys typed after it are held for it instead of running the
+        screen's bindings (``d`` or ``q`` in typed text must not delete or quit)."""
+        self.keys_held = True
+        self.held_keys: list[str] = []
+        self.set_timer(HOLD_KEYS_S, self.release_keys)  # a dialog that never opens frees them
+
+    def release_keys(self) -> str:
+        """The printable text typed while keys were held (the dialog inserts it)."""
+        self.keys_held = False
+        text, self.held_keys = "".join(getattr(self, "held_keys", [])), []
+        return text
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return False if getattr(self, "keys_held", False) else True
+
     def on_key(self, event: events.Key) -> None:
-        """A key that bubbled up unhandled. Keys typed right after one that opens a dialog are
-        forwarded to the screen below before the dialog is active; the dialog takes them."""
+        """A key that bubbled up unhandled: held for a dialog that is opening (every binding
+        says no meanwhile, see :meth:`hold_keys`), or handed to a dialog that is already up but
+        not yet focused (``take_early_key``)."""
+        if getattr(self, "keys_held", False):
+            if event.is_printable and event.character:
+                self.held_keys.append(event.character)
+            event.stop()
+            return
         take = getattr(self.screen, "take_early_key", None)
         if take is not None and take(event):
             event.stop()

@@ -30,17 +30,23 @@ def read_config() -> tuple[dict[str, Any], str | None]:
     except FileNotFoundError:
         return {}, None
     except OSError as exc:
-        return {}, f"{path}: can't read it ({exc.strerror}); using the defaults"
+        return {}, f"{path}: can't read it ({exc.strerror})"
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return (
             {},
-            f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); using the defaults, the file is left as it is",
+            f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); the file is left as it is",
         )
     if not isinstance(data, dict):
-        return {}, f"{path}: not a JSON object; using the defaults, the file is left as it is"
+        return {}, f"{path}: not a JSON object; the file is left as it is"
     return data, None
+
+
+def config_note() -> str | None:
+    """The startup note for a config file that does not load, or None."""
+    problem = read_config()[1]
+    return f"{problem}; using the defaults" if problem else None
 
 
 def load_config() -> dict[str, Any]:
@@ -52,7 +58,7 @@ def save_config(**changes: Any) -> str | None:
     does not load is never overwritten: the user's text in it stays)."""
     data, problem = read_config()
     if problem:
-        return f"not saved: {problem}"
+        return f"not saved, because {problem}"
     path = config_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ from gendiff.tui.messages import (
 STREAM_INTERVAL_S = 0.05  # events are posted in batches this far apart (a frame, not a token)
 WAIT_STEP_S = 0.1  # how often the waiting worker looks whether the app is quitting
 Post = Callable[[Message], object]
+WORK_THREAD_PREFIX = "gendiff-work-"  # the launcher ends the process at once if one is still busy
 
 
 def detached(work: Callable[[], Any]) -> Callable[[], Any]:
@@ -59,7 +60,8 @@ def detached(work: Callable[[], Any]) -> Callable[[], Any]:
             except BaseException as exc:  # noqa: BLE001 — handed to the waiting worker
                 outcome["error"] = exc
 
-        thread = threading.Thread(target=target, daemon=True, name=getattr(work, "__name__", "gendiff-work"))
+        name = getattr(getattr(work, "func", work), "__name__", "work")
+        thread = threading.Thread(target=target, daemon=True, name=f"{WORK_THREAD_PREFIX}{name}")
         thread.start()
         worker = get_current_worker()
         while thread.is_alive():

@@ -9,13 +9,15 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from gendiff.display import inert
+
 QUOTE_CHARS = 600  # beyond this the quote is cut; the box shows a few lines anyway
 
 
 def quoted(text: str) -> Text:
     """``text`` between quotation marks, cut at QUOTE_CHARS."""
     shown = text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "…"
-    return Text(f"“{shown}”")
+    return Text(f"“{inert(shown)}”")
 
 
 class Confirm(ModalScreen[bool]):

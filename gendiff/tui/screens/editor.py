@@ -3,6 +3,7 @@ the text has changed. A typed tab is a tab (prompts can hold code)."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,6 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, TextArea
 
+from gendiff.display import inert, uninert
 from gendiff.tui.screens.confirm import Confirm
 
 
@@ -41,8 +43,10 @@ class PromptEditor(ModalScreen[str | None]):
 
     def __init__(self, text: str, title: str) -> None:
         super().__init__()
-        self.text = text
-        self.original = text
+        # control characters as their pictures (␛, ⟨U+202E⟩): a prompt from a file can't drive
+        # the terminal from the editor; saving puts them back (display.uninert)
+        self.text = inert(text)
+        self.original = self.text
         self.title_text = title
         self.asking = False
         self.early: list[str] = []  # keys typed before the text area could take them
@@ -52,12 +56,16 @@ class PromptEditor(ModalScreen[str | None]):
             self.text += "".join(self.early)
             self.early = []
         with Vertical(id="editor-box", classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(Text(inert(self.title_text)), classes="dialog-title")
             yield PromptArea(self.text, id="editor-text")
             yield Label("ctrl+s save · escape close (asks if changed)", id="editor-help", classes="dialog-help")
 
     def on_mount(self) -> None:
+        release = getattr(self.app, "release_keys", None)
+        held = release() if release is not None else ""  # typed while this dialog was opening
         area = self.query_one(PromptArea)
+        if held:
+            area.insert(held, area.document.end)
         area.cursor_blink = False
         area.move_cursor(area.document.end)
         area.focus()
@@ -80,7 +88,7 @@ class PromptEditor(ModalScreen[str | None]):
         return bool(self.early) or (bool(areas) and areas.first().text != self.original)
 
     def action_save(self) -> None:
-        text = self.query_one(PromptArea).text
+        text = uninert(self.query_one(PromptArea).text)
         if not text.strip():
             self.notify("a prompt can't be empty: write some text, or escape to cancel", severity="error")
             return

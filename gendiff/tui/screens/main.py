@@ -213,6 +213,8 @@ class MainScreen(Screen[None]):
 
     # ── keys ───────────────────────────────────────────────────────────────
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if getattr(self.app, "keys_held", False):
+            return False  # a dialog is opening: the keys typed now are its text
         if action in RUN_ONLY and self.snapshot is not None:
             return False  # a snapshot is read-only: nothing to run or reconfigure
         return True

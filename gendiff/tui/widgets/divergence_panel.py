@@ -184,7 +184,8 @@ class DivergencePanel(VerticalScroll):
         if d.reason == "length":
             summary.append(f"\n{inert(d.detail)}", style="italic")
         note = inert(" · ".join(part for part in (explain(d), drift_note(d)) if part))
-        parts = [tables, summary] + ([Text(note, style="dim italic")] if note else [])
+        # the reading and the margins first: on a small terminal they are what stays in view
+        parts = ([Text(note, style="italic")] if note else []) + [summary, tables]
         if self._statistics:
             parts.append(Text(self._statistics))
         if d.decoding_note:

@@ -142,6 +142,8 @@ class PromptList(OptionList):
                 self.replace_option_prompt_at_index(row, text)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if getattr(self.app, "keys_held", False):
+            return False  # a dialog is opening: the keys typed now are its text
         if action in ("run_selected", "add", "edit", "delete", "move"):
             return not self.read_only
         return True
@@ -154,10 +156,18 @@ class PromptList(OptionList):
     def action_run_selected(self) -> None:
         self._request(self.RunRequested)
 
+    def _hold(self) -> None:
+        hold = getattr(self.app, "hold_keys", None)
+        if hold is not None:
+            hold()
+
     def action_add(self) -> None:
+        self._hold()
         self.post_message(self.AddRequested(self.selected_id))
 
     def action_edit(self) -> None:
+        if self.selected_id is not None:
+            self._hold()
         self._request(self.EditRequested)
 
     def action_delete(self) -> None:
@@ -168,4 +178,4 @@ class PromptList(OptionList):
 
     def action_select(self) -> None:  # enter
         if not self.read_only:
-            self._request(self.EditRequested)
+            self.action_edit()

@@ -283,6 +283,8 @@ class Workbench(Vertical):
 
     # ── keys ───────────────────────────────────────────────────────────────
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if getattr(self.app, "keys_held", False):
+            return False  # a dialog is opening: the keys typed now are its text
         if action == "filter_engine":
             return self.comparing
         if action in ("bisect", "recheck") and self.comparing:

@@ -182,3 +182,12 @@ def test_fail_on_divergence_exit_code_and_bfloat16_numbers_match_recomputation(c
     assert float(logprobs[d.other_step.token_id]) == pytest.approx(
         d.reference_step.logprob_of(d.other_step.token_id), abs=1e-6
     )
+
+
+def test_the_app_refuses_a_missing_model_folder_before_it_opens(tmp_path, capsys):
+    """As gendiff run does: one line and exit 2, not an app that opens with a note."""
+    from gendiff.cli.main import main
+
+    assert main(["--model", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such directory" in err

@@ -10,6 +10,7 @@ import threading
 
 from gendiff.cli.console import err
 from gendiff.cli.run_options import options_from_args
+from gendiff.engines.loading import model_folder
 from gendiff.engines.vllm_worker import stop_all
 from gendiff.errors import GendiffError
 from gendiff.io.capture import captured_output, logged_anything
@@ -25,6 +26,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
         raise GendiffError(f"--engines {args.engines!r}: names no engine; e.g. --engines hf-single,hf-left")
     run.config()
     document = open_document(args.path, args.other)
+    if document is None or document.snapshot is None:
+        model_folder(run.model)  # a missing folder is one line here, as in gendiff run, not a note in the app
     # engines and libraries print to fds 1/2 (vLLM's C++ warnings); keep them off the screen
     with captured_output() as log:
         given = getattr(args, "given", frozenset())

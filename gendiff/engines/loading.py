@@ -39,7 +39,15 @@ def model_fingerprint(model_dir: Path) -> str:
 def resolve_model_path(path: str | Path | None) -> Path:
     """Check that ``path`` (default: the demo model) is a local causal-LM folder whose config and
     weight files are sound (no model load: see :mod:`gendiff.engines.modelcheck`)."""
+    model_dir = model_folder(path)
+    check_config(model_dir, read_config(model_dir))
+    check_weights(model_dir)
+    return model_dir.resolve()
 
+
+def model_folder(path: str | Path | None) -> Path:
+    """The model folder if it exists as one (cheap: no transformers import, so the app can ask
+    before it opens); InputError in one line otherwise."""
     if path is not None and not str(path).strip():
         raise InputError("model folder name is empty; pass a local Hugging Face model folder (or leave --model out)")
     model_dir = demo_model_path() if path is None else Path(path).expanduser()
@@ -49,9 +57,7 @@ def resolve_model_path(path: str | Path | None) -> Path:
         raise InputError(f"model {model_dir}: not a directory; pass the folder that holds config.json")
     if (model_dir / "config.json").exists() and not (model_dir / "config.json").is_file():
         raise InputError(f"model {model_dir}: config.json is not a file; re-save the model")
-    check_config(model_dir, read_config(model_dir))
-    check_weights(model_dir)
-    return model_dir.resolve()
+    return model_dir
 
 
 DEVICE_FORMS = "cpu, cuda or cuda:N"

@@ -121,6 +121,10 @@ class Diagnoser(Widget):
         if snapshot is None or not snapshot.divergences():
             self.notify("no divergence in this prompt's run to recheck", severity="warning")
             return
+        pending = [d for p in snapshot.prompts for d in p.divergences if d.diverged and d.recheck is None]
+        if not pending:
+            self.notify("this call's divergences are already re-checked in float32 (the panel shows the verdicts)")
+            return
         plan = RunPlan(tuple(chosen), tuple(self.ws.get(m).text for m in chosen), ())  # type: ignore[union-attr]
         self.ws.recheck = RunState(-1, plan, [], int(snapshot.decoding.get("max_new_tokens") or 0))
         self._rechecked_ids = chosen

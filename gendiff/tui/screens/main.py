@@ -237,7 +237,7 @@ class MainScreen(Screen[None]):
 
     def action_cancel(self) -> None:
         if self.runner.cancel():
-            self.notify("cancelling… (each engine stops after its current step; what finished is kept)")
+            self.notify("cancelling… (each engine stops after its current step; what finished is kept)", timeout=3)
         elif self.diagnoser.cancel_recheck():
             self.notify("cancelling the float32 re-check…")
         self.refresh_top()

@@ -29,7 +29,7 @@ class Workbench(Vertical):
 
     BINDINGS = [
         Binding("n", "jump(1)", "Next", id="nav.next"),
-        Binding("p", "jump(-1)", "Prev div", id="nav.prev", show=False),
+        Binding("p", "jump(-1)", "Prev", id="nav.prev", show=False),
         Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine"),
         Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False),
         Binding("right", "step(1)", "Step →", id="step.next", show=False),

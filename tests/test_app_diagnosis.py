@@ -181,21 +181,31 @@ async def test_b_bisects_the_selected_divergence_and_shows_the_layer_chart(tmp_p
 
 
 @pytest.mark.slow
-async def test_closing_the_diagnosis_view_early_is_quiet(tmp_path):
+async def test_closing_the_diagnosis_view_early_is_quiet_and_b_opens_it_again(tmp_path):
     app = app_for(dtype="bfloat16", engines=("hf-single", "hf-left"))
     async with app.run_test(size=SIZE) as pilot:
+        main = app.main
+
+        def selected():
+            return main.ws.divergence(main.workbench.current, "hf-left")
+
         await pilot.press("R")
         await wait_until(pilot, lambda: not running(app))
         await pilot.press("n", "b")
         assert isinstance(app.screen, DiagnosisScreen)
-        await pilot.press("escape")
-        await wait_until(
-            pilot, lambda: app.main.ws.divergence(app.main.workbench.current, "hf-left").bisection is not None, 120
-        )
+        await pilot.press("escape")  # stops the diagnosis between its stages
+        assert not isinstance(app.screen, DiagnosisScreen)
+        await wait_until(pilot, lambda: not any(w.group == "diagnose" and not w.is_finished for w in app.workers), 300)
         await pilot.pause(0.3)
         assert not any("No nodes match" in m or "failed" in m for m in notifications(app))
-        await pilot.press("b")  # the result was kept: opens at once
-        assert not app.screen.query_one("#diagnosis-loading").display
+        kept = selected().bisection is not None  # it had finished before the escape landed
+        await pilot.press("b")
+        screen = app.screen
+        assert isinstance(screen, DiagnosisScreen)
+        assert screen.query_one("#diagnosis-loading").display is not kept  # a kept result opens at once
+        await wait_until(pilot, lambda: selected().bisection is not None, 300)
+        await pilot.pause(0.3)
+        assert "First divergent module" in plain(screen.query_one("#diagnosis-body"))
 
 
 @pytest.mark.slow

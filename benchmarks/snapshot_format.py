@@ -50,6 +50,7 @@ def figures(snapshot, folder: Path, suffix: str) -> dict[str, float]:  # noqa: A
     return {
         "mb": os.path.getsize(a) / 1e6,
         "save_s": save_s,
+        "open_cold_s": open_cold_s,
         "load_s": load_s,
         "compare_s": compare_s,
         "held_mb": held / 1e6,

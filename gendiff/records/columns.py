@@ -67,6 +67,7 @@ class Columns:
         self.rows = len(self.arrays["token_id"])
         self._built: OrderedDict[tuple[int, int], tuple[TokenStep, ...]] = OrderedDict()
         self._lock = threading.Lock()
+        self._two: bool | None = None
 
     def column(self, name: str, start: int, stop: int, width: int = 1) -> list[Any]:
         """Rows ``start:stop`` of a column as Python values (``width`` values per row)."""
@@ -109,10 +110,20 @@ class Columns:
         first = logprobs[start * k : stop * k : k].tolist()  # strided: every row's top-1, no copy of the rest
         second = logprobs[start * k + 1 : stop * k : k].tolist()
         margins: list[float | None] = list(map(operator.sub, first, second))
-        counts = self.column("top_count", start, stop)
-        if min(counts) < 2:
+        if not self._every_row_has_two():
+            counts = self.column("top_count", start, stop)
             margins = [m if n >= 2 else None for m, n in zip(margins, counts)]
         return margins
+
+    def _every_row_has_two(self) -> bool:
+        """Whether every row has at least 2 candidates (then every margin is a number); read once."""
+        if self._two is None:
+            counts = self.arrays["top_count"]
+            if getattr(counts, "format", getattr(counts, "typecode", None)) == "B":
+                self._two = not bytes(counts).translate(None, bytes(range(2, 256)))
+            else:
+                self._two = min(counts, default=2) >= 2
+        return self._two
 
     def _text(self, kind: str, index: int, token_id: int) -> str:
         if self.overrides:
@@ -206,6 +217,10 @@ class StepColumns(Sequence[TokenStep]):
 
     def __iter__(self) -> Iterator[TokenStep]:
         return iter(self.built())
+
+    def prefix(self, count: int) -> StepColumns:
+        """The first ``count`` steps (fewer if the trace is shorter), as StepColumns over the same arrays."""
+        return StepColumns(self.columns, self.start, min(self.stop, self.start + max(count, 0)))
 
     def built(self) -> tuple[TokenStep, ...]:
         """The steps as a tuple of TokenSteps."""

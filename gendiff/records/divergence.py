@@ -131,13 +131,15 @@ def first_divergence(reference: Trace, other: Trace) -> int | None:
     return found if found is not None else min(len(ref_ids), len(other_ids))
 
 
-def _logprobs_and_margins(steps: Sequence[TokenStep], count: int) -> tuple[list[float], list[float | None]]:
-    """The chosen logprob and the margin of the first ``count`` steps (columnar steps: read from their arrays)."""
-    logprobs, margins = getattr(steps, "logprobs", None), getattr(steps, "margins", None)
-    if logprobs is not None and margins is not None:
-        return logprobs[:count], margins[:count]
-    prefix = steps[:count]
-    return [s.logprob for s in prefix], [s.margin for s in prefix]
+def _logprobs(steps: Sequence[TokenStep], count: int) -> list[float]:
+    """The chosen tokens' logprobs of the first ``count`` steps (columnar steps: read from their arrays)."""
+    prefix = getattr(steps, "prefix", None)
+    return prefix(count).logprobs if prefix is not None else [s.logprob for s in steps[:count]]
+
+
+def _margins(steps: Sequence[TokenStep], count: int) -> list[float | None]:
+    prefix = getattr(steps, "prefix", None)
+    return prefix(count).margins if prefix is not None else [s.margin for s in steps[:count]]
 
 
 def compare(reference: Trace, other: Trace, fragile_threshold: float = FRAGILE_THRESHOLD) -> Divergence:
@@ -159,10 +161,16 @@ def _compare(reference: Trace, other: Trace, fragile_threshold: float) -> Diverg
         )
     step = first_divergence(reference, other)
     agreeing = len(reference.steps) if step is None else step
-    ref_logprobs, ref_margins = _logprobs_and_margins(reference.steps, agreeing)
-    other_logprobs, _ = _logprobs_and_margins(other.steps, agreeing)
-    drift = max(map(abs, map(operator.sub, ref_logprobs, other_logprobs)), default=0.0)
-    fragile = tuple(i for i, margin in enumerate(ref_margins) if margin is not None and margin < fragile_threshold)
+    drift = max(
+        map(abs, map(operator.sub, _logprobs(reference.steps, agreeing), _logprobs(other.steps, agreeing))), default=0.0
+    )
+    fragile = tuple(
+        [
+            i
+            for i, margin in enumerate(_margins(reference.steps, agreeing))
+            if margin is not None and margin < fragile_threshold
+        ]
+    )
     fields: dict[str, Any] = dict(
         reference=reference.engine,
         engine=other.engine,

@@ -271,11 +271,6 @@ async def test_ctrl_c_in_the_apps_editor_asks_before_dropping_the_draft(tmp_path
         assert (tmp_path / "prompts.txt").read_text().splitlines() == ["first", "hi"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gendiff bug: a reaches the editor by a PromptList.AddRequested message, so keys typed before the "
-    "editor opens go to the prompt list ('ahey' opens a second editor, on prompt 1, over the new one)",
-)
 async def test_keys_typed_at_once_after_start_are_not_lost(tmp_path):
     from textual import events
 

@@ -4,7 +4,6 @@ scrolled into view, and the compare view's engine filter (o)."""
 
 from __future__ import annotations
 
-import pytest
 from app_helpers import (
     app_for,
     column,
@@ -161,9 +160,6 @@ async def test_compare_view_pairs_engine_at_a_and_b_and_filters_engines(tmp_path
         assert shown_columns(main) == ["hf-single@A", "hf-single@B"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="gendiff bug: Workbench.action_filter_engine does not refresh the screen's header"
-)
 async def test_the_header_says_which_engine_the_filter_shows(tmp_path):
     a, b = snapshot_pair(tmp_path)
     app = app_for(a, b)

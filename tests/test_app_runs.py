@@ -100,10 +100,6 @@ async def test_during_a_run_the_panel_compares_engines_that_have_finished_the_pr
         main.ws.finish(None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gendiff bug: state.view.panel_title adds 'b bisects' mid-run, where b refuses (engines are running)",
-)
 async def test_the_panel_offers_b_only_when_b_can_bisect(tmp_path):
     app = app_for(prompt_file(tmp_path, "first"))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -161,11 +157,6 @@ async def test_escape_cancels_and_the_strip_says_what_each_engine_got_done(tmp_p
         assert "cancelled here" in column(main, other).tokens.content.plain
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gendiff bug: state.progress says 'not run (cancelled before it began)' after a run that stopped on an "
-    "error, no cancel (a bad model path shows it for every engine)",
-)
 async def test_a_run_that_stops_on_an_error_says_so_and_calls_nothing_cancelled(tmp_path):
     app = app_for(prompt_file(tmp_path, "first"))
     async with app.run_test(size=(160, 40)) as pilot:

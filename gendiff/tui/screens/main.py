@@ -207,6 +207,10 @@ class MainScreen(Screen[None]):
     def diagnose(self, message: Workbench.DiagnoseRequested) -> None:
         self.diagnoser.diagnose(message.pid, message.engine)
 
+    @on(Workbench.ViewChanged)
+    def view_changed(self) -> None:
+        self.refresh_top()
+
     @on(Workbench.RecheckRequested)
     def recheck(self, message: Workbench.RecheckRequested) -> None:
         self.diagnoser.recheck(message.pid)

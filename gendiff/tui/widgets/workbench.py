@@ -49,6 +49,9 @@ class Workbench(Vertical):
             super().__init__()
             self.pid, self.engine = pid, engine
 
+    class ViewChanged(Message):
+        """What the workbench shows changed in a way the screen's header says (the o filter)."""
+
     class RecheckRequested(Message):
         """f: re-run this prompt's call's diverging pairs in float32."""
 
@@ -222,7 +225,8 @@ class Workbench(Vertical):
             panel.show_divergence("divergence", None, "no prompts: press a to add one")
             return
         engine = self.selected_engine
-        title = view.panel_title(self.ws, prompt, self.current_number, engine, not self.comparing)
+        busy = self.ws.running or (self.ws.recheck is not None and not self.ws.recheck.ended)
+        title = view.panel_title(self.ws, prompt, self.current_number, engine, not self.comparing and not busy)
         d = self.ws.divergence(prompt, engine)
         if d is None:
             panel.show_divergence(title, None, view.panel_hint(self.ws, prompt, engine))
@@ -363,6 +367,7 @@ class Workbench(Vertical):
         self.step_cursor = None
         self.apply_layout()
         self.refresh_all()
+        self.post_message(self.ViewChanged())
         self.notify(f"showing {'every engine' if self.only is None else 'only ' + self.only} (o: next)", timeout=3)
 
     def action_bisect(self) -> None:

@@ -198,10 +198,10 @@ def key_latency() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             screen = app.main
             await pilot.press("R")
-            await _until(lambda: screen.running, 60, "a running state after R")
+            await _until(lambda: screen.ws.running, 60, "a running state after R")
             await asyncio.sleep(0.5)  # the engines load, then stream
             for i in range(presses):
-                if not screen.running:
+                if not screen.ws.running:
                     break
                 # pilot.press waits for the message queue to drain, which never happens while
                 # tokens stream in; measure key -> handler done -> next frame instead
@@ -209,13 +209,15 @@ def key_latency() -> None:
                 t = time.perf_counter()
                 app.post_message(events.Key("down" if target else "up", None))
                 await _until(
-                    lambda target=target: screen.current_index == target, 10, f"prompt {target + 1} after a key"
+                    lambda target=target: (screen.workbench.current_number - 1) == target,
+                    10,
+                    f"prompt {target + 1} after a key",
                 )
                 app.screen._on_timer_update()  # layout + paint the frame now, as the refresh timer would
                 times.append(time.perf_counter() - t)
                 await asyncio.sleep(0.05)
             await pilot.press("escape")
-            await _until(lambda: not screen.running, 60, "the end of the run after escape")
+            await _until(lambda: not screen.ws.running, 60, "the end of the run after escape")
         return times
 
     times = asyncio.run(main())
@@ -278,7 +280,7 @@ def render_big() -> None:
             # key -> handler -> columns updated -> layout + frame composed (as the refresh timer
             # would do it)
             for _ in range(changes_n):
-                wanted = f"prompt {screen.current_index + 2}:"
+                wanted = f"prompt {(screen.workbench.current_number - 1) + 2}:"
                 t = time.perf_counter()
                 app.post_message(events.Key("down", None))
                 await _until(lambda wanted=wanted: str(heading.content).startswith(wanted), 10, wanted)
@@ -286,7 +288,7 @@ def render_big() -> None:
                 changes.append(time.perf_counter() - t)
                 await pilot.pause(0.02)
             # scrolling the token columns a few lines at a time, down then up
-            scroll = screen.query_one("#columns-scroll")
+            scroll = screen.workbench.columns.in_order()[0]  # one engine's column (each scrolls its tokens)
             for i in range(scrolls_n):
                 y = (i % 30) * 3 if (i // 30) % 2 == 0 else (30 - i % 30) * 3
                 t = time.perf_counter()
@@ -352,7 +354,7 @@ def snapshot_format() -> None:
 
 
 # (name, function, needs the app): the app's parts depend on the TUI's internals (app.main,
-# #prompt-text, #columns-scroll, current_index, running), which change with it
+# #prompt-text, the workbench's columns and current_number, ws.running), which change with it
 PARTS = [
     ("engines", engines_timing, False),
     ("run-overhead", run_overhead, False),

@@ -159,3 +159,11 @@ def test_two_bfloat16_steps_at_4_to_8_is_a_near_tie_with_float32_logprob_roundin
     d = compare(ref, other)
     assert d.reference_margin == pytest.approx(0.0625, abs=1e-6)
     assert d.classification == NEAR_TIE
+
+
+def test_infinite_or_nan_scores_are_undetermined_not_a_crash():
+    import math
+
+    from gendiff.records.classify import ulp
+
+    assert ulp("bfloat16", math.inf) == math.inf and ulp("float32", math.nan) == math.inf

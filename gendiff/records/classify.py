@@ -57,6 +57,8 @@ READINGS = {
 def ulp(dtype: str, magnitude: float) -> float:
     """The spacing of ``dtype``'s representable numbers at ``magnitude`` (one unit in the last place)."""
     bits = MANTISSA_BITS.get(dtype, MANTISSA_BITS["float32"])
+    if not math.isfinite(magnitude):
+        return math.inf  # no grid out there (an engine that gave inf or NaN scores)
     exponent = math.floor(math.log2(abs(magnitude))) if magnitude else -126
     return 2.0 ** (max(exponent, -126) - bits)
 
@@ -109,8 +111,8 @@ def classify(divergence: Any, dtype: str, fragile_threshold: float) -> str | Non
         return ERROR
     if divergence.reason == "length":
         return LENGTH
-    if divergence.reference_margin is None:
-        return UNDETERMINED
+    if divergence.reference_margin is None or not math.isfinite(divergence.reference_margin):
+        return UNDETERMINED  # no margin to read (or an inf/NaN one: nothing can be said of rounding)
     if is_exact_tie(divergence.reference_step, dtype):
         return EXACT_TIE
     if within_rounding(divergence.reference_step, divergence.reference_margin, dtype, fragile_threshold):

@@ -175,8 +175,10 @@ def _unpadded_rows(model: Any, ids: tuple[int, ...], first: int) -> Any:
     known = _rows_by_model.setdefault(model, {})
     rows = known.get((ids, first))
     if rows is None:
-        with torch.inference_mode():
-            logits = model(input_ids=torch.tensor([list(ids)], device=model.device)).logits[0, first:]
+        keep = len(ids) - first
+        extra = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        with torch.inference_mode():  # the LM head on the rows read only, where the model allows it
+            logits = model(input_ids=torch.tensor([list(ids)], device=model.device), **extra).logits[0, -keep:]
         rows = known[(ids, first)] = logits.float()
     return rows
 

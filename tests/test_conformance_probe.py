@@ -236,3 +236,23 @@ def test_transformers_own_difference_labels_hf_left_not_refuses_it(tiny_model_di
 def test_hf_left_on_a_model_that_masks_its_pads_carries_no_label(tiny_model_dir):
     verdict = verify(create_engine(parse_engine_spec("hf-left"), str(tiny_model_dir("llama"))))
     assert verdict.status == AGREES and verdict.note is None
+
+
+def test_no_refusal_recommends_an_engine_the_probe_found_to_differ(tiny_model_dir, monkeypatch):
+    from gendiff.errors import GendiffError
+    from gendiff.records.conformance import LABEL, Verdict
+
+    folder = str(tiny_model_dir("openai-gpt"))  # attention only, no KV cache: hf-right refused by config
+    with pytest.raises(GendiffError) as before:
+        create_engine(parse_engine_spec("hf-right", {"attn": "eager"}), folder)
+    assert str(before.value).endswith("; use hf-single or hf-left")
+
+    def differs(engine, *args, **kwargs):  # stands for a model whose left pads leak
+        return Verdict(engine.spec.name, LABEL, DIFFERS, 1e-4, (19, 3, 11, 6), 4, note="leaks")
+
+    monkeypatch.setattr(conformance_module, "probe", differs)
+    verify(create_engine(parse_engine_spec("hf-left", {"attn": "eager"}), folder))
+    for name in ("hf-right", "packed"):
+        with pytest.raises(GendiffError) as after:
+            create_engine(parse_engine_spec(name, {"attn": "eager"}), folder)
+        assert str(after.value).endswith("; use hf-single"), str(after.value)

@@ -64,10 +64,11 @@ class Architecture:
         convolutional state for pads to leak into)."""
         return not self.unsupported_layer_kinds() and self.cache in (KV_CACHE, NO_CACHE)
 
-    def safe_engines(self) -> str:
+    def safe_engines(self, differing: frozenset[str] = frozenset()) -> str:
         """The built-in engines a refusal may recommend on this model: hf-single always (no
-        padding at all); hf-left only on attention-only models, where its padding is masked."""
-        return "hf-single or hf-left" if self.attention_only else "hf-single"
+        padding at all); hf-left only on attention-only models, where its padding is masked, and
+        not once the conformance probe found it to differ here (``differing``)."""
+        return "hf-single or hf-left" if self.attention_only and "hf-left" not in differing else "hf-single"
 
 
 def transformers_version() -> str:

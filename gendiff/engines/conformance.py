@@ -55,6 +55,7 @@ PASSAGE = (
 
 _memo: dict[str, Verdict] = {}
 _memo_lock = threading.Lock()
+_differing: dict[str, set[str]] = {}  # resolved model folder -> engine names not agreeing there
 # model object -> {(token ids, first row): unpadded float32 logits}: gone with the model
 _rows_by_model: weakref.WeakKeyDictionary[Any, dict[tuple[tuple[int, ...], int], Any]] = weakref.WeakKeyDictionary()
 
@@ -83,9 +84,18 @@ def verify(engine: Engine, keep_loaded: bool = False) -> Verdict | None:
             _write_cache(key, material, verdict)
     with _memo_lock:
         _memo[key] = verdict
+        if not verdict.agrees:
+            _differing.setdefault(str(Path(engine.model_path).resolve()), set()).add(engine.spec.name)
     if mode == REFUSE and not verdict.agrees:
         raise InputError(refusal(engine, verdict))
     return verdict
+
+
+def found_to_differ(model_path: str) -> frozenset[str]:
+    """The engine names the probe found to differ (or fail) on this model in this process: no
+    refusal recommends them."""
+    with _memo_lock:
+        return frozenset(_differing.get(str(Path(model_path).resolve()), ()))
 
 
 def refusal(engine: Engine, verdict: Verdict) -> str:
@@ -175,8 +185,10 @@ def _unpadded_rows(model: Any, ids: tuple[int, ...], first: int) -> Any:
     known = _rows_by_model.setdefault(model, {})
     rows = known.get((ids, first))
     if rows is None:
-        with torch.inference_mode():
-            logits = model(input_ids=torch.tensor([list(ids)], device=model.device)).logits[0, first:]
+        keep = len(ids) - first
+        extra = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        with torch.inference_mode():  # the LM head on the rows read only, where the model allows it
+            logits = model(input_ids=torch.tensor([list(ids)], device=model.device), **extra).logits[0, -keep:]
         rows = known[(ids, first)] = logits.float()
     return rows
 
@@ -289,3 +301,4 @@ def clear_memo() -> None:
     """Forget this process's verdicts (tests; the disk cache stays)."""
     with _memo_lock:
         _memo.clear()
+        _differing.clear()

@@ -16,6 +16,7 @@ from gendiff.engines.architecture import (
     transformers_version,
 )
 from gendiff.engines.base import Engine
+from gendiff.engines.conformance import found_to_differ
 from gendiff.engines.loading import LoadedModel, load_model
 from gendiff.engines.masks import full_size_cache, layer_masks
 from gendiff.engines.penalties import build_processors, decide_and_feed
@@ -247,7 +248,7 @@ class HFRight(HFEngine):
         self.decode_in_batches(builder, self._decode)
 
     def refusal(self, arch: Architecture) -> str | None:
-        return super().refusal(arch) or own_loop_refusal(self.spec.label, arch)
+        return super().refusal(arch) or own_loop_refusal(self.spec.label, arch, found_to_differ(self.model_path))
 
     def _decode(self, builder: TraceBuilder, prompts: list[list[int]]) -> None:
         import torch
@@ -301,10 +302,11 @@ class HFRight(HFEngine):
                 next_positions = next_positions + 1
 
 
-def own_loop_refusal(label: str, arch: Architecture) -> str | None:
+def own_loop_refusal(label: str, arch: Architecture, differing: frozenset[str] = frozenset()) -> str | None:
     """Why an engine with its own decode loop and masks (hf-right, packed) can't run ``arch``, or
-    None. The engines it recommends are only those right on such a model (``safe_engines``)."""
-    use = f"use {arch.safe_engines()}"
+    None. The engines it recommends are only those right on such a model (``safe_engines``),
+    none of ``differing`` (found to differ on it by the conformance probe)."""
+    use = f"use {arch.safe_engines(differing)}"
     if arch.cache == RECURRENT_STATE or RECURRENT in arch.layer_kinds:
         return (
             f"model {arch.name} carries a recurrent state from token to token (not just attention over a "

@@ -13,6 +13,7 @@ the whole row (from a 2D padding mask or the slot index) and can't restart per s
 from __future__ import annotations
 
 from gendiff.engines.architecture import FULL, Architecture
+from gendiff.engines.conformance import found_to_differ
 from gendiff.engines.hf import HFEngine, own_loop_refusal
 from gendiff.engines.masks import full_size_cache, layer_masks
 from gendiff.engines.penalties import decide_and_feed
@@ -32,9 +33,9 @@ class Packed(HFEngine):
             return (
                 f"model {arch.name} uses ALiBi position biases, which transformers builds for the whole row "
                 f"(from a 2D padding mask or the slot index) and cannot restart for each packed segment; "
-                f"use {arch.safe_engines()}"
+                f"use {arch.safe_engines(found_to_differ(self.model_path))}"
             )
-        return super().refusal(arch) or own_loop_refusal(self.spec.label, arch)
+        return super().refusal(arch) or own_loop_refusal(self.spec.label, arch, found_to_differ(self.model_path))
 
     def decode(self, builder: TraceBuilder) -> None:
         rows = list(range(len(builder.prompts)))

@@ -22,12 +22,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gendiff.engines.answers import BadAnswer, Expected, check_answer, check_token_ids
 from gendiff.engines.base import Engine
 from gendiff.engines.flavours import FLAVOURS, Flavour, ServedError
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, whole_number
 from gendiff.engines.steps import TraceBuilder
-from gendiff.errors import GendiffError, InputError
+from gendiff.errors import EngineError, GendiffError, InputError
 from gendiff.records.trace import TokenStep, TopToken
 
 HINT = "start it (README: Comparing a served model) or fix url="
@@ -141,7 +142,7 @@ class OpenAIServer(Engine):
         errors = asyncio.run(self._run(builder))
         if len(errors) == len(builder.prompts):
             first = next(iter(errors.values()))
-            raise GendiffError(f"engine {self.spec.label}: every prompt failed; the first: {first}")
+            raise EngineError(f"engine {self.spec.label}: every prompt failed; the first: {first}")
         for row, error in errors.items():
             builder.fail(row, error)
 
@@ -213,9 +214,12 @@ class OpenAIServer(Engine):
         if isinstance(answer, str):
             return f"checking its tokenization: {answer}"
         try:
-            theirs = self.flavour.parse_tokens(answer)
+            values, where = self.flavour.parse_tokens(answer)
+            theirs = check_token_ids(values, where, self._vocab_size())
         except ServedError as exc:
             raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
+        except BadAnswer as exc:
+            return f"checking its tokenization: {self._unusable(exc)}"
         # an echo (openai flavour) carries the one generated token after the prompt
         if theirs[: len(ours)] != ours or len(theirs) - len(ours) not in (0, 1):
             shown = text if len(text) <= 40 else text[:40] + "…"
@@ -258,13 +262,28 @@ class OpenAIServer(Engine):
         answer = await self._post(client, request.path, request.body)
         if isinstance(answer, str):
             return answer
+        expected = Expected(
+            settings.max_new_tokens,
+            settings.top_k,
+            self._vocab_size(),
+            chosen_in_top=self.flavour.chosen_in_top,
+            sorted_top=self.flavour.sorted_top,
+        )
         try:
-            steps, finish = self.flavour.parse(answer)
+            steps, finish = check_answer(self.flavour.parse(answer), expected)
         except ServedError as exc:
             raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            return f"unusable answer: {type(exc).__name__}: {exc}"
+        except BadAnswer as exc:
+            return self._unusable(exc)
         return [self._step(*step, settings.top_k) for step in steps], finish
+
+    def _unusable(self, exc: BadAnswer) -> str:
+        """The error line of a prompt whose answer failed :func:`check_answer`."""
+        return f"the server at {self.url} sent an unusable answer: {self._scrub(str(exc))}"
+
+    def _vocab_size(self) -> int | None:
+        """Rows of the model's embedding (every id the server may send is below), else the tokenizer's size."""
+        return self.tokenizer.model_vocab_size or self.tokenizer.vocab_size
 
     def _step(self, token_id: int, logprob: float, candidates: list[tuple[int, float]], top_k: int) -> TokenStep:
         # the chosen token may come on top of the k asked for; exact ties ranked by id, as argmax does

@@ -5,7 +5,7 @@ It speaks vLLM's /v1/completions with ``return_tokens_as_token_ids`` (``token_id
 tokenizes with the demo model's tokenizer (as a server that loaded the model would). The happy
 path against a real vLLM server is tests/test_served.py; this one is for the faults.
 
-``answer(body) -> dict | (status, dict | str)`` builds the generation answer (default:
+``answer(body) -> dict | (status, dict | str) | RESET`` builds the generation answer (default:
 :func:`greedy_answer`); ``llamacpp=True`` serves llama.cpp's /completion and /tokenize instead.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 from gendiff.demo import demo_model_path
 
 MODEL = "fake"
+RESET = "reset the connection"  # an answer function returning this: the connection closes unanswered
 
 
 def _tokenizer() -> Any:
@@ -127,6 +128,9 @@ class FakeServer:
             data = {"tokens": self.tokenizer(body["content"])["input_ids"]}
         elif method == "POST" and handler.path in ("/v1/completions", "/completion"):
             data = self.answer(body)
+            if data is RESET:
+                handler.close_connection = True
+                return
             if isinstance(data, tuple):
                 status, data = data
         else:

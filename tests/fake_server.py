@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,6 +24,7 @@ MODEL = "fake"
 RESET = "reset the connection"  # an answer function returning this: the connection closes unanswered
 
 
+@lru_cache(maxsize=1)
 def _tokenizer() -> Any:
     from transformers import AutoTokenizer
 

@@ -5,7 +5,7 @@ It speaks vLLM's /v1/completions with ``return_tokens_as_token_ids`` (``token_id
 tokenizes with the demo model's tokenizer (as a server that loaded the model would). The happy
 path against a real vLLM server is tests/test_served.py; this one is for the faults.
 
-``answer(body) -> dict | (status, dict | str) | RESET`` builds the generation answer (default:
+``answer(body) -> dict | (status, dict | str[, headers]) | RESET`` builds the generation answer (default:
 :func:`greedy_answer`); ``llamacpp=True`` serves llama.cpp's /completion and /tokenize instead.
 """
 
@@ -134,14 +134,18 @@ class FakeServer:
                 handler.close_connection = True
                 return
             if isinstance(data, tuple):
-                status, data = data
+                status, data, *rest = data
+                headers = rest[0] if rest else {}
+                return self._send(handler, status, data, headers)
         else:
             status, data = 404, {"error": {"message": f"no route {handler.path}"}}
         self._send(handler, status, data)
 
-    def _send(self, handler: BaseHTTPRequestHandler, status: int, data: Any) -> None:
+    def _send(self, handler: BaseHTTPRequestHandler, status: int, data: Any, headers: Any = None) -> None:
         raw = data.encode() if isinstance(data, str) else json.dumps(data).encode()
         handler.send_response(status)
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(raw)))
         handler.end_headers()

@@ -235,3 +235,30 @@ def test_a_good_run_against_the_fake_server(tmp_path, capsys):
         (i, -0.1, [(i, -0.1), (i + 1, -3.5)]) for i in (20, 21, 22)
     ]
     assert VOCAB > 22
+
+
+def test_a_429_is_retried_after_its_retry_after(tmp_path, capsys):
+    import time
+
+    asked: list[float] = []
+
+    def busy_once(body):
+        asked.append(time.monotonic())
+        if len(asked) <= 2:  # both prompts' first tries
+            return 429, {"error": {"message": "slow down"}}, {"Retry-After": "0.4"}
+        return greedy_answer(body)
+
+    code, out, err, server, snapshot = _run(tmp_path, capsys, busy_once)
+    assert code == 0, err
+    assert len(asked) == 4 and asked[2] - asked[0] >= 0.35  # waited as asked, then answered
+    assert all(
+        p["traces"][next(iter(p["traces"]))]["token_ids"] == [20, 21, 22]
+        for p in json.loads(snapshot.read_text())["prompts"]
+    )
+
+
+def test_a_429_past_the_retries_fails_its_prompt(tmp_path, capsys):
+    code, out, err, server, _ = _run(
+        tmp_path, capsys, lambda body: (429, {"error": {"message": "quota"}}, {"Retry-After": "0"}), extra=",retries=1"
+    )
+    assert code == 3 and "server error 429: quota" in err

@@ -32,6 +32,7 @@ from gendiff.errors import EngineError, GendiffError, InputError
 from gendiff.records.trace import TokenStep, TopToken
 
 HINT = "start it (README: Comparing a served model) or fix url="
+RETRY_AFTER_MAX_S = 30.0  # a server asking for longer is treated as failing that prompt after the retries
 CHECK_TIMEOUT_S = 10.0  # for the checks without a prompt (models, version); timeout= is per prompt
 
 
@@ -232,13 +233,17 @@ class OpenAIServer(Engine):
     # ---- requests -----------------------------------------------------------------------------
 
     async def _post(self, client: Any, path: str, body: dict[str, Any]) -> Any:
-        """POST with retries of a refused connection: the answer's JSON, or an error line."""
+        """POST with retries of a refused connection and of a 429 (after its ``Retry-After``,
+        at most RETRY_AFTER_MAX_S): the answer's JSON, or an error line."""
         import httpx
 
         retries = int(str(self.option("retries")))
         for attempt in range(retries + 1):
             try:
                 answer = await client.post(self.root + path, json=body, headers=self._headers())
+                if answer.status_code == 429 and attempt < retries:
+                    await asyncio.sleep(_retry_after(answer, 0.5 * 2**attempt))
+                    continue
                 break
             except httpx.ConnectError as exc:
                 if attempt == retries:
@@ -314,6 +319,16 @@ class OpenAIServer(Engine):
         import httpx
 
         return httpx.Timeout(float(str(self.option("timeout"))), connect=5.0)
+
+
+def _retry_after(answer: Any, default: float) -> float:
+    """Seconds to wait before retrying a 429: its ``Retry-After`` in seconds (an HTTP date or
+    nonsense: ``default``), never more than RETRY_AFTER_MAX_S."""
+    try:
+        wait = float(answer.headers.get("Retry-After", ""))
+    except ValueError:
+        wait = default
+    return min(max(wait, 0.0), RETRY_AFTER_MAX_S) if wait == wait else default
 
 
 def _served_models(answer: Any) -> list[str] | None:

@@ -21,7 +21,8 @@ from typing import Any
 from gendiff.demo import demo_model_path
 
 MODEL = "fake"
-RESET = "reset the connection"  # an answer function returning this: the connection closes unanswered
+RESET = "reset the connection"
+_LOADING = threading.Lock()  # an answer function returning this: the connection closes unanswered
 
 
 @lru_cache(maxsize=1)
@@ -88,11 +89,11 @@ class FakeServer:
                 pass
 
             def do_GET(self) -> None:
-                server._handle(self, "GET", None)
+                server._safely(self, "GET", None)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                server._handle(self, "POST", json.loads(self.rfile.read(length) or b"null"))
+                server._safely(self, "POST", json.loads(self.rfile.read(length) or b"null"))
 
         self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -100,8 +101,9 @@ class FakeServer:
 
     @property
     def tokenizer(self) -> Any:
-        if self._tokenizer is None:  # loaded on the first tokenization (a test may refuse before)
-            self._tokenizer = _tokenizer()
+        with _LOADING:  # loaded on the first tokenization (a test may refuse before), by one thread
+            if self._tokenizer is None:
+                self._tokenizer = _tokenizer()
         return self._tokenizer
 
     def __enter__(self) -> FakeServer:
@@ -111,6 +113,12 @@ class FakeServer:
     def __exit__(self, *exc: Any) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def _safely(self, handler: BaseHTTPRequestHandler, method: str, body: Any) -> None:
+        try:
+            self._handle(handler, method, body)
+        except Exception as exc:  # a fault of the fake itself: a 599 the test will show
+            self._send(handler, 599, {"error": {"message": f"fake server: {type(exc).__name__}: {exc}"}})
 
     def _handle(self, handler: BaseHTTPRequestHandler, method: str, body: Any) -> None:
         self.requests.append((method, handler.path, dict(handler.headers), body))

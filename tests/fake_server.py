@@ -5,7 +5,7 @@ It speaks vLLM's /v1/completions with ``return_tokens_as_token_ids`` (``token_id
 tokenizes with the demo model's tokenizer (as a server that loaded the model would). The happy
 path against a real vLLM server is tests/test_served.py; this one is for the faults.
 
-``answer(body) -> dict | (status, dict | str)`` builds the generation answer (default:
+``answer(body) -> dict | (status, dict | str[, headers]) | RESET`` builds the generation answer (default:
 :func:`greedy_answer`); ``llamacpp=True`` serves llama.cpp's /completion and /tokenize instead.
 """
 
@@ -14,14 +14,18 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from gendiff.demo import demo_model_path
 
 MODEL = "fake"
+RESET = "reset the connection"
+_LOADING = threading.Lock()  # an answer function returning this: the connection closes unanswered
 
 
+@lru_cache(maxsize=1)
 def _tokenizer() -> Any:
     from transformers import AutoTokenizer
 
@@ -85,11 +89,11 @@ class FakeServer:
                 pass
 
             def do_GET(self) -> None:
-                server._handle(self, "GET", None)
+                server._safely(self, "GET", None)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                server._handle(self, "POST", json.loads(self.rfile.read(length) or b"null"))
+                server._safely(self, "POST", json.loads(self.rfile.read(length) or b"null"))
 
         self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -97,8 +101,9 @@ class FakeServer:
 
     @property
     def tokenizer(self) -> Any:
-        if self._tokenizer is None:  # loaded on the first tokenization (a test may refuse before)
-            self._tokenizer = _tokenizer()
+        with _LOADING:  # loaded on the first tokenization (a test may refuse before), by one thread
+            if self._tokenizer is None:
+                self._tokenizer = _tokenizer()
         return self._tokenizer
 
     def __enter__(self) -> FakeServer:
@@ -108,6 +113,12 @@ class FakeServer:
     def __exit__(self, *exc: Any) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def _safely(self, handler: BaseHTTPRequestHandler, method: str, body: Any) -> None:
+        try:
+            self._handle(handler, method, body)
+        except Exception as exc:  # a fault of the fake itself: a 599 the test will show
+            self._send(handler, 599, {"error": {"message": f"fake server: {type(exc).__name__}: {exc}"}})
 
     def _handle(self, handler: BaseHTTPRequestHandler, method: str, body: Any) -> None:
         self.requests.append((method, handler.path, dict(handler.headers), body))
@@ -127,15 +138,22 @@ class FakeServer:
             data = {"tokens": self.tokenizer(body["content"])["input_ids"]}
         elif method == "POST" and handler.path in ("/v1/completions", "/completion"):
             data = self.answer(body)
+            if data is RESET:
+                handler.close_connection = True
+                return
             if isinstance(data, tuple):
-                status, data = data
+                status, data, *rest = data
+                headers = rest[0] if rest else {}
+                return self._send(handler, status, data, headers)
         else:
             status, data = 404, {"error": {"message": f"no route {handler.path}"}}
         self._send(handler, status, data)
 
-    def _send(self, handler: BaseHTTPRequestHandler, status: int, data: Any) -> None:
+    def _send(self, handler: BaseHTTPRequestHandler, status: int, data: Any, headers: Any = None) -> None:
         raw = data.encode() if isinstance(data, str) else json.dumps(data).encode()
         handler.send_response(status)
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(raw)))
         handler.end_headers()

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from gendiff.engines.answers import Expected, check_answer
 from gendiff.engines.flavours import FLAVOURS, SGLANG_RENORMALISED, ServedError
 from gendiff.engines.settings import GenerationSettings
 
@@ -46,7 +47,7 @@ def test_llamacpp_request_is_greedy_with_every_sampler_neutral():
 
 
 def test_llamacpp_float_lowest_is_minus_infinity():
-    steps, finish = LLAMACPP.parse(_llamacpp_answer())
+    steps, finish = check_answer(LLAMACPP.parse(_llamacpp_answer()), Expected(24, 3, None, sorted_top=True))
     (token_id, logprob, top) = steps[0]
     assert (token_id, logprob, finish) == (12, -0.25, "eos")
     assert top[:2] == [(12, -0.25), (7, -1.5)] and top[2][0] == 9 and top[2][1] == -math.inf
@@ -96,8 +97,8 @@ def test_sglang_renormalised_logprobs_are_refused_with_the_fix():
 
 def test_sglang_a_sure_step_is_not_taken_for_renormalised():
     # logprob 0.0 at float32 resolution, the others finite: the model's own distribution
-    sure = [(5, 0.0, [(5, 0.0), (8, -19.5), (9, -21.0)]), (6, -0.7, [(6, -0.7), (2, -0.9)])]
-    steps, finish = FLAVOURS["sglang"].parse(_sglang_answer(sure))
+    sure = [(5, 0.0, [(5, 0.0), (8, -19.5)]), (6, -0.7, [(6, -0.7), (2, -0.9)])]
+    steps, finish = check_answer(FLAVOURS["sglang"].parse(_sglang_answer(sure)), Expected(24, 2, None, sorted_top=True))
     assert steps == sure and finish == "length"
 
 

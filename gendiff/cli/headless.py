@@ -110,7 +110,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if output is not None:
         err(f"snapshot written to {save_snapshot(snapshot, output[0], format=output[2])}")
     failed = [engine for engine in snapshot.engines if engine.get("error")]
-    code = exit_code(bool(failed) or diagnosis_error is not None, args.fail_on_divergence and snapshot.divergences())
+    # an engine that ran but failed some prompts (a server error, an unusable answer) failed too
+    failures = [_failure(e["label"], e["error"]) for e in failed] + prompt_failures(snapshot)
+    code = exit_code(bool(failures) or diagnosis_error is not None, args.fail_on_divergence and snapshot.divergences())
     out(summary_table(snapshot))
     if snapshot.statistics:
         title = f"distribution statistics, every engine teacher-forced on {snapshot.reference}'s tokens (KL in nats):"
@@ -123,8 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         err(f"total {time.perf_counter() - started:.2f}s")
     if diagnosis_error is not None:
         error_line(f"diagnosis failed: {diagnosis_error}")
-    elif failed:
-        error_line("; ".join(_failure(e["label"], e["error"]) for e in failed))
+    elif failures:
+        error_line("; ".join(failures))
     return code
 
 
@@ -270,6 +272,25 @@ def check_output(path: str, inputs: dict[str, Any], model: str | None = None, op
     folder = os.path.realpath(model if model is not None else demo_model_path())
     if os.path.realpath(resolve_target(path).parent) == folder:
         raise InputError(f"{option} {path}: that is inside the model folder {folder}; write the snapshot elsewhere")
+
+
+def prompt_failures(snapshot: Any) -> list[str]:
+    """``engine X failed on 2 of 16 prompts (prompt 3: …)`` for every engine that ran but whose
+    traces of some prompts failed (engines that failed as a whole are reported apart)."""
+    whole = {e["label"] for e in snapshot.engines if e.get("error")}
+    lines = []
+    for label in snapshot.engine_labels:
+        rows = [
+            (number, trace.error)
+            for number, prompt in enumerate(snapshot.prompts, 1)
+            if label not in whole and (trace := prompt.traces.get(label)) is not None and trace.finish_reason == "error"
+        ]
+        if rows:
+            number, error = rows[0]
+            lines.append(
+                f"engine {label} failed on {len(rows)} of {len(snapshot.prompts)} prompts (prompt {number}: {error})"
+            )
+    return lines
 
 
 def _failure(label: str, error: str) -> str:

@@ -24,6 +24,11 @@ def summary_table(snapshot: Any) -> str:
     diverged = total = failed = 0
     for index, prompt in enumerate(snapshot.prompts, 1):
         lines.append(f"{index:>3} {one_line(shorten(prompt.text, 70))}")
+        named = {name for d in prompt.divergences for name in (d.engine, d.reference)}
+        for label, trace in prompt.traces.items():
+            if label not in named and trace.finish_reason == "error":  # no comparison says it: say it here
+                failed += 1
+                lines.append(f"      {label:<{width}}  FAILED: {one_line(trace.error or 'no reason recorded')}")
         for label in labels:
             d = prompt.divergence_for(label)
             if d is None:

@@ -14,10 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from gendiff.engines.answers import BadAnswer, Parsed, Step, shown_value
 from gendiff.engines.settings import GenerationSettings
-
-Step = tuple[int, float, list[tuple[int, float]]]
-"""One generated token: (id, its logprob, the top candidates as (id, logprob))."""
 
 # sampling knobs a server may default from the model's generation config: always sent neutral
 NEUTRAL = {"temperature": 0.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0}
@@ -50,6 +48,11 @@ class Request:
 
 
 class Flavour:
+    """How one kind of server is asked and where its answer keeps each part. ``parse`` and
+    ``parse_tokens`` only find the parts (BadAnswer when the shape is wrong); every value is
+    checked by :func:`gendiff.engines.answers.check_answer` / ``check_token_ids``, the same for
+    every flavour. ``chosen_in_top``/``sorted_top``: what the server promises about its top-k."""
+
     name: str
     tested: bool
     version_paths: tuple[str, ...] = ()
@@ -58,18 +61,21 @@ class Flavour:
     eos_is_a_bias: bool = False
     """True if the server's ``ignore_eos`` is a -inf bias on EOS (it changes the tokens): then the
     engine never sends it and continues past an EOS by resubmitting prompt + generated tokens."""
+    chosen_in_top: bool = False
+    sorted_top: bool = False
 
     def generate(self, model: str, prompt: list[int], settings: GenerationSettings) -> Request:
         raise NotImplementedError
 
-    def parse(self, data: Any) -> tuple[list[Step], str | None]:
-        """The steps and the server's finish reason."""
+    def parse(self, data: Any) -> Parsed:
+        """The answer's steps and finish reason, as sent (checked afterwards)."""
         raise NotImplementedError
 
     def tokenize(self, model: str, text: str) -> Request:
         raise NotImplementedError
 
-    def parse_tokens(self, data: Any) -> list[int]:
+    def parse_tokens(self, data: Any) -> tuple[Any, str]:
+        """The token ids of a tokenization answer, as sent, and the field they came from."""
         raise NotImplementedError
 
     def version(self, data: Any) -> str | None:
@@ -98,6 +104,8 @@ class OpenAICompletions(Flavour):
         record.update(_pick(_served_entry(answers.get("/v1/models")), ("root", "max_model_len"), prefix="model."))
         return record
 
+    chosen_in_top = True  # vLLM adds the sampled token to the top-k when it is not among them
+
     def generate(self, model: str, prompt: list[int], settings: GenerationSettings) -> Request:
         body = {
             "model": model,
@@ -111,18 +119,28 @@ class OpenAICompletions(Flavour):
         }
         return Request("/v1/completions", body)
 
-    def parse(self, data: Any) -> tuple[list[Step], str | None]:
+    def parse(self, data: Any) -> Parsed:
         choice = _first_choice(data)
         logprobs = choice.get("logprobs") or {}
+        if not isinstance(logprobs, dict):
+            raise BadAnswer(f"choices[0].logprobs is {shown_value(logprobs)}, not an object")
         _refuse_llamacpp_shape(logprobs)
         tokens, chosen, tops = logprobs.get("tokens"), logprobs.get("token_logprobs"), logprobs.get("top_logprobs")
         if not isinstance(tokens, list) or not isinstance(chosen, list) or not isinstance(tops, list):
             raise ServedError("the answer has no logprobs (tokens, token_logprobs, top_logprobs)")
         steps = []
-        for token, logprob, top in zip(tokens, chosen, tops):
-            candidates = [(_token_id(key), float(value)) for key, value in (top or {}).items()]
-            steps.append((_token_id(token), float(logprob), candidates))
-        return steps, choice.get("finish_reason")
+        for index, (token, logprob, top) in enumerate(zip(tokens, chosen, tops)):
+            if not isinstance(top, dict):
+                raise BadAnswer(f"choices[0].logprobs.top_logprobs[{index}] is {shown_value(top)}, not an object")
+            steps.append((_token_id(token), logprob, [(_token_id(key), value) for key, value in top.items()]))
+        return Parsed(
+            steps,
+            choice.get("finish_reason"),
+            token="choices[0].logprobs.tokens[{i}]",
+            logprob="choices[0].logprobs.token_logprobs[{i}]",
+            top="choices[0].logprobs.top_logprobs[{i}]",
+            columns={"tokens": len(tokens), "token_logprobs": len(chosen), "top_logprobs": len(tops)},
+        )
 
     def tokenize(self, model: str, text: str) -> Request:
         # echo the prompt back with ids: plain OpenAI API, no tokenizer endpoint needed
@@ -137,13 +155,14 @@ class OpenAICompletions(Flavour):
         }
         return Request("/v1/completions", body)
 
-    def parse_tokens(self, data: Any) -> list[int]:
+    def parse_tokens(self, data: Any) -> tuple[Any, str]:
         logprobs = _first_choice(data).get("logprobs") or {}
-        _refuse_llamacpp_shape(logprobs)
-        tokens = logprobs.get("tokens")
+        if isinstance(logprobs, dict):
+            _refuse_llamacpp_shape(logprobs)
+        tokens = logprobs.get("tokens") if isinstance(logprobs, dict) else None
         if not isinstance(tokens, list):
             raise ServedError("the echoed prompt has no tokens")
-        return [_token_id(t) for t in tokens]
+        return [_token_id(t) for t in tokens], "choices[0].logprobs.tokens"
 
 
 class SGLang(Flavour):
@@ -175,6 +194,8 @@ class SGLang(Flavour):
         info = answers.get("/get_server_info", answers.get("/server_info"))
         return _pick(info, self.REPORTED)
 
+    sorted_top = True
+
     def generate(self, model: str, prompt: list[int], settings: GenerationSettings) -> Request:
         sampling = {
             **NEUTRAL,
@@ -193,18 +214,38 @@ class SGLang(Flavour):
         }
         return Request("/generate", body)
 
-    def parse(self, data: Any) -> tuple[list[Step], str | None]:
+    def parse(self, data: Any) -> Parsed:
         meta = data.get("meta_info") if isinstance(data, dict) else None
-        if not isinstance(meta, dict) or "output_token_logprobs" not in meta:
+        if not isinstance(meta, dict) or not isinstance(meta.get("output_token_logprobs"), list):
             raise ServedError("the answer has no meta_info.output_token_logprobs")
-        tops = meta.get("output_top_logprobs") or [[] for _ in meta["output_token_logprobs"]]
+        chosen = meta["output_token_logprobs"]
+        tops = meta.get("output_top_logprobs")
+        if not isinstance(tops, list):
+            raise BadAnswer(
+                f"meta_info.output_top_logprobs is {shown_value(tops)}, not a list (top_logprobs_num was sent)"
+            )
         steps = []
-        for (logprob, token_id, *_), top in zip(meta["output_token_logprobs"], tops):
-            steps.append((int(token_id), float(logprob), [(int(t[1]), float(t[0])) for t in top or []]))
-        if _renormalised(steps):
+        for index, (entry, top) in enumerate(zip(chosen, tops)):
+            logprob, token_id = _pair(entry, f"meta_info.output_token_logprobs[{index}]")
+            if not isinstance(top, list):
+                raise BadAnswer(f"meta_info.output_top_logprobs[{index}] is {shown_value(top)}, not a list")
+            pairs = [_pair(t, f"meta_info.output_top_logprobs[{index}][{r}]") for r, t in enumerate(top)]
+            steps.append((token_id, logprob, [(i, lp) for lp, i in pairs]))
+        try:
+            renormalised = _renormalised(steps)
+        except (TypeError, ValueError):  # not numbers: check_answer says which field
+            renormalised = False
+        if renormalised:
             raise ServedError(SGLANG_RENORMALISED)
         finish = meta.get("finish_reason")
-        return steps, finish.get("type") if isinstance(finish, dict) else finish
+        return Parsed(
+            steps,
+            finish.get("type") if isinstance(finish, dict) else finish,
+            token="meta_info.output_token_logprobs[{i}][1]",
+            logprob="meta_info.output_token_logprobs[{i}][0]",
+            top="meta_info.output_top_logprobs[{i}]",
+            columns={"output_token_logprobs": len(chosen), "output_top_logprobs": len(tops)},
+        )
 
     def tokenize(self, model: str, text: str) -> Request:
         body = {
@@ -215,11 +256,13 @@ class SGLang(Flavour):
         }
         return Request("/generate", body)
 
-    def parse_tokens(self, data: Any) -> list[int]:
-        entries = (data.get("meta_info") or {}).get("input_token_logprobs") if isinstance(data, dict) else None
+    def parse_tokens(self, data: Any) -> tuple[Any, str]:
+        meta = data.get("meta_info") if isinstance(data, dict) else None
+        entries = meta.get("input_token_logprobs") if isinstance(meta, dict) else None
         if not isinstance(entries, list):
             raise ServedError("the answer has no meta_info.input_token_logprobs")
-        return [int(entry[1]) for entry in entries]
+        where = "meta_info.input_token_logprobs"
+        return [_pair(entry, f"{where}[{i}]")[1] for i, entry in enumerate(entries)], where
 
 
 class LlamaCpp(Flavour):
@@ -258,6 +301,7 @@ class LlamaCpp(Flavour):
         "post_sampling_probs": False,  # logprobs of the model's distribution, not the sampler's
         "seed": 0,
     }
+    sorted_top = True
 
     def generate(self, model: str, prompt: list[int], settings: GenerationSettings) -> Request:
         body = {
@@ -269,27 +313,43 @@ class LlamaCpp(Flavour):
         }
         return Request("/completion", body)
 
-    def parse(self, data: Any) -> tuple[list[Step], str | None]:
+    def parse(self, data: Any) -> Parsed:
         probs = data.get("completion_probabilities") if isinstance(data, dict) else None
         if not isinstance(probs, list):
             raise ServedError("the answer has no completion_probabilities (a llama.cpp server older than 2024-12?)")
         _check_generation_settings(data.get("generation_settings"), self.SAMPLING)
         steps = []
-        for entry in probs:
+        for index, entry in enumerate(probs):
+            if not isinstance(entry, dict):
+                raise BadAnswer(f"completion_probabilities[{index}] is {shown_value(entry)}, not an object")
             if "id" not in entry:
                 raise ServedError(STRING_KEYED)
-            top = [(int(c["id"]), _llamacpp_logprob(c["logprob"])) for c in entry.get("top_logprobs") or []]
-            steps.append((int(entry["id"]), _llamacpp_logprob(entry["logprob"]), top))
-        return steps, data.get("stop_type")
+            top = entry.get("top_logprobs")
+            if not isinstance(top, list):
+                raise BadAnswer(f"completion_probabilities[{index}].top_logprobs is {shown_value(top)}, not a list")
+            pairs = []
+            for rank, candidate in enumerate(top):
+                if not isinstance(candidate, dict):
+                    where = f"completion_probabilities[{index}].top_logprobs[{rank}]"
+                    raise BadAnswer(f"{where} is {shown_value(candidate)}, not an object")
+                pairs.append((candidate.get("id"), candidate.get("logprob")))
+            steps.append((entry["id"], entry.get("logprob"), pairs))
+        return Parsed(
+            steps,
+            data.get("stop_type"),
+            token="completion_probabilities[{i}].id",
+            logprob="completion_probabilities[{i}].logprob",
+            top="completion_probabilities[{i}].top_logprobs",
+        )
 
     def tokenize(self, model: str, text: str) -> Request:
         return Request("/tokenize", {"content": text, "add_special": True})
 
-    def parse_tokens(self, data: Any) -> list[int]:
+    def parse_tokens(self, data: Any) -> tuple[Any, str]:
         tokens = data.get("tokens") if isinstance(data, dict) else None
         if not isinstance(tokens, list):
             raise ServedError("the /tokenize answer has no tokens")
-        return [int(t["id"]) if isinstance(t, dict) else int(t) for t in tokens]
+        return [t.get("id") if isinstance(t, dict) else t for t in tokens], "tokens"
 
     def reported(self, answers: dict[str, Any]) -> dict[str, Any]:
         props = answers.get("/props")
@@ -310,6 +370,13 @@ def _first_choice(data: Any) -> dict[str, Any]:
     if not choices or not isinstance(choices[0], dict):
         raise ServedError("the answer has no choices")
     return choices[0]
+
+
+def _pair(entry: Any, where: str) -> tuple[Any, Any]:
+    """SGLang's ``[logprob, token_id, text]`` entries: the first two, as sent."""
+    if not isinstance(entry, (list, tuple)) or len(entry) < 2:
+        raise BadAnswer(f"{where} is {shown_value(entry)}, not [logprob, token_id, …]")
+    return entry[0], entry[1]
 
 
 def _token_id(key: Any) -> int:

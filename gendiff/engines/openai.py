@@ -25,15 +25,17 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from gendiff.engines.answers import BadAnswer, Expected, check_answer, check_token_ids
 from gendiff.engines.base import Engine
 from gendiff.engines.flavours import FLAVOURS, Flavour, ServedError
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, whole_number
 from gendiff.engines.steps import TraceBuilder
-from gendiff.errors import GendiffError, InputError
+from gendiff.errors import EngineError, GendiffError, InputError
 from gendiff.records.trace import TokenStep, TopToken
 
 HINT = "start it (docs/served.md) or fix url="
+RETRY_AFTER_MAX_S = 30.0  # a server asking for longer is treated as failing that prompt after the retries
 CHECK_TIMEOUT_S = 10.0  # for the checks without a prompt (models, version); timeout= is per prompt
 
 
@@ -147,7 +149,7 @@ class OpenAIServer(Engine):
         errors = asyncio.run(self._run(builder))
         if len(errors) == len(builder.prompts):
             first = next(iter(errors.values()))
-            raise GendiffError(f"engine {self.spec.label}: every prompt failed; the first: {first}")
+            raise EngineError(f"engine {self.spec.label}: every prompt failed; the first: {first}")
         for row, error in errors.items():
             builder.fail(row, error)
 
@@ -232,9 +234,12 @@ class OpenAIServer(Engine):
         if isinstance(answer, str):
             return f"checking its tokenization: {answer}"
         try:
-            theirs = self.flavour.parse_tokens(answer)
+            values, where = self.flavour.parse_tokens(answer)
+            theirs = check_token_ids(values, where, self._vocab_size())
         except ServedError as exc:
             raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
+        except BadAnswer as exc:
+            return f"checking its tokenization: {self._unusable(exc)}"
         # an echo (openai flavour) carries the one generated token after the prompt
         if theirs[: len(ours)] != ours or len(theirs) - len(ours) not in (0, 1):
             shown = text if len(text) <= 40 else text[:40] + "…"
@@ -247,13 +252,17 @@ class OpenAIServer(Engine):
     # ---- requests -----------------------------------------------------------------------------
 
     async def _post(self, client: Any, path: str, body: dict[str, Any]) -> Any:
-        """POST with retries of a refused connection: the answer's JSON, or an error line."""
+        """POST with retries of a refused connection and of a 429 (after its ``Retry-After``,
+        at most RETRY_AFTER_MAX_S): the answer's JSON, or an error line."""
         import httpx
 
         retries = int(str(self.option("retries")))
         for attempt in range(retries + 1):
             try:
                 answer = await client.post(self.root + path, json=body, headers=self._headers())
+                if answer.status_code == 429 and attempt < retries:
+                    await asyncio.sleep(_retry_after(answer, 0.5 * 2**attempt))
+                    continue
                 break
             except httpx.ConnectError as exc:
                 if attempt == retries:
@@ -280,22 +289,37 @@ class OpenAIServer(Engine):
         assert self.flavour is not None
         continues = self.flavour.eos_is_a_bias and not settings.stop_at_eos
         steps: list[TokenStep] = []
-        while True:
+        while True:  # once, or again past an EOS the server stopped at (see Flavour.eos_is_a_bias)
             remaining = replace(settings, max_new_tokens=settings.max_new_tokens - len(steps))
             context = prompt + [step.token_id for step in steps]
             request = self.flavour.generate(self.model, context, remaining)
             answer = await self._post(client, request.path, request.body)
             if isinstance(answer, str):
                 return answer
+            expected = Expected(
+                remaining.max_new_tokens,
+                settings.top_k,
+                self._vocab_size(),
+                chosen_in_top=self.flavour.chosen_in_top,
+                sorted_top=self.flavour.sorted_top,
+            )
             try:
-                parsed, finish = self.flavour.parse(answer)
+                parsed, finish = check_answer(self.flavour.parse(answer), expected)
             except ServedError as exc:
                 raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
-            except (ValueError, KeyError, TypeError, IndexError) as exc:
-                return f"unusable answer: {type(exc).__name__}: {exc}"
+            except BadAnswer as exc:
+                return self._unusable(exc)
             steps += [self._step(*step, settings.top_k) for step in parsed]
             if not (continues and finish == "eos" and parsed and len(steps) < settings.max_new_tokens):
                 return steps, finish
+
+    def _unusable(self, exc: BadAnswer) -> str:
+        """The error line of a prompt whose answer failed :func:`check_answer`."""
+        return f"the server at {self.url} sent an unusable answer: {self._scrub(str(exc))}"
+
+    def _vocab_size(self) -> int | None:
+        """Rows of the model's embedding (every id the server may send is below), else the tokenizer's size."""
+        return self.tokenizer.model_vocab_size or self.tokenizer.vocab_size
 
     def _step(self, token_id: int, logprob: float, candidates: list[tuple[int, float]], top_k: int) -> TokenStep:
         # the chosen token may come on top of the k asked for; exact ties ranked by id, as argmax does
@@ -326,6 +350,16 @@ class OpenAIServer(Engine):
         import httpx
 
         return httpx.Timeout(float(str(self.option("timeout"))), connect=5.0)
+
+
+def _retry_after(answer: Any, default: float) -> float:
+    """Seconds to wait before retrying a 429: its ``Retry-After`` in seconds (an HTTP date or
+    nonsense: ``default``), never more than RETRY_AFTER_MAX_S."""
+    try:
+        wait = float(answer.headers.get("Retry-After", ""))
+    except ValueError:
+        wait = default
+    return min(max(wait, 0.0), RETRY_AFTER_MAX_S) if wait == wait else default
 
 
 def _served_models(answer: Any) -> list[str] | None:

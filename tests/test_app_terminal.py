@@ -64,3 +64,52 @@ def test_prompts_full_of_escapes_never_reach_the_terminal_and_q_mid_run_exits_cl
     assert quit_seconds < 10  # within a second on a quiet machine; this one may be loaded
     assert b"\x1b]0;PWNED" not in seen and b"\x1b]52;" not in seen  # no title, no clipboard write
     assert b"PWNED" in seen  # the text itself is shown (inert)
+
+
+def test_a_snapshot_full_of_escapes_never_reaches_the_terminal(tmp_path):
+    """A snapshot from elsewhere: prompt and token texts holding OSC 0 / OSC 52 / ESC[2J / BEL."""
+    from helpers import ENVIRONMENT
+
+    from gendiff.io.snapshots import save_snapshot
+    from gendiff.records.divergence import compare
+    from gendiff.records.snapshot import Batch, PromptResult, Snapshot
+    from gendiff.records.trace import TokenStep, TopToken, Trace
+
+    evil = "\x1b]0;PWNED\x07\x1b]52;c;SGVsbG8=\x07\x1b[2J"
+
+    def step(token_id, other):
+        top = (TopToken(token_id, evil + "a", -0.1, 9.9), TopToken(other, evil + "b", -0.5, 9.5))
+        return TokenStep(token_id, evil + "a", -0.1, top)
+
+    ref = Trace("hf-single", 0, (1, 2), (step(5, 6), step(5, 6)), "length")
+    other = Trace("hf-left", 0, (1, 2), (step(5, 6), step(6, 5)), "length")
+    prompt = PromptResult(evil + " prompt", [1, 2], {"hf-single": ref, "hf-left": other}, [compare(ref, other)], id=0,
+                          batches={"hf-single": 0, "hf-left": 0})  # fmt: skip
+    snapshot = Snapshot(
+        model={"name": evil, "path": "/m", "dtype": "float32", "attn": "sdpa"},
+        decoding={"max_new_tokens": 2, "top_k": 2},
+        reference="hf-single",
+        engines=[{"label": "hf-single", "name": "hf-single", "settings": {}}, {"label": "hf-left", "name": "hf-left", "settings": {}}],
+        prompts=[prompt],
+        environment=ENVIRONMENT,
+        batches=[Batch(0, ("hf-single", "hf-left"), (0,), (evil + " prompt",), ((1, 2),))],
+    )  # fmt: skip
+    path = tmp_path / "evil.json"
+    save_snapshot(snapshot, path)
+    process, primary = start([str(path)], tmp_path, {"GENDIFF_CONFIG_DIR": str(tmp_path)})
+    seen = bytearray()
+    try:
+        assert read_until(primary, process, b"Prompts", 120, seen), seen[-2000:]
+        os.write(primary, b"n")  # the divergence: both top-k tables with the candidates' texts
+        read_until(primary, process, b"\x00never", 3, seen)
+        os.write(primary, b"q")
+        read_until(primary, process, b"\x00never", 20, seen)
+        code = process.wait(timeout=5)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+        os.close(primary)
+    assert code == 0
+    for bad in (b"\x1b]0;PWNED", b"\x1b]52;", b"\x1b[2J"):
+        assert bad not in seen, (bad, seen[max(0, seen.find(bad) - 80) : seen.find(bad) + 80])
+    assert "␛]0;PWNED".encode() in seen  # shown, inert

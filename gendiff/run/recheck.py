@@ -45,10 +45,7 @@ def _recheck(
     on_event: OnEvent | None = None,
     cancel: threading.Event | None = None,
 ) -> list[str]:
-    """Attach a :class:`Recheck` to every token or length divergence of ``snapshot`` whose two
-    engines did not both already run in ``dtype``; returns notes for what was left out (an engine
-    whose dtype its server decides can't be re-run in another: it is named, not re-checked).
-    ``on_event`` gets the re-run's events; ``cancel`` stops it (nothing is attached then)."""
+    """:func:`recheck` without keeping its notes in the snapshot."""
     if dtype not in RECHECK_DTYPES:
         raise GendiffError(f"--recheck {dtype}: only {', '.join(RECHECK_DTYPES)} is supported")
     specs = {spec.label: spec for spec in session.config.engines}

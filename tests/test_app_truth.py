@@ -377,3 +377,16 @@ async def test_a_partial_snapshot_says_what_was_not_finished_not_that_it_was_can
         assert "partial snapshot" in text_of(app.main.query_one("#run-line"))
         assert "cancelled" not in text_of(bench.panel.body)
         assert "exported before both engines had finished" in text_of(bench.panel.body)
+
+
+def test_an_engine_starting_is_posted_at_once_not_held_for_the_next_event():
+    """The strip said 'vllm waiting' for 40 s while vLLM loaded: its EngineStarted sat in the
+    batch until the next event. Only token steps are coalesced."""
+    from gendiff.records.events import EngineStarted
+    from gendiff.tui.workers import Batcher
+
+    posted = []
+    batcher = Batcher(posted.append, lambda events: list(events))
+    batcher(StepGenerated("a", 0, 0, step(5, (5, -0.1))))
+    batcher(EngineStarted("b", 3))  # right after: within the coalescing interval
+    assert posted and posted[-1][-1] == EngineStarted("b", 3)

@@ -22,7 +22,7 @@ from gendiff.engines import create_engine, engine_names, parse_engine_spec
 from gendiff.engines.loading import resolve_model_path
 from gendiff.errors import Cancelled, describe
 from gendiff.records.divergence import Divergence
-from gendiff.records.events import RunFinished
+from gendiff.records.events import RunFinished, StepGenerated
 from gendiff.records.snapshot import Snapshot
 from gendiff.run.heavy import import_heavy
 from gendiff.run.options import RunOptions
@@ -76,7 +76,8 @@ def detached(work: Callable[[], Any]) -> Callable[[], Any]:
 
 
 class Batcher:
-    """Collects a run's events in order and posts them at most every STREAM_INTERVAL_S."""
+    """Collects a run's events in order and posts them: token steps at most every
+    STREAM_INTERVAL_S, every other event at once (with the steps before it)."""
 
     def __init__(self, post: Post, make: Callable[[list[object]], Message]) -> None:
         self.post, self.make = post, make
@@ -87,7 +88,9 @@ class Batcher:
         if isinstance(event, RunFinished):
             return  # the run's end is posted on its own, after the last events
         self.pending.append(event)
-        if time.monotonic() - self.last >= STREAM_INTERVAL_S:
+        # tokens are coalesced; any other event (an engine starting, a prompt finished) goes at
+        # once: it may be the last for a long while (vLLM loading), and must not wait behind it
+        if not isinstance(event, StepGenerated) or time.monotonic() - self.last >= STREAM_INTERVAL_S:
             self.flush()
 
     def flush(self) -> None:

@@ -170,6 +170,7 @@ def test_broken_weights_exit_2_before_any_run(capsys, model, make, message):
     assert message in bad_run(capsys, "--model", model)
 
 
+@pytest.mark.slow  # a subprocess that imports torch: 5 s
 def test_truncated_weights_exit_2_as_a_process(model):
     replace_file(model, "model.safetensors", _weights()[:100_000])
     result = gendiff_process("run", "--model", model, "--engines", "hf-single")
@@ -215,6 +216,7 @@ def test_device_in_an_engine_spec(capsys):
     )
 
 
+@pytest.mark.slow  # a subprocess that imports torch: 5 s
 def test_cuda_without_a_gpu_exits_2_as_a_process():
     import torch
 

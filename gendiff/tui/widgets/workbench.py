@@ -295,8 +295,6 @@ class Workbench(Vertical):
             prompt = self.current
             d = self.ws.divergence(prompt, self.selected_engine) if prompt is not None else None
             return action == "bisect" and d is not None and d.bisection is not None and d.reconvergence is not None
-        if action == "recheck" and self.read_only:
-            return None  # a snapshot has no model loaded to re-run; shown, greyed
         return True
 
     def action_cycle_engine(self, offset: int) -> None:

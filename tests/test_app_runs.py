@@ -169,11 +169,6 @@ async def test_a_run_that_stops_on_an_error_says_so_and_calls_nothing_cancelled(
         assert "cancelled" not in strip_text(main), strip_text(main)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gendiff bug: after a run that stopped on an error (a missing model folder shows it for every engine) "
-    "state.progress says the engines it never reached had 'no prompt it could run'; the prompt was fine",
-)
 async def test_a_run_that_stops_on_an_error_gives_no_false_reason_for_the_engines_it_never_reached(tmp_path):
     app = app_for(prompt_file(tmp_path, "first"))
     async with app.run_test(size=(160, 40)) as pilot:

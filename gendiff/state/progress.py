@@ -49,7 +49,9 @@ def engine_state(run: RunState, engine: EngineRun, now: float) -> str:
     if engine.state == FAILED:
         return "FAILED"
     if engine.state == NOT_RUN:
-        return "not run (cancelled before it began)" if run.cancelled else "not run (no prompt it could run)"
+        if run.cancelled:
+            return "not run (cancelled before it began)"
+        return "not run (the run stopped on an error first)" if run.error else "not run (no prompt it could run)"
     return engine.state
 
 

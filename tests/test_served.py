@@ -289,26 +289,6 @@ def test_cli_run_against_the_server_writes_a_valid_snapshot(server, tmp_path):
     assert snapshot.environment["gpu_count"] == 0 or snapshot.environment["gpu"]
 
 
-def test_server_gone_mid_run_fails_only_the_later_prompts(server, demo_ids):
-    """Runs last: the server is killed after the first prompt's answer (one at a time)."""
-    from gendiff.engines.settings import GenerationSettings
-
-    engine = _engine(f"openai:url={server.url},model=demo,concurrency=1,retries=1")
-    killed = threading.Event()
-
-    def on_step(prompt_index, step_index, step):
-        if not killed.is_set():
-            killed.set()
-            server.stop()
-
-    traces = engine.generate(demo_ids[:4], GenerationSettings(**SETTINGS_ARGS), on_step=on_step)
-    assert killed.is_set()
-    assert traces[0].error is None and len(traces[0].steps) > 0
-    for trace in traces[1:]:
-        assert trace.finish_reason == "error" and trace.steps == ()
-        assert trace.error.startswith(f"no connection to http://127.0.0.1:{server.port} after 2 tries")
-
-
 def test_a_served_engine_is_never_rechecked_as_if_its_dtype_changed(server, tmp_path):
     """hf-left in bfloat16 (padded batches: its exact ties break differently) against a float32
     server: the float32 re-check can't change the server's dtype, so the served engine's divergences get no re-check verdict and the note says
@@ -332,3 +312,23 @@ def test_a_served_engine_is_never_rechecked_as_if_its_dtype_changed(server, tmp_
     assert divergences, "bfloat16 against float32 diverges on some demo prompt"
     assert all(d.get("recheck") is None for d in divergences)
     assert any("the server decides its dtype" in note for note in data["notes"])
+
+
+def test_server_gone_mid_run_fails_only_the_later_prompts(server, demo_ids):
+    """Runs last: the server is killed after the first prompt's answer (one at a time)."""
+    from gendiff.engines.settings import GenerationSettings
+
+    engine = _engine(f"openai:url={server.url},model=demo,concurrency=1,retries=1")
+    killed = threading.Event()
+
+    def on_step(prompt_index, step_index, step):
+        if not killed.is_set():
+            killed.set()
+            server.stop()
+
+    traces = engine.generate(demo_ids[:4], GenerationSettings(**SETTINGS_ARGS), on_step=on_step)
+    assert killed.is_set()
+    assert traces[0].error is None and len(traces[0].steps) > 0
+    for trace in traces[1:]:
+        assert trace.finish_reason == "error" and trace.steps == ()
+        assert trace.error.startswith(f"no connection to http://127.0.0.1:{server.port} after 2 tries")

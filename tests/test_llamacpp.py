@@ -10,14 +10,12 @@ where .ci/run builds llama-server first) these must run, not skip.
 import json
 import math
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from server_process import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.llamacpp]
@@ -53,56 +51,20 @@ if not all(Path(BUILT[key]).exists() for key in ("llama_server", "gguf_f32", "gg
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LlamaServer:
+class LlamaServer(ServerProcess):
     """One llama-server on 127.0.0.1 with the given GGUF and flags."""
 
+    name = "llama-server"
+
     def __init__(self, gguf: str, flags: tuple[str, ...], log_path: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.root = f"http://127.0.0.1:{self.port}"
+        port = free_port()
         self.gguf = gguf
-        self.log_path = log_path
-        self.log = open(log_path, "w")  # noqa: SIM115 — closed in stop()
-        command = [BUILT["llama_server"], "-m", gguf, "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [BUILT["llama_server"], "-m", gguf, "--host", "127.0.0.1", "--port", str(port)]
         command += ["--alias", "demo", "-np", "8", "-t", "2", "-c", "4096", *flags]
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        super().__init__(command, log_path, port)
 
     def wait_ready(self, seconds: float = 60) -> None:
-        import httpx
-
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama-server exited ({self.process.returncode}):\n{self.tail()}")
-            try:
-                if httpx.get(f"{self.root}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"llama-server not ready after {seconds} s:\n{self.tail()}")
-
-    def tail(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()[-3000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=20)
-            except ProcessLookupError:
-                pass
-        self.log.close()
+        super().wait_ready(seconds)
 
 
 def _server(tmp_path_factory, gguf: str, flags: tuple[str, ...], name: str):

@@ -6,14 +6,12 @@ end. In CI (CI=true) these must run, not skip. The last test stops the server mi
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
+from server_process import ServerProcess, free_port
 
 from gendiff.engines.vllm import vllm_installed
 from gendiff.io.snapshots import load_snapshot
@@ -38,61 +36,21 @@ SERVER_ENV = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class Server(ServerProcess):
+    name = "vLLM server"
+    ready_path = "/v1/models"
 
-
-class Server:
     def __init__(self, log_path):
         from gendiff.demo import demo_model_path
 
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.log = open(log_path, "w")  # noqa: SIM115 — closed in stop()
+        port = free_port()
         command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(demo_model_path())]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), "--dtype", "float32", "--max-model-len", "512"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "512"]
         command += ["--served-model-name", "demo", "--enforce-eager", "--generation-config", "vllm"]
-        self.process = subprocess.Popen(
-            command,
-            env={**os.environ, **SERVER_ENV},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop() kills the workers too
-        )
-        self.log_path = log_path
+        super().__init__(command, log_path, port, SERVER_ENV)
 
     def wait_ready(self, seconds: float = 240) -> None:
-        import httpx
-
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"vLLM server exited ({self.process.returncode}):\n{self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"vLLM server not ready after {seconds} s:\n{self.tail()}")
-
-    def tail(self) -> str:
-        self.log.flush()
-        return open(self.log_path).read()[-3000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=20)
-            except ProcessLookupError:
-                pass
-        self.log.close()
+        super().wait_ready(seconds)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import pytest
 from helpers import ENVIRONMENT, step, trace
 
 from gendiff.demo import demo_prompts_path
+from gendiff.engines.steps import TraceBuilder
 from gendiff.io.documents import open_document
 from gendiff.io.snapshots import save_snapshot
 from gendiff.records.divergence import compare
@@ -270,7 +271,17 @@ def prompts_file(tmp_path, count=6):
     return file
 
 
-async def test_a_cancelled_run_is_never_shown_finished_and_its_export_keeps_what_finished(tmp_path):
+async def test_a_cancelled_run_is_never_shown_finished_and_its_export_keeps_what_finished(tmp_path, monkeypatch):
+    # The engines after the reference take 20 ms a step, so the run is certainly still going when
+    # the export is written and when escape is pressed (on a fast machine it used to end first).
+    original = TraceBuilder.add
+
+    def slow_add(self, row, step):
+        if self.engine != "hf-single":
+            time.sleep(0.02)
+        original(self, row, step)
+
+    monkeypatch.setattr(TraceBuilder, "add", slow_add)
     app = app_for(prompts_file(tmp_path), max_new_tokens=32)
     async with app.run_test(size=(200, 60)) as pilot:
         main = app.main
@@ -285,6 +296,7 @@ async def test_a_cancelled_run_is_never_shown_finished_and_its_export_keeps_what
         field.value = str(out)
         await pilot.press("enter")
         await wait_until(pilot, lambda: out.exists(), 60)
+        assert ws.running, "the run is still going after the mid-run export"
         await pilot.press("escape")  # cancel the run
         await wait_until(pilot, lambda: not ws.running)
         shown = strip(app)

@@ -14,18 +14,24 @@ from gendiff.cli.run_options import build_config, engine_list
 from gendiff.cli.summary import checked, repeats_table, statistics_table, summary_table
 from gendiff.demo import demo_model_path, demo_prompts_path
 from gendiff.display import one_line
-from gendiff.errors import GendiffError, InputError, describe, exit_code
+from gendiff.errors import InputError, exit_code
 from gendiff.io.columnar import SUFFIX
 from gendiff.io.compare import load_pair
 from gendiff.io.fileio import atomic_write_text, check_writable, resolve_target, same_file
 from gendiff.io.prompts import PromptBook
 from gendiff.io.snapshots import format_for, load_snapshot, save_snapshot
-from gendiff.records.events import EngineChecked, EngineFailed, EngineFinished, EngineLoaded, EngineStarted
-from gendiff.run.recheck import recheck
-from gendiff.run.repeat import attach_repeats
+from gendiff.records.events import (
+    EngineChecked,
+    EngineFailed,
+    EngineFinished,
+    EngineLoaded,
+    EngineStarted,
+    StageProgress,
+    StageStarted,
+)
+from gendiff.run.pipeline import Diagnoses, run_pipeline
 from gendiff.run.score import load_texts, score
 from gendiff.run.session import Session
-from gendiff.run.statistics import attach_statistics
 from gendiff.run.sweep import parse_sweep, run_sweep, sweep_json, sweep_table
 
 
@@ -41,8 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if output is not None:
         check_output(output[0], inputs={"the prompts file": book.path}, model=config.model_path, option=output[1])
 
-    if args.repeat is not None and args.repeat < 2:
-        raise InputError(f"--repeat {args.repeat}: must be at least 2 (the run itself counts as the first)")
+    diagnoses = Diagnoses(args.reconverge, args.bisect, args.tolerance, args.recheck, args.repeat, args.stats)
+    diagnoses.check()
     if args.sweep:
         if args.recheck or args.stats or args.repeat:
             raise InputError("--sweep with --recheck/--stats/--repeat: run the sweep first, then one variant")
@@ -50,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     session = Session(config, book.prompts)
     if args.stats and not session.engines[config.reference].can_replay:
-        raise GendiffError(
+        raise InputError(
             f"--stats: the reference {config.reference} can't be teacher-forced; pick an hf-* or packed engine "
             "as --reference"
         )
@@ -59,96 +65,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     def progress(event: object) -> None:
-        if args.quiet:
-            return
-        if isinstance(event, EngineChecked):
-            err(f"{event.engine}: {checked(event.verdict)}")
-        elif isinstance(event, EngineStarted):
-            err(f"{event.engine}: loading…")
-        elif isinstance(event, EngineLoaded):
-            err(f"{event.engine}: loaded in {event.seconds:.1f}s; generating {len(book.prompts)} prompts…")
-        elif isinstance(event, EngineFinished):
-            tokens = sum(len(t.steps) for t in event.traces)
-            err(f"{event.engine}: {tokens} tokens in {event.seconds:.2f}s")
-        elif isinstance(event, EngineFailed):
-            err(f"{event.engine}: FAILED: {one_line(str(event.error))}")
+        if not args.quiet:
+            line = progress_line(event, len(book.prompts))
+            if line is not None:
+                err(line)
 
-    snapshot = session.run(progress)
-    diagnosis_error = None
-    if args.bisect or args.reconverge:
-
-        def diagnosing(done: int, total: int, d: Any) -> None:
-            if not args.quiet:
-                err(f"diagnosing {done + 1}/{total}: prompt {d.prompt_index + 1} {d.engine}…")
-
-        try:
-            session.diagnose(snapshot, args.bisect, args.reconverge, args.tolerance, diagnosing)
-        except Exception as exc:  # a replay failing at run time is an engine failure; the run is kept
-            diagnosis_error = describe(exc)
-        skipped = sorted(
-            {
-                d.engine
-                for d in snapshot.divergences()
-                if d.reason == "token" and d.bisection is None and d.reconvergence is None
-            }
-        )
-        for label in skipped if diagnosis_error is None else []:
-            err(
-                f"gendiff: note: {label}: can't be replayed with forced tokens, so its divergences are not "
-                "diagnosed (hf-single, hf-left, hf-right and packed can)"
-            )
-    notes: list[str] = []
-    if diagnosis_error is None:
-        try:
-            notes = explain_run(args, session, snapshot, progress)
-        except InputError:
-            raise
-        except Exception as exc:  # --recheck/--repeat/--stats failing at run time: the run is kept
-            message = describe(exc)
-            diagnosis_error = f"--recheck/--repeat/--stats: {message}"
+    outcome = run_pipeline(session, diagnoses, progress)
+    snapshot = outcome.snapshot
     # the snapshot first: a closed stdout (| head) or a failing print must never lose it
     if output is not None:
         err(f"snapshot written to {save_snapshot(snapshot, output[0], format=output[2])}")
     failed = [engine for engine in snapshot.engines if engine.get("error")]
     # an engine that ran but failed some prompts (a server error, an unusable answer) failed too
     failures = [_failure(e["label"], e["error"]) for e in failed] + prompt_failures(snapshot)
-    code = exit_code(bool(failures) or diagnosis_error is not None, args.fail_on_divergence and snapshot.divergences())
+    code = exit_code(bool(failures) or outcome.error is not None, args.fail_on_divergence and snapshot.divergences())
     out(summary_table(snapshot))
     if snapshot.statistics:
         title = f"distribution statistics, every engine teacher-forced on {snapshot.reference}'s tokens (KL in nats):"
         out(statistics_table(snapshot.statistics, snapshot.engine_labels, title))
     if any(prompt.repeats for prompt in snapshot.prompts):
         out(repeats_table(snapshot))
-    for note in notes:
+    for note in outcome.notes:
         err(f"gendiff: note: {one_line(note)}")
     if not args.quiet:
         err(f"total {time.perf_counter() - started:.2f}s")
-    if diagnosis_error is not None:
-        error_line(f"diagnosis failed: {diagnosis_error}")
+    if outcome.error is not None:
+        error_line(f"diagnosis failed: {outcome.error}")
     elif failures:
         error_line("; ".join(failures))
     return code
 
 
-def explain_run(args: argparse.Namespace, session: Any, snapshot: Any, progress: Any) -> list[str]:
-    """--recheck, --repeat and --stats on a finished run; returns notes for stderr."""
-    notes: list[str] = []
-    if args.recheck:
-        if not args.quiet:
-            err(f"rechecking the diverging pairs in {args.recheck}…")
-        notes += recheck(session, snapshot, args.recheck, progress)
-    if args.repeat:
-        if not args.quiet:
-            err(f"repeating the run {args.repeat - 1} more times, prompts reordered…")
-        notes += attach_repeats(session, snapshot, args.repeat, progress)
-    if args.stats:
+def progress_line(event: object, prompts: int) -> str | None:
+    """The stderr line of a run or stage event (None: the event says nothing worth a line)."""
+    if isinstance(event, EngineChecked):
+        return f"{event.engine}: {checked(event.verdict)}"
+    if isinstance(event, EngineStarted):
+        return f"{event.engine}: loading…"
+    if isinstance(event, EngineLoaded):
+        return f"{event.engine}: loaded in {event.seconds:.1f}s; generating {event_prompts(prompts)}…"
+    if isinstance(event, EngineFinished):
+        tokens = sum(len(t.steps) for t in event.traces)
+        return f"{event.engine}: {tokens} tokens in {event.seconds:.2f}s"
+    if isinstance(event, EngineFailed):
+        return f"{event.engine}: FAILED: {one_line(str(event.error))}"
+    if isinstance(event, StageStarted):
+        return f"stage {event.number}/{event.total}: {event.what}…"
+    if isinstance(event, StageProgress):
+        count = f" {event.done + 1}/{event.total}" if event.total else ""
+        return f"{event.stage}{count}: {one_line(event.item)}…"
+    return None
 
-        def forcing(label: str) -> None:
-            if not args.quiet:
-                err(f"{label}: teacher-forced pass for --stats…")
 
-        notes += attach_statistics(session, snapshot, forcing)
-    return notes
+def event_prompts(count: int) -> str:
+    return f"{count} prompt{'s' if count != 1 else ''}"
 
 
 def cmd_sweep(args: argparse.Namespace, config: Any, prompts: list[str]) -> int:

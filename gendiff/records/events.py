@@ -83,6 +83,29 @@ class RunFinished:
     cancelled: bool
 
 
+@dataclass(frozen=True)
+class StageStarted:
+    """A stage of the pipeline after the run begins (see :mod:`gendiff.run.pipeline`): stage
+    ``number`` of ``total``, ``what`` it does in words; the engine events of a stage that
+    re-runs engines (re-check, repeat) follow it."""
+
+    stage: str
+    number: int
+    total: int
+    what: str
+
+
+@dataclass(frozen=True)
+class StageProgress:
+    """A stage that works through items one by one starts item ``done + 1`` of ``total``
+    (``total`` 0: not known ahead), ``item`` in words (e.g. ``prompt 3 hf-left``)."""
+
+    stage: str
+    done: int
+    total: int
+    item: str
+
+
 Event = (
     EngineChecked
     | RunStarted
@@ -93,5 +116,7 @@ Event = (
     | EngineFinished
     | EngineFailed
     | RunFinished
+    | StageStarted
+    | StageProgress
 )
 OnEvent = Callable[[Event], None]

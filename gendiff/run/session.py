@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -288,36 +287,6 @@ class Session:
         batch, row, ref, other = self._case(snapshot, divergence)
         engine = self.engines[divergence.engine]
         return reconverge(engine, batch, row, ref, other, divergence.step or 0, self.config.settings)
-
-    def diagnose(
-        self,
-        snapshot: Snapshot,
-        bisection: bool = True,
-        reconvergence: bool = True,
-        tolerance: float = TOLERANCE,
-        on_progress: Callable[[int, int, Divergence], None] | None = None,
-    ) -> Snapshot:
-        """Attach a bisection and/or re-convergence record to every token divergence that an
-        engine can replay (vLLM can't: its divergences are left as they are)."""
-        todo = [
-            (prompt, d)
-            for prompt in snapshot.prompts
-            for d in prompt.divergences
-            if d.reason == TOKEN and self._replayable(d.reference) and self._replayable(d.engine)
-        ]
-        for done, (prompt, d) in enumerate(todo):
-            if on_progress:
-                on_progress(done, len(todo), d)
-            updated = replace(
-                d,
-                bisection=self.bisect(snapshot, d, tolerance) if bisection else d.bisection,
-                reconvergence=self.reconverge(snapshot, d) if reconvergence else d.reconvergence,
-            )
-            prompt.divergences[prompt.divergences.index(d)] = updated
-        return snapshot
-
-    def _replayable(self, label: str) -> bool:
-        return self.engines[label].can_replay
 
     def batch_record(self, engines: list[str], indices: list[int]) -> Batch:
         """The engine call over ``indices`` (every engine of a run makes the same one)."""

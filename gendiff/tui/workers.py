@@ -12,21 +12,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from textual.message import Message
 from textual.worker import get_current_worker
 
+from gendiff.defaults import RECHECK_DTYPE
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
 from gendiff.engines.loading import resolve_model_path
 from gendiff.errors import Cancelled, describe
 from gendiff.records.divergence import Divergence
-from gendiff.records.events import RunFinished, StepGenerated
+from gendiff.records.events import RunFinished, StageStarted, StepGenerated
 from gendiff.records.snapshot import Snapshot
 from gendiff.run.heavy import import_heavy
 from gendiff.run.options import RunOptions
-from gendiff.run.recheck import recheck
+from gendiff.run.pipeline import Diagnoses, explain, run_pipeline
 from gendiff.run.session import Session
 from gendiff.state.cells import RunPlan
 from gendiff.tui.messages import (
@@ -123,7 +123,7 @@ def run_engines(post: Post, run_id: int, options: RunOptions, plan: RunPlan, can
         if all(pid in session.rejected for pid in plan.ids):
             post(RunEnded(run_id, None))
             return
-        snapshot = session.run(batcher, cancel)
+        snapshot = run_pipeline(session, Diagnoses(), batcher, cancel).snapshot
     except Exception as exc:  # noqa: BLE001 — the run could not start (or stopped): the app says why
         batcher.flush()
         post(RunEnded(run_id, None, describe(exc)))
@@ -135,35 +135,37 @@ def run_engines(post: Post, run_id: int, options: RunOptions, plan: RunPlan, can
 def diagnose(
     post: Post, pid: int, snapshot: Snapshot, d: Divergence, model: str | None, cancel: threading.Event
 ) -> None:
-    """Replay the engines of the call that produced ``d`` (loading the model if needed), saying
-    what it does (DiagnosisStage, numbered) and stopping between stages once ``cancel`` is set."""
-    stages = 4
+    """Replay the engines of the call that produced ``d`` (loading the model if needed) through
+    the pipeline's re-convergence and bisection stages, saying what it does (DiagnosisStage,
+    numbered) and stopping between stages once ``cancel`` is set."""
+    diagnoses = Diagnoses(reconverge=True, bisect=True)
+    total = 2 + len(diagnoses.stages())
 
-    def stage(number: int, text: str) -> bool:
+    def stage(number: int, text: str) -> None:
         if cancel.is_set():
-            return False
-        post(DiagnosisStage(f"{number}/{stages} {text}"))
-        return True
+            raise Cancelled("diagnosis cancelled")
+        post(DiagnosisStage(f"{number}/{total} {text}"))
+
+    def on_event(event: object) -> None:
+        if isinstance(event, StageStarted):
+            stage(2 + event.number, f"{event.what}…")
 
     try:
-        if not stage(1, "loading torch and transformers…"):
-            return
+        stage(1, "loading torch and transformers…")
         import_heavy()
-        if not stage(2, f"loading the model and the engines {d.reference} and {d.engine}…"):
-            return
+        stage(2, f"loading the model and the engines {d.reference} and {d.engine}…")
         session = Session.from_snapshot(snapshot, model)
-        if not stage(3, f"re-convergence: feeding {d.engine} {d.reference}'s tokens…"):
-            return
-        reconvergence = session.reconverge(snapshot, d)
-        if not stage(
-            4, f"bisecting: replaying {d.reference} and {d.engine} to step {d.step} with hooks on every module…"
-        ):
-            return
-        bisection = session.bisect(snapshot, d)
+        outcome = explain(session, snapshot, diagnoses, on_event, cancel, only={(d.prompt_index, d.engine)})
+    except Cancelled:
+        return
     except Exception as exc:  # noqa: BLE001 — shown in the view, the app keeps running
         post(Diagnosed(pid, d, None, f"bisection failed: {describe(exc)}"))
         return
-    post(Diagnosed(pid, d, replace(d, bisection=bisection, reconvergence=reconvergence)))
+    if outcome.error is not None:
+        post(Diagnosed(pid, d, None, f"diagnosis failed: {outcome.error}"))
+        return
+    key = (d.prompt_index, d.engine)
+    post(Diagnosed(pid, d, next((x for x in snapshot.divergences() if (x.prompt_index, x.engine) == key), None)))
 
 
 def recheck_float32(post: Post, snapshot: Snapshot, ids: list[int], model: str | None, cancel: threading.Event) -> None:
@@ -176,7 +178,7 @@ def recheck_float32(post: Post, snapshot: Snapshot, ids: list[int], model: str |
     try:
         import_heavy()
         session = Session.from_snapshot(rechecked, model)
-        notes = recheck(session, rechecked, on_event=batcher, cancel=cancel)
+        outcome = explain(session, rechecked, Diagnoses(recheck=RECHECK_DTYPE), batcher, cancel)
     except Cancelled as exc:
         batcher.flush()
         post(Rechecked({}, [], str(exc), cancelled=True))
@@ -186,10 +188,13 @@ def recheck_float32(post: Post, snapshot: Snapshot, ids: list[int], model: str |
         post(Rechecked({}, [], describe(exc)))
         return
     batcher.flush()
+    if outcome.error is not None:
+        post(Rechecked({}, [], outcome.error))
+        return
     records = {
         (ids[row], d.engine): d.recheck
         for row, p in enumerate(rechecked.prompts)
         for d in p.divergences
         if d.recheck is not None
     }
-    post(Rechecked(records, notes))
+    post(Rechecked(records, outcome.notes))

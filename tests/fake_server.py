@@ -76,6 +76,7 @@ class FakeServer:
         answer: Callable[[dict[str, Any]], Any] | None = None,
         key: str | None = None,
         llamacpp: bool = False,
+        port: int = 0,
     ) -> None:
         self.llamacpp = llamacpp
         self.answer = answer or (llamacpp_answer if llamacpp else greedy_answer)
@@ -95,7 +96,7 @@ class FakeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 server._safely(self, "POST", json.loads(self.rfile.read(length) or b"null"))
 
-        self.httpd = _Server(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -5,8 +5,11 @@ The runs against a real vLLM server are in test_served.py (slow tier)."""
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
+from fake_server import MODEL, FakeServer
 
 from gendiff.demo import demo_model_path
 from gendiff.engines import create_engine, engine_names, parse_engine_spec
@@ -79,6 +82,27 @@ def test_nothing_listening_is_one_line_after_retries():
         f"http://127.0.0.1:{port}/v1 ([Errno 111] Connection refused); start it (docs/served.md) "
         "or fix url="
     )
+
+
+def test_a_refused_connection_is_retried_until_the_server_listens():
+    """httpx's transport retries (0, 0.5, 1 s apart): a server that starts 0.3 s late is reached."""
+    port = _closed_port()
+    late: list[FakeServer] = []
+
+    def start_late() -> None:
+        time.sleep(0.3)
+        late.append(FakeServer(port=port).__enter__())
+
+    starter = threading.Thread(target=start_late)
+    starter.start()
+    try:
+        engine = _create(f"openai:url=http://127.0.0.1:{port}/v1,model={MODEL},retries=3")
+        engine.load()  # raises "no server answers" without the retries
+        assert engine.flavour is not None
+    finally:
+        starter.join()
+        for server in late:
+            server.__exit__(None, None, None)
 
 
 @pytest.mark.slow  # the CLI subprocess imports torch and transformers: ~8 s here

@@ -20,7 +20,6 @@ import asyncio
 import os
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -114,7 +113,8 @@ class OpenAIServer(Engine):
         """The checks that need no prompts: reachable, serves ``model``, which flavour, which version."""
         import httpx
 
-        with httpx.Client(timeout=httpx.Timeout(CHECK_TIMEOUT_S, connect=5.0)) as client:
+        transport = httpx.HTTPTransport(retries=self._retries())
+        with httpx.Client(timeout=httpx.Timeout(CHECK_TIMEOUT_S, connect=5.0), transport=transport) as client:
             models = self._get(client, f"{self.url}/models")
             if models.status_code in (401, 403):
                 given = f"the key in ${self.key_variable}" if self.key_variable else "no key"
@@ -163,7 +163,9 @@ class OpenAIServer(Engine):
         limit = len(prompts) if concurrency == "all" else int(str(concurrency))
         limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
         errors: dict[int, str] = {}
-        async with httpx.AsyncClient(timeout=self._timeout(), limits=limits) as client:
+        # a refused connection is retried by httpx's transport (exponential backoff); a 429 by _post
+        transport = httpx.AsyncHTTPTransport(retries=self._retries(), limits=limits)
+        async with httpx.AsyncClient(timeout=self._timeout(), transport=transport) as client:
 
             async def check(row: int) -> None:
                 problem = await self._check_tokenization(client, prompts[row])
@@ -252,26 +254,23 @@ class OpenAIServer(Engine):
     # ---- requests -----------------------------------------------------------------------------
 
     async def _post(self, client: Any, path: str, body: dict[str, Any]) -> Any:
-        """POST with retries of a refused connection and of a 429 (after its ``Retry-After``,
-        at most RETRY_AFTER_MAX_S): the answer's JSON, or an error line."""
+        """POST (``client``'s transport retries a refused connection) with retries of a 429 after
+        its ``Retry-After`` (at most RETRY_AFTER_MAX_S): the answer's JSON, or an error line."""
         import httpx
 
-        retries = int(str(self.option("retries")))
+        retries = self._retries()
         for attempt in range(retries + 1):
             try:
                 answer = await client.post(self.root + path, json=body, headers=self._headers())
-                if answer.status_code == 429 and attempt < retries:
-                    await asyncio.sleep(_retry_after(answer, 0.5 * 2**attempt))
-                    continue
-                break
             except httpx.ConnectError as exc:
-                if attempt == retries:
-                    return f"no connection to {self.root} after {retries + 1} tries ({exc})"
-                await asyncio.sleep(0.5 * 2**attempt)
+                return f"no connection to {self.root} after {retries + 1} tries ({exc})"
             except httpx.TimeoutException:
                 return f"no answer within {self.option('timeout')} s (timeout=)"
             except httpx.HTTPError as exc:
                 return f"the request failed: {type(exc).__name__}: {exc}"
+            if answer.status_code != 429 or attempt == retries:
+                break
+            await asyncio.sleep(_retry_after(answer, 0.5 * 2**attempt))
         if answer.status_code != 200:
             return f"server error {answer.status_code}: {self._scrub(_error_text(answer))}"
         try:
@@ -328,23 +327,18 @@ class OpenAIServer(Engine):
         return TokenStep(token_id, piece(token_id), logprob, tuple(TopToken(i, piece(i), lp) for i, lp in ranked))
 
     def _get(self, client: Any, url: str) -> Any:
-        """GET with retries of a refused connection; unreachable -> one-line GendiffError."""
+        """GET (``client``'s transport retries a refused connection); unreachable -> one-line GendiffError."""
         import httpx
 
-        retries = int(str(self.option("retries")))
-        for attempt in range(retries + 1):
-            try:
-                return client.get(url, headers=self._headers())
-            except httpx.ConnectError as exc:
-                if attempt == retries:
-                    raise GendiffError(
-                        f"engine {self.spec.label}: no server answers at {self.url} ({exc}); {HINT}"
-                    ) from None
-                time.sleep(0.5 * 2**attempt)
-            except httpx.HTTPError as exc:
-                raise GendiffError(
-                    f"engine {self.spec.label}: {self.url}: {type(exc).__name__}: {exc}; {HINT}"
-                ) from None
+        try:
+            return client.get(url, headers=self._headers())
+        except httpx.ConnectError as exc:
+            raise GendiffError(f"engine {self.spec.label}: no server answers at {self.url} ({exc}); {HINT}") from None
+        except httpx.HTTPError as exc:
+            raise GendiffError(f"engine {self.spec.label}: {self.url}: {type(exc).__name__}: {exc}; {HINT}") from None
+
+    def _retries(self) -> int:
+        return int(str(self.option("retries")))
 
     def _timeout(self) -> Any:
         import httpx

@@ -8,6 +8,10 @@ included: the models are loaded before, so that is the engines' checks and gener
 ratio is the overlapped run's wall time over it (target <= 1.1). Runs are interleaved pairs
 (sequential, overlapped) on a shared machine: compare within a pair.
 
+OMP_WAIT_POLICY=PASSIVE is set (unless given): with torch's two OpenMP threads spinning while
+another process holds one of two cores, the in-process engines' times varied 20x between pairs
+(0.9-21 s for the same run); passive waiting changes no number, only how idle threads wait.
+
     python benchmarks/overlap.py [--prompts 16] [--tokens 48] [--pairs 3] [--json-line]
 """
 
@@ -156,8 +160,10 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--set", choices=[name for name, _ in SETS], action="append", help="only this set of engines")
     parser.add_argument("--json-line", action="store_true", help="print one JSON line (run_benchmarks.py reads it)")
     args = parser.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see the docstring)
     paths = built()
     if paths is None:
         print(json.dumps({"skipped": "llama-server not built: run python scripts/build_llamacpp.py"}))
@@ -170,7 +176,12 @@ def main() -> int:
         out = {
             "shape": [args.prompts, args.tokens],
             "load": os.getloadavg()[0],
-            "sets": {name: measure(server.url, local, args.prompts, args.tokens, args.pairs) for name, local in SETS},
+            "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+            "sets": {
+                name: measure(server.url, local, args.prompts, args.tokens, args.pairs)
+                for name, local in SETS
+                if not args.set or name in args.set
+            },
         }
     finally:
         server.stop()

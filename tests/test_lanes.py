@@ -131,3 +131,22 @@ def test_the_listener_is_never_called_from_two_threads_at_once():
     for worker in workers:
         worker.join()
     assert overlaps == [] and len(calls) == 800
+
+
+def test_ctrl_c_in_the_local_lane_stops_the_others_and_is_raised():
+    stop = RunStop(threading.Event())
+    served_saw_the_stop = threading.Event()
+    served_began = threading.Event()
+
+    def run_one(label: str) -> None:
+        if label == "s1":
+            served_began.set()
+            if stop.wait(WAIT_S):
+                served_saw_the_stop.set()
+            return
+        assert served_began.wait(WAIT_S)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_lanes([["a"], ["s1", "s2"]], run_one, stop, ["a", "s1", "s2"])
+    assert served_saw_the_stop.is_set()

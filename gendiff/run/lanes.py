@@ -83,14 +83,14 @@ def run_lanes(lanes: list[list[str]], run_one: Callable[[str], None], stop: RunS
         thread.start()
     try:
         lane(lanes[0])
-    except BaseException:  # ctrl+c between two engines: stop the others, give them a moment
+        interrupted = [exc for exc in raised.values() if not isinstance(exc, Exception)]
+        for thread in threads:
+            thread.join(JOIN_AFTER_INTERRUPT_S if interrupted else None)
+    except BaseException:  # ctrl+c between two engines or while waiting: stop the others, give them a moment
         stop.set()
         for thread in threads:
             thread.join(JOIN_AFTER_INTERRUPT_S)
         raise
-    interrupted = [exc for exc in raised.values() if not isinstance(exc, Exception)]
-    for thread in threads:
-        thread.join(JOIN_AFTER_INTERRUPT_S if interrupted else None)
     if interrupted:
         raise interrupted[0]
     if raised:

@@ -353,6 +353,35 @@ def snapshot_format() -> None:
     )
 
 
+def overlap() -> None:
+    """A served engine (llama-server -t 1, benchmarks/overlap.py) overlapping the in-process engines:
+    the overlapped run's wall time / the longest of (the in-process engines' sum, the served one alone)."""
+    shape = ["--prompts", "4", "--tokens", "8", "--pairs", "1"] if QUICK else ["--pairs", "3"]
+    out = subprocess.run(
+        [PY, str(HERE / "overlap.py"), *shape, "--json-line"], capture_output=True, text=True, check=True
+    )
+    f = json.loads(out.stdout.strip().splitlines()[-1])
+    if "skipped" in f:
+        print(f"SKIP  overlap: {f['skipped']}", flush=True)
+        return
+    for name, result in f["sets"].items():
+        pairs = result["pairs"]
+        detail = "; ".join(
+            f"{p['overlapped']:.2f}s vs sequential {p['sequential']:.2f}s, in-process {p['local_sum']:.2f}s, "
+            f"served {max(p['remote'].values()):.2f}s"
+            for p in pairs
+        )
+        sequential = statistics.median(p["sequential_ratio"] for p in pairs)
+        line(
+            f"overlap ({name} + llama-server -t 1): wall / longest part",
+            result["ratio"],
+            "<= 1.1",
+            result["ratio"] <= 1.1,
+            f"median of {len(pairs)} pair(s), sequential {sequential:.3f}; {detail}; load {f['load']:.1f}, "
+            f"OMP_WAIT_POLICY={f['omp_wait_policy']}",
+        )
+
+
 # (name, function, needs the app): the app's parts depend on the TUI's internals (app.main,
 # #prompt-text, the workbench's columns and current_number, ws.running), which change with it
 PARTS = [
@@ -360,6 +389,7 @@ PARTS = [
     ("run-overhead", run_overhead, False),
     ("memory", memory, False),
     ("snapshot-format", snapshot_format, False),
+    ("overlap", overlap, False),
     ("first-frame", first_frame, True),
     ("key-latency", key_latency, True),
     ("render-big", render_big, True),

@@ -402,3 +402,72 @@ def test_an_engine_starting_is_posted_at_once_not_held_for_the_next_event():
     batcher(StepGenerated("a", 0, 0, step(5, (5, -0.1))))
     batcher(EngineStarted("b", 3))  # right after: within the coalescing interval
     assert posted and posted[-1][-1] == EngineStarted("b", 3)
+
+
+async def test_two_engines_streaming_at_once_keep_their_own_progress_marks_and_divergences(tmp_path):
+    """A served engine overlapping the reference (Session.run's lanes): their events interleave,
+    and every surface still speaks of each engine by its own events: the strip's counts, the
+    rows' marks, ✓ for the one that finished, the divergence once both finished a prompt."""
+    from gendiff.records.events import EngineFinished, EngineLoaded, EngineStarted
+    from gendiff.state import progress
+
+    file = tmp_path / "prompts.txt"
+    file.write_text("one\ntwo\n")
+    app = app_for(file)
+    async with app.run_test(size=(200, 50)) as pilot:
+        main = app.main
+        ws = main.ws
+        plan = ws.plan_all()
+        p0, p1 = plan.ids
+        run = ws.start(plan, 24)
+        ref, served = ws.labels[0], ws.labels[-1]
+        skeleton = Snapshot(model={}, decoding={}, reference=ref, engines=[], prompts=[])
+        skeleton.batches.append(Batch(0, tuple(ws.labels), plan.ids, plan.texts, ((1,), (2,))))
+        five, six = step(5, (5, -0.1), (6, -0.4)), step(6, (6, -0.1), (5, -0.4))
+
+        def made(label, pid, s):
+            return type(trace(label, [s]))(label, pid, (pid + 1,), (s,), "length")
+
+        first = [
+            RunStarted(skeleton, tuple(ws.labels)),
+            EngineStarted(ref, 2),
+            EngineStarted(served, 2),
+            EngineLoaded(served, 0.1),
+            EngineLoaded(ref, 0.1),
+            StepGenerated(served, p0, 0, six),
+            StepGenerated(ref, p0, 0, five),
+            StepGenerated(served, p1, 0, five),
+            PromptFinished(served, made(served, p0, six)),
+            PromptFinished(ref, made(ref, p0, five)),
+        ]
+        main.runner.post_message(RunEvents(run.id, first))
+        await pilot.pause()
+        items = dict(zip(ws.labels, progress.strip(run)))
+        assert items[ref].startswith(f"{ref} 1/2 prompts · 1 tok")
+        assert items[served].startswith(f"{served} 1/2 prompts · 2 tok")
+        assert all(items[x] == f"{x} waiting" for x in ws.labels[1:-1])
+        assert "✓" not in strip(app)
+        rows = [str(main.workbench.prompt_list.get_option_at_index(i).prompt) for i in range(2)]
+        middle = "·" * (len(ws.labels) - 2)
+        assert f" ●{middle}● " in rows[0] and f" ·{middle}· " in rows[1]
+        d = ws.divergence(ws.get(p0), served)
+        assert d is not None and d.step == 0 and (d.reference_step.token_id, d.other_step.token_id) == (5, 6)
+        assert ws.divergence(ws.get(p1), served) is None  # the reference has not finished it
+
+        second = [
+            StepGenerated(ref, p1, 0, five),
+            PromptFinished(served, made(served, p1, five)),
+            EngineFinished(served, (made(served, p0, six), made(served, p1, five)), 0.2),
+            PromptFinished(ref, made(ref, p1, five)),
+        ]
+        main.runner.post_message(RunEvents(run.id, second))
+        await pilot.pause()
+        items = dict(zip(ws.labels, progress.strip(run)))
+        assert items[served].startswith(f"{served} ✓ 2/2 · 2 tok")
+        assert items[ref].startswith(f"{ref} 2/2 prompts · 2 tok") and "✓" not in items[ref]
+        rows = [str(main.workbench.prompt_list.get_option_at_index(i).prompt) for i in range(2)]
+        assert f" ●{middle}● " in rows[1]
+        d = ws.divergence(ws.get(p1), served)
+        assert d is not None and not d.diverged
+        run.cancel.set()
+        ws.finish(None)

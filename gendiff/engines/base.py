@@ -54,6 +54,12 @@ class Engine(ABC):
     runs_last: ClassVar[bool] = False
     """True if loading the engine changes process-wide state (in-process vLLM pins torch to one
     thread): the session runs it after every other engine."""
+    runs_apart: ClassVar[bool] = False
+    """True if :meth:`decode` mostly waits on another process or machine (a server, vLLM's worker
+    process) rather than computing in this one: the session starts it at once, in a thread of its
+    own, while the in-process engines run one after another (see :meth:`lane`). Its ``decode``
+    then runs beside another engine's: it must not change process-wide state, and what it shares
+    (the run's tokenizer) is made safe for that by gendiff."""
     conformance: ClassVar[str | None] = None
     """How gendiff checks this engine on each model before it runs it (see
     :mod:`gendiff.engines.conformance`): a float32 copy of the engine (same class, built with
@@ -144,6 +150,19 @@ class Engine(ABC):
         Raises:
             GendiffError: the model cannot be loaded (one line naming the model and why).
         """
+
+    def lane(self) -> str | None:
+        """Which engines this one runs beside: None (in-process engines, and any engine that does
+        not declare :attr:`runs_apart`) runs in the session's own thread, one after another in run
+        order; engines with the same lane name run one after another in a thread of that lane,
+        and the lanes run at the same time. Override to put engines that share something (one
+        server, one worker process) on one lane, or to withdraw from overlapping in a setting
+        where it is unsafe.
+
+        Returns:
+            None, or the lane's name (default: the engine's :attr:`name` when it runs apart).
+        """
+        return self.name if self.runs_apart else None
 
     def declared_settings(self) -> dict[str, Any]:
         """What the spec asks of this engine that it applies (see :attr:`applies`), with every

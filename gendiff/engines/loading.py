@@ -94,6 +94,9 @@ class PromptTokenizer:
     model_vocab_size: int | None = None  # rows of the model's embedding: ids at or above it don't exist
     notes: list[str] = field(default_factory=list)
     _pieces: dict[int, str] = field(default_factory=dict)
+    # engines of one run share this object from several threads (Session.run overlaps the served
+    # ones): the piece cache and the Rust tokenizer (which refuses a concurrent borrow) go one at a time
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def vocab_size(self) -> int:
@@ -101,14 +104,21 @@ class PromptTokenizer:
 
     def encode(self, text: str) -> list[int]:
         # verbose=False: our own check reports over-long prompts, as one line
-        return list(self.hf(text, verbose=False)["input_ids"])
+        with self._lock:
+            return list(self.hf(text, verbose=False)["input_ids"])
+
+    def decode(self, token_ids: list[int]) -> str:
+        """The text of ``token_ids`` without special tokens (what a server is sent to tokenize)."""
+        with self._lock:
+            return self.hf.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
     def piece(self, token_id: int) -> str:
         """The decoded text of one token (cached: called for every top-k candidate)."""
         text = self._pieces.get(token_id)
         if text is None:
-            text = self.hf.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
-            self._pieces[token_id] = text
+            with self._lock:
+                text = self.hf.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+                self._pieces[token_id] = text
         return text
 
 

@@ -62,6 +62,7 @@ class OpenAIServer(Engine):
     name = "openai"
     description = "a model behind an OpenAI-compatible server (vLLM, llama.cpp; SGLang untested), by token ids"
     applies = frozenset()  # the server decides dtype, attention, device and batching
+    runs_apart = True  # it waits on the server: it runs while the in-process engines do
     options = {
         "url": FreeOption(None, _check_url),
         "model": FreeOption(None, lambda v: None),
@@ -87,6 +88,11 @@ class OpenAIServer(Engine):
         self.flavour: Flavour | None = None
         self.server_version: str | None = None
         self.server_reported: dict[str, Any] = {}
+
+    def lane(self) -> str | None:
+        """One lane per server: two engines sent to one server at once would batch together there
+        (the very variable gendiff measures), so they go one after another."""
+        return f"server {self.root}"
 
     def _api_key(self) -> str | None:
         """The key, read from the environment now (never kept); None without api_key_env."""
@@ -229,7 +235,7 @@ class OpenAIServer(Engine):
         """The server must turn the prompt's text into exactly our ids, and answer with ids: else
         GendiffError. A request that fails returns its error line (that prompt fails)."""
         assert self.flavour is not None
-        text = self.tokenizer.hf.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        text = self.tokenizer.decode(ids)
         ours = self.tokenizer.encode(text)
         request = self.flavour.tokenize(self.model, text)
         answer = await self._post(client, request.path, request.body)

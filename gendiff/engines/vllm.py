@@ -60,6 +60,7 @@ class VLLM(Engine):
     # vLLM's own process leaves torch's threads alone; last still, so that on a GPU
     # gpu_memory_utilization=auto sees what the HF engines left free
     runs_last = True
+    runs_apart = True  # it waits on its worker process: it runs while the HF engines do
     applies = frozenset({"dtype", "device"})  # its own attention backend and scheduler: not attn, batch_size
     options = {
         "enforce_eager": ("true", "false"),  # false: CUDA graphs (GPU only)
@@ -86,6 +87,14 @@ class VLLM(Engine):
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return None if vllm_installed() else f"vLLM is not installed; {INSTALL_HINT}"
+
+    def lane(self) -> str | None:
+        """One lane for every vLLM engine (one worker process at a time: a worker for other
+        settings replaces the live one). On a GPU with gpu_memory_utilization=auto, none: vLLM
+        takes its share of what the HF engines left free, so it must start after they loaded."""
+        if self.spec.device.startswith("cuda") and self.option("gpu_memory_utilization") == "auto":
+            return None
+        return "vllm worker"
 
     def load(self) -> None:
 

@@ -45,6 +45,7 @@ from gendiff.records.events import (
 from gendiff.records.snapshot import Batch, PromptResult, Snapshot
 from gendiff.records.trace import TokenStep, Trace
 from gendiff.run.diagnosis import Bisection, Reconvergence, bisect, reconverge
+from gendiff.run.lanes import RunStop, plan_lanes, run_lanes, serialized
 
 
 @dataclass(frozen=True)
@@ -145,11 +146,23 @@ class Session:
         cancel: threading.Event | None = None,
         prompt_indices: list[int] | None = None,
         engines: list[str] | None = None,
+        *,
+        overlap: bool = True,
     ) -> Snapshot:
         """Run every engine (or those labelled in ``engines``) on the prompts (or the subset
         ``prompt_indices``); return the Snapshot. The only run loop: the TUI, the CLI and the
-        sweep all come through here."""
-        emit = on_event or (lambda event: None)
+        sweep all come through here.
+
+        The in-process engines run one after another in this thread, in :meth:`run_order`;
+        engines that run apart (``Engine.runs_apart``: served ones, vLLM's worker) start at once,
+        each lane of them (:meth:`Engine.lane`: one server, one worker process) in a thread of its
+        own, and run while they do (``overlap=False``: every engine in this thread, in run order).
+        ``on_event`` is called by one engine at a time, so the events of two engines interleave;
+        the Snapshot (order, reference, divergences) is the same whichever finishes first.
+        ``cancel`` stops every running engine after its current step; one engine failing marks
+        only itself failed; bad input found at an engine's load (InputError) stops every engine
+        and is raised."""
+        emit = serialized(on_event)
         cancel = cancel or threading.Event()
         indices = list(range(len(self.prompts))) if prompt_indices is None else list(prompt_indices)
         ids = self.prompt_ids or []
@@ -158,48 +171,60 @@ class Session:
         order = [label for label in self.run_order() if engines is None or label in engines]
         self.verify_engines(order, emit)
         emit(RunStarted(self.skeleton(order, indices), tuple(order)))
-        traces: dict[str, list[Trace]] = {}
-        errors: dict[str, str] = {}
-        for label in order:
-            if cancel.is_set():
-                break
-            engine = self.engines[label]
-            emit(EngineStarted(label, len(batch)))
+        outcomes: dict[str, tuple[list[Trace], str | None]] = {}
+        stop = RunStop(cancel)  # the user's cancel, or one engine's bad input: every lane stops
 
-            def numbered(trace: Trace, label: str = label) -> Trace:
-                """By prompt identity, never by the row in this call."""
-                return replace(trace, prompt_index=ids[indices[trace.prompt_index]], engine=label)
+        def run_one(label: str) -> None:
+            outcomes[label] = self._run_engine(label, batch, indices, emit, stop)
 
-            def on_step(row: int, step_index: int, step: TokenStep, label: str = label) -> None:
-                emit(StepGenerated(label, ids[indices[row]], step_index, step))
-
-            def on_finish(trace: Trace, label: str = label) -> None:
-                emit(PromptFinished(label, numbered(trace)))
-
-            try:
-                started = time.perf_counter()
-                engine.load()
-                emit(EngineLoaded(label, time.perf_counter() - started))
-                started = time.perf_counter()
-                produced = run_engine(
-                    engine, batch, self.config.settings, on_step=on_step, cancel=cancel, on_finish=on_finish
-                )
-                seconds = time.perf_counter() - started
-                result = [numbered(t) for t in produced]
-                traces[label] = result
-                emit(EngineFinished(label, tuple(result), seconds))
-            except InputError as exc:  # bad input found only at load (e.g. weights that don't fit): stop
-                emit(EngineFailed(label, str(exc)))
-                raise
-            except Exception as exc:  # one engine failing must not stop the others
-                message = describe(exc)
-                errors[label] = message
-                settings = engine.spec.settings()
-                traces[label] = [Trace.failed(label, ids[i], self.token_ids[i], message, settings) for i in indices]
-                emit(EngineFailed(label, message))
+        lanes = plan_lanes(order, lambda label: self.engines[label].lane(), overlap)
+        run_lanes(lanes, run_one, stop, order)
+        # in run order, whichever finished first: the snapshot never depends on the timing
+        traces = {label: outcomes[label][0] for label in order if label in outcomes}
+        errors = {label: error for label in order if label in outcomes and (error := outcomes[label][1])}
         snapshot = self.snapshot(traces, errors, indices)
         emit(RunFinished(snapshot, cancel.is_set()))
         return snapshot
+
+    def _run_engine(
+        self, label: str, batch: list[list[int]], indices: list[int], emit: OnEvent, cancel: threading.Event
+    ) -> tuple[list[Trace], str | None]:
+        """Load and run one engine over ``batch`` (the prompts ``indices``), emitting its events:
+        its traces (numbered by prompt id) and None, or failed traces and the error line."""
+        ids = self.prompt_ids or []
+        engine = self.engines[label]
+        emit(EngineStarted(label, len(batch)))
+
+        def numbered(trace: Trace) -> Trace:
+            """By prompt identity, never by the row in this call."""
+            return replace(trace, prompt_index=ids[indices[trace.prompt_index]], engine=label)
+
+        def on_step(row: int, step_index: int, step: TokenStep) -> None:
+            emit(StepGenerated(label, ids[indices[row]], step_index, step))
+
+        def on_finish(trace: Trace) -> None:
+            emit(PromptFinished(label, numbered(trace)))
+
+        try:
+            started = time.perf_counter()
+            engine.load()
+            emit(EngineLoaded(label, time.perf_counter() - started))
+            started = time.perf_counter()
+            produced = run_engine(
+                engine, batch, self.config.settings, on_step=on_step, cancel=cancel, on_finish=on_finish
+            )
+            seconds = time.perf_counter() - started
+            result = [numbered(t) for t in produced]
+            emit(EngineFinished(label, tuple(result), seconds))
+            return result, None
+        except InputError as exc:  # bad input found only at load (e.g. weights that don't fit): stop
+            emit(EngineFailed(label, str(exc)))
+            raise
+        except Exception as exc:  # one engine failing must not stop the others
+            message = describe(exc)
+            settings = engine.spec.settings()
+            emit(EngineFailed(label, message))
+            return [Trace.failed(label, ids[i], self.token_ids[i], message, settings) for i in indices], message
 
     def verify_engines(self, labels: list[str], on_event: OnEvent | None = None) -> None:
         """The conformance probe of each engine in ``labels`` that declares one, before any of them

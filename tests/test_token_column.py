@@ -37,7 +37,7 @@ def test_a_plain_space_only_separates_tokens():
     assert token_piece(" a\tb\n") == "␣a⇥b↵"
     assert token_piece("\u00a0x\u3000") == "⍽x⍽"
     assert token_piece("") == "∅"
-    text = token_text(steps_of(WORDS), 8, {}).plain
+    text = token_text(WORDS, 8, {}).plain
     assert text.startswith("␣The ␣capital ␣of ")
     assert "↵\nIt ␣has" in text
 
@@ -47,7 +47,7 @@ async def test_tokens_wrap_whole_at_every_mark_position():
     async with app.run_test(size=(40, 30)) as pilot:
         column = app.query_one(TokenColumn)
         for mark in (None, 1, 8):
-            column.show(steps_of(WORDS), mark)
+            column.show(WORDS, mark)
             await pilot.pause()
             width = column.content_region.width
             assert width == 12  # 14 minus the padding (the frame is the engine column's)
@@ -59,7 +59,7 @@ async def test_tokens_wrap_whole_at_every_mark_position():
 
 
 def test_the_step_cursor_is_marked_without_moving_the_layout():
-    steps = steps_of(WORDS)
+    steps = WORDS
     plain = token_text(steps, 8, {}).plain
     with_cursor = token_text(steps, 8, {}, cursor=3)
     assert len(with_cursor.plain) == len(plain)

@@ -12,13 +12,13 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from gendiff.display import bar, inert, number, visible
 from gendiff.records.classify import reading
 from gendiff.records.divergence import Divergence
 from gendiff.records.statistics import DistributionStats
 from gendiff.records.trace import TokenStep
+from gendiff.tui.widgets.steady_static import SteadyStatic
 
 
 def top_table(
@@ -100,7 +100,7 @@ class DivergencePanel(VerticalScroll):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.body = Static("", id="panel-body")
+        self.body = SteadyStatic("", id="panel-body")
 
     def compose(self) -> ComposeResult:
         yield self.body

@@ -120,6 +120,7 @@ class PromptList(OptionList):
         self.ids: list[int] = []
         self.read_only = False  # a snapshot: no edits, no runs
         self.rebuilding = False  # set_rows' own highlight changes are not the user's
+        self._drawn_width = -1  # the width the rows were drawn at
 
     @property
     def selected_id(self) -> int | None:
@@ -168,6 +169,15 @@ class PromptList(OptionList):
         if virtual != self.virtual_size:
             self.virtual_size = virtual
             self._scroll_update(virtual)
+
+    def _on_resize(self) -> None:
+        # the rows are one line each at any height: only a new width draws them anew
+        width = self.scrollable_content_region.width
+        if width != self._drawn_width:
+            self._drawn_width = width
+            self._clear_caches()
+        else:
+            self._update_lines()
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return self.option_count

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual.content import Content
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.visual import Visual, visualize
 
 from gendiff.display import inert, visible
 
@@ -74,7 +76,10 @@ class TokenColumn(ScrollView):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.label = label
         self.content = Text("")
-        self._lines: list[Strip] = []
+        self._lines: list[Any] = []  # the wrapped lines (Textual's formatted lines)
+        self._strips: dict[int, Strip] = {}  # the lines drawn so far, as Strips
+        self._as_content: Content | None = None  # ``content`` as Textual's Content
+        self._formatted: dict[int, list[Any]] = {}  # width -> the wrapped lines
         self._wrapped: tuple[int, int] | None = None  # (width, height) the lines were wrapped for
 
     def render(self) -> Text:
@@ -92,32 +97,72 @@ class TokenColumn(ScrollView):
         if text == self.content:
             return  # a tick of a run that did not touch this column
         self.content = text
-        self._wrapped = None
+        self._wrapped, self._as_content, self._formatted = None, None, {}
         self._wrap()
         self.refresh()
 
     def _wrap(self) -> None:
-        """Wrap ``content`` to the column's width (one column less when it needs the scrollbar)."""
+        """Wrap ``content`` to the column's width (one column less when it needs the scrollbar).
+        The lines are wrapped as a Static wraps them (Textual's Content); each becomes a Strip only
+        when it is drawn."""
         region = self.content_region
         size = (region.width, region.height)
         if self._wrapped == size:
             return
         self._wrapped = size
         if region.width <= 0:
-            self._lines = []
+            self._lines, self._strips = [], {}
             return
-        visual = visualize(self, self.content, markup=False)
-        style = self.visual_style
-        lines = Visual.to_strips(self, visual, region.width, None, style)
         gutter = self.styles.scrollbar_size_vertical
-        if len(lines) > region.height and gutter and region.width > gutter:
-            lines = Visual.to_strips(self, visual, region.width - gutter, None, style)
-        self._lines = lines
-        virtual = Size(max((line.cell_length for line in lines), default=0), len(lines))
+        if gutter and region.width > gutter and self._at_least(region.width) > region.height:
+            lines = self._format(region.width - gutter)  # it overflows even at full width: no need to wrap that
+        else:
+            lines = self._format(region.width)
+            if len(lines) > region.height and gutter and region.width > gutter:
+                lines = self._format(region.width - gutter)
+        if lines is not self._lines:
+            self._lines, self._strips = lines, {}
+        virtual = Size(max((line.content.cell_length for line in lines), default=0), len(lines))
         if virtual != self.virtual_size:
             # without the reactive's layout: the column's own size does not depend on it
             self.set_reactive(TokenColumn.virtual_size, virtual)
             self._scroll_update(virtual)
+
+    def _format(self, width: int) -> list[Any]:
+        """The wrapped lines as ``Content.render_strips`` makes them (before they become Strips),
+        kept per width: a column made shorter (the panel grew) needs no new wrap."""
+        lines = self._formatted.get(width)
+        if lines is None:
+            lines = self._formatted[width] = self._wrap_at(width)
+        return lines
+
+    def _at_least(self, width: int) -> int:
+        """A lower bound of the wrapped line count at ``width`` (each hard line's cells ÷ width)."""
+        return sum(max(1, -(-cell_len(line) // width)) for line in self.content.plain.split("\n"))
+
+    def _wrap_at(self, width: int) -> list[Any]:
+        if self._as_content is None:
+            self._as_content = Content.from_rich_text(self.content, console=self.app.console)
+        get_rule = self.styles.get
+        return self._as_content._wrap_and_format(
+            width,
+            align=get_rule("text_align", "left"),
+            overflow=get_rule("text_overflow", "fold"),
+            no_wrap=get_rule("text_wrap", "wrap") == "nowrap",
+            line_pad=get_rule("line_pad", 0),
+            tab_size=8,
+            get_style=self._get_style,
+        )
+
+    def _strip(self, index: int) -> Strip:
+        """Line ``index`` as a Strip (made once per wrap), as ``Visual.to_strips`` makes it."""
+        strip = self._strips.get(index)
+        if strip is None:
+            strip = Strip(*self._lines[index].to_strip(self.visual_style))
+            if self.auto_links and not self.screen._selecting:
+                strip = strip._apply_link_style(self.link_style)
+            self._strips[index] = strip
+        return strip
 
     def on_resize(self) -> None:
         self._wrap()
@@ -130,7 +175,7 @@ class TokenColumn(ScrollView):
         # unpadded: the frame pads each line to the column's width with its own background
         if not 0 <= index < len(self._lines):
             return Strip([])
-        return self._lines[index].crop(scroll_x, scroll_x + width)
+        return self._strip(index).crop(scroll_x, scroll_x + width)
 
     def line_of(self, what: str) -> int | None:
         """The wrapped line (0-based, in the column's content) holding the divergent token
@@ -138,6 +183,6 @@ class TokenColumn(ScrollView):
         self._wrap()
         attribute = "underline" if what == "mark" else "reverse"
         for number, line in enumerate(self._lines):
-            if any(segment.style is not None and getattr(segment.style, attribute) for segment in line):
+            if any(getattr(span.style, attribute, False) for span in line.content.spans):
                 return number
         return None

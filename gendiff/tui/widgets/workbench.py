@@ -138,14 +138,16 @@ class Workbench(Vertical):
         others = self.compared_labels
         if self.selected_engine not in others:
             self.selected_engine = others[0] if others else None
-        self.apply_layout()
-        self.refresh_all()
+        self.apply_layout(rows=False)
+        self.refresh_all()  # the rows too, once
 
-    def apply_layout(self, width: int | None = None) -> None:
+    def apply_layout(self, width: int | None = None, rows: bool = True) -> None:
+        """``rows``: redraw the prompt list's rows if its width changed (False: the caller does)."""
         shape = self.current_layout(width or self.app.size.width)
         if shape.prompt_width != self.list_width:
             self.list_width = self.prompt_list.styles.width = shape.prompt_width  # type: ignore[assignment]
-            self.refresh_list()
+            if rows:
+                self.refresh_list()
         self.columns.show_only(shape.shown)
         self.collapsed = shape.collapsed
 

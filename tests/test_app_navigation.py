@@ -111,7 +111,7 @@ async def test_n_and_the_step_keys_before_any_run_say_what_to_do(tmp_path):
 def in_view(frame, what):
     """Whether the ``what`` line of the column's tokens is inside the column's viewport, on screen."""
     line = frame.tokens.line_of(what)
-    y = frame.tokens.content_region.y + line
+    y = frame.content_region.y + line - round(frame.scroll_y)  # the column draws its lines scrolled
     return frame.content_region.y <= y < frame.content_region.bottom
 
 

@@ -37,7 +37,7 @@ def test_a_plain_space_only_separates_tokens():
     assert token_piece(" a\tb\n") == "␣a⇥b↵"
     assert token_piece("\u00a0x\u3000") == "⍽x⍽"
     assert token_piece("") == "∅"
-    text = token_text(steps_of(WORDS), 8, {}).plain
+    text = token_text(WORDS, 8, {}).plain
     assert text.startswith("␣The ␣capital ␣of ")
     assert "↵\nIt ␣has" in text
 
@@ -47,7 +47,7 @@ async def test_tokens_wrap_whole_at_every_mark_position():
     async with app.run_test(size=(40, 30)) as pilot:
         column = app.query_one(TokenColumn)
         for mark in (None, 1, 8):
-            column.show(steps_of(WORDS), mark)
+            column.show(WORDS, mark)
             await pilot.pause()
             width = column.content_region.width
             assert width == 12  # 14 minus the padding (the frame is the engine column's)
@@ -59,7 +59,7 @@ async def test_tokens_wrap_whole_at_every_mark_position():
 
 
 def test_the_step_cursor_is_marked_without_moving_the_layout():
-    steps = steps_of(WORDS)
+    steps = WORDS
     plain = token_text(steps, 8, {}).plain
     with_cursor = token_text(steps, 8, {}, cursor=3)
     assert len(with_cursor.plain) == len(plain)
@@ -71,3 +71,50 @@ def test_the_step_cursor_is_marked_without_moving_the_layout():
     at_mark = token_text(steps, 8, {}, cursor=8)
     assert str(at_mark.spans[-1].style) == "bold reverse"
     assert at_mark.plain.count("◂") == 1
+
+
+class LayoutCalls:
+    """Records the widgets that ask Textual for a relayout of the screen."""
+
+    def __init__(self, monkeypatch):
+        from textual.widget import Widget
+
+        self.asked: list[str] = []
+        original = Widget.refresh
+
+        def refresh(widget, *regions, layout=False, **kwargs):
+            if layout:
+                self.asked.append(type(widget).__name__)
+            return original(widget, *regions, layout=layout, **kwargs)
+
+        monkeypatch.setattr(Widget, "refresh", refresh)
+
+
+async def test_a_long_column_draws_only_its_lines_in_view_as_a_static_would(monkeypatch):
+    from textual.widgets import Static
+
+    words = [f" w{i}" for i in range(500)]
+    app = ColumnHost()
+    async with app.run_test(size=(40, 12)) as pilot:
+        column = app.query_one(TokenColumn)
+        column.show(words, 250)  # the first long prompt brings the scrollbar (a relayout)
+        await pilot.pause()
+        calls = LayoutCalls(monkeypatch)
+        column.show(words[:400], 100)  # another prompt
+        await pilot.pause()
+        assert calls.asked == []  # its tokens are drawn without a relayout of the screen
+        height = column.scrollable_content_region.height
+        assert len(column._lines) > 5 * height  # far more wrapped lines than the column shows
+        assert len(column._strips) <= height  # only the lines in view became Strips
+        # the same lines as a Static of the column's width draws them (the old widget)
+        width = column.scrollable_content_region.width
+        static = Static(column.content)
+        await app.mount(static)
+        static.styles.width = width
+        await pilot.pause()
+        expected = [strip.text.rstrip() for strip in static.render_lines(Region(0, 0, width, static.size.height))]
+        column.scroll_to(y=30, animate=False, immediate=True)
+        await pilot.pause()
+        drawn = [column.render_line(y).text.rstrip() for y in range(height)]
+        assert drawn == expected[30 : 30 + height]
+        assert column.line_of("mark") == next(i for i, line in enumerate(expected) if "␣w100" in line.split(" "))

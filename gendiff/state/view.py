@@ -116,7 +116,7 @@ def column_mark(ws: Workspace, prompt: Prompt, label: str, selected: str | None,
 
 
 def _ids(ws: Workspace, prompt: Prompt, label: str) -> list[int]:
-    return [s.token_id for s in ws.steps(prompt, label)]
+    return ws.token_ids(prompt, label)
 
 
 def cell_note(ws: Workspace, prompt: Prompt, label: str) -> str | None:

@@ -9,7 +9,7 @@ engine finished it and all agree; a divergence is only ever computed between two
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from gendiff.defaults import FRAGILE_THRESHOLD
@@ -370,6 +370,37 @@ class Workspace:
         if cell.state == RUNNING:
             return cell.live
         return list(cell.trace.steps) if cell.trace is not None else []
+
+    def _steps_seen(self, prompt: Prompt, label: str) -> Sequence[TokenStep]:
+        """The cell's steps as stored (a loaded trace's columns are not built into TokenSteps)."""
+        cell = prompt.cells.get(label)
+        if cell is None:
+            return ()
+        if cell.state == RUNNING:
+            return cell.live
+        return cell.trace.steps if cell.trace is not None else ()
+
+    def texts(self, prompt: Prompt, label: str) -> list[str]:
+        """The chosen tokens' texts of ``steps(prompt, label)``, without building the steps (what a
+        token column draws: a loaded trace reads them from its columns)."""
+        steps = self._steps_seen(prompt, label)
+        texts = getattr(steps, "texts", None)  # StepColumns: one read of the arrays
+        return list(texts) if texts is not None else [step.text for step in steps]
+
+    def token_ids(self, prompt: Prompt, label: str) -> list[int]:
+        """The chosen token ids of ``steps(prompt, label)``, without building the steps."""
+        steps = self._steps_seen(prompt, label)
+        ids = getattr(steps, "token_ids", None)
+        return list(ids) if ids is not None else [step.token_id for step in steps]
+
+    def length(self, prompt: Prompt, label: str) -> int:
+        """``len(steps(prompt, label))`` without building them."""
+        return len(self._steps_seen(prompt, label))
+
+    def step_at(self, prompt: Prompt, label: str, index: int) -> TokenStep | None:
+        """``steps(prompt, label)[index]``, or None past the end; builds that step only."""
+        steps = self._steps_seen(prompt, label)
+        return steps[index] if 0 <= index < len(steps) else None
 
     def divergence(self, prompt: Prompt, engine: str | None) -> Divergence | None:
         return prompt.divergences.get(engine or "")

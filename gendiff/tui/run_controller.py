@@ -27,6 +27,10 @@ def freeze_heap() -> None:
 
     gc.collect()
     gc.freeze()
+    # a frame makes tens of thousands of short-lived objects (Textual's strips and their caches):
+    # at the default thresholds that is dozens of collections per key press, each walking what
+    # the app keeps since the freeze; collect young objects less often (measured: frame max 205 -> 74 ms)
+    gc.set_threshold(20_000, 50, 1000)
 
 
 class RunController(Widget):

@@ -34,6 +34,7 @@ from gendiff.tui.run_controller import RunController, freeze_heap
 from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.settings import SettingsScreen
 from gendiff.tui.widgets.prompt_list import PromptList
+from gendiff.tui.widgets.steady_static import SteadyStatic
 from gendiff.tui.widgets.workbench import Workbench
 from gendiff.tui.workers import detached, preload
 
@@ -78,8 +79,8 @@ class MainScreen(Screen[None]):
     # ── layout ─────────────────────────────────────────────────────────────
     def compose(self) -> ComposeResult:
         with Vertical(id="main"):
-            yield Static("", id="run-line")
-            yield Static("", id="progress")
+            yield SteadyStatic("", id="run-line")
+            yield SteadyStatic("", id="progress")
             yield self.workbench
         yield Static(
             f"The terminal is too small for gendiff: make it at least {MIN_WIDTH}×{MIN_HEIGHT}.", id="too-small"
@@ -104,6 +105,7 @@ class MainScreen(Screen[None]):
         self.run_worker(detached(work), thread=True, group="preload", exit_on_error=False, name="preload")
 
     def on_resize(self, event: events.Resize) -> None:
+        self.workbench.panel.reset_floor()  # its share of a new terminal size is new
         self.check_size(event.size.width, event.size.height)
         if self.workbench.step_cursor is not None:  # the step view breaks its lines at the panel's width
             self.call_after_refresh(self.workbench.refresh_view)

@@ -12,13 +12,13 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from gendiff.display import bar, inert, number, visible
 from gendiff.records.classify import reading
 from gendiff.records.divergence import Divergence
 from gendiff.records.statistics import DistributionStats
 from gendiff.records.trace import TokenStep
+from gendiff.tui.widgets.steady_static import SteadyStatic
 
 
 def top_table(
@@ -100,7 +100,25 @@ class DivergencePanel(VerticalScroll):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.body = Static("", id="panel-body")
+        self.body = SteadyStatic("", id="panel-body")
+        self.floor = 0  # the tallest the panel has been since reset_floor: it does not shrink below
+
+    def on_resize(self) -> None:
+        # Keep the height the panel reached: moving from a divergence's tables to a prompt whose
+        # panel is one line would otherwise resize the columns and the list (a relayout and a
+        # repaint of the whole screen per key press); the shorter content leaves blank rows.
+        height = self.outer_size.height
+        if height > self.floor:
+            self.floor = height
+            self.styles.min_height = height
+            self.body.keep_lines(self.size.height)  # and the body its rows, so new text redraws in place
+
+    def reset_floor(self) -> None:
+        """Let the panel shrink to its content again (the terminal or the panel's mode changed)."""
+        if self.floor:
+            self.floor = 0
+            self.styles.min_height = None
+            self.body.keep_lines(0)
 
     def compose(self) -> ComposeResult:
         yield self.body

@@ -5,48 +5,57 @@ divergent token into view."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from gendiff.display import inert
-from gendiff.records.trace import TokenStep
+from gendiff.tui.widgets.steady_static import SteadyStatic
 from gendiff.tui.widgets.token_column import TokenColumn
 
 
-class EngineColumn(VerticalScroll):
-    """One engine's frame: ``border_title`` / ``border_subtitle`` stay put, the tokens scroll."""
+class EngineColumn(TokenColumn):
+    """One engine's frame: ``border_title`` / ``border_subtitle`` stay put, the tokens scroll
+    inside (the frame is the token column itself: one widget, drawn with the line API)."""
 
     DEFAULT_CSS = """
     EngineColumn { width: 1fr; height: 1fr; scrollbar-size-vertical: 1; }
     """
 
     def __init__(self, label: str) -> None:
-        super().__init__(classes="engine-column")
-        self.label = label
-        self.tokens = TokenColumn(label)
+        super().__init__(label, classes="engine-column")
 
-    def compose(self) -> ComposeResult:
-        yield self.tokens
+    @property
+    def tokens(self) -> TokenColumn:
+        """The column's tokens (the frame draws them itself)."""
+        return self
 
-    def show(
+    def show_engine(
         self,
         title: str,
         foot: str,
-        steps: list[TokenStep],
+        texts: Sequence[str],
         mark: int | None,
         note: str | None,
         cursor: int | None,
         selected: bool,
     ) -> None:
-        self.border_title, self.border_subtitle = inert(title), inert(foot)
-        self.set_class(selected, "selected")
-        self.tokens.show(steps, mark, note, cursor)
+        """The frame's title and foot, the selection, and the tokens; only what changed is redrawn."""
+        title, foot = inert(title), inert(foot)
+        if self.border_title != title:
+            self.border_title = title
+        if self.border_subtitle != foot:
+            self.border_subtitle = foot
+        if self.has_class("selected") != selected:
+            self.set_class(selected, "selected")
+        self.show(texts, mark, note, cursor)
 
     def bring_into_view(self, what: str) -> bool:
         """Scroll so the divergent token (``"mark"``) or the step cursor (``"cursor"``) is in view."""
-        line = self.tokens.line_of(what)
+        line = self.line_of(what)
         if line is None:
             return False
         self.scroll_to(y=max(0, line - self.scrollable_content_region.height // 2), animate=False, immediate=True)
@@ -62,7 +71,7 @@ class EngineColumns(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="prompt-text")
+        yield SteadyStatic("", id="prompt-text")
         yield Horizontal(id="columns")
 
     async def set_engines(self, labels: list[str]) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
+from textual.visual import VisualType
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
@@ -118,6 +120,7 @@ class PromptList(OptionList):
         self.ids: list[int] = []
         self.read_only = False  # a snapshot: no edits, no runs
         self.rebuilding = False  # set_rows' own highlight changes are not the user's
+        self._drawn_width = -1  # the width the rows were drawn at
 
     @property
     def selected_id(self) -> int | None:
@@ -135,11 +138,57 @@ class PromptList(OptionList):
         finally:
             self.rebuilding = False
 
+    def highlight_row(self, row: int) -> None:
+        """Move the highlight to ``row`` (the rows as they are: nothing is rebuilt)."""
+        if 0 <= row < self.option_count and row != self.highlighted:
+            self.highlighted = row
+
     def replace_rows(self, rows: dict[int, Text]) -> None:
         """New text for some rows (by position), the list otherwise as it is: cheap while a run streams."""
         for row, text in rows.items():
             if 0 <= row < self.option_count:
                 self.replace_option_prompt_at_index(row, text)
+
+    # Every row is one line (prompt_label cuts the text to fit the row), so the list measures no
+    # row, and a changed row re-renders only itself: OptionList measures every option again (and
+    # drops every rendered row) on any change, which costs a keypress at a thousand prompts.
+    def _update_lines(self) -> None:
+        if not self.scrollable_content_region:
+            return
+        cache = self._line_cache
+        count = len(self.options)
+        if len(cache.lines) > count:
+            cache.clear()
+        known = len(cache.lines)
+        if known < count:
+            cache.lines.extend((index, 0) for index in range(known, count))
+            for index in range(known, count):
+                cache.heights[index] = 1
+                cache.index_to_line[index] = index
+        virtual = Size(self.scrollable_content_region.width - self._get_left_gutter_width(), count)
+        if virtual != self.virtual_size:
+            self.virtual_size = virtual
+            self._scroll_update(virtual)
+
+    def _on_resize(self) -> None:
+        # the rows are one line each at any height: only a new width draws them anew
+        width = self.scrollable_content_region.width
+        if width != self._drawn_width:
+            self._drawn_width = width
+            self._clear_caches()
+        else:
+            self._update_lines()
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return self.option_count
+
+    def _replace_option_prompt(self, index: int, prompt: VisualType) -> None:
+        option = self.get_option_at_index(index)
+        option._set_prompt(prompt)
+        cache = self._option_render_cache
+        for key in [key for key in cache.keys() if key[0] is option]:
+            cache.discard(key)
+        self.refresh()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if getattr(self.app, "keys_held", False):

@@ -71,6 +71,8 @@ class Workbench(Vertical):
         self.list_width = 0
         self.collapsed = False
         self.where = ""  # the prompt file (or "snapshot"), for the list's border
+        self.stepping = False  # the panel shows the step explorer (its height is reset on a change)
+        self.drawn_row: int | None = None  # n/p moved the highlight here and drew the view already
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -116,7 +118,7 @@ class Workbench(Vertical):
 
     def select(self, pid: int) -> None:
         if self.ws.get(pid) is not None:
-            self.refresh_list(self.ws.index_of(pid))
+            self.move_highlight(self.ws.index_of(pid))
             self.refresh_view()
 
     # ── layout ─────────────────────────────────────────────────────────────
@@ -137,14 +139,16 @@ class Workbench(Vertical):
         others = self.compared_labels
         if self.selected_engine not in others:
             self.selected_engine = others[0] if others else None
-        self.apply_layout()
-        self.refresh_all()
+        self.apply_layout(rows=False)
+        self.refresh_all()  # the rows too, once
 
-    def apply_layout(self, width: int | None = None) -> None:
+    def apply_layout(self, width: int | None = None, rows: bool = True) -> None:
+        """``rows``: redraw the prompt list's rows if its width changed (False: the caller does)."""
         shape = self.current_layout(width or self.app.size.width)
         if shape.prompt_width != self.list_width:
             self.list_width = self.prompt_list.styles.width = shape.prompt_width  # type: ignore[assignment]
-            self.refresh_list()
+            if rows:
+                self.refresh_list()
         self.columns.show_only(shape.shown)
         self.collapsed = shape.collapsed
 
@@ -201,18 +205,22 @@ class Workbench(Vertical):
         self.columns.show_prompt(self.current_number if prompt else None, prompt.text if prompt else "")
         for label, column in self.columns.columns().items():
             if prompt is None:
-                column.show(self.column_title(label), "", [], None, None, None, label == self.selected_engine)
+                column.show_engine(self.column_title(label), "", [], None, None, None, label == self.selected_engine)
                 continue
-            column.show(
+            column.show_engine(
                 self.column_title(label),
                 view.column_foot(self.ws, prompt, label),
-                self.ws.steps(prompt, label),
+                self.ws.texts(prompt, label),
                 view.column_mark(self.ws, prompt, label, self.selected_engine, self.comparing),
                 view.cell_note(self.ws, prompt, label),
                 self.step_cursor,
                 label == self.selected_engine,
             )
-        if self.step_cursor is not None and prompt is not None:
+        stepping = self.step_cursor is not None and prompt is not None
+        if stepping != self.stepping:
+            self.stepping = stepping
+            self.panel.reset_floor()  # the step explorer's panel is taller: each mode keeps its own height
+        if stepping:
             self.refresh_step_panel(prompt)
         else:
             self.refresh_panel(prompt)
@@ -248,8 +256,7 @@ class Workbench(Vertical):
             reference = self.selected_engine.replace("@B", "@A")
         rows = []
         for label in self.ws.labels:
-            steps = self.ws.steps(prompt, label)
-            rows.append((label, steps[step] if step < len(steps) else None))
+            rows.append((label, self.ws.step_at(prompt, label, step)))
         split = self.divergence_step()
         note = ""
         d = self.ws.divergence(prompt, self.selected_engine)
@@ -280,10 +287,19 @@ class Workbench(Vertical):
                 column.bring_into_view(what)
 
     @on(PromptList.OptionHighlighted, "#prompts")
-    def prompt_highlighted(self) -> None:
-        if not self.prompt_list.rebuilding:
+    def prompt_highlighted(self, event: PromptList.OptionHighlighted) -> None:
+        drawn, self.drawn_row = self.drawn_row, None
+        if self.prompt_list.rebuilding:
+            return
+        if event.option_index != drawn:
             self.refresh_view()
-            self.call_after_refresh(self.scroll_to_token)
+        self.call_after_refresh(self.scroll_to_token)
+
+    def move_highlight(self, row: int) -> None:
+        """Highlight ``row`` for a view that the caller draws now (its highlight message won't again)."""
+        if row != self.prompt_list.highlighted and 0 <= row < self.prompt_list.option_count:
+            self.drawn_row = row
+            self.prompt_list.highlight_row(row)
 
     # ── keys ───────────────────────────────────────────────────────────────
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -327,14 +343,14 @@ class Workbench(Vertical):
         self.selected_engine = others[target[1]]
         self.step_cursor = None
         self.apply_layout()
-        self.refresh_list(target[0])
+        self.move_highlight(target[0])  # the rows themselves are unchanged: no rebuild
         self.refresh_view()
         self.call_after_refresh(self.scroll_to_token)
 
     def action_step(self, offset: int) -> None:
         """Move the step cursor; from no cursor, start next to the divergence (or at step 0)."""
         prompt = self.current
-        length = max((len(self.ws.steps(prompt, label)) for label in self.ws.labels), default=0) if prompt else 0
+        length = max((self.ws.length(prompt, label) for label in self.ws.labels), default=0) if prompt else 0
         if prompt is None or length == 0:
             self.notify("no tokens to step through yet: run the prompt first (r)")
             return

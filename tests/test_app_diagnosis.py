@@ -13,6 +13,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 
 from gendiff.io.snapshots import load_snapshot, save_snapshot
+from gendiff.state.exchange import export_snapshot
 from gendiff.themes import THEMES
 from gendiff.tui.app import GendiffApp
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
@@ -176,7 +177,7 @@ async def test_b_bisects_the_selected_divergence_and_shows_the_layer_chart(tmp_p
         assert isinstance(app.screen, DiagnosisScreen) and not app.screen.query_one("#diagnosis-loading").display
         await pilot.press("escape")
         target = tmp_path / "diag.json"
-        save_snapshot(main.ws.to_snapshot(), target)
+        save_snapshot(export_snapshot(main.ws), target)
         assert any(x.bisection is not None for x in load_snapshot(target).divergences())
 
 
@@ -219,7 +220,7 @@ async def test_two_single_runs_export_reopen_and_b_replays_the_right_prompt(tmp_
         await pilot.press("down", "r")
         await wait_until(pilot, lambda: not running(app))
         target = tmp_path / "export.json"
-        save_snapshot(app.main.ws.to_snapshot(), target)
+        save_snapshot(export_snapshot(app.main.ws), target)
     snapshot = load_snapshot(target)
     assert [p.id for p in snapshot.prompts] == [0, 1]
     for prompt in snapshot.prompts:

@@ -28,6 +28,7 @@ from gendiff.records.events import (
 from gendiff.records.snapshot import Batch, PromptResult, Snapshot
 from gendiff.records.trace import TokenStep, TopToken, Trace
 from gendiff.state import progress, view
+from gendiff.state.exchange import export_snapshot, open_workspace
 from gendiff.state.workspace import Workspace
 
 LABELS = ["ref", "batched", "picky"]
@@ -305,7 +306,7 @@ class WorkspaceMachine(RuleBasedStateMachine):
 
     # ── export, reopen, compare ────────────────────────────────────────────
     def _exported(self) -> Snapshot:
-        snapshot = self.ws.to_snapshot()
+        snapshot = export_snapshot(self.ws)
         data = json.loads(snapshot_json(snapshot))
         validate(data, "export")
         return snapshot_from_data(data, "export")
@@ -328,7 +329,7 @@ class WorkspaceMachine(RuleBasedStateMachine):
     def export_and_reopen(self):
         snapshot = self._exported()
         assert not snapshot.partial
-        reopened = Workspace.from_snapshot(snapshot)
+        reopened = open_workspace(snapshot)
         assert [reopened.mark(p) for p in reopened.prompts] == [self.ws.mark(p) for p in self.ws.prompts]
         assert reopened.counts() == self.ws.counts()
         for prompt, result in zip(self.ws.prompts, snapshot.prompts):
@@ -353,10 +354,10 @@ class WorkspaceMachine(RuleBasedStateMachine):
     @precondition(lambda self: not self.running and self.ws.meta is not None)
     @rule()
     def compare_with_itself(self):
-        snapshot = self.ws.to_snapshot()
+        snapshot = export_snapshot(self.ws)
         if not snapshot.prompts or not snapshot.engines:
             return
-        compared = Workspace.from_snapshot(compare_snapshots(snapshot, snapshot))
+        compared = open_workspace(compare_snapshots(snapshot, snapshot))
         for prompt in compared.prompts:
             assert compared.mark(prompt)[0] != "diverged"
             if compared.mark(prompt)[0] == "identical":

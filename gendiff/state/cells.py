@@ -3,6 +3,7 @@ engine) with its state, a prompt with its stable id, what one run gets, and the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gendiff.records.divergence import Divergence
@@ -29,6 +30,14 @@ class Cell:
     def of(cls, trace: Trace, batch: int) -> Cell:
         state = {"error": FAILED, "cancelled": CANCELLED}.get(trace.finish_reason, FINISHED)
         return cls(state, trace, batch, trace.error)
+
+    @property
+    def seen(self) -> Sequence[TokenStep]:
+        """The steps as stored: streamed so far while running, else the trace's (a loaded trace's
+        columns, not built into TokenSteps)."""
+        if self.state == RUNNING:
+            return self.live
+        return self.trace.steps if self.trace is not None else ()
 
 
 @dataclass

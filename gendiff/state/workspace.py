@@ -56,23 +56,23 @@ class Workspace:
         self.prompts: list[Prompt] = []
         self.batches: dict[int, Batch] = {}
         self.meta: Snapshot | None = None  # model, decoding, environment of the latest run
-        self._next_id = 0
-        self._next_batch = 0
-        self._engine_info: dict[str, dict] = {}  # label -> the engine entry of the latest run that had it
+        self.next_id = 0
+        self.next_batch = 0
+        self.engine_info: dict[str, dict] = {}  # label -> the engine entry of the latest run that had it
         # cells and divergences before a run, restored if it can't start
         self._saved: dict[int, tuple[dict[str, Cell], str | None, dict[str, Divergence]]] = {}
 
     # ── prompts ────────────────────────────────────────────────────────────
     def add(self, text: str, position: int | None = None) -> Prompt:
-        prompt = Prompt(self._next_id, text, self._blank_cells())
-        self._next_id += 1
+        prompt = Prompt(self.next_id, text, self.blank_cells())
+        self.next_id += 1
         self.prompts.insert(len(self.prompts) if position is None else position, prompt)
         return prompt
 
     def engine_entry(self, label: str) -> dict | None:
         """The snapshot's record of engine ``label`` (its settings as applied, ``applies``,
         ``isolates_prompts``), from the latest run that had it; None before any."""
-        return self._engine_info.get(label)
+        return self.engine_info.get(label)
 
     def get(self, pid: int) -> Prompt | None:
         return next((p for p in self.prompts if p.id == pid), None)
@@ -84,7 +84,7 @@ class Workspace:
         """New text: old results belong to the old text, so they go (a running result is then dropped too)."""
         prompt = self.get(pid)
         if prompt is not None and prompt.text != text:
-            prompt.text, prompt.cells, prompt.divergences, prompt.statistics = text, self._blank_cells(), {}, {}
+            prompt.text, prompt.cells, prompt.divergences, prompt.statistics = text, self.blank_cells(), {}, {}
             prompt.token_ids, prompt.error = None, None
 
     def delete(self, pid: int) -> None:
@@ -104,8 +104,8 @@ class Workspace:
                 prompt = same.pop(0)
                 kept += any(c.trace is not None for c in prompt.cells.values())
             else:
-                prompt = Prompt(self._next_id, text, self._blank_cells())
-                self._next_id += 1
+                prompt = Prompt(self.next_id, text, self.blank_cells())
+                self.next_id += 1
             prompts.append(prompt)
         self.prompts = prompts
         return kept
@@ -122,10 +122,10 @@ class Workspace:
         """Other engines or settings: every result is cleared (results of other settings would mislead)."""
         self.labels, self.reference = list(labels), reference
         for prompt in self.prompts:
-            prompt.cells, prompt.divergences, prompt.token_ids, prompt.error = self._blank_cells(), {}, None, None
+            prompt.cells, prompt.divergences, prompt.token_ids, prompt.error = self.blank_cells(), {}, None, None
             prompt.statistics = {}
 
-    def _blank_cells(self) -> dict[str, Cell]:
+    def blank_cells(self) -> dict[str, Cell]:
         return {label: Cell() for label in self.labels}
 
     # ── runs ───────────────────────────────────────────────────────────────
@@ -172,7 +172,7 @@ class Workspace:
             run.begun = True
             run.batch = self._record_batch(event.batch)
             self.meta = self.meta or event.meta  # an export before the first run ends needs the model, …
-            self._engine_info.update({e["label"]: e for e in event.meta.engines if e["label"] not in self._engine_info})
+            self.engine_info.update({e["label"]: e for e in event.meta.engines if e["label"] not in self.engine_info})
             return set()
         run.apply(event)
         if isinstance(event, StepGenerated):
@@ -233,7 +233,7 @@ class Workspace:
         prompt = self.get(pid)
         if prompt is not None:
             self._saved.pop(pid, None)
-            prompt.cells, prompt.divergences, prompt.error = self._blank_cells(), {}, message
+            prompt.cells, prompt.divergences, prompt.error = self.blank_cells(), {}, message
             prompt.statistics = {}
 
     def finish(self, snapshot: Snapshot | None, error: str | None = None) -> None:
@@ -253,7 +253,7 @@ class Workspace:
                     prompt.cells, prompt.error, prompt.divergences = saved
             return
         self.meta = snapshot
-        self._engine_info.update({e["label"]: e for e in snapshot.engines})
+        self.engine_info.update({e["label"]: e for e in snapshot.engines})
         by_id = {p.id: p for p in snapshot.prompts}
         batch_id = self._record_batches(snapshot, run.batch)
         for pid in plan.keep:
@@ -263,9 +263,9 @@ class Workspace:
                 continue  # deleted or edited while it ran: its result is stale
             if result is None:
                 if prompt.error is None:
-                    prompt.cells = self._blank_cells()
+                    prompt.cells = self.blank_cells()
                 continue
-            self._apply(prompt, result, {label: batch_id.get(b, b) for label, b in result.batches.items()})
+            self.apply_result(prompt, result, {label: batch_id.get(b, b) for label, b in result.batches.items()})
 
     def _is_running(self, prompt: Prompt) -> bool:
         return any(c.state != NOT_RUN for c in prompt.cells.values()) and prompt.id in (
@@ -274,9 +274,9 @@ class Workspace:
 
     def _record_batch(self, batch: Batch) -> int:
         """Give a run's call an id unique in this workspace; returns it."""
-        new = self._next_batch
+        new = self.next_batch
         self.batches[new] = replace(batch, id=new)
-        self._next_batch += 1
+        self.next_batch += 1
         return new
 
     def _record_batches(self, snapshot: Snapshot, started: int | None = None) -> dict[int, int]:
@@ -291,7 +291,7 @@ class Workspace:
                 mapping[batch.id] = self._record_batch(batch)
         return mapping
 
-    def _apply(self, prompt: Prompt, result: PromptResult, batches: dict[str, int]) -> None:
+    def apply_result(self, prompt: Prompt, result: PromptResult, batches: dict[str, int]) -> None:
         prompt.token_ids = tuple(result.token_ids)
         prompt.statistics = dict(result.statistics)
         prompt.cells = {
@@ -364,21 +364,11 @@ class Workspace:
         return [(i, e) for i, p in enumerate(self.prompts) for e in engines if e in self.diverged_engines(p)]
 
     def steps(self, prompt: Prompt, label: str) -> list[TokenStep]:
-        cell = prompt.cells.get(label)
-        if cell is None:
-            return []
-        if cell.state == RUNNING:
-            return cell.live
-        return list(cell.trace.steps) if cell.trace is not None else []
+        return list(self._steps_seen(prompt, label))
 
     def _steps_seen(self, prompt: Prompt, label: str) -> Sequence[TokenStep]:
-        """The cell's steps as stored (a loaded trace's columns are not built into TokenSteps)."""
         cell = prompt.cells.get(label)
-        if cell is None:
-            return ()
-        if cell.state == RUNNING:
-            return cell.live
-        return cell.trace.steps if cell.trace is not None else ()
+        return cell.seen if cell is not None else ()
 
     def texts(self, prompt: Prompt, label: str) -> list[str]:
         """The chosen tokens' texts of ``steps(prompt, label)``, without building the steps (what a
@@ -404,81 +394,3 @@ class Workspace:
 
     def divergence(self, prompt: Prompt, engine: str | None) -> Divergence | None:
         return prompt.divergences.get(engine or "")
-
-    # ── export and reopen ──────────────────────────────────────────────────
-    def to_snapshot(self, only: list[int] | None = None) -> Snapshot | None:
-        """Every prompt (or those in ``only``) with what is known of it, and the calls its traces came
-        from. Prompt ids are written as list positions (members of a call that were deleted since
-        get ids after those), so the file reads naturally; the batch records keep the ids consistent."""
-        if self.meta is None:
-            return None
-        chosen = [p for p in self.prompts if only is None or p.id in only]
-        new_id = {p.id: i for i, p in enumerate(self.prompts)}
-        used = sorted({c.batch for p in chosen for c in p.cells.values() if c.batch is not None})
-        extra = len(self.prompts)
-        for b in used:
-            for pid in self.batches[b].prompt_ids:
-                if pid not in new_id:
-                    new_id[pid], extra = extra, extra + 1
-        renumbered = {b: i for i, b in enumerate(used)}
-        results = []
-        for prompt in chosen:
-            pid = new_id[prompt.id]
-            result = PromptResult(prompt.text, list(prompt.token_ids or ()), id=pid, error=prompt.error)
-            for label, cell in prompt.cells.items():
-                if cell.trace is not None and cell.batch is not None:
-                    result.traces[label] = replace(cell.trace, prompt_index=pid)
-                    result.batches[label] = renumbered[cell.batch]
-            result.divergences = [replace(d, prompt_index=pid) for d in prompt.divergences.values()]
-            result.statistics = dict(prompt.statistics)
-            results.append(result)
-        batches = [
-            replace(self.batches[b], id=renumbered[b], prompt_ids=tuple(new_id[i] for i in self.batches[b].prompt_ids))
-            for b in used
-        ]
-        # every column, also engines a cancelled run never reached (their settings as last recorded)
-        known = {e["label"]: e for e in self.meta.engines} | self._engine_info
-        engines = [
-            known.get(label) or {"label": label, "name": label.split(":")[0], "settings": {}} for label in self.labels
-        ]
-        unfinished = sum(not all(c.state in (FINISHED, FAILED) for c in p.cells.values()) for p in chosen)
-        partial = self.running
-        notes = list(self.meta.notes)
-        if partial:
-            notes.append(
-                f"partial: exported while a run was going; {unfinished} of {len(chosen)} prompts were not yet "
-                "finished by every engine (their unfinished engines have no trace here)"
-            )
-        return replace(
-            self.meta,
-            reference=self.reference,
-            engines=engines,
-            prompts=results,
-            batches=batches,
-            notes=notes,
-            partial=partial,
-        )
-
-    @classmethod
-    def from_snapshot(cls, snapshot: Snapshot) -> Workspace:
-        """A saved snapshot's prompts, results and calls, as they were."""
-        labels = snapshot.engine_labels
-        ref = snapshot.reference
-        threshold = float(snapshot.decoding.get("fragile_threshold", FRAGILE_THRESHOLD))
-        workspace = cls([ref] + [label for label in labels if label != ref], ref, threshold)
-        workspace.meta = snapshot
-        workspace.partial = snapshot.partial
-        workspace._engine_info = {e["label"]: e for e in snapshot.engines}
-        for batch in snapshot.batches:
-            workspace.batches[batch.id] = batch
-        workspace._next_batch = max(workspace.batches, default=-1) + 1
-        for result in snapshot.prompts:
-            prompt = Prompt(result.id, result.text, workspace._blank_cells(), error=result.error)
-            workspace.prompts.append(prompt)
-            if result.traces:
-                workspace._apply(prompt, result, dict(result.batches))
-            elif result.token_ids:
-                prompt.token_ids = tuple(result.token_ids)
-        ids = [p.id for p in workspace.prompts] + [i for b in workspace.batches.values() for i in b.prompt_ids]
-        workspace._next_id = max(ids, default=-1) + 1
-        return workspace

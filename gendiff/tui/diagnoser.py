@@ -15,6 +15,7 @@ from gendiff.display import inert
 from gendiff.records.divergence import Divergence
 from gendiff.state import view
 from gendiff.state.cells import RunPlan
+from gendiff.state.exchange import export_snapshot
 from gendiff.state.run import RunState
 from gendiff.state.workspace import Workspace
 from gendiff.tui.messages import Diagnosed, DiagnosisStage, Rechecked, RecheckEvents
@@ -71,7 +72,7 @@ class Diagnoser(Widget):
         if self.ws.running or self.rechecking:
             self.notify("engines are running: bisect when they have finished (escape cancels)", severity="warning")
             return
-        replay = self.ws.to_snapshot(only=[pid])
+        replay = export_snapshot(self.ws, only=[pid])
         if replay is None or not replay.prompts:
             self.notify("this result has no run to replay: run it again (r)", severity="warning")
             return
@@ -117,7 +118,7 @@ class Diagnoser(Widget):
         batch = self.ws.batches.get(prompt.batch) if prompt.batch is not None else None
         members = [m for m in batch.prompt_ids if self.ws.get(m)] if batch else [pid]
         chosen = sorted(members, key=self.ws.index_of)
-        snapshot = self.ws.to_snapshot(only=chosen)
+        snapshot = export_snapshot(self.ws, only=chosen)
         if snapshot is None or not snapshot.divergences():
             self.notify("no divergence in this prompt's run to recheck", severity="warning")
             return

@@ -25,6 +25,7 @@ from gendiff.io.documents import Document
 from gendiff.io.snapshots import save_snapshot
 from gendiff.run.options import RunOptions
 from gendiff.state import progress, view
+from gendiff.state.exchange import export_snapshot, open_workspace
 from gendiff.state.workspace import Workspace
 from gendiff.tui.config import save_settings
 from gendiff.tui.diagnoser import Diagnoser
@@ -58,7 +59,7 @@ class MainScreen(Screen[None]):
         if self.snapshot is not None:
             model = options.model if not self.snapshot.sources else None
             self.options = RunOptions.from_snapshot(self.snapshot, model)
-            self.ws = Workspace.from_snapshot(self.snapshot)
+            self.ws = open_workspace(self.snapshot)
             freeze_heap()
         else:
             self.ws = Workspace(self.options.labels, self.options.reference_label, self.options.fragile_threshold)
@@ -281,7 +282,7 @@ class MainScreen(Screen[None]):
         """Write what is known now (a run still going: the finished traces, marked partial)."""
 
         def prepare(path: str):  # noqa: ANN202 — the dialog's job
-            snapshot = self.ws.to_snapshot()
+            snapshot = export_snapshot(self.ws)
             if snapshot is None:
                 raise GendiffError("nothing to export yet: run the prompts first (R)")
             return partial(save_snapshot, snapshot, path)
@@ -292,7 +293,7 @@ class MainScreen(Screen[None]):
             partial_note = " (partial: the run was still going; what had finished is in it)" if self.ws.running else ""
             self.notify(f"snapshot written to {inert(str(path))}{partial_note}")
 
-        if self.ws.to_snapshot() is None:
+        if export_snapshot(self.ws) is None:
             self.notify("nothing to export yet: run the prompts first (R)", severity="warning")
             return
         default = f"gendiff-{datetime.now():%Y%m%d-%H%M%S}.json"

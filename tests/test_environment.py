@@ -41,7 +41,7 @@ def test_source_commit_from_pip_vcs_install_and_from_an_editable_checkout(tmp_pa
 def test_environment_keys_follow_the_schema():
     import jsonschema
 
-    from gendiff.io.snapshots import schema
+    from gendiff.io.validation import schema
 
     info = environment_info("cpu")
     jsonschema.validate(info, schema()["properties"]["environment"])

@@ -6,7 +6,8 @@ import math
 import pytest
 
 from gendiff.engines.answers import Expected, check_answer
-from gendiff.engines.flavours import FLAVOURS, SGLANG_RENORMALISED, ServedError
+from gendiff.engines.flavour import SGLANG_RENORMALISED, ServedError
+from gendiff.engines.flavours import FLAVOURS
 from gendiff.engines.settings import GenerationSettings
 
 LLAMACPP = FLAVOURS["llamacpp"]

@@ -169,7 +169,8 @@ def test_string_keyed_logprobs_are_refused(server, demo_ids):
     """A real vLLM answer without return_tokens_as_token_ids: the parser must refuse it."""
     import httpx
 
-    from gendiff.engines.flavours import FLAVOURS, STRING_KEYED, ServedError
+    from gendiff.engines.flavour import STRING_KEYED, ServedError
+    from gendiff.engines.flavours import FLAVOURS
 
     body = {"model": "demo", "prompt": demo_ids[0], "max_tokens": 3, "logprobs": 2, "temperature": 0}
     answer = httpx.post(f"{server.url}/completions", json=body, timeout=60).json()

@@ -26,7 +26,8 @@ from typing import Any
 
 from gendiff.engines.answers import BadAnswer, Expected, check_answer, check_token_ids
 from gendiff.engines.base import Engine
-from gendiff.engines.flavours import FLAVOURS, Flavour, ServedError
+from gendiff.engines.flavour import Flavour, ServedError
+from gendiff.engines.flavours import FLAVOURS
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, whole_number
 from gendiff.engines.steps import TraceBuilder

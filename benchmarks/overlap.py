@@ -122,7 +122,8 @@ def measure(url: str, local: list[str], prompts: int, tokens: int, pairs: int) -
     from gendiff.engines import engine_names, parse_engine_spec
     from gendiff.engines.settings import GenerationSettings
     from gendiff.io.prompts import PromptBook
-    from gendiff.run.session import RunConfig, Session
+    from gendiff.run.config import RunConfig
+    from gendiff.run.session import Session
 
     served = f"openai:url={url},model=demo,concurrency=1"
     specs = tuple(parse_engine_spec(n, {"dtype": "float32"}, engine_names()) for n in [*local, served])

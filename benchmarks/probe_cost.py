@@ -79,7 +79,8 @@ def main() -> None:
     from gendiff.engines.loading import load_model
     from gendiff.engines.settings import EngineSpec, GenerationSettings
     from gendiff.io.prompts import PromptBook
-    from gendiff.run.session import RunConfig, Session
+    from gendiff.run.config import RunConfig
+    from gendiff.run.session import Session
 
     model = str(build_random_100m(Path(scratch.name))) if args.random_100m else args.model
     prompts = PromptBook.load(demo_prompts_path()).prompts[:16]

@@ -323,7 +323,7 @@ def test_argparse_errors_are_one_line_exit_2():
 
 def test_run_config_refuses_nan_threshold_for_every_caller():
     from gendiff.engines.settings import EngineSpec
-    from gendiff.run.session import RunConfig
+    from gendiff.run.config import RunConfig
 
     with pytest.raises(InputError, match="--fragile-threshold nan"):
         RunConfig(None, (EngineSpec("hf-single"),), "hf-single", fragile_threshold=float("nan")).validate()

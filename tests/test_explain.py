@@ -14,7 +14,8 @@ pytestmark = pytest.mark.slow
 
 def run_session(engines: list[str], prompts: list[str], tokens: int):
     from gendiff.engines.settings import GenerationSettings, parse_engine_spec
-    from gendiff.run.session import RunConfig, Session
+    from gendiff.run.config import RunConfig
+    from gendiff.run.session import Session
 
     specs = tuple(parse_engine_spec(text) for text in engines)
     config = RunConfig(None, specs, specs[0].label, GenerationSettings(max_new_tokens=tokens))

@@ -56,7 +56,8 @@ def _session(*served: str, stop_at_eos: bool = True):
     from gendiff.engines import engine_names, parse_engine_spec
     from gendiff.engines.settings import GenerationSettings
     from gendiff.io.prompts import PromptBook
-    from gendiff.run.session import RunConfig, Session
+    from gendiff.run.config import RunConfig
+    from gendiff.run.session import Session
 
     specs = tuple(parse_engine_spec(n, {"dtype": "float32"}, engine_names()) for n in [*IN_PROCESS, *served])
     settings = GenerationSettings(max_new_tokens=TOKENS, top_k=5, stop_at_eos=stop_at_eos)

@@ -174,7 +174,8 @@ def test_model_defaults_apply_the_generation_config(tmp_path, penalised):
     import shutil
 
     from gendiff.records.decoding import Decoding
-    from gendiff.run.session import RunConfig, Session
+    from gendiff.run.config import RunConfig
+    from gendiff.run.session import Session
 
     folder = tmp_path / "model"
     shutil.copytree(demo_model_path(), folder)

@@ -8,8 +8,9 @@ from gendiff.cli.main import main
 from gendiff.demo import demo_model_path, demo_prompts_path
 from gendiff.engines.settings import GenerationSettings, parse_engine_spec
 from gendiff.records.events import StageProgress, StageStarted
+from gendiff.run.config import RunConfig
 from gendiff.run.pipeline import Diagnoses, explain, run_pipeline
-from gendiff.run.session import RunConfig, Session
+from gendiff.run.session import Session
 
 pytestmark = pytest.mark.slow
 

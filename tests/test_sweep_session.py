@@ -7,7 +7,7 @@ import pytest
 from gendiff.engines import engine_names, parse_engine_spec
 from gendiff.engines.settings import GenerationSettings
 from gendiff.records.events import EngineFinished, EngineStarted, RunFinished, StepGenerated
-from gendiff.run.session import RunConfig
+from gendiff.run.config import RunConfig
 from gendiff.run.sweep import run_sweep
 
 pytestmark = pytest.mark.slow

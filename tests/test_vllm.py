@@ -109,7 +109,8 @@ from gendiff.engines.settings import GenerationSettings
 from gendiff.io.prompts import PromptBook
 from gendiff.io.snapshots import snapshot_json
 from gendiff.records.events import EngineStarted, StepGenerated
-from gendiff.run.session import RunConfig, Session
+from gendiff.run.config import RunConfig
+from gendiff.run.session import Session
 
 specs = tuple(parse_engine_spec(n, {"dtype": "float32"}, engine_names()) for n in ("hf-single", "hf-left", "vllm"))
 config = RunConfig(None, specs, "hf-single", GenerationSettings(max_new_tokens=24, top_k=5))

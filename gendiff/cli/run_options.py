@@ -9,8 +9,8 @@ from gendiff import defaults
 from gendiff.engines.settings import split_engine_list
 from gendiff.errors import InputError
 from gendiff.records.decoding import Decoding
+from gendiff.run.config import RunConfig
 from gendiff.run.options import RunOptions
-from gendiff.run.session import RunConfig
 
 
 def decoding_from_args(args: argparse.Namespace) -> Decoding:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import threading
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +26,7 @@ from gendiff.engines.answers import BadAnswer, Expected, check_answer, check_tok
 from gendiff.engines.base import Engine
 from gendiff.engines.flavour import Flavour, ServedError
 from gendiff.engines.flavours import FLAVOURS
+from gendiff.engines.http_plumbing import each_row, error_text, retry_after, served_models
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, whole_number
 from gendiff.engines.steps import TraceBuilder
@@ -35,7 +34,6 @@ from gendiff.errors import EngineError, GendiffError, InputError
 from gendiff.records.trace import TokenStep, TopToken
 
 HINT = "start it (docs/served.md) or fix url="
-RETRY_AFTER_MAX_S = 30.0  # a server asking for longer is treated as failing that prompt after the retries
 CHECK_TIMEOUT_S = 10.0  # for the checks without a prompt (models, version); timeout= is per prompt
 
 
@@ -127,10 +125,10 @@ class OpenAIServer(Engine):
                 given = f"the key in ${self.key_variable}" if self.key_variable else "no key"
                 raise GendiffError(
                     f"engine {self.spec.label}: the server at {self.url} refuses {given} "
-                    f"({models.status_code}: {self._scrub(_error_text(models))}); "
+                    f"({models.status_code}: {self._scrub(error_text(models))}); "
                     + ("check the variable's value" if self.key_variable else "give api_key_env=NAME")
                 )
-            served = _served_models(models)
+            served = served_models(models)
             if served is not None and self.model not in served:
                 raise GendiffError(
                     f"engine {self.spec.label}: the server at {self.url} serves {', '.join(served) or 'no model'}, "
@@ -179,7 +177,7 @@ class OpenAIServer(Engine):
                 if problem:
                     errors[row] = problem
 
-            await _each(range(len(prompts)), check, limit, cancel)
+            await each_row(range(len(prompts)), check, limit, cancel)
 
             async def ask(row: int) -> None:
                 answer = await self._ask(client, prompts[row], settings)
@@ -196,7 +194,7 @@ class OpenAIServer(Engine):
                         "was asked for more and gendiff saw no end of sequence: a stop token from its generation config?"
                     )
 
-            await _each([row for row in range(len(prompts)) if row not in errors], ask, limit, cancel)
+            await each_row([row for row in range(len(prompts)) if row not in errors], ask, limit, cancel)
         return errors
 
     # ---- checks -------------------------------------------------------------------------------
@@ -277,13 +275,13 @@ class OpenAIServer(Engine):
                 return f"the request failed: {type(exc).__name__}: {exc}"
             if answer.status_code != 429 or attempt == retries:
                 break
-            await asyncio.sleep(_retry_after(answer, 0.5 * 2**attempt))
+            await asyncio.sleep(retry_after(answer, 0.5 * 2**attempt))
         if answer.status_code != 200:
-            return f"server error {answer.status_code}: {self._scrub(_error_text(answer))}"
+            return f"server error {answer.status_code}: {self._scrub(error_text(answer))}"
         try:
             return answer.json()
         except ValueError:
-            return f"the answer is not JSON: {self._scrub(_error_text(answer))}"
+            return f"the answer is not JSON: {self._scrub(error_text(answer))}"
 
     async def _ask(self, client: Any, prompt: list[int], settings: GenerationSettings) -> Any:
         """Generate for one prompt: (steps, the server's finish reason), or an error line.
@@ -351,60 +349,6 @@ class OpenAIServer(Engine):
         import httpx
 
         return httpx.Timeout(float(str(self.option("timeout"))), connect=5.0)
-
-
-def _retry_after(answer: Any, default: float) -> float:
-    """Seconds to wait before retrying a 429: its ``Retry-After`` in seconds (an HTTP date or
-    nonsense: ``default``), never more than RETRY_AFTER_MAX_S."""
-    try:
-        wait = float(answer.headers.get("Retry-After", ""))
-    except ValueError:
-        wait = default
-    return min(max(wait, 0.0), RETRY_AFTER_MAX_S) if wait == wait else default
-
-
-def _served_models(answer: Any) -> list[str] | None:
-    """The model ids of a GET /v1/models answer; None when the server doesn't say (no check then)."""
-    try:
-        data = answer.json() if answer.status_code == 200 else None
-        return [str(m["id"]) for m in data["data"]] if isinstance(data, dict) else None
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-async def _each(rows: Any, work: Callable[[int], Any], limit: int, cancel: threading.Event | None) -> None:
-    """Run ``work(row)`` for every row, ``limit`` at a time; once ``cancel`` is set, rows not yet
-    started are skipped and those in flight are abandoned. An exception in one is raised here."""
-    gate = asyncio.Semaphore(limit)
-
-    async def one(row: int) -> None:
-        async with gate:
-            if cancel is None or not cancel.is_set():
-                await work(row)
-
-    pending = {asyncio.ensure_future(one(row)) for row in rows}
-    try:
-        while pending:
-            done, pending = await asyncio.wait(pending, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()  # a GendiffError (wrong tokenizer, string-keyed logprobs) stops the run
-            if cancel is not None and cancel.is_set():
-                break
-    finally:
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _error_text(answer: Any) -> str:
-    try:
-        data = answer.json()
-        message = data.get("error", data) if isinstance(data, dict) else data
-        if isinstance(message, dict):
-            message = message.get("message", message)
-        return " ".join(str(message).split())[:300]
-    except ValueError:
-        return " ".join(answer.text.split())[:300]
 
 
 def _flavour_hint(flavour: Flavour) -> str:

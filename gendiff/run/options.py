@@ -26,7 +26,7 @@ from gendiff.engines.settings import GenerationSettings, parse_engine_spec
 from gendiff.errors import GendiffError
 from gendiff.records.decoding import Decoding
 from gendiff.records.snapshot import Snapshot
-from gendiff.run.session import RunConfig
+from gendiff.run.config import RunConfig
 
 
 @dataclass(frozen=True)

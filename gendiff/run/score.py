@@ -18,7 +18,8 @@ from typing import Any
 from gendiff.engines.hf import check_context
 from gendiff.errors import GendiffError
 from gendiff.records.statistics import DistributionStats, aggregate
-from gendiff.run.session import RunConfig, Session
+from gendiff.run.config import RunConfig
+from gendiff.run.session import Session
 from gendiff.run.statistics import teacher_forced
 
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gendiff.defaults import FRAGILE_THRESHOLD, STOP_AT_EOS, TOLERANCE
-from gendiff.display import shorten
-from gendiff.engines import create_engine, engine_class
+from gendiff.engines import create_engine
 from gendiff.engines.base import Engine, run_engine
 from gendiff.engines.conformance import verify
 from gendiff.engines.hf import check_context
@@ -44,39 +43,9 @@ from gendiff.records.events import (
 )
 from gendiff.records.snapshot import Batch, PromptResult, Snapshot
 from gendiff.records.trace import TokenStep, Trace
+from gendiff.run.config import RunConfig, check_token_ids, prompt_problem
 from gendiff.run.diagnosis import Bisection, Reconvergence, bisect, reconverge
 from gendiff.run.lanes import RunStop, plan_lanes, run_lanes, serialized
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """What to run: the model, the engines (the reference among them) and the decoding settings."""
-
-    model_path: str | None
-    engines: tuple[EngineSpec, ...]
-    reference: str
-    settings: GenerationSettings = GenerationSettings()
-    fragile_threshold: float = FRAGILE_THRESHOLD
-
-    def validate(self) -> None:
-        labels = [spec.label for spec in self.engines]
-        if not labels:
-            raise InputError("no engines selected; pass --engines hf-single,hf-left (for example)")
-        if len(set(labels)) != len(labels):
-            raise InputError(f"engines {', '.join(labels)}: each engine may appear once")
-        if not (0 <= self.fragile_threshold < float("inf")):  # also refuses NaN
-            raise InputError(
-                f"--fragile-threshold {self.fragile_threshold}: must be a finite number, 0 or more (e.g. 0.05)"
-            )
-        if self.reference not in labels:
-            raise InputError(
-                f"reference {self.reference!r} is not among the engines ({', '.join(labels)}); add it or pick one of them"
-            )
-        for spec in self.engines:  # before any model work: a setting an engine can't honour is bad input
-            engine_class(spec.name).check_options(spec)
-            problem = engine_class(spec.name).settings_problem(self.settings)
-            if problem:
-                raise InputError(f"engine {spec.label}: {problem}")
 
 
 @dataclass
@@ -403,30 +372,3 @@ class Session:
             notes=self.notes,
             batches=[self.batch_record(labels, indices)],
         )
-
-
-def check_token_ids(prompts: list[str], token_ids: list[list[int]], tokenizer: PromptTokenizer) -> None:
-    """Every prompt has tokens, and every id is a row of the model's embedding (checked once,
-    here, for every engine: vLLM would quietly generate from an id the HF engines crash on)."""
-
-    vocab = tokenizer.model_vocab_size
-    for index, (text, ids) in enumerate(zip(prompts, token_ids)):
-        if not ids:
-            raise InputError(
-                f"prompt {index + 1} ({shorten(text, 40)!r}) gives no tokens with the tokenizer of "
-                f"{Path(tokenizer.path).name}; write text it can encode, or delete the prompt"
-            )
-        if vocab is not None and max(ids) >= vocab:
-            raise InputError(
-                f"prompt {index + 1}: token id {max(ids)} is beyond the model's {vocab} embedding rows "
-                f"(the tokenizer has {tokenizer.vocab_size} ids): the tokenizer's and the model's vocabularies "
-                "differ; use the tokenizer saved with this model"
-            )
-
-
-def prompt_problem(token_ids: list[int], settings: GenerationSettings, max_length: int | None) -> str | None:
-    """Why this prompt can't run (said of the prompt itself, no flag names: the app shows it beside it)."""
-    if not token_ids:
-        return "the prompt tokenizes to no tokens; write some text"
-    problem = settings.context_problem(len(token_ids), max_length)
-    return f"too long: {problem}; shorten it or lower max new tokens" if problem else None

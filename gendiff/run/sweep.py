@@ -23,7 +23,8 @@ from gendiff.records.decoding import DECODING_KEYS
 from gendiff.records.divergence import compare
 from gendiff.records.events import OnEvent
 from gendiff.records.trace import Trace
-from gendiff.run.session import RunConfig, Session
+from gendiff.run.config import RunConfig
+from gendiff.run.session import Session
 
 SCHEMA_ID = "gendiff.sweep/1"
 

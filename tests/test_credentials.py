@@ -83,14 +83,24 @@ def test_the_key_is_sent_as_bearer_and_never_printed_or_stored(monkeypatch, caps
     assert data["prompts"][0]["traces"][spec]["token_ids"] == [20, 21, 22]
 
 
-def test_a_wrong_key_is_one_engine_error(monkeypatch, capsys):
+def test_a_wrong_key_is_bad_input_named_without_the_key(monkeypatch, capsys):
     monkeypatch.setenv("GENDIFF_TEST_KEY", "sk-wrong-1111")
     with FakeServer(key=SECRET) as server:
         spec = f"openai:url={server.url},model=fake,api_key_env=GENDIFF_TEST_KEY"
         code = main(["run", "--engines", spec, "--max-new-tokens", "2", "--quiet"])
     err = capsys.readouterr().err
-    assert code == 3 and "refuses the key in $GENDIFF_TEST_KEY (401" in err
+    assert code == 2 and "refuses the key in $GENDIFF_TEST_KEY (401" in err  # the key is input: exit 2
     assert "sk-wrong-1111" not in err
+
+
+def test_a_model_the_server_does_not_serve_is_bad_input_naming_what_it_serves(capsys):
+    with FakeServer() as server:
+        spec = f"openai:url={server.url},model=no-such-model"
+        code = main(["run", "--engines", spec, "--max-new-tokens", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"the server at {server.url} serves fake, not 'no-such-model'; pass model=<one of those>" in err
+    assert not [r for r in server.requests if r[0] == "POST"]  # refused before any generation
 
 
 def test_a_server_echoing_the_key_in_its_error_is_scrubbed(monkeypatch, capsys):

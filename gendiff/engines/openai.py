@@ -123,14 +123,14 @@ class OpenAIServer(Engine):
             models = self._get(client, f"{self.url}/models")
             if models.status_code in (401, 403):
                 given = f"the key in ${self.key_variable}" if self.key_variable else "no key"
-                raise GendiffError(
+                raise InputError(  # the key is the user's input
                     f"engine {self.spec.label}: the server at {self.url} refuses {given} "
                     f"({models.status_code}: {self._scrub(error_text(models))}); "
                     + ("check the variable's value" if self.key_variable else "give api_key_env=NAME")
                 )
             served = served_models(models)
             if served is not None and self.model not in served:
-                raise GendiffError(
+                raise InputError(  # model= is the user's input
                     f"engine {self.spec.label}: the server at {self.url} serves {', '.join(served) or 'no model'}, "
                     f"not {self.model!r}; pass model=<one of those>"
                 )

@@ -19,3 +19,9 @@ STOP_AT_EOS = True
 FRAGILE_THRESHOLD = 0.05
 TOLERANCE = 1e-3  # --bisect: the relative difference that counts as a real split
 RECHECK_DTYPE = "float32"
+
+# Prompt files: a bigger file is refused before it is read (a prompt file is text people edit;
+# 64 MiB is ~16k prompts of 4k characters), a longer prompt before it is tokenized (4M characters
+# is ~1M tokens, past the context window of the models gendiff runs on one machine).
+MAX_PROMPT_FILE_BYTES = 64 * 1024 * 1024
+MAX_PROMPT_CHARS = 4_000_000

@@ -98,3 +98,13 @@ def test_the_command_line_prints_each_stage(capsys, tmp_path):
     _, err = capsys.readouterr()
     assert code == 0
     assert "stage 1/1: re-convergence: feeding each diverging engine the reference's tokens…" in err
+
+
+def test_the_app_s_session_refuses_an_overlong_prompt_alone_without_tokenizing_it():
+    from gendiff.defaults import MAX_PROMPT_CHARS
+
+    engines = (parse_engine_spec("hf-single"),)
+    config = RunConfig(str(demo_model_path()), engines, "hf-single", GenerationSettings(max_new_tokens=4))
+    s = Session(config, ["Hello there", "x" * (MAX_PROMPT_CHARS + 1)], [7, 9], per_prompt_errors=True)
+    assert list(s.rejected) == [9] and "4,000,001 characters" in s.rejected[9]
+    assert s.token_ids[1] == [] and s.token_ids[0]

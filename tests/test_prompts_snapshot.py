@@ -3,7 +3,7 @@ import json
 import pytest
 from helpers import two_engine_snapshot
 
-from gendiff.errors import GendiffError
+from gendiff.errors import GendiffError, InputError
 from gendiff.io.prompts import PromptBook, escape_line, unescape_line
 from gendiff.io.snapshots import is_snapshot_file, load_snapshot, save_snapshot
 from gendiff.records.snapshot import Snapshot
@@ -137,3 +137,27 @@ def test_prompt_file_changed_by_another_program_is_not_overwritten(tmp_path):
     assert file.read_text() == "mine\n" and not book.changed_on_disk()
     file.touch()  # same bytes, newer time: not a change
     assert not book.changed_on_disk()
+
+
+def test_a_prompt_file_over_the_limit_is_refused_before_it_is_read(tmp_path):
+    from gendiff.defaults import MAX_PROMPT_FILE_BYTES
+
+    big = tmp_path / "big.txt"
+    with big.open("wb") as handle:
+        handle.truncate(MAX_PROMPT_FILE_BYTES + 1)  # sparse: no disk, and reading it would take seconds
+    with pytest.raises(InputError) as error:
+        PromptBook.load(big)
+    assert (
+        str(error.value)
+        == f"prompts {big}: 64.0 MiB, more than a prompt file may hold (64 MiB); split it into several files"
+    )
+
+
+def test_a_prompt_over_the_character_limit_is_refused_naming_it():
+    from gendiff.defaults import MAX_PROMPT_CHARS
+    from gendiff.io.prompts import validate_prompt
+
+    validate_prompt("x" * MAX_PROMPT_CHARS, 0)  # at the limit: fine
+    with pytest.raises(InputError) as error:
+        validate_prompt("x" * (MAX_PROMPT_CHARS + 1), 2)
+    assert str(error.value).startswith("prompt 3 is 4,000,001 characters, more than gendiff tokenizes")

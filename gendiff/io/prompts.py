@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gendiff.defaults import MAX_PROMPT_CHARS, MAX_PROMPT_FILE_BYTES
 from gendiff.errors import GendiffError, InputError
 from gendiff.io.fileio import atomic_write_text
 
@@ -114,6 +115,12 @@ class PromptBook:
             raise InputError(f"prompts {file}: no such file; create it (one prompt per line) or check the path")
         if not file.is_file():  # a FIFO or device would block the read or never end
             raise InputError(f"prompts {file}: not a regular file (a pipe or device); save the prompts to a file")
+        size = file.stat().st_size
+        if size > MAX_PROMPT_FILE_BYTES:
+            raise InputError(
+                f"prompts {file}: {size / 2**20:.1f} MiB, more than a prompt file may hold "
+                f"({MAX_PROMPT_FILE_BYTES // 2**20} MiB); split it into several files"
+            )
         try:
             text = file.read_text(encoding="utf-8")
         except UnicodeDecodeError:
@@ -160,5 +167,10 @@ def is_encodable(text: str) -> bool:
 def validate_prompt(text: str, index: int) -> None:
     if not text.strip():
         raise InputError(f"prompt {index + 1} is empty; write some text or delete it")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InputError(
+            f"prompt {index + 1} is {len(text):,} characters, more than gendiff tokenizes "
+            f"({MAX_PROMPT_CHARS:,}: past any context window it runs); shorten it"
+        )
     if not is_encodable(text):
         raise InputError(f"prompt {index + 1} holds an unpaired surrogate character; it is not valid text: fix it")

@@ -77,8 +77,13 @@ class Session:
         for index, text in enumerate(self.prompts):
             if self.per_prompt_errors and not text.strip():
                 self.rejected[self.prompt_ids[index]] = "empty prompt: write some text or delete it"
-            else:
+                continue
+            try:
                 validate_prompt(text, index)
+            except InputError as exc:  # the app: said of this prompt, the others run
+                if not self.per_prompt_errors:
+                    raise
+                self.rejected[self.prompt_ids[index]] = str(exc)
         # engines first: an unknown option fails before the tokenizer loads
         self.engines = {spec.label: create_engine(spec, str(self.model_dir)) for spec in self.config.engines}
         for device in dict.fromkeys(spec.device for spec in self.config.engines):
@@ -86,7 +91,10 @@ class Session:
         self.tokenizer = load_tokenizer(self.model_dir)
         self.config.settings.validate(self.tokenizer.vocab_size)
         # tokenized once: every engine gets exactly these ids
-        self.token_ids = [self.tokenizer.encode(text) for text in self.prompts]
+        self.token_ids = [  # a prompt already refused is not tokenized (it may be millions of characters)
+            [] if pid in self.rejected else self.tokenizer.encode(text)
+            for pid, text in zip(self.prompt_ids, self.prompts)
+        ]
         if not self.per_prompt_errors:
             check_token_ids(self.prompts, self.token_ids, self.tokenizer)
             check_context(self.token_ids, self.config.settings, self.tokenizer.max_length)

@@ -113,3 +113,31 @@ def test_a_snapshot_full_of_escapes_never_reaches_the_terminal(tmp_path):
     for bad in (b"\x1b]0;PWNED", b"\x1b]52;", b"\x1b[2J"):
         assert bad not in seen, (bad, seen[max(0, seen.find(bad) - 80) : seen.find(bad) + 80])
     assert "␛]0;PWNED".encode() in seen  # shown, inert
+
+
+def test_keys_typed_while_the_app_starts_are_not_echoed_and_the_echo_comes_back_after_q(tmp_path):
+    import termios
+
+    process, primary = start(["--max-new-tokens", "4"], tmp_path, {"GENDIFF_CONFIG_DIR": str(tmp_path)})
+    seen = bytearray()
+    try:
+        deadline = time.monotonic() + 60
+        # gendiff turns the echo off first thing, keeping the line mode (the app's raw mode, later,
+        # clears both): only in that window do typed keys wait unseen for the app
+        while (termios.tcgetattr(primary)[3] & (termios.ECHO | termios.ICANON)) != termios.ICANON:
+            assert time.monotonic() < deadline and process.poll() is None, "no quiet window before the app"
+            time.sleep(0.005)
+        os.write(primary, b"zzz")  # typed before the first frame (z is no key of the app)
+        assert read_until(primary, process, b"Prompts", 120, seen), seen[-2000:]
+        before_the_app = bytes(seen[: seen.find(b"\x1b[?1049h")])  # until the app takes the screen
+        os.write(primary, b"q")
+        read_until(primary, process, b"\x00never", 20, seen)
+        code = process.wait(timeout=10)
+        echo_after = bool(termios.tcgetattr(primary)[3] & termios.ECHO)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+        os.close(primary)
+    assert b"\x1b[?1049h" in seen
+    assert b"zzz" not in before_the_app  # not echoed over the screen
+    assert code == 0 and echo_after  # the terminal's own settings are back

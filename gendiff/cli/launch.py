@@ -10,6 +10,7 @@ import threading
 
 from gendiff.cli.console import err
 from gendiff.cli.run_options import options_from_args
+from gendiff.cli.terminal import restore_now
 from gendiff.engines.loading import model_folder
 from gendiff.engines.vllm_worker import stop_all
 from gendiff.errors import GendiffError
@@ -49,4 +50,5 @@ def end_work_now() -> None:
     if any(t.is_alive() and t.name.startswith(WORK_THREAD_PREFIX) for t in threading.enumerate()):
         sys.stdout.flush()
         sys.stderr.flush()
+        restore_now()  # os._exit skips every finally: the echo comes back first
         os._exit(0)

@@ -14,6 +14,7 @@ from typing import Any
 
 from gendiff.cli.args import compare_parser, export_parser, given_options, run_parser, score_parser, tui_parser
 from gendiff.cli.console import error_line, stream_write
+from gendiff.cli.terminal import keys_held_quietly
 from gendiff.errors import EXIT_CANCELLED, GendiffError
 
 
@@ -35,9 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(export_parser().parse_args(argv[1:]))
         args = tui_parser().parse_args(argv)
         args.given = given_options(tui_parser(), argv)
-        from gendiff.cli.launch import cmd_tui  # Textual and the core load only when the app opens
+        with keys_held_quietly():  # from here to the first frame, keys typed are not echoed
+            from gendiff.cli.launch import cmd_tui  # Textual and the core load only when the app opens
 
-        return cmd_tui(args)
+            return cmd_tui(args)
     except GendiffError as exc:
         error_line(str(exc))
         return exc.exit_code

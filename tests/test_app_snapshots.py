@@ -190,6 +190,25 @@ async def test_export_before_any_run_says_so(tmp_path):
         assert not isinstance(app.screen, ExportDialog)
 
 
+async def test_export_offers_a_gdz_name_says_how_names_choose_the_format_and_writes_it(tmp_path, monkeypatch):
+    original = load_snapshot(hand_made_snapshot(tmp_path / "snap.json"))
+    monkeypatch.chdir(tmp_path)
+    app = app_for(tmp_path / "snap.json")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("x")
+        await pilot.pause()
+        offered = app.screen.query_one("#export-path").value
+        assert offered.startswith("gendiff-") and offered.endswith(".gdz")
+        formats = str(app.screen.query_one("#export-formats").content)
+        assert ".gdz" in formats and "JSON" in formats
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ExportDialog), 10)
+    written = tmp_path / offered
+    assert written.read_bytes()[:2] == b"PK"  # a zip container, not JSON text
+    reopened = load_snapshot(written)
+    assert [p.text for p in reopened.prompts] == [p.text for p in original.prompts]
+
+
 async def test_export_dialog_stays_open_on_a_bad_path_with_what_was_typed(tmp_path):
     original = load_snapshot(hand_made_snapshot(tmp_path / "snap.json"))
     app = app_for(tmp_path / "snap.json")

@@ -18,6 +18,8 @@ from gendiff.display import inert
 from gendiff.errors import GendiffError, describe
 
 Job = Callable[[], Any]
+# the format follows the name (gendiff.io.snapshots.format_for); said where the name is typed
+FORMATS = ".gdz: compressed columns (gendiff export --json reads it out) · any other name: JSON"
 
 
 class ExportDialog(ModalScreen[Any]):
@@ -39,6 +41,7 @@ class ExportDialog(ModalScreen[Any]):
             yield Label(Text(inert(self.title_text)), classes="dialog-title")
             yield Input(self.default_path, id="export-path")
             yield Label("", id="export-error")
+            yield Label(FORMATS, classes="dialog-help", id="export-formats")
             yield Label("enter write · escape cancel", classes="dialog-help")
 
     def on_mount(self) -> None:

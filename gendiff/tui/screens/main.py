@@ -296,5 +296,5 @@ class MainScreen(Screen[None]):
         if export_snapshot(self.ws) is None:
             self.notify("nothing to export yet: run the prompts first (R)", severity="warning")
             return
-        default = f"gendiff-{datetime.now():%Y%m%d-%H%M%S}.json"
+        default = f"gendiff-{datetime.now():%Y%m%d-%H%M%S}.gdz"
         self.app.push_screen(ExportDialog(default, prepare), written)

@@ -10,7 +10,7 @@ import json
 from app_helpers import SIZE, FakeRun, app_for, marks, notifications, prompt_file, shown_columns, wait_until
 from textual.widgets import Select
 
-from gendiff.tui.screens.settings import SettingsScreen
+from gendiff.tui.screens.settings import CheckList, SettingsScreen
 
 
 def engine_rows(screen):
@@ -176,3 +176,23 @@ async def test_theme_switch_is_remembered(isolated_config):
     app = app_for(theme="gendiff-contrast")
     async with app.run_test(size=SIZE) as pilot:
         assert app.theme == "gendiff-contrast"
+
+
+async def test_every_tab_stop_of_the_settings_is_a_field_and_shift_tab_wraps_to_the_last(tmp_path):
+    from textual.widgets import Input
+
+    app = app_for(prompt_file(tmp_path, "first"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        chain = app.screen.focus_chain
+        assert all(isinstance(w, (Input, Select, CheckList)) for w in chain), [type(w).__name__ for w in chain]
+        assert app.focused.id == "set-variant"
+        await pilot.press("shift+tab")
+        assert app.focused.id == "set-model"
+        await pilot.press("tab", "tab")
+        assert app.focused.id == "set-engines"
+        # the field focused last sits below the fold at 80x24: focus scrolled it into view
+        await pilot.press("shift+tab", "shift+tab")
+        assert app.focused.id == "set-model"
+        assert app.screen.query_one("#settings-box").region.contains_region(app.focused.region)

@@ -99,14 +99,16 @@ class SettingsScreen(ModalScreen[RunOptions | None]):
 
     def compose(self) -> ComposeResult:
         c = self.current
-        with VerticalScroll(classes="dialog wide", id="settings-box"):
+        box = VerticalScroll(classes="dialog wide", id="settings-box")
+        box.can_focus = False  # a tab stop that shows nothing; focusing a field scrolls it into view
+        with box:
             yield Label("Settings (apply to the next run; remembered for the next launch)", classes="dialog-title")
             yield Label("", id="settings-error")
             yield Label("add an engine variant (NAME:key=value,…) ⏎")
             yield Input(placeholder="hf-single:dtype=float32", id="set-variant")
             with Horizontal(classes="settings-row"):
                 with Vertical():
-                    yield Label("engines (space toggles)")
+                    yield Label("engines: space")
                     yield CheckList(self.order, set(c.engines), id="set-engines")
                 with Vertical():
                     yield Label("reference")

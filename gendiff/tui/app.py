@@ -71,10 +71,10 @@ class GendiffApp(App[None]):
     CSS_PATH = "gendiff.tcss"
     TITLE = "gendiff"
     BINDINGS = [
-        Binding("t", "next_theme", "Theme", id="theme", show=False),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("ctrl+c", "quit", "Quit", id="quit.ctrl-c", show=False, priority=True),
+        Binding("t", "next_theme", "Theme", id="theme", show=False, tooltip="Next theme (remembered)"),
+        Binding("question_mark", "help", "Help", id="help", tooltip="This list of keys"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Quit (asks first when prompt edits would be lost)"),
+        Binding("ctrl+c", "quit", "Quit", id="quit.ctrl-c", show=False, priority=True, tooltip="Quit, as q does"),
     ]
 
     def __init__(self, options: LaunchOptions | None = None) -> None:

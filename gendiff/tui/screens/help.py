@@ -27,7 +27,7 @@ def bindings_table(groups: list[tuple[str, list[Binding]]]) -> Table:
         table.add_row(f"[u]{title}[/u]", "")
         for binding in bindings:
             keys = " / ".join(key_name(k) for k in binding.key.split(","))
-            table.add_row(keys, binding.description)
+            table.add_row(keys, binding.tooltip or binding.description)  # the footer's word, spelled out
     return table
 
 

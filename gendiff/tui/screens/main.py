@@ -46,10 +46,24 @@ RUN_ONLY = frozenset({"run_all", "cancel", "settings"})  # hidden when viewing a
 
 class MainScreen(Screen[None]):
     BINDINGS = [
-        Binding("R", "run_all", "All", id="run.all"),
-        Binding("escape", "cancel", "Cancel", id="run.cancel", show=False),
-        Binding("s", "settings", "Settings", id="settings", show=False),
-        Binding("x", "export", "Export", id="export"),
+        Binding("R", "run_all", "All", id="run.all", tooltip="Run every prompt through every engine"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="run.cancel",
+            show=False,
+            tooltip="Cancel the running work (run, recheck, bisection)",
+        ),
+        Binding(
+            "s",
+            "settings",
+            "Settings",
+            id="settings",
+            show=False,
+            tooltip="Settings: engines, reference, dtype, tokens",
+        ),
+        Binding("x", "export", "Export", id="export", tooltip="Export a snapshot (.gdz compressed, .json readable)"),
     ]
 
     def __init__(self, options: RunOptions, document: Document, preload_model: bool = True) -> None:

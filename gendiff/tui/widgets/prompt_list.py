@@ -75,15 +75,25 @@ class PromptList(OptionList):
     """
 
     BINDINGS = [
-        Binding("r", "run_selected", "Run", id="prompt.run"),
-        Binding("a", "add", "Add", id="prompt.add", show=False),
-        Binding("e", "edit", "Edit", id="prompt.edit", show=False),
-        Binding("d", "delete", "Delete", id="prompt.delete", show=False),
+        Binding("r", "run_selected", "Run", id="prompt.run", tooltip="Run the selected prompt"),
+        Binding("a", "add", "Add", id="prompt.add", show=False, tooltip="Add a prompt below the selected one"),
+        Binding("e", "edit", "Edit", id="prompt.edit", show=False, tooltip="Edit the selected prompt"),
+        Binding(
+            "d", "delete", "Delete", id="prompt.delete", show=False, tooltip="Delete the selected prompt (asks first)"
+        ),
         Binding("ctrl+up", "move(-1)", "Move prompt up", id="prompt.up", show=False),
         Binding("ctrl+down", "move(1)", "Move prompt down", id="prompt.down", show=False),
     ]
     # what the list's inherited keys do in gendiff (their OptionList descriptions are generic)
-    INHERITED = {"enter": "Edit the selected prompt", "up": "Previous prompt", "down": "Next prompt"}
+    INHERITED = {
+        "enter": "Edit the selected prompt",
+        "up": "Previous prompt",
+        "down": "Next prompt",
+        "home": "First prompt",
+        "end": "Last prompt",
+        "pageup": "A page of prompts up",
+        "pagedown": "A page of prompts down",
+    }
 
     class AddRequested(Message):
         """Add a prompt after ``after`` (an id; None: at the top of an empty list)."""

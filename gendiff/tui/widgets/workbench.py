@@ -28,18 +28,24 @@ class Workbench(Vertical):
     """``comparing``: two snapshots side by side (labels ``engine@A`` / ``engine@B``)."""
 
     BINDINGS = [
-        Binding("n", "jump(1)", "Next", id="nav.next"),
-        Binding("p", "jump(-1)", "Prev", id="nav.prev", show=False),
-        Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine"),
+        Binding("n", "jump(1)", "Next", id="nav.next", tooltip="Next divergence"),
+        Binding("p", "jump(-1)", "Prev", id="nav.prev", show=False, tooltip="Previous divergence"),
+        Binding("tab", "cycle_engine(1)", "Engine", id="nav.engine", tooltip="Next engine against the reference"),
         Binding("shift+tab", "cycle_engine(-1)", "Previous engine", id="nav.engine-prev", show=False),
-        Binding("right", "step(1)", "Step →", id="step.next", show=False),
+        Binding("right", "step(1)", "Step →", id="step.next", show=False, tooltip="Next step"),
         Binding("left", "step(-1)", "Previous step", id="step.prev", show=False),
         Binding("right_square_bracket", "step(1)", "Next step", id="step.next-alt", show=False),
         Binding("left_square_bracket", "step(-1)", "Previous step", id="step.prev-alt", show=False),
         Binding("g", "step_home", "Back to the divergence (step explorer)", id="step.home", show=False),
-        Binding("o", "filter_engine", "Only", id="compare.only"),
-        Binding("b", "bisect", "Bisect", id="diagnose.bisect"),
-        Binding("f", "recheck", "f32", id="diagnose.recheck"),
+        Binding("o", "filter_engine", "Only", id="compare.only", tooltip="Only this engine's divergences (again: all)"),
+        Binding(
+            "b",
+            "bisect",
+            "Bisect",
+            id="diagnose.bisect",
+            tooltip="Bisect: the first module where the two engines differ",
+        ),
+        Binding("f", "recheck", "f32", id="diagnose.recheck", tooltip="Recheck this divergence in float32"),
     ]
 
     class DiagnoseRequested(Message):

@@ -146,3 +146,26 @@ def test_bad_shard_options_exit_2_before_any_model_work(capsys, monkeypatch, arg
     code = main(["run", "--quiet", *argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
+
+
+def test_ray_missing_is_bad_input_before_any_model_work(capsys, monkeypatch):
+    import sys
+
+    import gendiff.run.session as session
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    monkeypatch.setattr(session.Session, "__post_init__", lambda self: pytest.fail("a model was loaded"))
+    code = main(["run", "--quiet", "--shards", "2", "--ray", "local"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Ray is not installed" in err and "gendiff[ray]" in err
+
+
+@pytest.mark.parametrize(
+    ("devices", "gpus"), [(("cpu", "cpu"), 0), (("cuda", "cuda:0"), 1), (("cuda:0", "cuda:1"), 2), (("cpu", "cuda"), 1)]
+)
+def test_a_shard_task_asks_one_gpu_per_cuda_device_its_engines_name(devices, gpus):
+    from gendiff.run.options import RunOptions
+    from gendiff.run.ray_shards import gpus_per_task
+
+    engines = tuple(f"{name}:device={device}" for name, device in zip(("hf-single", "hf-left"), devices))
+    assert gpus_per_task(RunOptions(engines=engines)) == gpus

@@ -447,6 +447,40 @@ def overlap() -> None:
         )
 
 
+def shards() -> None:
+    """Sharded-and-merged vs one run (benchmarks/shards.py): N shards one after another + the merge,
+    and (not --quick, Ray installed) --shards N --ray local, each over the one run's wall time."""
+    import importlib.util
+
+    shape = ["--tokens", "4", "--pairs", "1"] if QUICK else ["--tokens", "16", "--pairs", "3"]
+    with_ray = not QUICK and importlib.util.find_spec("ray") is not None
+    out = subprocess.run(
+        [PY, str(HERE / "shards.py"), *shape, *(["--ray"] if with_ray else []), "--json-line"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    f = json.loads(out.stdout.strip().splitlines()[-1])
+    detail = "; ".join(f"{p['sharded_cpu_s']:.2f}s vs {p['one_cpu_s']:.2f}s CPU" for p in f["pairs"])
+    line(
+        f"{f['shards']} shards one after another + merge / one run (CPU time)",
+        f["cpu_ratio"],
+        "same records",
+        f["same"],
+        f"median of {len(f['pairs'])} pair(s): {detail}; wall ratio {f['wall_ratio']:.3f}; {f['prompts']} prompts; "
+        f"records equal: {f['same']}; load {f['load']:.1f}",
+    )
+    if "ray_s" in f:
+        r = f["ray_s"] / f["one_thread_s"]
+        line(
+            f"--shards {f['shards']} --ray local / one run (one torch thread)",
+            r,
+            "same records",
+            f["ray_same"],
+            f"{f['ray_s']:.2f}s (Ray start included) vs {f['one_thread_s']:.2f}s; records equal: {f['ray_same']}",
+        )
+
+
 # (name, function, needs the app): the app's parts depend on the TUI's internals (app.main,
 # #prompt-text, the workbench's columns and current_number, ws.running), which change with it
 PARTS = [
@@ -455,6 +489,7 @@ PARTS = [
     ("memory", memory, False),
     ("snapshot-format", snapshot_format, False),
     ("overlap", overlap, False),
+    ("shards", shards, False),
     ("first-frame", first_frame, True),
     ("key-latency", key_latency, True),
     ("render-big", render_big, True),

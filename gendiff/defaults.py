@@ -25,3 +25,7 @@ RECHECK_DTYPE = "float32"
 # is ~1M tokens, past the context window of the models gendiff runs on one machine).
 MAX_PROMPT_FILE_BYTES = 64 * 1024 * 1024
 MAX_PROMPT_CHARS = 4_000_000
+
+# gendiff run --shards N --ray: CPUs of the Ray instance --ray local starts, retries of a shard whose worker dies
+RAY_LOCAL_CPUS = 2
+SHARD_RETRIES = 2

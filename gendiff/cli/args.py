@@ -30,6 +30,22 @@ def count_option(text: str) -> int:
     return value
 
 
+def shard_option(text: str) -> tuple[int, int]:
+    """An argparse type: ``I/N``, shard I of N, numbered from 1 (1 <= I <= N)."""
+    index, slash, count = text.partition("/")
+    try:
+        value = (int(index), int(count))
+    except ValueError:
+        value = None
+    if not slash or value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N (shard I of N, e.g. 1/4)")
+    if value[1] < 1 or not 1 <= value[0] <= value[1]:
+        raise argparse.ArgumentTypeError(
+            f"{text}: shards are numbered 1 to N (N at least 1), e.g. 1/{max(value[1], 2)}"
+        )
+    return value
+
+
 def number_option(minimum: float, inclusive: bool) -> Any:
     """An argparse type: a finite float at or above (or strictly above) ``minimum``; NaN and inf refused."""
 
@@ -191,6 +207,38 @@ def run_parser() -> argparse.ArgumentParser:
         "--fail-on-divergence", action="store_true", help="exit 1 if any engine diverges from the reference"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    shards = parser.add_argument_group(
+        "shards", "split the prompts by a hash of each prompt's text (docs/headless.md); gendiff merge joins them"
+    )
+    chosen = shards.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "--shard",
+        type=shard_option,
+        metavar="I/N",
+        help="run only the prompts of shard I of N (1 <= I <= N): those whose sha256(text) mod N is I-1",
+    )
+    chosen.add_argument(
+        "--shards", type=count_option, metavar="N", help="run all N shards as Ray tasks (needs --ray), then merge them"
+    )
+    shards.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="with --shards: the Ray cluster (ray://host:10001, auto) or local (a Ray instance started here)",
+    )
+    return parser
+
+
+def merge_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="gendiff merge",
+        description="Join the snapshots of the shards of one run (gendiff run --shard I/N) into one snapshot, "
+        "its prompts in the prompt file's order. Refuses snapshots that differ in model, engines, settings, "
+        "environment or prompt file, or that hold the same shard or prompt twice.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="the shard snapshots (.gdz or .json)")
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="where to write the merged snapshot: .gdz, else JSON"
+    )
     return parser
 
 
@@ -199,7 +247,7 @@ def tui_parser() -> argparse.ArgumentParser:
         prog="gendiff",
         description="Side-by-side greedy generation across inference engines, with the first divergence explained. "
         "Subcommands: 'gendiff run --help' for headless runs, 'gendiff compare --help' for two snapshots, "
-        "'gendiff export --help' to turn a snapshot into JSON or .gdz.",
+        "'gendiff export --help' to turn a snapshot into JSON or .gdz, 'gendiff merge --help' to join shards.",
     )
     parser.add_argument(
         "path", nargs="?", help="a prompt file (.txt/.jsonl) to edit and run, or a snapshot (.gdz/.json) to view"

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from gendiff.cli.console import err, error_line, out
-from gendiff.cli.run_options import build_config, engine_list
+from gendiff.cli.run_options import build_config, engine_list, options_from_args
 from gendiff.cli.summary import checked, repeats_table, statistics_table, summary_table
 from gendiff.demo import demo_model_path, demo_prompts_path
 from gendiff.display import one_line
@@ -18,7 +18,8 @@ from gendiff.errors import InputError, exit_code
 from gendiff.io.columnar import SUFFIX
 from gendiff.io.compare import load_pair
 from gendiff.io.fileio import atomic_write_text, check_writable, resolve_target, same_file
-from gendiff.io.prompts import PromptBook
+from gendiff.io.merge import merge_snapshots
+from gendiff.io.prompts import PromptBook, validate_prompt
 from gendiff.io.snapshots import format_for, load_snapshot, save_snapshot
 from gendiff.records.events import (
     EngineChecked,
@@ -29,6 +30,7 @@ from gendiff.records.events import (
     StageProgress,
     StageStarted,
 )
+from gendiff.records.shard import select_shard
 from gendiff.run.pipeline import Diagnoses, run_pipeline
 from gendiff.run.score import load_texts, score
 from gendiff.run.session import Session
@@ -41,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     book = PromptBook.load(demo_prompts_path() if args.prompts is None else args.prompts)
     if not book.prompts:
         raise InputError(f"prompts {book.path}: no prompts in the file; add one per line")
+    prompts, prompt_ids, shard = shard_prompts(args, book.prompts, book.path)
     if args.sweep and args.save is not None:
         raise InputError("--save with --sweep: a sweep writes a JSON table of variants; use --json OUT")
     output = snapshot_output(args)
@@ -54,7 +57,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise InputError("--sweep with --recheck/--stats/--repeat: run the sweep first, then one variant")
         return cmd_sweep(args, config, book.prompts)
 
-    session = Session(config, book.prompts)
+    if args.shards is not None:
+        from gendiff.run.ray_shards import run_on_ray  # Ray is imported only for --ray
+
+        started = time.perf_counter()
+        outcome = run_on_ray(args.ray, args.shards, options_from_args(args), book.prompts, diagnoses, err)
+        return finish_run(args, outcome, output, started)
+    session = Session(config, prompts, prompt_ids)
     if args.stats and not session.engines[config.reference].can_replay:
         raise InputError(
             f"--stats: the reference {config.reference} can't be teacher-forced; pick an hf-* or packed engine "
@@ -66,11 +75,44 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def progress(event: object) -> None:
         if not args.quiet:
-            line = progress_line(event, len(book.prompts))
+            line = progress_line(event, len(prompts))
             if line is not None:
                 err(line)
 
     outcome = run_pipeline(session, diagnoses, progress)
+    outcome.snapshot.shard = shard
+    return finish_run(args, outcome, output, started)
+
+
+def shard_prompts(args: argparse.Namespace, prompts: list[str], path: object) -> tuple[list[str], list[int], Any]:
+    """The prompts this run runs, their ids (positions in the file) and the shard record (None:
+    every prompt); --shard/--shards/--ray combinations refused before any model work."""
+    if args.ray is not None and args.shards is None:
+        raise InputError(f"--ray {args.ray}: runs the shards of --shards N; add --shards N (e.g. --shards 2)")
+    if args.shards is not None and args.ray is None:
+        raise InputError(
+            f"--shards {args.shards}: needs --ray ADDRESS (a cluster, or local), or run --shard I/N per machine"
+        )
+    if (args.shard or args.shards) and (args.sweep or args.stats):
+        raise InputError(
+            "--shard/--shards with --sweep or --stats: their totals are over one run's prompts; run them unsharded"
+        )
+    for position, text in enumerate(prompts):  # by file position, the same refusal in every shard
+        validate_prompt(text, position)
+    if args.shard is None:
+        return prompts, list(range(len(prompts))), None
+    index, count = args.shard
+    positions, shard = select_shard(prompts, index, count)
+    if not positions:
+        raise InputError(
+            f"--shard {index}/{count}: no prompt of {path} falls in shard {index} ({len(prompts)} prompts); "
+            "use fewer shards"
+        )
+    return [prompts[i] for i in positions], positions, shard
+
+
+def finish_run(args: argparse.Namespace, outcome: Any, output: tuple[str, str, str] | None, started: float) -> int:
+    """Save the run's snapshot, print its tables and notes; the exit code."""
     snapshot = outcome.snapshot
     # the snapshot first: a closed stdout (| head) or a failing print must never lose it
     if output is not None:
@@ -187,6 +229,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_output(args.out, inputs={"the snapshot it reads": args.file}, option="OUT")
     snapshot = load_snapshot(args.file)
     err(f"snapshot written to {save_snapshot(snapshot, args.out, format=chosen or format_for(args.out))}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """``gendiff merge A B … -o OUT``: the shard snapshots joined, written to OUT (.gdz, else JSON)."""
+    check_output(args.output, inputs={f"snapshot {name}": name for name in args.files}, option="-o")
+    merged = merge_snapshots([(name, load_snapshot(name)) for name in args.files])
+    err(f"merged snapshot written to {save_snapshot(merged, args.output, format=format_for(args.output))}")
+    shard = merged.shard
+    if shard is not None:
+        out(f"shards {shard.label}: {len(merged.prompts)} of {shard.total} prompts")
+    out(summary_table(merged))
     return 0
 
 

@@ -18,6 +18,7 @@ from gendiff.display import shorten
 from gendiff.errors import InputError
 from gendiff.records.columns import Columns, StepColumns
 from gendiff.records.divergence import ERROR, IDENTICAL, Divergence, compare
+from gendiff.records.shard import RULE, shard_of
 from gendiff.records.snapshot import PromptResult, Snapshot
 from gendiff.records.trace import TokenStep
 
@@ -35,6 +36,7 @@ def verify_snapshot(snapshot: Snapshot, source: str) -> Snapshot:
     limit = vocab if isinstance(vocab, int) and not isinstance(vocab, bool) and vocab > 0 else NO_VOCAB_LIMIT
     threshold = float(snapshot.decoding.get("fragile_threshold", FRAGILE_THRESHOLD))
     pairs = _expected_pairs(snapshot)
+    _check_shard(snapshot, source)
     for number, prompt in enumerate(snapshot.prompts, 1):
         where = f"snapshot {source}: prompt {number} ({shorten(prompt.text, 30)!r})"
         _check_ids(prompt, limit, vocab is not None, where)
@@ -44,6 +46,32 @@ def verify_snapshot(snapshot: Snapshot, source: str) -> Snapshot:
         if bad is not None:
             raise InputError(f"snapshot {source}: batches/{b}: token id {bad} {_outside(limit, vocab is not None)}")
     return snapshot
+
+
+def _check_shard(snapshot: Snapshot, source: str) -> None:
+    """A shard record agrees with the prompts: a known rule, shards numbered 1 … count once each,
+    every prompt in one of them by its text, every id a position in the list of ``prompts_total``."""
+    shard = snapshot.shard
+    if shard is None:
+        return
+    where = f"snapshot {source}: shard"
+    if shard.rule != RULE:
+        raise InputError(f"{where}.rule {shard.rule!r} is not one this gendiff knows ({RULE}); update gendiff")
+    if len(set(shard.indices)) != len(shard.indices) or not all(1 <= i <= shard.count for i in shard.indices):
+        raise InputError(f"{where}.indices {list(shard.indices)}: not distinct shards of 1 to {shard.count}{_EDITED}")
+    if len(snapshot.prompts) > shard.total:
+        raise InputError(
+            f"{where}.prompts_total {shard.total}: the file holds {len(snapshot.prompts)} prompts{_EDITED}"
+        )
+    for number, prompt in enumerate(snapshot.prompts, 1):
+        if prompt.id >= shard.total:
+            raise InputError(f"{where}: prompt {number} has id {prompt.id}, past the list's {shard.total}{_EDITED}")
+        if not shard.selects(prompt.text):
+            found = shard_of(prompt.text, shard.count)
+            raise InputError(
+                f"{where}: prompt {number} ({shorten(prompt.text, 30)!r}) falls in shard {found}/{shard.count}, "
+                f"not in {shard.label}{_EDITED}"
+            )
 
 
 def _expected_pairs(snapshot: Snapshot) -> list[tuple[str, str]]:

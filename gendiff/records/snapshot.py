@@ -12,6 +12,7 @@ from gendiff import __version__
 from gendiff.errors import GendiffError
 from gendiff.records.divergence import Divergence
 from gendiff.records.repeats import Repeats
+from gendiff.records.shard import Shard
 from gendiff.records.statistics import DistributionStats
 from gendiff.records.trace import Trace
 
@@ -121,6 +122,8 @@ class Snapshot:
     statistics: dict[str, DistributionStats] = field(default_factory=dict)
     # written while a run was going: engines that had not finished a prompt have no trace of it
     partial: bool = False
+    # gendiff run --shard / gendiff merge: which shards of which prompt list this holds (None: all of it)
+    shard: Shard | None = None
 
     @property
     def engine_labels(self) -> list[str]:
@@ -157,6 +160,7 @@ class Snapshot:
             **({"sources": self.sources} if self.sources else {}),
             **({"statistics": {k: v.to_dict() for k, v in self.statistics.items()}} if self.statistics else {}),
             **({"partial": True} if self.partial else {}),
+            **({"shard": self.shard.to_dict()} if self.shard is not None else {}),
         }
 
     @classmethod
@@ -175,4 +179,5 @@ class Snapshot:
             batches=[Batch.from_dict(b) for b in data["batches"]],
             statistics={k: DistributionStats.from_dict(v) for k, v in (data.get("statistics") or {}).items()},
             partial=bool(data.get("partial", False)),
+            shard=Shard.from_dict(data["shard"]) if data.get("shard") is not None else None,
         )

@@ -131,5 +131,6 @@ def _check_same_prompts(a: Snapshot, b: Snapshot, names: tuple[str, str]) -> Non
 
 
 def load_pair(path_a: str, path_b: str, engines: list[str] | None = None) -> Snapshot:
-    a, b = load_snapshot(path_a), load_snapshot(path_b)
+    # each file's own records are checked, not recomputed: the comparison makes its own
+    a, b = load_snapshot(path_a, recompute=False), load_snapshot(path_b, recompute=False)
     return compare_snapshots(a, b, engines, (Path(path_a).name, Path(path_b).name))

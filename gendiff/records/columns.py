@@ -58,12 +58,15 @@ class Columns:
         raw_width: int,
         texts: Mapping[int, str],
         overrides: Mapping[tuple[str, int], str] | None = None,
+        id_range: tuple[int, int] | None = None,
     ) -> None:
         self.arrays = dict(arrays)
         self.width = width
         self.raw_width = raw_width
         self.texts = texts
         self.overrides = dict(overrides or {})
+        # (smallest, largest) id of the id columns when the reader already knows it (else None)
+        self.id_range = id_range
         self.rows = len(self.arrays["token_id"])
         self._built: OrderedDict[tuple[int, int], tuple[TokenStep, ...]] = OrderedDict()
         self._lock = threading.Lock()
@@ -229,6 +232,10 @@ class StepColumns(Sequence[TokenStep]):
     @property
     def token_ids(self) -> tuple[int, ...]:
         return tuple(self.columns.column("token_id", self.start, self.stop))
+
+    def view(self, name: str) -> Any:
+        """This trace's rows of a one-value-per-row column, as the array's own slice (no copy)."""
+        return self.columns.arrays[name][self.start : self.stop]
 
     @property
     def logprobs(self) -> list[float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import operator
 from collections.abc import Sequence
@@ -159,10 +158,10 @@ def _drift(reference: Sequence[TokenStep], other: Sequence[TokenStep], count: in
 
 def _fragile(steps: Sequence[TokenStep], count: int, threshold: float) -> tuple[int, ...]:
     """The first ``count`` steps whose margin is below ``threshold``."""
-    margins = _margins(steps, count)
-    if None in margins:
-        return tuple([i for i, margin in enumerate(margins) if margin is not None and margin < threshold])
-    return tuple(itertools.compress(range(len(margins)), map(float(threshold).__gt__, margins)))
+    margins = getattr(steps, "margins_below", None)
+    if margins is not None:  # columnar steps: top-1 minus top-2 straight from the arrays
+        return margins(count, float(threshold))
+    return tuple([i for i, margin in enumerate(_margins(steps, count)) if margin is not None and margin < threshold])
 
 
 def _logprobs(steps: Sequence[TokenStep], count: int) -> list[float]:

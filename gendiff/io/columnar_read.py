@@ -139,9 +139,12 @@ def _columns(outline: dict[str, Any], found: dict[str, Any], source: str) -> Col
     tokens = outline["tokens"]
     texts = dict(zip(tokens["ids"], tokens["texts"]))
     overrides = {(kind, index): text for kind, index, text in outline.get("text_overrides") or []}
-    problem = _check_texts(found, texts, raw_width is not None)
-    if problem:
-        raise InputError(f"snapshot {source}: {problem}; the file is corrupt")
+    used = _used_ids(found, raw_width is not None)
+    missing = used.difference(texts)
+    if missing:
+        raise InputError(
+            f"snapshot {source}: token id {min(missing)} is used but has no text in the token table; the file is corrupt"
+        )
     for p, prompt in enumerate(outline["prompts"]):
         for label, trace in prompt["traces"].items():
             start, stop = trace["rows"]
@@ -150,7 +153,9 @@ def _columns(outline: dict[str, Any], found: dict[str, Any], source: str) -> Col
                     f"snapshot {source}: invalid at prompts/{p}/traces/{label}/rows: {start}:{stop} is outside "
                     f"the {rows} rows of the columns; the file is corrupt"
                 )
-    return Columns(found, width, raw_width or 0, texts, overrides)
+    # the ids' range, known from the set just built (the vocabulary check needs no pass of its own)
+    id_range = (min(used), max(used)) if used else None
+    return Columns(found, width, raw_width or 0, texts, overrides, id_range)
 
 
 def _check_values(found: dict[str, Any], width: int, raw_width: int | None) -> str | None:
@@ -177,13 +182,10 @@ def _over(values: Any, limit: int) -> int | None:
     return most if most > limit else None
 
 
-def _check_texts(found: dict[str, Any], texts: dict[int, str], raw: bool) -> str | None:
-    """Every token id in the columns has a text in the table (padding slots hold the step's id)."""
+def _used_ids(found: dict[str, Any], raw: bool) -> set[int]:
+    """Every token id in the id columns (padding slots hold the step's id), each to have a text."""
     used = set(found["token_id"])
     used.update(found["top_token_id"])
     if raw:
         used.update(found["raw_top_token_id"])
-    missing = used.difference(texts)
-    if missing:
-        return f"token id {min(missing)} is used but has no text in the token table"
-    return None
+    return used

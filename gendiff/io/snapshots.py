@@ -57,26 +57,28 @@ def save_snapshot(snapshot: Snapshot, path: str | Path, check: bool = False, for
     return atomic_write_text(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
-def load_snapshot(path: str | Path) -> Snapshot:
+def load_snapshot(path: str | Path, recompute: bool = True) -> Snapshot:
     """Read and validate a snapshot of either format (/1 files are upgraded); GendiffError names
-    the file and the problem (an InputError for a corrupt or truncated .gdz)."""
+    the file and the problem (an InputError for a corrupt or truncated .gdz). ``recompute=False``:
+    the divergence records are checked but kept as stored (for ``gendiff compare``, which drops
+    them: :func:`gendiff.records.consistency.verify_snapshot`)."""
     file = Path(path).expanduser()
     if columnar.is_columnar(read_head(file, "snapshot")):
-        return load_columnar(file)
-    return snapshot_from_data(read_json(file, "snapshot"), str(file))
+        return load_columnar(file, recompute)
+    return snapshot_from_data(read_json(file, "snapshot"), str(file), recompute)
 
 
-def load_columnar(file: Path) -> Snapshot:
+def load_columnar(file: Path, recompute: bool = True) -> Snapshot:
     """A .gdz snapshot: its outline validated, its columns checked and kept as arrays (each trace's
     ``steps`` a StepColumns over them), then checked against itself as a JSON one is."""
     outline, columns = columnar_read.read(file, validate_outline)
     for prompt in outline["prompts"]:
         for trace in prompt["traces"].values():
             trace["steps"] = StepColumns(columns, *trace.pop("rows"))
-    return verify_snapshot(Snapshot.from_dict(outline), str(file))  # believed no more than a JSON one
+    return verify_snapshot(Snapshot.from_dict(outline), str(file), recompute)  # believed no more than a JSON one
 
 
-def snapshot_from_data(data: Any, source: str) -> Snapshot:
+def snapshot_from_data(data: Any, source: str, recompute: bool = True) -> Snapshot:
     """A parsed snapshot file: upgraded from /1 if needed, validated, loaded, and checked
     against itself (:func:`gendiff.records.consistency.verify_snapshot`: every divergence
     recomputed from the traces, token ids within the vocabulary). The one way in for every
@@ -84,7 +86,7 @@ def snapshot_from_data(data: Any, source: str) -> Snapshot:
     if isinstance(data, dict) and data.get("schema") == "gendiff.snapshot/1":
         data = upgrade_v1(data)
     validate(data, source)
-    return verify_snapshot(Snapshot.from_dict(data), source)
+    return verify_snapshot(Snapshot.from_dict(data), source, recompute)
 
 
 def _check_regular(file: Path, what: str) -> None:

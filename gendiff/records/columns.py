@@ -13,6 +13,7 @@ Candidates are stored ``width`` to a row, row-major (row ``r``'s ``j``-th candid
 
 from __future__ import annotations
 
+import itertools
 import operator
 import threading
 from collections import OrderedDict
@@ -58,12 +59,15 @@ class Columns:
         raw_width: int,
         texts: Mapping[int, str],
         overrides: Mapping[tuple[str, int], str] | None = None,
+        id_range: tuple[int, int] | None = None,
     ) -> None:
         self.arrays = dict(arrays)
         self.width = width
         self.raw_width = raw_width
         self.texts = texts
         self.overrides = dict(overrides or {})
+        # (smallest, largest) id of the id columns when the reader already knows it (else None)
+        self.id_range = id_range
         self.rows = len(self.arrays["token_id"])
         self._built: OrderedDict[tuple[int, int], tuple[TokenStep, ...]] = OrderedDict()
         self._lock = threading.Lock()
@@ -114,6 +118,20 @@ class Columns:
             counts = self.column("top_count", start, stop)
             margins = [m if n >= 2 else None for m, n in zip(margins, counts)]
         return margins
+
+    def margins_below(self, start: int, stop: int, threshold: float) -> tuple[int, ...]:
+        """The rows of ``start:stop`` (counted from ``start``) whose margin is below ``threshold``."""
+        k = self.width
+        if k < 2 or start >= stop:
+            return ()
+        if not self._every_row_has_two():
+            margins = self.margins(start, stop)
+            return tuple([i for i, m in enumerate(margins) if m is not None and m < threshold])
+        logprobs = self.arrays["top_logprob"]
+        first = logprobs[start * k : stop * k : k].tolist()
+        second = logprobs[start * k + 1 : stop * k : k].tolist()
+        below = map(threshold.__gt__, map(operator.sub, first, second))
+        return tuple(itertools.compress(range(stop - start), below))
 
     def _every_row_has_two(self) -> bool:
         """Whether every row has at least 2 candidates (then every margin is a number); read once."""
@@ -230,6 +248,10 @@ class StepColumns(Sequence[TokenStep]):
     def token_ids(self) -> tuple[int, ...]:
         return tuple(self.columns.column("token_id", self.start, self.stop))
 
+    def view(self, name: str) -> Any:
+        """This trace's rows of a one-value-per-row column, as the array's own slice (no copy)."""
+        return self.columns.arrays[name][self.start : self.stop]
+
     @property
     def logprobs(self) -> list[float]:
         return self.columns.column("logprob", self.start, self.stop)
@@ -237,6 +259,10 @@ class StepColumns(Sequence[TokenStep]):
     @property
     def margins(self) -> list[float | None]:
         return self.columns.margins(self.start, self.stop)
+
+    def margins_below(self, count: int, threshold: float) -> tuple[int, ...]:
+        """Which of the first ``count`` steps have a margin below ``threshold`` (a float)."""
+        return self.columns.margins_below(self.start, min(self.stop, self.start + max(count, 0)), threshold)
 
     @property
     def texts(self) -> list[str]:

@@ -11,13 +11,13 @@ vocabulary. It takes the in-memory Snapshot, so it applies whatever the file for
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from gendiff.defaults import FRAGILE_THRESHOLD
 from gendiff.display import shorten
 from gendiff.errors import InputError
 from gendiff.records.columns import Columns, StepColumns
-from gendiff.records.divergence import ERROR, IDENTICAL, Divergence, compare
+from gendiff.records.divergence import ERROR, IDENTICAL, LENGTH, TOKEN, Divergence, compare, first_divergence
 from gendiff.records.shard import RULE, shard_of
 from gendiff.records.snapshot import PromptResult, Snapshot
 from gendiff.records.trace import TokenStep
@@ -26,12 +26,16 @@ from gendiff.records.trace import TokenStep
 NO_VOCAB_LIMIT = 2**31
 
 
-def verify_snapshot(snapshot: Snapshot, source: str) -> Snapshot:
+def verify_snapshot(snapshot: Snapshot, source: str, recompute: bool = True) -> Snapshot:
     """``snapshot`` with every divergence recomputed from its traces (the stored bisection,
     re-convergence and recheck records kept; a pair of traces without a record gets one);
     raises InputError naming ``source``, the prompt and the engine when a stored record disagrees
     with the traces (another step, another reason, "identical" over differing tokens) or a token
-    id lies outside the vocabulary (``model.vocab_size`` when recorded)."""
+    id lies outside the vocabulary (``model.vocab_size`` when recorded).
+
+    ``recompute=False`` (``gendiff compare``, which computes its own divergences and drops these):
+    each stored record is checked against the same facts of its traces (step, reason, tokens) and
+    the same refusals made, but kept as stored, its numbers not recomputed; no record is added."""
     vocab = snapshot.model.get("vocab_size")
     limit = vocab if isinstance(vocab, int) and not isinstance(vocab, bool) and vocab > 0 else NO_VOCAB_LIMIT
     threshold = float(snapshot.decoding.get("fragile_threshold", FRAGILE_THRESHOLD))
@@ -40,7 +44,10 @@ def verify_snapshot(snapshot: Snapshot, source: str) -> Snapshot:
     for number, prompt in enumerate(snapshot.prompts, 1):
         where = f"snapshot {source}: prompt {number} ({shorten(prompt.text, 30)!r})"
         _check_ids(prompt, limit, vocab is not None, where)
-        prompt.divergences = _verified(prompt, pairs, threshold, where)
+        if recompute:
+            prompt.divergences = _verified(prompt, pairs, threshold, where)
+        else:
+            _checked(prompt, where)
     for b, batch in enumerate(snapshot.batches):
         bad = next((i for ids in batch.token_ids for i in ids if not 0 <= i < limit), None)
         if bad is not None:
@@ -82,20 +89,36 @@ def _expected_pairs(snapshot: Snapshot) -> list[tuple[str, str]]:
     return [(snapshot.reference, label) for label in labels if label != snapshot.reference]
 
 
+def _checked(prompt: PromptResult, where: str) -> None:
+    """Every stored record of the prompt checked against its traces' facts, as :func:`_verified` does."""
+    seen: set[tuple[str, str]] = set()
+    for stored in prompt.divergences:
+        reference, other = _pair(prompt, stored, seen, where)
+        problem = _disagreement(_facts(stored), _found(reference, other, where))
+        if problem:
+            raise InputError(f"{where}, {stored.engine} against {stored.reference}: {problem}{_EDITED}")
+
+
+def _pair(prompt: PromptResult, stored: Divergence, seen: set[tuple[str, str]], where: str) -> tuple[Any, Any]:
+    """The two traces a stored record compares; InputError for a second record of a pair or a missing trace."""
+    pair = (stored.reference, stored.engine)
+    if pair in seen:
+        raise InputError(f"{where}: two divergence records of {stored.engine} against {stored.reference}{_EDITED}")
+    seen.add(pair)
+    reference, other = prompt.traces.get(stored.reference), prompt.traces.get(stored.engine)
+    if reference is None or other is None:
+        missing = stored.reference if reference is None else stored.engine
+        raise InputError(f"{where}: a divergence record names {missing}, which has no trace there{_EDITED}")
+    return reference, other
+
+
 def _verified(prompt: PromptResult, pairs: list[tuple[str, str]], threshold: float, where: str) -> list[Divergence]:
     verified: list[Divergence] = []
     seen: set[tuple[str, str]] = set()
     for stored in prompt.divergences:
-        pair = (stored.reference, stored.engine)
-        if pair in seen:
-            raise InputError(f"{where}: two divergence records of {stored.engine} against {stored.reference}{_EDITED}")
-        seen.add(pair)
-        reference, other = prompt.traces.get(stored.reference), prompt.traces.get(stored.engine)
-        if reference is None or other is None:
-            missing = stored.reference if reference is None else stored.engine
-            raise InputError(f"{where}: a divergence record names {missing}, which has no trace there{_EDITED}")
+        reference, other = _pair(prompt, stored, seen, where)
         computed = _compare(reference, other, threshold, where)
-        problem = _disagreement(stored, computed)
+        problem = _disagreement(_facts(stored), _facts(computed))
         if problem:
             raise InputError(f"{where}, {stored.engine} against {stored.reference}: {problem}{_EDITED}")
         # the numbers are this gendiff's reading of the traces; the diagnoses can't be recomputed here
@@ -120,28 +143,58 @@ def _compare(reference: Any, other: Any, threshold: float, where: str) -> Diverg
         ) from None
 
 
-def _said(d: Divergence) -> str:
+class _Facts(NamedTuple):
+    """What a divergence record says that its traces can confirm or contradict."""
+
+    reason: str
+    step: int | None
+    agreeing_steps: int
+    prompt_index: int
+    reference_token: int | None
+    other_token: int | None
+
+
+def _facts(d: Divergence) -> _Facts:
+    return _Facts(d.reason, d.step, d.agreeing_steps, d.prompt_index, _token(d.reference_step), _token(d.other_step))
+
+
+def _found(reference: Any, other: Any, where: str) -> _Facts:
+    """The facts :func:`gendiff.records.divergence.compare` finds in two traces, without its numbers."""
+    if reference.prompt_token_ids != other.prompt_token_ids:
+        raise InputError(f"{where}: {reference.engine} and {other.engine} saw different prompt tokens{_EDITED}")
+    step = first_divergence(reference, other)
+    agreeing = len(reference.steps) if step is None else step
+    if reference.finish_reason == "error" or other.finish_reason == "error":
+        return _Facts(ERROR, None, agreeing, reference.prompt_index, None, None)
+    if step is None:
+        return _Facts(IDENTICAL, None, agreeing, reference.prompt_index, None, None)
+    ref_token, other_token = _token_at(reference.steps, step), _token_at(other.steps, step)
+    reason = LENGTH if ref_token is None or other_token is None else TOKEN
+    return _Facts(reason, step, agreeing, reference.prompt_index, ref_token, other_token)
+
+
+def _token_at(steps: Any, index: int) -> int | None:
+    if index >= len(steps):
+        return None
+    if isinstance(steps, StepColumns):
+        return steps.view("token_id")[index]
+    return steps[index].token_id
+
+
+def _said(d: _Facts) -> str:
     if d.reason == IDENTICAL:
         return f"identical ({d.agreeing_steps} tokens)"
     if d.reason == ERROR:
         return "an engine failed"
     token = ""
-    if d.reference_step is not None and d.other_step is not None:
-        token = f", token {d.reference_step.token_id} vs {d.other_step.token_id}"
+    if d.reference_token is not None and d.other_token is not None:
+        token = f", token {d.reference_token} vs {d.other_token}"
     return f"diverged at step {d.step} ({d.reason}{token})"
 
 
-def _disagreement(stored: Divergence, computed: Divergence) -> str | None:
+def _disagreement(stored: _Facts, computed: _Facts) -> str | None:
     """What the stored record claims that the traces contradict, or None."""
-    same = (
-        stored.reason == computed.reason
-        and stored.step == computed.step
-        and stored.agreeing_steps == computed.agreeing_steps
-        and stored.prompt_index == computed.prompt_index
-        and _token(stored.reference_step) == _token(computed.reference_step)
-        and _token(stored.other_step) == _token(computed.other_step)
-    )
-    if same:
+    if stored == computed:
         return None
     if stored.prompt_index != computed.prompt_index and stored.reason == computed.reason:
         return f"the record is of prompt index {stored.prompt_index}, its traces of {computed.prompt_index}"
@@ -156,6 +209,9 @@ def _bad_column_id(columns: Columns, limit: int) -> int | None:
     """The first id outside ``0 … limit-1`` in a snapshot's id columns (padding slots hold the
     step's own id, so the whole arrays can be checked), or None; computed once per columns."""
     checked = columns.__dict__.setdefault("_bad_ids", {})
+    if limit not in checked and columns.id_range is not None:  # the reader saw every id already
+        low, high = columns.id_range
+        checked[limit] = low if low < 0 else high if high >= limit else None
     if limit not in checked:
         bad = None
         for name in ("token_id", "top_token_id", "raw_top_token_id"):

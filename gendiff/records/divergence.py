@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -124,11 +125,43 @@ class Divergence:
 
 def first_divergence(reference: Trace, other: Trace) -> int | None:
     """Index of the first step whose token differs, or where one side has ended; None if identical."""
-    ref_ids, other_ids = reference.token_ids, other.token_ids
-    if ref_ids == other_ids:
-        return None
+    ref_view, other_view = _view(reference.steps, "token_id"), _view(other.steps, "token_id")
+    if ref_view is not None and other_view is not None:  # columnar steps: the arrays compared in C
+        if ref_view == other_view:
+            return None
+        ref_ids, other_ids = ref_view.tolist(), other_view.tolist()
+    else:
+        ref_ids, other_ids = reference.token_ids, other.token_ids
+        if ref_ids == other_ids:
+            return None
     found = first_difference(ref_ids, other_ids)
     return found if found is not None else min(len(ref_ids), len(other_ids))
+
+
+def _view(steps: Sequence[TokenStep], name: str, count: int | None = None) -> Any:
+    """A columnar trace's (first ``count``) rows of a column as the array's slice; None for plain steps."""
+    if getattr(steps, "view", None) is None:
+        return None
+    return (steps if count is None else steps.prefix(count)).view(name)  # type: ignore[attr-defined]
+
+
+def _drift(reference: Sequence[TokenStep], other: Sequence[TokenStep], count: int) -> float:
+    """The largest |Δ logprob| of the chosen tokens over the first ``count`` steps (0.0 for none)."""
+    ref_view, other_view = _view(reference, "logprob", count), _view(other, "logprob", count)
+    # equal values (compared in C; NaN is never equal) drift by 0.0, unless the first is infinite:
+    # inf - inf is NaN, and a NaN first is what max() returns below
+    if ref_view is not None and other_view is not None and ref_view == other_view:
+        if not len(ref_view) or math.isfinite(ref_view[0]):
+            return 0.0
+    return max(map(abs, map(operator.sub, _logprobs(reference, count), _logprobs(other, count))), default=0.0)
+
+
+def _fragile(steps: Sequence[TokenStep], count: int, threshold: float) -> tuple[int, ...]:
+    """The first ``count`` steps whose margin is below ``threshold``."""
+    margins = getattr(steps, "margins_below", None)
+    if margins is not None:  # columnar steps: top-1 minus top-2 straight from the arrays
+        return margins(count, float(threshold))
+    return tuple([i for i, margin in enumerate(_margins(steps, count)) if margin is not None and margin < threshold])
 
 
 def _logprobs(steps: Sequence[TokenStep], count: int) -> list[float]:
@@ -161,16 +194,8 @@ def _compare(reference: Trace, other: Trace, fragile_threshold: float) -> Diverg
         )
     step = first_divergence(reference, other)
     agreeing = len(reference.steps) if step is None else step
-    drift = max(
-        map(abs, map(operator.sub, _logprobs(reference.steps, agreeing), _logprobs(other.steps, agreeing))), default=0.0
-    )
-    fragile = tuple(
-        [
-            i
-            for i, margin in enumerate(_margins(reference.steps, agreeing))
-            if margin is not None and margin < fragile_threshold
-        ]
-    )
+    drift = _drift(reference.steps, other.steps, agreeing)
+    fragile = _fragile(reference.steps, agreeing, fragile_threshold)
     fields: dict[str, Any] = dict(
         reference=reference.engine,
         engine=other.engine,

@@ -25,3 +25,8 @@ RECHECK_DTYPE = "float32"
 # is ~1M tokens, past the context window of the models gendiff runs on one machine).
 MAX_PROMPT_FILE_BYTES = 64 * 1024 * 1024
 MAX_PROMPT_CHARS = 4_000_000
+
+# gendiff determinism: trials per protocol, the seed of its random layout, the largest needle batch
+DETERMINISM_TRIALS = 8
+DETERMINISM_SEED = 0
+DETERMINISM_MAX_BATCH = 8

@@ -12,7 +12,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from gendiff.cli.args import compare_parser, export_parser, given_options, run_parser, score_parser, tui_parser
+from gendiff.cli.args import (
+    compare_parser,
+    determinism_parser,
+    export_parser,
+     given_options,
+    run_parser,
+    score_parser,
+    tui_parser,
+)
 from gendiff.cli.console import error_line, stream_write
 from gendiff.cli.terminal import keys_held_quietly
 from gendiff.errors import EXIT_CANCELLED, GendiffError
@@ -21,13 +29,17 @@ from gendiff.errors import EXIT_CANCELLED, GendiffError
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (errors are one ``gendiff: error:`` line on stderr)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    headless = argv[:1] in (["run"], ["compare"], ["score"], ["export"])
+    headless = argv[:1] in (["run"], ["compare"], ["score"], ["export"], ["determinism"])
     previous = _terminate_as_interrupt() if headless else None
     try:
         if headless:
             from gendiff.cli.headless import cmd_compare, cmd_export, cmd_run, cmd_score  # not for --help or the app
         if argv[:1] == ["run"]:
             return cmd_run(run_parser().parse_args(argv[1:]))
+        if argv[:1] == ["determinism"]:
+            from gendiff.cli.determinism import cmd_determinism  # not for --help or the app
+
+            return cmd_determinism(determinism_parser().parse_args(argv[1:]))
         if argv[:1] == ["score"]:
             return cmd_score(score_parser().parse_args(argv[1:]))
         if argv[:1] == ["compare"]:

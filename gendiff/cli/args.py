@@ -300,7 +300,9 @@ def determinism_parser() -> argparse.ArgumentParser:
         help=f"largest random batch of needle/mixed/prefix (default: {defaults.DETERMINISM_MAX_BATCH})",
     )
     parser.add_argument(
-        "--bisect", action="store_true", help="bisect each engine's most common split (the two trials' batches replayed)"
+        "--bisect",
+        action="store_true",
+        help="bisect each engine's most common split (the two trials' batches replayed)",
     )
     parser.add_argument(
         "--tolerance",

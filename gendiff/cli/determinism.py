@@ -61,7 +61,7 @@ def determinism_table(result: Determinism) -> str:
     sizes = sorted({len(t.prompts) for t in result.trials})
     lines = [
         f"{result.protocol}: {len(result.trials)} trials (seed {result.seed}, batch sizes {sizes[0]}..{sizes[-1]}) "
-        f"of \"{one_line(result.pool[0])[:60]}\""
+        f'of "{one_line(result.pool[0])[:60]}"'
     ]
     width = max((len(label) for label in result.spreads), default=6)
     lines.append(f"  {'engine':<{width}}  identical      unique  most common  TARr@N  first split at (step: trials)")

@@ -16,7 +16,7 @@ from gendiff.cli.args import (
     compare_parser,
     determinism_parser,
     export_parser,
-     given_options,
+    given_options,
     run_parser,
     score_parser,
     tui_parser,

@@ -87,12 +87,21 @@ def run_protocol(
         spreads[label] = spread(completions[label], classes, texts)
         if diagnose and spreads[label].splits:
             split = spreads[label].splits[0]
-            bisections[label] = _bisect(session, label, plan, traces, first.mode_trial, split.first_trial, split.step, tolerance)
+            bisections[label] = _bisect(
+                session, label, plan, traces, first.mode_trial, split.first_trial, split.step, tolerance
+            )
     return Determinism(protocol, seed, tuple(pool), tuple(plan), completions, spreads, bisections, errors)
 
 
 def _bisect(
-    session: Session, label: str, plan: list[Trial], traces: list[Trace], mode: int, other: int, step: int, tolerance: float
+    session: Session,
+    label: str,
+    plan: list[Trial],
+    traces: list[Trace],
+    mode: int,
+    other: int,
+    step: int,
+    tolerance: float,
 ) -> object:
     """The engine against itself: the most common's trial and the split's, each in its own batch."""
     engine = session.engines[label]
@@ -102,5 +111,14 @@ def _bisect(
 
     batch, row = case(plan[mode])
     return bisect(
-        engine, engine, batch, row, traces[mode], traces[other], step, session.config.settings, tolerance, case(plan[other])
+        engine,
+        engine,
+        batch,
+        row,
+        traces[mode],
+        traces[other],
+        step,
+        session.config.settings,
+        tolerance,
+        case(plan[other]),
     )

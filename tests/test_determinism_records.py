@@ -124,3 +124,16 @@ def test_single_and_repeat_layouts() -> None:
     assert [len(t.prompts) for t in layout("single", 5, 0, 0, 8)] == [1, 2, 3, 4, 5]
     assert all(set(t.prompts) == {0} and 0 <= t.row < len(t.prompts) for t in layout("single", 5, 0, 0, 8))
     assert [t.prompts for t in layout("repeat", 3, 0, 0, 8)] == [(0,)] * 3
+
+
+def test_table_shows_992_vs_8_with_visible_whitespace() -> None:
+    from gendiff.cli.determinism import determinism_table
+    from gendiff.records.determinism import Determinism, Trial
+
+    completions = [(1, 2, 3)] * 992 + [(1, 2, 4)] * 8
+    found = spread(completions, {992: "near-tie"}, {3: " Queens", 4: " New\x1b[2J"})
+    result = Determinism("repeat", 0, ("q",), (Trial((0,), 0),) * 1000, {"e": completions}, {"e": found})
+    table = determinism_table(result)
+    assert "2 unique of 1000" in table and "0.9920" in table
+    assert 'step 2: "␣Queens" 992 vs "␣New␛[2J" 8 (near-tie)' in table
+    assert "\x1b" not in table

@@ -64,13 +64,11 @@ def determinism_table(result: Determinism) -> str:
         f'of "{one_line(result.pool[0])[:60]}"'
     ]
     width = max((len(label) for label in result.spreads), default=6)
-    lines.append(f"  {'engine':<{width}}  identical      unique  most common  TARr@N  first split at (step: trials)")
+    lines.append(f"  {'engine':<{width}}  completions         most common  TARr@N  first split at (step: trials)")
     for label, s in result.spreads.items():
-        identical = f"{s.most_common} of {s.trials}" + (" identical" if s.unique == 1 else "")
+        identical = f"{s.trials} of {s.trials} identical" if s.unique == 1 else f"{s.unique} unique of {s.trials}"
         histogram = ", ".join(f"{step}: {n}" for step, n in sorted(s.split_histogram.items())) or "none"
-        lines.append(
-            f"  {label:<{width}}  {identical:<13}  {s.unique:>6}  {s.most_common:>11}  {s.agreement:.4f}  {histogram}"
-        )
+        lines.append(f"  {label:<{width}}  {identical:<18}  {s.most_common:>11}  {s.agreement:.4f}  {histogram}")
         lines.extend(f"  {'':<{width}}    {line}" for line in split_lines(s))
         bisection = result.bisections.get(label)
         if bisection is not None:

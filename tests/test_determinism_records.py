@@ -137,3 +137,19 @@ def test_table_shows_992_vs_8_with_visible_whitespace() -> None:
     assert "2 unique of 1000" in table and "0.9920" in table
     assert 'step 2: "␣Queens" 992 vs "␣New␛[2J" 8 (near-tie)' in table
     assert "\x1b" not in table
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["determinism", "needle", "--prompt", "  "], "--prompt is empty"),
+        (["determinism", "needle", "--trials", "0"], "--trials"),
+        (["determinism", "sideways"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], said: str, capsys) -> None:
+    from gendiff.cli.main import main
+
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert said in error and len(error.splitlines()) == 1

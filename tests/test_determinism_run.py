@@ -68,8 +68,3 @@ def test_cli_records_the_seed_and_layout(tmp_path, capsys) -> None:
     assert data["trials"] == [t.to_dict() for t in trials]
     assert data["engines"]["hf-right"]["trials"] == 3
     assert "3 of 3 identical" in capsys.readouterr().out
-
-
-def test_bad_protocol_is_exit_2(capsys) -> None:
-    assert main(["determinism", "sideways"]) == 2
-    assert "invalid choice" in capsys.readouterr().err

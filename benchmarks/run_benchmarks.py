@@ -481,6 +481,16 @@ def shards() -> None:
         )
 
 
+def determinism_cost() -> None:
+    """Each ``gendiff determinism`` protocol / the plain generate calls it is made of (benchmarks/determinism_cost.py)."""
+    shape = ["--trials", "3", "--tokens", "4", "--repeats", "1"] if QUICK else []
+    out = subprocess.run(
+        [PY, str(HERE / "determinism_cost.py"), *shape, "--json-line"], capture_output=True, text=True, check=True
+    )
+    for text in out.stdout.strip().splitlines()[:-1]:
+        print(text, flush=True)
+
+
 # (name, function, needs the app): the app's parts depend on the TUI's internals (app.main,
 # #prompt-text, the workbench's columns and current_number, ws.running), which change with it
 PARTS = [
@@ -490,6 +500,7 @@ PARTS = [
     ("snapshot-format", snapshot_format, False),
     ("overlap", overlap, False),
     ("shards", shards, False),
+    ("determinism", determinism_cost, False),
     ("first-frame", first_frame, True),
     ("key-latency", key_latency, True),
     ("render-big", render_big, True),

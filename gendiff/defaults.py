@@ -29,3 +29,8 @@ MAX_PROMPT_CHARS = 4_000_000
 # gendiff run --shards N --ray: CPUs of the Ray instance --ray local starts, retries of a shard whose worker dies
 RAY_LOCAL_CPUS = 2
 SHARD_RETRIES = 2
+
+# gendiff determinism: trials per protocol, the seed of its random layout, the largest needle batch
+DETERMINISM_TRIALS = 8
+DETERMINISM_SEED = 0
+DETERMINISM_MAX_BATCH = 8

@@ -317,6 +317,52 @@ def score_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def determinism_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="gendiff determinism",
+        description="Run one prompt N times under a nondeterminism protocol and report, per engine, unique "
+        "completions, the most common's count, TARr@N, the first split positions and the token pairs there. "
+        "needle: alone, then beside random fillers at a random row and batch size; repeat: N times alone; "
+        "single: batch sizes 1..N of the prompt; mixed: beside short and long prompts; prefix: beside its own "
+        "prefixes (vllm:enable_prefix_caching=true for a warm cache).",
+    )
+    parser.add_argument("protocol", choices=("needle", "repeat", "single", "mixed", "prefix"))
+    parser.add_argument("--prompt", metavar="TEXT", help="the watched prompt (default: the first of --prompts)")
+    parser.add_argument(
+        "--prompts", metavar="FILE", help="fillers (and the default prompt): .txt or .jsonl; default: the demo prompts"
+    )
+    add_run_options(parser)
+    parser.add_argument(
+        "--trials",
+        type=count_option,
+        default=defaults.DETERMINISM_TRIALS,
+        help=f"completions of the prompt, the first alone for needle/mixed/prefix (default: {defaults.DETERMINISM_TRIALS})",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=defaults.DETERMINISM_SEED, help="seed of the random layout (recorded; default: 0)"
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=count_option,
+        default=defaults.DETERMINISM_MAX_BATCH,
+        help=f"largest random batch of needle/mixed/prefix (default: {defaults.DETERMINISM_MAX_BATCH})",
+    )
+    parser.add_argument(
+        "--bisect",
+        action="store_true",
+        help="bisect each engine's most common split (the two trials' batches replayed)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=number_option(0.0, inclusive=False),
+        default=defaults.TOLERANCE,
+        help=f"relative difference that counts as a real split in --bisect (default: {defaults.TOLERANCE:g})",
+    )
+    parser.add_argument("--json", metavar="OUT", help="write the layout, completions and statistics here")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
 def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> frozenset[str]:
     """The dests of the options ``argv`` gives (not those left at their defaults)."""
     for action in parser._actions:

@@ -14,6 +14,7 @@ from typing import Any
 
 from gendiff.cli.args import (
     compare_parser,
+    determinism_parser,
     export_parser,
     given_options,
     merge_parser,
@@ -29,13 +30,17 @@ from gendiff.errors import EXIT_CANCELLED, GendiffError
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (errors are one ``gendiff: error:`` line on stderr)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    headless = argv[:1] in (["run"], ["compare"], ["score"], ["export"], ["merge"])
+    headless = argv[:1] in (["run"], ["compare"], ["score"], ["export"], ["merge"], ["determinism"])
     previous = _terminate_as_interrupt() if headless else None
     try:
         if headless:
             from gendiff.cli.headless import cmd_compare, cmd_export, cmd_merge, cmd_run, cmd_score  # not for --help
         if argv[:1] == ["run"]:
             return cmd_run(run_parser().parse_args(argv[1:]))
+        if argv[:1] == ["determinism"]:
+            from gendiff.cli.determinism import cmd_determinism  # not for --help or the app
+
+            return cmd_determinism(determinism_parser().parse_args(argv[1:]))
         if argv[:1] == ["score"]:
             return cmd_score(score_parser().parse_args(argv[1:]))
         if argv[:1] == ["compare"]:

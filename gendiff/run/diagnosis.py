@@ -56,10 +56,13 @@ def bisect(
     step: int,
     settings: GenerationSettings,
     tolerance: float = TOLERANCE,
+    other_case: tuple[list[list[int]], int] | None = None,
 ) -> Bisection:
     """Bisect the divergence of ``other`` from ``reference`` at ``step`` on ``batch[row]``.
 
-    ``batch`` holds the token ids of every prompt of the run (as the engines saw them together).
+    ``batch`` holds the token ids of every prompt of the run (as the engines saw them together);
+    ``other_case`` (batch, row): ``other`` replays that call instead (one engine against itself
+    in two batches: ``gendiff determinism``).
     Never raises for a model or engine it cannot probe: the Bisection's ``error`` says why.
     """
     position = len(batch[row]) + step - 1
@@ -67,7 +70,8 @@ def bisect(
         reference.spec.label, other.spec.label, reference_trace.prompt_index, step, tolerance, (), False, position
     )
     try:
-        probes, chosen = _replay_both(reference, other, batch, row, reference_trace, step, settings)
+        cases = ((batch, row), other_case or (batch, row))
+        probes, chosen = _replay_both(reference, other, cases, reference_trace, step, settings)
     except Exception as exc:  # noqa: BLE001 — a failed bisection is recorded, the run is kept
         return replace(failed, error=describe(exc).removeprefix("bisection: "))
     ref_probe, other_probe = probes
@@ -96,20 +100,20 @@ def bisect(
 def _replay_both(
     reference: Engine,
     other: Engine,
-    batch: list[list[int]],
-    row: int,
+    cases: tuple[tuple[list[list[int]], int], tuple[list[list[int]], int]],
     reference_trace: Trace,
     step: int,
     settings: GenerationSettings,
 ) -> tuple[list[Any], list[int]]:
-    """Replay both engines to ``step`` with the reference's tokens forced and a probe attached."""
+    """Replay both engines, each on its (batch, row), to ``step`` with the reference's tokens
+    forced and a probe attached."""
 
     forced = list(reference_trace.token_ids[: step + 1])
     if len(forced) <= step:
         raise GendiffError(f"the reference has no token at step {step} (it stopped earlier)")
     until = replace(settings, max_new_tokens=step + 1)
     probes, chosen = [], []
-    for engine in (reference, other):
+    for engine, (batch, row) in zip((reference, other), cases):
         prompts, target = _replay_batch(engine, batch, row)
         probe = Probe(target, step)
         traces = engine.replay(prompts, until, {target: forced}, probe)

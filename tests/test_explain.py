@@ -125,6 +125,44 @@ def test_statistics_zero_against_itself_positive_for_bfloat16_and_equal_to_a_rec
     assert stats.loss == pytest.approx(float(-q_log.gather(-1, target).mean()), rel=1e-4)
 
 
+def test_full_set_delta_and_ppl_equal_a_plain_torch_recomputation(stats_run):
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from gendiff.demo import demo_model_path
+
+    snapshot, _ = stats_run
+    nll_p, nll_q = [], []
+    with torch.inference_mode():
+        models = [
+            AutoModelForCausalLM.from_pretrained(str(demo_model_path()), dtype=dtype, attn_implementation="sdpa").eval()
+            for dtype in (torch.float32, torch.bfloat16)
+        ]
+        for prompt in snapshot.prompts:
+            forced = list(prompt.traces["hf-single"].token_ids)
+            target = torch.tensor(forced)[:, None]
+            p_log, q_log = (forced_logprobs(m, prompt.token_ids, forced) for m in models)
+            nll_p += (-p_log.gather(-1, target)[:, 0]).tolist()
+            nll_q += (-q_log.gather(-1, target)[:, 0]).tolist()
+    nll_p, nll_q = np.array(nll_p), np.array(nll_q)
+    full = snapshot.statistics["hf-single:dtype=bfloat16"].full
+    delta = nll_p - nll_q  # logprob_engine − logprob_reference
+    assert full["positions"] == len(delta)
+    assert full["delta_mean"] == pytest.approx(delta.mean(), abs=1e-5)
+    assert full["delta_rms"] == pytest.approx(np.sqrt(np.mean(delta**2)), rel=1e-3, abs=1e-5)
+    assert full["ppl_base"] == pytest.approx(np.exp(nll_p.mean()), rel=1e-5)
+    assert full["ppl_q"] == pytest.approx(np.exp(nll_q.mean()), rel=1e-4)
+    assert full["delta"]["p50"] == pytest.approx(np.percentile(delta, 50), abs=1e-5)
+    # float32 engines: δ at the 1e-5 level
+    same = snapshot.statistics["hf-left:batch_size=1"].full
+    assert abs(same["delta_mean"]) < 1e-5 and same["delta_rms"] < 1e-5
+    print(
+        f"bfloat16 vs float32 on the demo model: δ mean {full['delta_mean']:.6f} RMS {full['delta_rms']:.6f}; "
+        f"float32 hf-left δ RMS {same['delta_rms']:.2e}"
+    )
+
+
 def test_repeat_5_gives_one_unique_completion_per_engine_on_cpu(tmp_path):
     from gendiff.cli.main import main
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gendiff.cli.full_stats import full_statistics_lines
 from gendiff.display import bar, number, one_line, shorten, visible
 from gendiff.records.classify import CLASSIFICATIONS
 
@@ -113,6 +114,7 @@ def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, 
         )
     what = "prompt/step" if not loss else "text/token"
     lines.append(f"  (at: {what} of the largest KLD; Δp: change of the reference token's probability)")
+    lines += full_statistics_lines(statistics, labels)
     return "\n".join(lines)
 
 

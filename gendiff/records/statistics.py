@@ -39,6 +39,7 @@ class DistributionStats:
     loss: float | None = None
     kld_steps: tuple[float, ...] = ()
     kld_max_prompt: int | None = None
+    full: dict[str, Any] | None = None  # llama.cpp's whole set and δ (gendiff.records.llama_stats)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -57,6 +58,8 @@ class DistributionStats:
             data["kld_steps"] = list(self.kld_steps)
         if self.kld_max_prompt is not None:
             data["kld_max_prompt"] = self.kld_max_prompt
+        if self.full is not None:
+            data["full"] = self.full
         return data
 
     @classmethod
@@ -74,6 +77,7 @@ class DistributionStats:
             loss=data.get("loss"),
             kld_steps=tuple(float(v) for v in data.get("kld_steps") or ()),
             kld_max_prompt=data.get("kld_max_prompt"),
+            full=data.get("full"),
         )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gendiff.errors import GendiffError
+from gendiff.records.llama_stats import full_set
 from gendiff.records.snapshot import Snapshot
 from gendiff.records.statistics import DistributionStats, Positions, aggregate, from_positions
 from gendiff.run.session import Session
@@ -127,8 +128,28 @@ def attach_statistics(
     for label, comparer in comparers.items():
         for row, stats in comparer.stats().items():
             snapshot.prompts[row].statistics[label] = stats
-        snapshot.statistics[label] = aggregate(comparer.positions)
+        snapshot.statistics[label] = replace(
+            aggregate(comparer.positions), full=full_statistics(comparer, comparers.get(reference))
+        )
     ref = comparers.get(reference)
     if ref is not None and not all(all(p.chose_target.values()) for p in ref.positions.values()):
         notes.append(f"--stats: {reference} chose other tokens when replayed than in the run (not deterministic)")
     return notes
+
+
+def full_statistics(comparer: DistributionComparer, reference: DistributionComparer | None) -> dict[str, Any] | None:
+    """llama.cpp's whole set over all prompts; base = the reference's own teacher-forced nll."""
+    if reference is None:
+        return None
+    kld, dp, same, nll, base = [], [], [], [], []
+    for prompt in sorted(comparer.positions):
+        mine, theirs = comparer.positions[prompt], reference.positions.get(prompt)
+        for step in sorted(mine.kld):
+            if theirs is None or step not in theirs.nll or step not in mine.nll:
+                continue
+            kld.append(mine.kld[step])
+            dp.append(mine.dp[step])
+            same.append(mine.same[step])
+            nll.append(mine.nll[step])
+            base.append(theirs.nll[step])
+    return full_set(kld, dp, same, nll, base) if kld else None

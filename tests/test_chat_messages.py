@@ -38,3 +38,39 @@ def test_prompt_file_chat_line_refused_in_one_line_after_its_check():
     bad = '{"messages": [{"role": "robot", "content": "hi"}]}\n'
     with pytest.raises(InputError, match=r"^p\.jsonl:1: message 1 has an unknown role"):
         parse_prompts(bad, "jsonl", "p.jsonl")
+
+
+def test_model_without_chat_template_refused_naming_model_and_line():
+    from gendiff.io.chat import render_chat
+
+    class NoTemplate:
+        chat_template = None
+
+    with pytest.raises(InputError, match=r"^p\.jsonl:4: a chat prompt, but model demo has no chat template"):
+        render_chat(NoTemplate(), (ChatMessage("user", "hi"),), "demo", "p.jsonl:4")
+
+
+TEMPLATE = "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
+
+
+@pytest.mark.slow
+def test_rendered_ids_equal_hand_rendered_text_tokenized(tmp_path):
+    import json
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from gendiff.demo import demo_model_path
+    from gendiff.io.chat import render_chat
+
+    model = tmp_path / "chat-demo"
+    shutil.copytree(demo_model_path(), model)
+    config_path = model / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["chat_template"] = TEMPLATE
+    config_path.write_text(json.dumps(config))
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    messages = (ChatMessage("system", "be brief"), ChatMessage("user", "def clamp(x):"))
+    by_hand = "<system>be brief\n<user>def clamp(x):\n<assistant>"
+    expected = tokenizer(by_hand, add_special_tokens=False)["input_ids"]
+    assert render_chat(tokenizer, messages, "chat-demo", "p.jsonl:1") == expected

@@ -40,3 +40,15 @@ def parse_messages(record: dict, source: str, number: int) -> tuple[ChatMessage,
             raise InputError(f"{where}: message {index} holds an unpaired surrogate; fix the escape") from None
         parsed.append(ChatMessage(role, content))
     return tuple(parsed)
+
+
+def render_chat(tokenizer, messages: tuple[ChatMessage, ...], model: str, where: str) -> list[int]:
+    """The token ids of ``messages`` through the model tokenizer's own chat template (generation
+    prompt added); InputError naming the model and ``where`` (file:line) when it has no template."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError(f"{where}: a chat prompt, but model {model} has no chat template; give plain prompts")
+    rendered = tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=True
+    )
+    ids = rendered["input_ids"] if isinstance(rendered, dict) or hasattr(rendered, "keys") else rendered
+    return [int(i) for i in ids]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gendiff.defaults import MAX_PROMPT_CHARS, MAX_PROMPT_FILE_BYTES
 from gendiff.errors import GendiffError, InputError
+from gendiff.io.chat import parse_messages
 from gendiff.io.fileio import atomic_write_text
 
 BOM = "\ufeff"
@@ -51,6 +52,12 @@ def parse_prompts(text: str, fmt: str, source: str) -> list[str]:
                 raise InputError(
                     f'{source}:{number}: not valid JSON ({exc.msg}); each line must be {{"prompt": "..."}}'
                 ) from None
+            if isinstance(record, dict) and "messages" in record and "prompt" not in record:
+                parse_messages(record, source, number)  # a malformed chat line is named first
+                raise InputError(
+                    f'{source}:{number}: chat prompts ({{"messages": [...]}}) are not run yet; '
+                    'write the rendered text as {"prompt": "..."}'
+                )
             if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
                 raise InputError(f'{source}:{number}: expected an object with a string "prompt" field')
             prompt = record["prompt"]

@@ -169,3 +169,23 @@ def test_a_shard_task_asks_one_gpu_per_cuda_device_its_engines_name(devices, gpu
 
     engines = tuple(f"{name}:device={device}" for name, device in zip(("hf-single", "hf-left"), devices))
     assert gpus_per_task(RunOptions(engines=engines)) == gpus
+
+
+def test_a_shard_opened_and_exported_by_the_app_keeps_its_ids_and_record_until_edited(capsys, tmp_path):
+    from gendiff.state.exchange import export_snapshot, open_workspace
+
+    first, second = hand_shard(1, 2), hand_shard(2, 2)
+    positions = [p.id for p in first.prompts]
+    exported = export_snapshot(open_workspace(load_snapshot(save_snapshot(first, tmp_path / "one.gdz"))))
+    assert exported.shard == first.shard and [p.id for p in exported.prompts] == positions
+    assert [b.prompt_ids for b in exported.batches] == [tuple(positions)]
+    # what the app wrote merges with the other shard into the whole list, in the file's order
+    code, err, out = merge(capsys, tmp_path, exported, second)
+    assert code == 0, err
+    assert [p.text for p in load_snapshot(out).prompts] == TEXTS
+
+    edited = open_workspace(load_snapshot(tmp_path / "one.gdz"))
+    edited.edit(edited.prompts[0].id, "a prompt of no shard of that list")
+    after = export_snapshot(edited)
+    assert after.shard is None and any("shard record dropped" in n for n in after.notes)
+    assert [p.id for p in after.prompts] == list(range(len(positions)))

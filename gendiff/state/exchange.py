@@ -18,9 +18,15 @@ def export_snapshot(ws: Workspace, only: list[int] | None = None) -> Snapshot | 
     if ws.meta is None:
         return None
     chosen = [p for p in ws.prompts if only is None or p.id in only]
-    new_id = {p.id: i for i, p in enumerate(ws.prompts)}
+    shard = ws.meta.shard
+    notes = list(ws.meta.notes)
+    if shard is not None and not _as_opened(ws):
+        shard = None
+        notes.append("shard record dropped: the prompts were edited after the shard's snapshot was opened")
+    # a shard's ids are positions in the whole prompt list (what gendiff merge orders by): kept
+    new_id = {p.id: p.id for p in ws.prompts} if shard is not None else {p.id: i for i, p in enumerate(ws.prompts)}
     used = sorted({c.batch for p in chosen for c in p.cells.values() if c.batch is not None})
-    extra = len(ws.prompts)
+    extra = max(new_id.values(), default=-1) + 1
     for b in used:
         for pid in ws.batches[b].prompt_ids:
             if pid not in new_id:
@@ -46,7 +52,6 @@ def export_snapshot(ws: Workspace, only: list[int] | None = None) -> Snapshot | 
     engines = [known.get(label) or {"label": label, "name": label.split(":")[0], "settings": {}} for label in ws.labels]
     unfinished = sum(not all(c.state in (FINISHED, FAILED) for c in p.cells.values()) for p in chosen)
     partial = ws.running
-    notes = list(ws.meta.notes)
     if partial:
         notes.append(
             f"partial: exported while a run was going; {unfinished} of {len(chosen)} prompts were not yet "
@@ -60,7 +65,14 @@ def export_snapshot(ws: Workspace, only: list[int] | None = None) -> Snapshot | 
         batches=batches,
         notes=notes,
         partial=partial,
+        shard=shard,
     )
+
+
+def _as_opened(ws: Workspace) -> bool:
+    """The workspace holds exactly the prompts of the snapshot it was opened from (ids and texts)."""
+    assert ws.meta is not None
+    return [(p.id, p.text) for p in ws.prompts] == [(p.id, p.text) for p in ws.meta.prompts]
 
 
 def open_workspace(snapshot: Snapshot) -> Workspace:

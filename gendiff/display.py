@@ -4,6 +4,7 @@ untrusted text made inert for a terminal, credentials in URLs hidden."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _VISIBLE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
 
@@ -85,6 +86,11 @@ def number(value: float | None, digits: int = 4) -> str:
     if value != 0 and abs(value) < 10**-digits:
         return f"{value:.1e}"
     return f"{value:.{digits}f}"
+
+
+def cells(text: str) -> int:
+    """Terminal cells ``text`` takes: wide (East Asian W/F) characters two, combining marks none."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def shorten(text: str, width: int) -> str:

@@ -60,7 +60,7 @@ async def test_the_strip_the_foots_and_the_rows_follow_the_runs_events(tmp_path)
         assert all(f"{label} waiting" in strip for label in labels[1:])
         # at most 2×24−6 tokens for the reference and 2×24 for each other engine, at 3 tok/s
         left = (2 * 24 - 6 + 2 * 24 * (len(labels) - 1)) / 3.0
-        assert f"≤{int(left // 60)}m{round(left % 60):02d}s left" in strip
+        assert f"≤{int(left // 60)}m{round(left % 60):02d}s left at this speed" in strip
         assert column(main, ref).border_subtitle.startswith("0/2 · 6 tok")
         assert all(" ···· " in row for row in rows(main))  # nobody finished a prompt yet
         await run.post(pilot, PromptFinished(ref, run.trace(ref, first.id, [5, 6, 7])))

@@ -20,6 +20,7 @@ from gendiff.records.divergence import compare
 from gendiff.records.events import PromptFinished, RunStarted, StepGenerated
 from gendiff.records.snapshot import Batch, PromptResult, Snapshot
 from gendiff.run.options import RunOptions
+from gendiff.state import view
 from gendiff.tui.app import GendiffApp, LaunchOptions
 from gendiff.tui.messages import RunEvents
 from gendiff.tui.screens.settings import CheckList, SettingsScreen
@@ -307,6 +308,10 @@ async def test_a_cancelled_run_is_never_shown_finished_and_its_export_keeps_what
             mark = ws.mark(prompt)[0]
             finished_all = all(c.state == "finished" for c in prompt.cells.values())
             assert (mark in ("identical", "diverged")) == finished_all
+            # a column foot names the dtype an engine applied, and nothing for one that never ran here
+            for label, cell in prompt.cells.items():
+                foot = view.column_foot(ws, prompt, label)
+                assert ("float32" in foot) == (cell.trace is not None), (prompt.id, label, cell.state, foot)
     data = json.loads(out.read_text())
     assert data["partial"] is True
     finished = [p for p in data["prompts"] if data["reference"] in p["traces"]]
@@ -471,3 +476,24 @@ async def test_two_engines_streaming_at_once_keep_their_own_progress_marks_and_d
         assert d is not None and not d.diverged
         run.cancel.set()
         ws.finish(None)
+
+
+def test_the_strip_breaks_lines_between_entries_never_inside_one():
+    from gendiff.display import cells
+    from gendiff.state.progress import pack
+
+    items = [
+        "hf-single ✓ 16/16 · 408 tok · 0.78s",
+        "hf-left 3/16 prompts · 1361 tok · 504.6 tok/s",
+        "packed waiting",
+        "漢字 wide",
+    ]
+    for width in range(20, 130):
+        lines = pack(items, width).split("\n")
+        # every item whole on one line, in order, each line within the width unless one item alone is wider
+        assert [part for line in lines for part in line.split(" │ ")] == items
+        assert all(cells(line) <= width or " │ " not in line for line in lines)
+        # nothing that fits was pushed down: a line plus the next line's first item is too wide
+        for line, after in zip(lines, lines[1:]):
+            assert cells(line + " │ " + after.split(" │ ")[0]) > width
+    assert cells("漢字") == 4

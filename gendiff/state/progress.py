@@ -8,7 +8,7 @@ engines finish several at once) and tokens made, never an internal prompt id.
 
 from __future__ import annotations
 
-from gendiff.display import number
+from gendiff.display import cells, number
 from gendiff.state.cells import CANCELLED, FAILED, FINISHED, NOT_RUN
 from gendiff.state.run import GENERATING, LOADING, WAITING, EngineRun, RunState
 
@@ -56,7 +56,8 @@ def engine_state(run: RunState, engine: EngineRun, now: float) -> str:
 
 
 def strip(run: RunState | None, now: float | None = None) -> list[str]:
-    """One item per engine in run order, then how long the run may still take (an upper bound)."""
+    """One item per engine in run order, then how long the run may still take: an upper bound at the
+    speed seen so far (it moves when the speed does, so it says so)."""
     if run is None:
         return []
     now = run.clock() if now is None else now
@@ -71,10 +72,24 @@ def strip(run: RunState | None, now: float | None = None) -> list[str]:
     if not run.ended and not engines_active:
         items.append("comparing and recording…")
     elif left is not None and not run.cancelling:
-        items.append(f"≤{duration(left)} left")
+        items.append(f"≤{duration(left)} left at this speed")
     elif not run.ended and run.cancelling:
         items.append("cancelling…")
     return items
+
+
+def pack(items: list[str], width: int, separator: str = " │ ") -> str:
+    """The strip's items on lines of at most ``width`` cells, broken only between items (an item
+    wider than a line stands alone and wraps inside itself)."""
+    lines: list[str] = []
+    for item in items:
+        if lines and width > 0 and cells(lines[-1] + separator + item) <= width:
+            lines[-1] += separator + item
+        elif lines and width <= 0:
+            lines[-1] += separator + item
+        else:
+            lines.append(item)
+    return "\n".join(lines)
 
 
 def engine_brief(run: RunState, engine: EngineRun) -> str:

@@ -92,7 +92,9 @@ def column_foot(ws: Workspace, prompt: Prompt | None, label: str) -> str:
         parts.append(progress.engine_brief(run, run.engines[label]))
     if prompt is not None:
         parts.append(call_note(ws, prompt, label))
-    parts.append(engine_settings(ws, label))
+    cell = prompt.cells.get(label) if prompt is not None else None
+    if prompt is None or (cell is not None and (cell.trace is not None or cell.state == RUNNING)):
+        parts.append(engine_settings(ws, label))  # what it applied; an engine that did not run applied nothing
     return " · ".join(part for part in parts if part)
 
 

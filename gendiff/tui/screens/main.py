@@ -122,6 +122,7 @@ class MainScreen(Screen[None]):
     def on_resize(self, event: events.Resize) -> None:
         self.workbench.panel.reset_floor()  # its share of a new terminal size is new
         self.check_size(event.size.width, event.size.height)
+        self.call_after_refresh(self.refresh_top)  # the strip breaks its lines between entries, at its width
         if self.workbench.step_cursor is not None:  # the step view breaks its lines at the panel's width
             self.call_after_refresh(self.workbench.refresh_view)
 
@@ -139,7 +140,8 @@ class MainScreen(Screen[None]):
         strip = self.query_one("#progress", Static)
         items = self.strip_items()
         strip.display = bool(items)
-        strip.update(Text(inert(" │ ".join(items))))
+        width = strip.content_region.width or self.size.width
+        strip.update(Text(progress.pack([inert(item) for item in items], width)))
 
     def strip_items(self) -> list[str]:
         recheck = self.ws.recheck
@@ -258,7 +260,7 @@ class MainScreen(Screen[None]):
 
     def action_cancel(self) -> None:
         if self.runner.cancel():
-            self.notify("cancelling… (each engine stops after its current step; what finished is kept)", timeout=3)
+            pass  # the strip says it (cancelling…, each engine "stopping after this step"): no toast over the panel
         elif self.diagnoser.cancel_recheck():
             self.notify("cancelling the float32 re-check…")
         self.refresh_top()

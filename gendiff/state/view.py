@@ -53,6 +53,10 @@ def mark_icon(mark: str) -> str:
 
 
 # ── the columns ────────────────────────────────────────────────────────────
+# the column foot is a few cells wide (four columns at 120 cells): dtypes as ML people write them short
+SHORT_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
 def engine_settings(ws: Workspace, label: str) -> str:
     """The settings this engine applied, as recorded (``float32 · sdpa``); a served engine's
     server decides its dtype: it says so instead of a number it never used."""
@@ -61,7 +65,8 @@ def engine_settings(ws: Workspace, label: str) -> str:
     applies = (entry or {}).get("applies")
     if applies is not None and "dtype" not in applies:
         return "dtype: the server's"
-    parts = [str(settings[key]) for key in ("dtype", "attn") if key in settings]
+    parts = [SHORT_DTYPES.get(str(settings["dtype"]), str(settings["dtype"]))] if "dtype" in settings else []
+    parts += [str(settings["attn"])] if "attn" in settings else []
     return " · ".join(parts)
 
 
@@ -73,7 +78,7 @@ def call_note(ws: Workspace, prompt: Prompt, label: str) -> str:
         return ""
     entry = ws.engine_entry(label) or {}
     if entry.get("isolates_prompts"):
-        return "one at a time"
+        return "1 at a time"
     batch = ws.batches.get(cell.batch)
     if batch is None or prompt.id not in batch.prompt_ids:
         return ""

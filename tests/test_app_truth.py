@@ -497,3 +497,12 @@ def test_the_strip_breaks_lines_between_entries_never_inside_one():
         for line, after in zip(lines, lines[1:]):
             assert cells(line + " │ " + after.split(" │ ")[0]) > width
     assert cells("漢字") == 4
+
+
+async def test_the_header_breaks_between_its_parts_at_80_columns(tmp_path):
+    app = app_for(prompts_file(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = str(app.main.query_one("#run-line").content).split("\n")
+        assert len(lines) > 1 and any(line.endswith(f"ref {app.main.ws.reference}") for line in lines)
+        assert all(not line.startswith(("·", " ")) and not line.endswith(("·", "ref")) for line in lines)

@@ -136,7 +136,10 @@ class MainScreen(Screen[None]):
 
     # ── the header and the strip ───────────────────────────────────────────
     def refresh_top(self) -> None:
-        self.query_one("#run-line", Static).update(Text(inert(self.header_line())))
+        header = self.query_one("#run-line", Static)
+        width = header.content_region.width or self.size.width
+        parts = [inert(part) for part in self.header_line().split(" · ")]
+        header.update(Text(progress.pack(parts, width, " · ")))  # "ref hf-single" never split
         strip = self.query_one("#progress", Static)
         items = self.strip_items()
         strip.display = bool(items)

@@ -38,13 +38,7 @@ class Workbench(Vertical):
         Binding("left_square_bracket", "step(-1)", "Previous step", id="step.prev-alt", show=False),
         Binding("g", "step_home", "Back to the divergence (step explorer)", id="step.home", show=False),
         Binding("o", "filter_engine", "Only", id="compare.only", tooltip="Only this engine's divergences (again: all)"),
-        Binding(
-            "b",
-            "bisect",
-            "Bisect",
-            id="diagnose.bisect",
-            tooltip="Bisect: the first module where the two engines differ",
-        ),
+        Binding("b", "bisect", "Bisect", id="diagnose.bisect", tooltip="Bisect: the first module that differs"),
         Binding("f", "recheck", "f32", id="diagnose.recheck", tooltip="Recheck this divergence in float32"),
     ]
 

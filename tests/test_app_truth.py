@@ -311,7 +311,10 @@ async def test_a_cancelled_run_is_never_shown_finished_and_its_export_keeps_what
             # a column foot names the dtype an engine applied, and nothing for one that never ran here
             for label, cell in prompt.cells.items():
                 foot = view.column_foot(ws, prompt, label)
-                assert ("fp32" in foot) == (cell.trace is not None), (prompt.id, label, cell.state, foot)
+                made = cell.trace is not None and bool(ws.steps(prompt, label))
+                assert ("fp32" in foot) == made, (prompt.id, label, cell.state, foot)
+                if cell.state == "cancelled" and not made:  # never reached: not "cancelled here"
+                    assert view.cell_note(ws, prompt, label).startswith("not run"), (prompt.id, label)
     data = json.loads(out.read_text())
     assert data["partial"] is True
     finished = [p for p in data["prompts"] if data["reference"] in p["traces"]]

@@ -98,7 +98,8 @@ def column_foot(ws: Workspace, prompt: Prompt | None, label: str) -> str:
     if prompt is not None:
         parts.append(call_note(ws, prompt, label))
     cell = prompt.cells.get(label) if prompt is not None else None
-    if prompt is None or (cell is not None and (cell.trace is not None or cell.state == RUNNING)):
+    ran = cell is not None and (cell.state == RUNNING or (cell.trace is not None and bool(ws.steps(prompt, label))))
+    if prompt is None or ran:
         parts.append(engine_settings(ws, label))  # what it applied; an engine that did not run applied nothing
     return " · ".join(part for part in parts if part)
 
@@ -136,6 +137,8 @@ def cell_note(ws: Workspace, prompt: Prompt, label: str) -> str | None:
     if cell.state == FAILED:
         return f"failed: {cell.error}"
     if cell.state == CANCELLED:
+        if not ws.steps(prompt, label):  # e.g. a one-at-a-time engine that never reached this prompt
+            return "not run: the run was cancelled before this engine reached this prompt"
         return "cancelled here"
     if cell.state == NOT_RUN and any(c.state != NOT_RUN for c in prompt.cells.values()):
         if ws.partial:

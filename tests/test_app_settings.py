@@ -196,3 +196,22 @@ async def test_every_tab_stop_of_the_settings_is_a_field_and_shift_tab_wraps_to_
         await pilot.press("shift+tab", "shift+tab")
         assert app.focused.id == "set-model"
         assert app.screen.query_one("#settings-box").region.contains_region(app.focused.region)
+
+
+async def test_a_refused_variant_is_said_where_it_can_be_seen_at_80x24(tmp_path):
+    from textual.widgets import Input
+
+    app = app_for(prompt_file(tmp_path, "first"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        box = app.screen.query_one("#settings-box")
+        box.scroll_end(animate=False)  # as it opens scrolled at a small size
+        await pilot.pause()
+        app.screen.query_one("#set-variant", Input).value = "hf-left:bogus=1"
+        app.screen.query_one("#set-variant", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        error = app.screen.query_one("#settings-error")
+        assert "bogus" in str(error.content)
+        assert box.region.contains_region(error.region), (box.region, error.region)

@@ -145,7 +145,10 @@ class SettingsScreen(ModalScreen[RunOptions | None]):
 
     def error(self, text: str) -> None:
         """One line in the dialog saying what is wrong (the dialog stays open)."""
-        self.query_one("#settings-error", Label).update(Text.assemble(("error: ", "bold"), inert(text)) if text else "")
+        label = self.query_one("#settings-error", Label)
+        label.update(Text.assemble(("error: ", "bold"), inert(text)) if text else "")
+        if text:  # at 80x24 the box may be scrolled past its top: bring the line into view
+            self.query_one("#settings-box").scroll_home(animate=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "set-variant":

@@ -91,6 +91,7 @@ def test_help_names_keys_as_users_read_them():
     assert key_name("R") == "R"
     assert key_name(" ctrl+c") == "ctrl+c"
     assert key_name("enter") == "enter"
+    assert key_name("escape") == "escape"  # as the dialogs and docs say it, not "esc"
 
 
 async def test_palette_commands_run_on_the_part_that_owns_the_key(tmp_path):

@@ -10,7 +10,7 @@ from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-SPELLED = {"enter": "enter", "backspace": "backspace"}  # words read better than ⏎ ⌫
+SPELLED = {"enter": "enter", "backspace": "backspace", "escape": "escape"}  # words, as the docs and dialogs write them
 
 
 def key_name(key: str) -> str:

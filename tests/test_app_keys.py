@@ -64,7 +64,7 @@ async def test_help_lists_the_prompt_list_palette_question_and_diagnosis_keys(tm
         await pilot.press("question_mark")
         await pilot.pause()
         text = help_text(app)
-    for key in ("enter", "↑", "↓", "ctrl+p", "y / enter", "n / esc", "esc / b / q"):
+    for key in ("enter", "↑", "↓", "ctrl+p", "y / enter", "n / escape", "escape / b / q"):
         assert key in text, key
     assert "question_mark" not in text
 

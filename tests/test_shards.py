@@ -189,3 +189,17 @@ def test_a_shard_opened_and_exported_by_the_app_keeps_its_ids_and_record_until_e
     after = export_snapshot(edited)
     assert after.shard is None and any("shard record dropped" in n for n in after.notes)
     assert [p.id for p in after.prompts] == list(range(len(positions)))
+
+
+def test_a_column_foot_names_only_the_settings_that_differ_from_the_runs():
+    from gendiff.state import view
+    from gendiff.state.exchange import open_workspace
+
+    snapshot = hand_shard(1, 2)
+    snapshot.model.update(dtype="float32", attn="sdpa")
+    engine = {"label": "hf-single", "name": "hf-single", "error": None}
+    ws = open_workspace(replace(snapshot, engines=[{**engine, "settings": {"dtype": "float32", "attn": "sdpa"}}]))
+    assert view.engine_settings(ws, "hf-single") == ""  # the header says float32 · sdpa once
+    ws = open_workspace(replace(snapshot, engines=[{**engine, "settings": {"dtype": "bfloat16", "attn": "sdpa"}}]))
+    assert view.engine_settings(ws, "hf-single") == "bf16"
+    assert view.run_settings(ws) == "float32 · sdpa"

@@ -58,15 +58,21 @@ SHORT_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 def engine_settings(ws: Workspace, label: str) -> str:
-    """The settings this engine applied, as recorded (``float32 · sdpa``); a served engine's
-    server decides its dtype: it says so instead of a number it never used."""
+    """The settings this engine applied where they differ from the run's in the header
+    (``bf16`` for a bfloat16 variant in a float32 run); a served engine's server decides its
+    dtype: it says so instead of a number it never used."""
     entry = ws.engine_entry(label)
     settings = (entry or {}).get("settings") or {}
     applies = (entry or {}).get("applies")
     if applies is not None and "dtype" not in applies:
         return "dtype: the server's"
-    parts = [SHORT_DTYPES.get(str(settings["dtype"]), str(settings["dtype"]))] if "dtype" in settings else []
-    parts += [str(settings["attn"])] if "attn" in settings else []
+    # said once in the header (run_settings) when every engine shares it; a column names only its own
+    run = ws.meta.model if ws.meta is not None else {}
+    parts = [
+        SHORT_DTYPES.get(str(settings[key]), str(settings[key])) if key == "dtype" else str(settings[key])
+        for key in ("dtype", "attn")
+        if key in settings and str(settings[key]) != str(run.get(key))
+    ]
     return " · ".join(parts)
 
 

@@ -22,7 +22,7 @@ def key_name(key: str) -> str:
 def bindings_table(groups: list[tuple[str, list[Binding]]]) -> Table:
     table = Table(box=None, expand=True, show_header=False, padding=(0, 2))
     table.add_column("key", style="bold", no_wrap=True)
-    table.add_column("action")
+    table.add_column("action", ratio=1)  # the keys take what they need, the phrases the rest
     for title, bindings in groups:
         table.add_row(f"[u]{title}[/u]", "")
         for binding in bindings:

@@ -247,7 +247,8 @@ def tui_parser() -> argparse.ArgumentParser:
         prog="gendiff",
         description="Side-by-side greedy generation across inference engines, with the first divergence explained. "
         "Subcommands: 'gendiff run --help' for headless runs, 'gendiff compare --help' for two snapshots, "
-        "'gendiff export --help' to turn a snapshot into JSON or .gdz, 'gendiff merge --help' to join shards.",
+        "'gendiff export --help' to turn a snapshot into JSON or .gdz, 'gendiff merge --help' to join shards, "
+        "'gendiff determinism --help' for the nondeterminism protocols.",
     )
     parser.add_argument(
         "path", nargs="?", help="a prompt file (.txt/.jsonl) to edit and run, or a snapshot (.gdz/.json) to view"

@@ -83,9 +83,7 @@ def pack(items: list[str], width: int, separator: str = " │ ") -> str:
     wider than a line stands alone and wraps inside itself)."""
     lines: list[str] = []
     for item in items:
-        if lines and width > 0 and cells(lines[-1] + separator + item) <= width:
-            lines[-1] += separator + item
-        elif lines and width <= 0:
+        if lines and (width <= 0 or cells(lines[-1] + separator + item) <= width):  # no width yet: one line
             lines[-1] += separator + item
         else:
             lines.append(item)

@@ -58,11 +58,32 @@ def test_shard_1_and_2_merged_equal_the_unsharded_run(capsys, tmp_path):
     same_records(records(tmp_path / "m.gdz"), whole)
 
 
-def test_shards_on_local_ray_equal_the_unsharded_run(capsys, tmp_path):
+def need_ray() -> None:
     if os.environ.get("CI") == "true":
         import ray  # noqa: F401 — CI installs the test extra, Ray included: this test must run there
     else:
         pytest.importorskip("ray")
+
+
+def dying_task(marker, always: bool = False):
+    """A shard task whose Ray worker process dies (os._exit) on shard 1's first attempt (every
+    attempt when ``always``), adding a line to ``marker`` each time; pickled by value, so it runs as is in the worker."""
+    from gendiff.run import ray_shards
+
+    real = ray_shards._shard_task
+
+    def task(options, prompts, index, count, diagnoses):
+        if index == 1 and (always or not marker.exists()):
+            with open(marker, "a") as attempts:
+                attempts.write("died\n")
+            os._exit(1)
+        return real(options, prompts, index, count, diagnoses)
+
+    return task
+
+
+def test_shards_on_local_ray_equal_the_unsharded_run_after_a_worker_dies(capsys, tmp_path, monkeypatch):
+    need_ray()
     import torch
 
     # a Ray task of one CPU runs torch on one thread (OMP_NUM_THREADS=1); CPU reductions over 2 threads
@@ -73,9 +94,24 @@ def test_shards_on_local_ray_equal_the_unsharded_run(capsys, tmp_path):
         run(capsys, "run", *ENGINES, "--save", str(tmp_path / "whole.json"))
     finally:
         torch.set_num_threads(threads)
+    marker = tmp_path / "died"
+    monkeypatch.setattr("gendiff.run.ray_shards._shard_task", dying_task(marker))
     run(capsys, "run", *ENGINES, "--shards", "2", "--ray", "local", "--save", str(tmp_path / "ray.gdz"))
     from gendiff.io.snapshots import load_snapshot
 
+    assert marker.exists()  # shard 1's first worker died; Ray ran it again
     assert load_snapshot(tmp_path / "ray.gdz").shard.indices == (1, 2)
     merged = records(tmp_path / "ray.gdz")
     same_records(merged, records(tmp_path / "whole.json"))
+
+
+def test_a_shard_whose_worker_always_dies_is_an_engine_failure_in_one_line(capsys, tmp_path, monkeypatch):
+    need_ray()
+    monkeypatch.setattr("gendiff.run.ray_shards._shard_task", dying_task(tmp_path / "died", always=True))
+    code = main(["run", *ENGINES, "--shards", "2", "--ray", "local", "--save", str(tmp_path / "ray.gdz")])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    # the last line is gendiff's (Ray's own logging, above it, is Ray's)
+    assert err.splitlines()[-1].startswith("gendiff: error: shard 1/2: its Ray worker died 3 times"), err
+    assert (tmp_path / "died").read_text().count("died") == 3  # the first run and its two retries
+    assert not (tmp_path / "ray.gdz").exists()

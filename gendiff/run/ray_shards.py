@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gendiff.defaults import RAY_LOCAL_CPUS, SHARD_RETRIES
-from gendiff.errors import InputError
+from gendiff.errors import EngineError, InputError, describe
 from gendiff.io.merge import merge_snapshots
 from gendiff.io.snapshots import snapshot_from_data
 from gendiff.run.options import RunOptions
@@ -74,7 +74,12 @@ def run_on_ray(
                 cause = exc.cause if isinstance(getattr(exc, "cause", None), Exception) else None
                 if isinstance(cause, InputError):
                     raise InputError(f"shard {index}/{count}: {cause}") from None
-                raise
+                raise EngineError(f"shard {index}/{count}: {describe(cause or exc).splitlines()[0]}") from None
+            except ray.exceptions.RayError as exc:  # the worker died (or its node) past max_retries
+                raise EngineError(
+                    f"shard {index}/{count}: its Ray worker died {SHARD_RETRIES + 1} times "
+                    f"({type(exc).__name__}); see the Ray logs on the node that ran it"
+                ) from None
             name = f"shard {index}/{count}"
             parts.append((name, snapshot_from_data(data, name)))
             notes += [f"{name}: {note}" for note in shard_notes]

@@ -345,6 +345,14 @@ def app_scale() -> None:
         opened["frame"] <= 3,
         f"{opened['frame']:.2f}s vs {opened['load']:.2f}s",
     )
+    size = path.stat().st_size
+    line(
+        f"{shape}: app memory held / .gdz size",
+        opened["held"] / size,
+        "<= 3",
+        opened["held"] <= 3 * size,
+        f"{opened['held'] / 1e6:.0f} MB held vs {size / 1e6:.1f} MB file, after 20 prompts and 20 divergences visited",
+    )
     for name, times in scale.frames(path, presses).items():
         worst = max(times) * 1000
         line(

@@ -104,7 +104,7 @@ def column_foot(ws: Workspace, prompt: Prompt | None, label: str) -> str:
     if prompt is not None:
         parts.append(call_note(ws, prompt, label))
     cell = prompt.cells.get(label) if prompt is not None else None
-    ran = cell is not None and (cell.state == RUNNING or (cell.trace is not None and bool(ws.steps(prompt, label))))
+    ran = cell is not None and (cell.state == RUNNING or (cell.trace is not None and ws.step_count(prompt, label) > 0))
     if prompt is None or ran:
         parts.append(engine_settings(ws, label))  # what it applied; an engine that did not run applied nothing
     return " · ".join(part for part in parts if part)
@@ -143,7 +143,7 @@ def cell_note(ws: Workspace, prompt: Prompt, label: str) -> str | None:
     if cell.state == FAILED:
         return f"failed: {cell.error}"
     if cell.state == CANCELLED:
-        if not ws.steps(prompt, label):  # e.g. a one-at-a-time engine that never reached this prompt
+        if not ws.step_count(prompt, label):  # e.g. a one-at-a-time engine that never reached this prompt
             return "not run: the run was cancelled before this engine reached this prompt"
         return "cancelled here"
     if cell.state == NOT_RUN and any(c.state != NOT_RUN for c in prompt.cells.values()):

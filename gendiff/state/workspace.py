@@ -366,6 +366,9 @@ class Workspace:
     def steps(self, prompt: Prompt, label: str) -> list[TokenStep]:
         return list(self._steps_seen(prompt, label))
 
+    def step_count(self, prompt: Prompt, label: str) -> int:  # without building the steps
+        return len(self._steps_seen(prompt, label))
+
     def _steps_seen(self, prompt: Prompt, label: str) -> Sequence[TokenStep]:
         cell = prompt.cells.get(label)
         return cell.seen if cell is not None else ()

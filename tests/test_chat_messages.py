@@ -29,12 +29,9 @@ def test_bad_messages_name_file_line_and_fix(record, words):
     assert message.startswith("p.jsonl:7: ") and words in message and "\n" not in message
 
 
-def test_prompt_file_chat_line_refused_in_one_line_after_its_check():
+def test_prompt_file_malformed_chat_line_refused_in_one_line():
     from gendiff.io.prompts import parse_prompts
 
-    good = '{"prompt": "a"}\n{"messages": [{"role": "user", "content": "hi"}]}\n'
-    with pytest.raises(InputError, match=r"^p\.jsonl:2: chat prompts .* not run yet"):
-        parse_prompts(good, "jsonl", "p.jsonl")
     bad = '{"messages": [{"role": "robot", "content": "hi"}]}\n'
     with pytest.raises(InputError, match=r"^p\.jsonl:1: message 1 has an unknown role"):
         parse_prompts(bad, "jsonl", "p.jsonl")

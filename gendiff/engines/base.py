@@ -13,6 +13,7 @@ from gendiff.engines.probe import Probe
 from gendiff.engines.settings import SPEC_FIELDS, EngineSpec, FreeOption, GenerationSettings, OnStep
 from gendiff.engines.steps import DistributionObserver, TraceBuilder
 from gendiff.errors import GendiffError
+from gendiff.records.chat import ChatMessage
 from gendiff.records.conformance import Verdict
 from gendiff.records.trace import Trace
 
@@ -265,13 +266,15 @@ def run_engine(
     probe: Probe | None = None,
     observer: DistributionObserver | None = None,
     on_finish: Callable[[Trace], None] | None = None,
+    chats: dict[int, tuple[ChatMessage, ...]] | None = None,
 ) -> list[Trace]:
     """The framework's half of the Engine contract: build the TraceBuilder for ``prompts``,
     hand it to ``engine.decode`` (already loaded) and collect one Trace per prompt, in order.
 
     ``forced`` (prompt index -> tokens), ``probe`` and ``observer`` (see :mod:`gendiff.run.statistics`)
     need an engine that declares ``can_replay``; ``on_finish(trace)`` gets each prompt's trace as
-    soon as that prompt is done (row-numbered, like the returned traces).
+    soon as that prompt is done (row-numbered, like the returned traces); ``chats`` (prompt index ->
+    messages) marks the chat prompts, whose ids are the rendered template (``builder.chat(row)``).
     """
     if (forced or probe is not None or observer is not None) and not engine.can_replay:
         engine.check_replay()
@@ -289,6 +292,7 @@ def run_engine(
         probe,
         observer,
         on_finish,
+        chats,
     )
     if prompts and not builder.cancelled:
         engine.decode(builder)

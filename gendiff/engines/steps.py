@@ -14,6 +14,7 @@ from typing import Any
 from gendiff.engines.loading import PromptTokenizer
 from gendiff.engines.probe import Probe
 from gendiff.engines.settings import GenerationSettings, OnStep
+from gendiff.records.chat import ChatMessage
 from gendiff.records.trace import TokenStep, TopToken, Trace
 
 DistributionObserver = Callable[[list[int], list[int], Any], None]
@@ -85,6 +86,7 @@ class TraceBuilder:
         probe: Probe | None = None,
         observer: DistributionObserver | None = None,
         on_finish: Callable[[Trace], None] | None = None,
+        chats: dict[int, tuple[ChatMessage, ...]] | None = None,
     ) -> None:
         self.engine = engine
         self.settings_record = settings_record
@@ -104,6 +106,7 @@ class TraceBuilder:
         # teacher forcing: per row, the tokens fed back instead of the engine's own choice
         self._forced: list[list[int] | None] = [(forced or {}).get(index) for index in prompt_indices]
         self._fed: list[int | None] = [None] * len(prompts)
+        self._chats = [(chats or {}).get(index) for index in prompt_indices]
         self._errors: list[str | None] = [None] * len(prompts)  # rows failed on their own (fail())
         self._rows = list(range(len(prompts)))  # this view's rows, as global rows
 
@@ -122,6 +125,10 @@ class TraceBuilder:
     def prompts(self) -> list[list[int]]:
         """Token ids of each row's prompt."""
         return [self._prompts[g] for g in self._rows]
+
+    def chat(self, row: int) -> tuple[ChatMessage, ...] | None:
+        """The messages a chat prompt's ids were rendered from (its row), None for a text prompt."""
+        return self._chats[self._rows[row]]
 
     @property
     def prompt_indices(self) -> list[int]:

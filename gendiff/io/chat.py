@@ -1,22 +1,16 @@
 """Chat prompts: a ``.jsonl`` line ``{"messages": [{"role": ..., "content": ...}, ...]}``, checked.
 
-Only the check of the line's shape lives here (roles, content types, one clear line naming the
-file, the line number and what to fix); rendering through the model's chat template is not wired yet.
+The check of the line's shape (roles, content types, one clear line naming the file, the line
+number and what to fix) and the one rendering through the model's own chat template. The
+prompt itself is :class:`gendiff.records.chat.ChatPrompt`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from gendiff.errors import InputError
+from gendiff.records.chat import ROLES, ChatMessage
 
-ROLES = ("system", "user", "assistant")
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    role: str
-    content: str
+__all__ = ["ROLES", "ChatMessage", "parse_messages", "render_chat"]
 
 
 def parse_messages(record: dict, source: str, number: int) -> tuple[ChatMessage, ...]:
@@ -44,11 +38,16 @@ def parse_messages(record: dict, source: str, number: int) -> tuple[ChatMessage,
 
 def render_chat(tokenizer, messages: tuple[ChatMessage, ...], model: str, where: str) -> list[int]:
     """The token ids of ``messages`` through the model tokenizer's own chat template (generation
-    prompt added); InputError naming the model and ``where`` (file:line) when it has no template."""
+    prompt added); InputError naming the model and ``where`` (file:line) when it has no template.
+
+    The rendered text is tokenized without the tokenizer's own special tokens: a template that
+    wants BOS writes ``{{ bos_token }}`` itself, so BOS is never doubled."""
     if not getattr(tokenizer, "chat_template", None):
-        raise InputError(f"{where}: a chat prompt, but model {model} has no chat template; give plain prompts")
-    rendered = tokenizer.apply_chat_template(
-        [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=True
+        raise InputError(
+            f"{where}: a chat prompt, but model {model} has no chat template (no chat_template in its "
+            "tokenizer_config.json or chat_template.jinja); use a chat model or give plain prompts"
+        )
+    text = tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=False
     )
-    ids = rendered["input_ids"] if isinstance(rendered, dict) or hasattr(rendered, "keys") else rendered
-    return [int(i) for i in ids]
+    return [int(i) for i in tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]]

@@ -2,7 +2,8 @@
 
 In ``.txt`` files a prompt is one line; ``\\n`` stands for a newline, ``\\t`` for a tab and
 ``\\\\`` for a backslash; blank lines are skipped. In ``.jsonl`` files each line is
-``{"prompt": "..."}``. A UTF-8 byte-order mark at the start of the file is dropped (it is not
+``{"prompt": "..."}`` or a chat prompt ``{"messages": [{"role": ..., "content": ...}, ...]}``
+(:class:`gendiff.records.chat.ChatPrompt`, kept line for line when the file is saved). A UTF-8 byte-order mark at the start of the file is dropped (it is not
 part of prompt 1). Saving is atomic (temp file + rename), keeps the file's format, mode and
 symlinks, and is refused for a file with several hard links (see :mod:`gendiff.fileio`).
 """
@@ -18,6 +19,7 @@ from gendiff.defaults import MAX_PROMPT_CHARS, MAX_PROMPT_FILE_BYTES
 from gendiff.errors import GendiffError, InputError
 from gendiff.io.chat import parse_messages
 from gendiff.io.fileio import atomic_write_text
+from gendiff.records.chat import ChatPrompt
 
 BOM = "\ufeff"
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
@@ -53,11 +55,9 @@ def parse_prompts(text: str, fmt: str, source: str) -> list[str]:
                     f'{source}:{number}: not valid JSON ({exc.msg}); each line must be {{"prompt": "..."}}'
                 ) from None
             if isinstance(record, dict) and "messages" in record and "prompt" not in record:
-                parse_messages(record, source, number)  # a malformed chat line is named first
-                raise InputError(
-                    f'{source}:{number}: chat prompts ({{"messages": [...]}}) are not run yet; '
-                    'write the rendered text as {"prompt": "..."}'
-                )
+                where = f"{source}:{number}"
+                prompts.append(ChatPrompt(parse_messages(record, source, number), line, where))
+                continue
             if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
                 raise InputError(f'{source}:{number}: expected an object with a string "prompt" field')
             prompt = record["prompt"]
@@ -75,9 +75,19 @@ def parse_prompts(text: str, fmt: str, source: str) -> list[str]:
 
 
 def format_prompts(prompts: list[str], fmt: str) -> str:
+    """The file's text; a chat prompt as the line it was read from (or its messages, if made in memory)."""
     if fmt == "jsonl":
-        return "".join(json.dumps({"prompt": p}, ensure_ascii=False) + "\n" for p in prompts)
+        return "".join(_jsonl_line(p) + "\n" for p in prompts)
+    chat = next((i for i, p in enumerate(prompts) if isinstance(p, ChatPrompt)), None)
+    if chat is not None:
+        raise InputError(f"prompt {chat + 1} is a chat prompt: a .txt file can't hold one; save the prompts as .jsonl")
     return "".join(escape_line(p) + "\n" for p in prompts)
+
+
+def _jsonl_line(prompt: str) -> str:
+    if isinstance(prompt, ChatPrompt):
+        return prompt.line or json.dumps({"messages": prompt.messages_data()}, ensure_ascii=False)
+    return json.dumps({"prompt": prompt}, ensure_ascii=False)
 
 
 def file_format(path: Path) -> str:

@@ -25,8 +25,10 @@ from gendiff.engines.loading import (
 )
 from gendiff.engines.settings import SPEC_FIELDS, EngineSpec, GenerationSettings
 from gendiff.errors import GendiffError, InputError, describe
+from gendiff.io.chat import render_chat
 from gendiff.io.environment import environment_info
 from gendiff.io.prompts import validate_prompt
+from gendiff.records.chat import ChatMessage, ChatPrompt
 from gendiff.records.decoding import Decoding
 from gendiff.records.divergence import TOKEN, Divergence, compare
 from gendiff.records.events import (
@@ -90,10 +92,11 @@ class Session:
             check_device(device)
         self.tokenizer = load_tokenizer(self.model_dir)
         self.config.settings.validate(self.tokenizer.vocab_size)
-        # tokenized once: every engine gets exactly these ids
+        # tokenized once: every engine gets exactly these ids (a chat prompt: rendered once by the
+        # model's own template, before any model work; a model without one stops the run)
         self.token_ids = [  # a prompt already refused is not tokenized (it may be millions of characters)
-            [] if pid in self.rejected else self.tokenizer.encode(text)
-            for pid, text in zip(self.prompt_ids, self.prompts)
+            [] if pid in self.rejected else self._encode(index, text)
+            for index, (pid, text) in enumerate(zip(self.prompt_ids, self.prompts))
         ]
         if not self.per_prompt_errors:
             check_token_ids(self.prompts, self.token_ids, self.tokenizer)
@@ -106,6 +109,17 @@ class Session:
             problem = self.rejected.get(pid) or prompt_problem(ids, self.config.settings, self.tokenizer.max_length)
             if problem:
                 self.rejected[pid] = problem
+
+    def _encode(self, index: int, text: str) -> list[int]:
+        if not isinstance(text, ChatPrompt):
+            return self.tokenizer.encode(text)
+        where = text.where or f"prompt {index + 1}"
+        return render_chat(self.tokenizer.hf, text.messages, self.model_dir.name, where)
+
+    @property
+    def chats(self) -> dict[int, tuple[ChatMessage, ...]]:
+        """Position -> messages of each chat prompt (what served engines check their server renders)."""
+        return {i: p.messages for i, p in enumerate(self.prompts) if isinstance(p, ChatPrompt)}
 
     @property
     def notes(self) -> list[str]:
@@ -187,8 +201,9 @@ class Session:
             engine.load()
             emit(EngineLoaded(label, time.perf_counter() - started))
             started = time.perf_counter()
+            chats = {row: chat for row, index in enumerate(indices) if (chat := self.chats.get(index))}
             produced = run_engine(
-                engine, batch, self.config.settings, on_step=on_step, cancel=cancel, on_finish=on_finish
+                engine, batch, self.config.settings, on_step=on_step, cancel=cancel, on_finish=on_finish, chats=chats
             )
             seconds = time.perf_counter() - started
             result = [numbered(t) for t in produced]

@@ -12,6 +12,7 @@ from typing import Any
 
 from gendiff.errors import GendiffError, InputError
 from gendiff.io.columnar import FORMAT_ID
+from gendiff.records.chat import ChatMessage, preview
 from gendiff.records.snapshot import SCHEMA_ID
 
 SCHEMA_FAMILY = "gendiff.snapshot/"
@@ -121,7 +122,7 @@ def validate_outline(outline: Any, source: str) -> None:
     tokens = outline["tokens"]
     if len(tokens["ids"]) != len(tokens["texts"]) or len(set(tokens["ids"])) != len(tokens["ids"]):
         raise InputError(f"snapshot {source}: its token table's ids and texts do not pair up; the file is corrupt")
-    problem = _check_consistency(outline) or _check_identity(outline)
+    problem = _check_consistency(outline) or _check_identity(outline) or _check_chats(outline)
     if problem:
         raise InputError(f"snapshot {source}: {problem}; the file was edited or is corrupt")
 
@@ -157,9 +158,30 @@ def validate(data: Any, source: str) -> None:
     problem = _check_consistency(data)
     if problem:
         raise GendiffError(f"snapshot {source}: {problem}; the file was edited or is corrupt")
-    problem = _check_identity(data)
+    problem = _check_identity(data) or _check_chats(data)
     if problem:
         raise GendiffError(f"snapshot {source}: invalid at {problem}")
+
+
+def _check_chats(data: dict[str, Any]) -> str | None:
+    """A chat prompt's text is its messages' preview (in the prompts and in every call's rows)."""
+    for p, prompt in enumerate(data["prompts"]):
+        if prompt.get("messages") and prompt["text"] != preview(_messages(prompt["messages"])):
+            return f"prompts/{p}/text: not the [role] lines of its messages"
+    for b, batch in enumerate(data["batches"]):
+        rows = batch.get("messages")
+        if rows is None:
+            continue
+        if len(rows) != len(batch["texts"]):
+            return f"batches/{b}/messages: one entry per row needed ({len(batch['texts'])})"
+        for row, messages in enumerate(rows):
+            if messages and batch["texts"][row] != preview(_messages(messages)):
+                return f"batches/{b}/texts/{row}: not the [role] lines of its messages"
+    return None
+
+
+def _messages(data: list[dict[str, Any]]) -> tuple[ChatMessage, ...]:
+    return tuple(ChatMessage(m["role"], m["content"]) for m in data)
 
 
 def _check_consistency(data: dict[str, Any]) -> str | None:

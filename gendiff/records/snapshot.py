@@ -10,6 +10,7 @@ from typing import Any
 
 from gendiff import __version__
 from gendiff.errors import GendiffError
+from gendiff.records.chat import chat_from_data, messages_of
 from gendiff.records.divergence import Divergence
 from gendiff.records.repeats import Repeats
 from gendiff.records.shard import Shard
@@ -24,7 +25,9 @@ class Batch:
     """One engine call's composition: which prompts ran together, in which rows, with which ids.
 
     ``prompt_ids[row]`` is the prompt in that row; ``texts`` and ``token_ids`` are what they were
-    at run time, so the call can be replayed exactly even after a member was edited or deleted."""
+    at run time, so the call can be replayed exactly even after a member was edited or deleted
+    (a chat prompt's text is a :class:`~gendiff.records.chat.ChatPrompt`: its messages are stored
+    beside, ``messages[row]``, null for a text prompt, written only when the call held one)."""
 
     id: int
     engines: tuple[str, ...]
@@ -36,21 +39,24 @@ class Batch:
         return self.prompt_ids.index(prompt_id)
 
     def to_dict(self) -> dict[str, Any]:
+        messages = [messages_of(text) for text in self.texts]
         return {
             "id": self.id,
             "engines": list(self.engines),
             "prompt_ids": list(self.prompt_ids),
-            "texts": list(self.texts),
+            "texts": [str(text) for text in self.texts],
             "token_ids": [list(ids) for ids in self.token_ids],
+            **({"messages": messages} if any(messages) else {}),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Batch:
+        messages = data.get("messages") or [None] * len(data["texts"])
         return cls(
             int(data["id"]),
             tuple(data["engines"]),
             tuple(int(i) for i in data["prompt_ids"]),
-            tuple(data["texts"]),
+            tuple(chat_from_data(text, chat) for text, chat in zip(data["texts"], messages)),
             tuple(tuple(int(t) for t in ids) for ids in data["token_ids"]),
         )
 
@@ -58,7 +64,9 @@ class Batch:
 @dataclass
 class PromptResult:
     """One prompt's traces and divergences. ``id`` is the prompt's stable identity (traces carry
-    it as ``prompt_index``); ``batches`` maps each engine to the :class:`Batch` that produced its trace."""
+    it as ``prompt_index``); ``batches`` maps each engine to the :class:`Batch` that produced its trace.
+    A chat prompt's ``text`` is a :class:`~gendiff.records.chat.ChatPrompt` and ``token_ids`` its
+    rendered template; its ``messages`` are stored beside the text."""
 
     text: str
     token_ids: list[int]
@@ -74,8 +82,10 @@ class PromptResult:
         return next((d for d in self.divergences if d.engine == engine), None)
 
     def to_dict(self) -> dict[str, Any]:
+        messages = messages_of(self.text)
         return {
-            "text": self.text,
+            "text": str(self.text),
+            **({"messages": messages} if messages else {}),
             "token_ids": list(self.token_ids),
             "traces": {label: trace.to_dict() for label, trace in self.traces.items()},
             "divergences": [d.to_dict() for d in self.divergences],
@@ -89,7 +99,7 @@ class PromptResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PromptResult:
         return cls(
-            text=data["text"],
+            text=chat_from_data(data["text"], data.get("messages")),
             token_ids=list(data["token_ids"]),
             traces={label: Trace.from_dict(t) for label, t in data["traces"].items()},
             divergences=[Divergence.from_dict(d) for d in data["divergences"]],

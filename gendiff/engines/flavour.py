@@ -74,6 +74,25 @@ class Flavour:
         """The token ids of a tokenization answer, as sent, and the field they came from."""
         raise NotImplementedError
 
+    # ---- chat prompts: how the server renders messages with its own template, to token ids -----
+    chat_steps: tuple[str, ...] = ()
+    """How this flavour's server turns messages into ids: ``("tokenize",)`` in one request
+    (:meth:`chat_tokenize` gets no text), ``("template", "tokenize")`` through a rendered text
+    (:meth:`chat_template`, then :meth:`chat_tokenize` with the text); empty: it can't be asked."""
+
+    def chat_template(self, model: str, messages: list[dict[str, str]]) -> Request:
+        raise NotImplementedError
+
+    def parse_chat_template(self, data: Any) -> str:
+        """The rendered prompt text of a :meth:`chat_template` answer (ServedError if missing)."""
+        raise NotImplementedError
+
+    def chat_tokenize(self, model: str, messages: list[dict[str, str]], rendered: str | None) -> Request:
+        raise NotImplementedError
+
+    def parse_chat_tokens(self, data: Any) -> tuple[Any, str]:
+        return self.parse_tokens(data)
+
     def version(self, data: Any) -> str | None:
         if isinstance(data, dict):
             for key in ("version", "build_info"):

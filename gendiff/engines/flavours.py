@@ -97,6 +97,25 @@ class OpenAICompletions(Flavour):
         }
         return Request("/v1/completions", body)
 
+    chat_steps = ("tokenize",)
+
+    def chat_tokenize(self, model: str, messages: list[dict[str, str]], rendered: str | None) -> Request:
+        # vLLM's /tokenize renders messages with the server's chat template, as its chat endpoint does
+        body = {
+            "model": model,
+            "messages": messages,
+            "add_generation_prompt": True,
+            "continue_final_message": False,
+            "add_special_tokens": False,
+        }
+        return Request("/tokenize", body)
+
+    def parse_chat_tokens(self, data: Any) -> tuple[Any, str]:
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list):
+            raise ServedError("the /tokenize answer has no tokens")
+        return tokens, "tokens"
+
     def parse_tokens(self, data: Any) -> tuple[Any, str]:
         logprobs = first_choice(data).get("logprobs") or {}
         if isinstance(logprobs, dict):

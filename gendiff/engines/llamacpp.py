@@ -99,6 +99,21 @@ class LlamaCpp(Flavour):
     def tokenize(self, model: str, text: str) -> Request:
         return Request("/tokenize", {"content": text, "add_special": True})
 
+    chat_steps = ("template", "tokenize")
+
+    def chat_template(self, model: str, messages: list[dict[str, str]]) -> Request:
+        return Request("/apply-template", {"messages": messages, "add_generation_prompt": True})
+
+    def parse_chat_template(self, data: Any) -> str:
+        prompt = data.get("prompt") if isinstance(data, dict) else None
+        if not isinstance(prompt, str):
+            raise ServedError("the /apply-template answer has no prompt text")
+        return prompt
+
+    def chat_tokenize(self, model: str, messages: list[dict[str, str]], rendered: str | None) -> Request:
+        # as its chat endpoint tokenizes a rendered prompt: special tokens added and parsed
+        return Request("/tokenize", {"content": rendered, "add_special": True, "parse_special": True})
+
     def parse_tokens(self, data: Any) -> tuple[Any, str]:
         tokens = data.get("tokens") if isinstance(data, dict) else None
         if not isinstance(tokens, list):

@@ -7,7 +7,9 @@ when a request is made, sent as ``Authorization: Bearer``, never stored (the sna
 variable's name only). A URL with a user name or password is refused (settings.check_no_credentials).
 The local model folder (``--model``) supplies the tokenizer: prompts go to the server as token
 ids, and before the run the server must be reachable, serve ``model``, tokenize every prompt as
-gendiff does, and key its logprobs by id. Requests go out concurrently (``concurrency=all``, the
+gendiff does (a chat prompt: render its messages with the server's chat template to the ids of
+the model's, else that prompt is not run here: :mod:`gendiff.engines.served_chat`), and key its
+logprobs by id. Requests go out concurrently (``concurrency=all``, the
 default, sends every prompt at once as production traffic would; ``1`` sends them one by one), so
 the server's batching becomes a variable to diff. A failed request fails only its prompt. What
 the server reports about what it runs (its model file, quantization, slots, build) is recorded
@@ -28,9 +30,11 @@ from gendiff.engines.flavour import Flavour, ServedError
 from gendiff.engines.flavours import FLAVOURS
 from gendiff.engines.http_plumbing import each_row, error_text, retry_after, served_models
 from gendiff.engines.loading import load_tokenizer
+from gendiff.engines.served_chat import check_chat
 from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, whole_number
 from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import EngineError, GendiffError, InputError
+from gendiff.records.chat import ChatMessage
 from gendiff.records.trace import TokenStep, TopToken
 
 HINT = "start it (docs/served.md) or fix url="
@@ -173,7 +177,11 @@ class OpenAIServer(Engine):
         async with httpx.AsyncClient(timeout=self._timeout(), transport=transport) as client:
 
             async def check(row: int) -> None:
-                problem = await self._check_tokenization(client, prompts[row])
+                chat = builder.chat(row)
+                if chat is None:
+                    problem = await self._check_tokenization(client, prompts[row])
+                else:  # a chat prompt: the server's template must render the same ids, else not run here
+                    problem = await self._check_chat(client, chat, prompts[row])
                 if problem:
                     errors[row] = problem
 
@@ -255,6 +263,19 @@ class OpenAIServer(Engine):
                 f"tokenizer ({self.model_path}) as {ours}; point --model at the folder the server loaded"
             )
         return None
+
+    async def _check_chat(self, client: Any, messages: tuple[ChatMessage, ...], ids: list[int]) -> str | None:
+        assert self.flavour is not None
+
+        async def post(path: str, body: dict[str, Any]) -> Any:
+            return await self._post(client, path, body)
+
+        try:
+            return await check_chat(
+                post, self.flavour, self.model, messages, ids, self.tokenizer.piece, self._vocab_size()
+            )
+        except ServedError as exc:
+            raise GendiffError(f"engine {self.spec.label}: {exc}; {_flavour_hint(self.flavour)}") from None
 
     # ---- requests -----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from textual.widget import Widget
 from gendiff.display import inert
 from gendiff.errors import GendiffError
 from gendiff.io.prompts import PromptBook, PromptFileChanged
+from gendiff.records.chat import ChatPrompt
 from gendiff.state.workspace import Workspace
 from gendiff.tui.screens.choice import Choice
 from gendiff.tui.screens.confirm import Confirm
@@ -70,7 +71,11 @@ class PromptFile(Widget):
             self.save()
             self.post_message(self.Changed(pid))
 
-        self.app.push_screen(PromptEditor(prompt.text, f"Edit prompt {self.ws.index_of(pid) + 1}"), edited)
+        number = self.ws.index_of(pid) + 1
+        if isinstance(prompt.text, ChatPrompt):  # its messages shown, not edited (not built)
+            self.app.push_screen(PromptEditor(prompt.text, f"Chat prompt {number} (read-only)", read_only=True))
+            return
+        self.app.push_screen(PromptEditor(prompt.text, f"Edit prompt {number}"), edited)
 
     def delete(self, pid: int) -> None:
         prompt = self.ws.get(pid)

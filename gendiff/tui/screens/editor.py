@@ -1,5 +1,6 @@
 """Modal multi-line prompt editor: ctrl+s saves; escape (or ctrl+c) closes, asking first when
-the text has changed. A typed tab is a tab (prompts can hold code)."""
+the text has changed. A typed tab is a tab (prompts can hold code). A chat prompt opens read-only
+(its messages as ``[role] content`` lines; editing messages is not built: the .jsonl file is)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,14 @@ class PromptEditor(ModalScreen[str | None]):
         Binding("ctrl+c", "cancel", "Close (asks if changed)", id="editor.cancel-ctrl-c", show=False, priority=True),
     ]
 
-    def __init__(self, text: str, title: str) -> None:
+    READ_ONLY_HELP = (
+        "a chat prompt: its messages, read-only (editing messages in the app is not built yet; "
+        "edit its line in the .jsonl file) · escape close"
+    )
+
+    def __init__(self, text: str, title: str, read_only: bool = False) -> None:
         super().__init__()
+        self.read_only = read_only
         # control characters as their pictures (␛, ⟨U+202E⟩): a prompt from a file can't drive
         # the terminal from the editor; saving puts them back (display.uninert)
         self.text = inert(text)
@@ -57,8 +64,9 @@ class PromptEditor(ModalScreen[str | None]):
             self.early = []
         with Vertical(id="editor-box", classes="dialog"):
             yield Label(Text(inert(self.title_text)), classes="dialog-title")
-            yield PromptArea(self.text, id="editor-text")
-            yield Label("ctrl+s save · escape close (asks if changed)", id="editor-help", classes="dialog-help")
+            yield PromptArea(self.text, id="editor-text", read_only=self.read_only)
+            help_text = self.READ_ONLY_HELP if self.read_only else "ctrl+s save · escape close (asks if changed)"
+            yield Label(help_text, id="editor-help", classes="dialog-help")
 
     def on_mount(self) -> None:
         release = getattr(self.app, "release_keys", None)
@@ -73,7 +81,7 @@ class PromptEditor(ModalScreen[str | None]):
     def take_early_key(self, event: events.Key) -> bool:
         """A printable key typed right after a/e, routed to the screen below before this one
         was active (the app hands it here): typed into the text, not lost."""
-        if not (event.is_printable and event.character):
+        if not (event.is_printable and event.character) or self.read_only:
             return False
         area = self.query(TextArea)
         if area and area.first().is_mounted:
@@ -88,6 +96,9 @@ class PromptEditor(ModalScreen[str | None]):
         return bool(self.early) or (bool(areas) and areas.first().text != self.original)
 
     def action_save(self) -> None:
+        if self.read_only:
+            self.notify("a chat prompt is read-only here: edit its line in the .jsonl file", severity="warning")
+            return
         text = uninert(self.query_one(PromptArea).text)
         if not text.strip():
             self.notify("a prompt can't be empty: write some text, or escape to cancel", severity="error")

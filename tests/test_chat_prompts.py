@@ -107,3 +107,26 @@ def test_chat_prompt_runs_the_templates_ids_once_with_one_bos_in_every_engine(tm
         assert chat["traces"][label]["token_ids"] == by_hand, label
     # a plain prompt in the same file is still tokenized as text (the tokenizer's own BOS)
     assert data["prompts"][0]["token_ids"] == tokenizer("def clamp(x):")["input_ids"]
+
+
+def test_a_chat_prompt_equals_only_a_chat_prompt_of_the_same_messages():
+    one = ChatPrompt((ChatMessage("user", "a\n[user] b"),))
+    two = ChatPrompt((ChatMessage("user", "a"), ChatMessage("user", "b")))
+    assert str(one) == str(two) and one != two and len({one, two}) == 2
+    assert one != str(one) and str(one) == "[user] a\n[user] b"
+    assert one == ChatPrompt((ChatMessage("user", "a\n[user] b"),), '{"messages": []}', "other.jsonl:9")
+
+
+def test_reloading_keeps_results_only_of_the_same_messages_and_adopts_the_files_line():
+    from gendiff.state.workspace import Workspace
+
+    workspace = Workspace(["hf-single"], "hf-single")
+    for text in parse_prompts(LINES, "jsonl", "p.jsonl"):
+        workspace.add(text)
+    reread = LINES.replace('"be brief"}, {', '"be brief"},  {')  # same messages, another line
+    reread += '{"prompt": "[system] be brief\\n[user] Name a colour."}\n'  # the preview as text
+    ids = [p.id for p in workspace.prompts]
+    workspace.replace_texts(parse_prompts(reread, "jsonl", "p.jsonl"))
+    now = workspace.prompts
+    assert [p.id for p in now[:3]] == ids and now[3].id not in ids
+    assert now[1].text.line == reread.splitlines()[1]

@@ -1,6 +1,6 @@
 """A chat prompt as plain data: its messages, and the text every other part of gendiff sees.
 
-A :class:`ChatPrompt` *is* a ``str``, the role-tagged preview (``[system] be brief`` and
+A :class:`ChatPrompt` *is* a ``str`` (equal only to a chat prompt of the same messages), the role-tagged preview (``[system] be brief`` and
 ``[user] hi`` on two lines): the prompt list, the shard rule, a merge's prompt-list check and the
 snapshot's ``text`` read that. Only tokenization differs: the session renders ``messages`` once
 through the model's chat template (:func:`gendiff.io.chat.render_chat`) instead of encoding the
@@ -44,6 +44,17 @@ class ChatPrompt(str):
         made.line = line
         made.where = where
         return made
+
+    # a chat prompt is its messages: never equal to a text prompt, nor to another chat whose
+    # messages differ but whose preview reads the same (a content holding "\n[user] ...")
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ChatPrompt) and self.messages == other.messages
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(("chat", self.messages))
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (shard workers), not as its text
         return (ChatPrompt, (self.messages, self.line, self.where))

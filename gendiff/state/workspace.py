@@ -102,6 +102,7 @@ class Workspace:
             same = unused.get(text)
             if same:
                 prompt = same.pop(0)
+                prompt.text = text  # the file's own (a chat prompt's line as it now reads)
                 kept += any(c.trace is not None for c in prompt.cells.values())
             else:
                 prompt = Prompt(self.next_id, text, self.blank_cells())

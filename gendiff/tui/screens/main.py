@@ -120,7 +120,6 @@ class MainScreen(Screen[None]):
         self.run_worker(detached(work), thread=True, group="preload", exit_on_error=False, name="preload")
 
     def on_resize(self, event: events.Resize) -> None:
-        self.workbench.panel.reset_floor()  # its share of a new terminal size is new
         self.check_size(event.size.width, event.size.height)
         self.call_after_refresh(self.refresh_top)  # the strip breaks its lines between entries, at its width
         if self.workbench.step_cursor is not None:  # the step view breaks its lines at the panel's width

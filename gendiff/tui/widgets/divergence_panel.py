@@ -1,7 +1,8 @@
 """The divergence panel: both engines' top-k at the first differing step, with the margins.
 
-The panel is as tall as what it shows (one row for a hint), up to the share of the screen the
-stylesheet gives it, and scrolls beyond that; numbers are never cut (they don't wrap, and a
+The panel is as tall as what it shows now (one row for a hint), up to the share of the screen the
+stylesheet gives it, and scrolls beyond that: a shorter reading gives its rows back to the list
+and the columns; numbers are never cut (they don't wrap, and a
 wrapped summary line breaks only between its items).
 """
 
@@ -101,24 +102,6 @@ class DivergencePanel(VerticalScroll):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.body = SteadyStatic("", id="panel-body")
-        self.floor = 0  # the tallest the panel has been since reset_floor: it does not shrink below
-
-    def on_resize(self) -> None:
-        # Keep the height the panel reached: moving from a divergence's tables to a prompt whose
-        # panel is one line would otherwise resize the columns and the list (a relayout and a
-        # repaint of the whole screen per key press); the shorter content leaves blank rows.
-        height = self.outer_size.height
-        if height > self.floor:
-            self.floor = height
-            self.styles.min_height = height
-            self.body.keep_lines(self.size.height)  # and the body its rows, so new text redraws in place
-
-    def reset_floor(self) -> None:
-        """Let the panel shrink to its content again (the terminal or the panel's mode changed)."""
-        if self.floor:
-            self.floor = 0
-            self.styles.min_height = None
-            self.body.keep_lines(0)
 
     def compose(self) -> ComposeResult:
         yield self.body

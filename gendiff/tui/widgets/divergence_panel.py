@@ -193,10 +193,10 @@ class DivergencePanel(VerticalScroll):
             parts.append(Text(f"penalties differ: {d.decoding_note}", style=colours.get("warning", "yellow")))
         if d.bisection is not None or d.reconvergence is not None:
             found = Text(style=colours.get("accent", ""))
+            if d.reconvergence is not None:  # the verdict (does the fork last) before where it starts
+                found.append(f"re-convergence: {d.reconvergence.summary()}")
             if d.bisection is not None:
-                found.append(f"bisection: {d.bisection.summary()}")
-            if d.reconvergence is not None:
-                found.append((" · " if d.bisection else "") + d.reconvergence.verdict)
+                found.append((" · " if d.reconvergence else "") + f"bisection: {d.bisection.summary()}")
             found.append("  (b: per-layer chart)", style="dim")
             parts.insert(0, found)
         self.update(Group(*parts))

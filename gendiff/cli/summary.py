@@ -23,7 +23,12 @@ def summary_table(snapshot: Any) -> str:
     labels = [label for label in snapshot.engine_labels if label in compared]
     width = max((len(label) for label in labels), default=8)
     diverged = total = failed = 0
-    for index, prompt in enumerate(snapshot.prompts, 1):
+    if snapshot.shard is not None:
+        lines.append(
+            f"shard {snapshot.shard.label}: {len(snapshot.prompts)} of {snapshot.shard.total} prompts, "
+            "numbered by their position in the prompt file"
+        )
+    for index, prompt in zip(snapshot.prompt_numbers(), snapshot.prompts, strict=True):
         lines.append(f"{index:>3} {one_line(shorten(prompt.text, 70))}")
         named = {name for d in prompt.divergences for name in (d.engine, d.reference)}
         for label, trace in prompt.traces.items():
@@ -50,7 +55,7 @@ def summary_table(snapshot: Any) -> str:
                     f"{visible(d.reference_step.text)!s} vs {visible(d.other_step.text)!s}  "
                     f"margin ref {number(d.reference_margin)} / {label} {number(d.other_margin)}  "
                     f"flip gap {number(d.flip_gap)}  drift before {number(d.max_drift_before)}  "
-                    f"cross-top-k {'yes' if d.cross_top_k else 'no'}"
+                    f"in each other's top {len(d.reference_step.top)}: {'yes' if d.cross_top_k else 'no'}"
                 )
                 if d.decoding_note:
                     lines.append(f"{pad}penalties differ: {d.decoding_note}")
@@ -125,7 +130,8 @@ def repeats_table(snapshot: Any) -> str:
     lines = [f"repeats: {runs} runs, each prompt at another row beside other prompts each time"]
     width = max(len(label) for label in labels)
     for label in labels:
-        found = [(i, p.repeats[label]) for i, p in enumerate(snapshot.prompts, 1) if label in p.repeats]
+        numbered = zip(snapshot.prompt_numbers(), snapshot.prompts, strict=True)
+        found = [(i, p.repeats[label]) for i, p in numbered if label in p.repeats]
         stable = sum(r.deterministic for _, r in found)
         lines.append(f"  {label:<{width}}  {stable} of {len(found)} prompts: 1 unique of {runs}")
         for index, r in found:

@@ -259,7 +259,7 @@ class Workbench(Vertical):
             forced = d.reconvergence.forced_steps if d.reconvergence is not None else ()
             note = (
                 f"after step {split} {d.engine} and {d.reference} continue on different prefixes (each its own "
-                "tokens): their top-k here answer different questions."
+                "tokens): their top candidates here answer different questions."
             )
             if step < len(forced):
                 rows.append((f"{d.engine} fed {d.reference}'s tokens", forced[step]))

@@ -17,6 +17,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from gendiff.demo import model_name
 from gendiff.display import inert
 from gendiff.engines import engine_names
 from gendiff.engines.vllm import vllm_installed
@@ -155,7 +156,7 @@ class MainScreen(Screen[None]):
         o = self.options
         tail = f"{o.max_new_tokens} tokens · top-{o.top_k} · ref {self.ws.reference}"
         if self.snapshot is None:
-            return view.header(self.ws, o.model or "demo model", "", tail)
+            return view.header(self.ws, model_name(o.model), "", tail)
         name = self.snapshot.model.get("name")
         if not self.comparing:
             return view.header(self.ws, f"snapshot of {name} ({self.snapshot.created})", "", tail)

@@ -83,7 +83,7 @@ async def test_the_panel_says_the_verdict_before_where_it_starts(tmp_path):
     first = snapshot.prompts[0]
     d = first.divergence_for("hf-left")
     b = dataclasses.replace(
-        bisection(), step=d.step, position=len(first.token_ids) + d.step - 1, key_values=(), position_splits=()
+        bisection(), step=d.step, position=len(first.token_ids) + d.step - 1, key_values=bisection().key_values[:1]
     )
     r = Reconvergence("hf-single", "hf-left", 0, d.step, 1, (d.step,), True)
     first.divergences = [
@@ -96,3 +96,5 @@ async def test_the_panel_says_the_verdict_before_where_it_starts(tmp_path):
         text = " ".join(plain(app.main.query_one("#panel"), width=78).split())
         assert text.index(f"re-convergence: {r.summary()}") < text.index("bisection: first differs at")
         assert f"relative difference 4.00e-04 at position {b.position}" in text
+        # the rest of the bisection is b's view: the reading and the margins stay in the panel
+        assert "positions count" not in text and "(b: earlier positions, per-layer chart)" in text

@@ -196,8 +196,10 @@ class DivergencePanel(VerticalScroll):
             if d.reconvergence is not None:  # the verdict (does the fork last) before where it starts
                 found.append(f"re-convergence: {d.reconvergence.summary()}")
             if d.bisection is not None:
-                found.append((" · " if d.reconvergence else "") + f"bisection: {d.bisection.summary()}")
-            found.append("  (b: per-layer chart)", style="dim")
+                # where it starts; the positions and layers are b's view (at 80x24 they would push
+                # the reading and the margins out of the panel)
+                found.append((" · " if d.reconvergence else "") + f"bisection: {d.bisection.summary_lines()[0]}")
+            found.append("  (b: earlier positions, per-layer chart)", style="dim")
             parts.insert(0, found)
         self.update(Group(*parts))
 

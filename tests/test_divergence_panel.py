@@ -148,3 +148,14 @@ async def test_the_panel_gives_rows_back_when_what_it_shows_is_shorter(tmp_path,
         await pilot.press("up")
         await pilot.pause()
         assert panel.outer_size.height == tall and listing.outer_size.height == list_rows
+
+
+def test_the_statistics_line_says_its_units_and_what_was_fed():
+    from gendiff.records.statistics import DistributionStats
+    from gendiff.tui.widgets.divergence_panel import statistics_line
+
+    stats = DistributionStats(3, 0.0012, 0.001, 0.002, 0.0031, 2, 2 / 3, 0.0, 0.0042, kld_steps=(0.0, 0.001, 0.0031))
+    line = statistics_line("hf-left", "hf-single", stats)
+    assert "both fed hf-single's tokens" in line and "teacher-forced" not in line
+    assert f"mean {number(0.0012, 6)} nats" in line and f"max {number(0.0031, 6)} nats at step 2" in line
+    assert "same top-1 66.7% of steps" in line and f"probability, rms {number(0.0042, 6)}" in line

@@ -73,9 +73,10 @@ def statistics_line(engine: str, reference: str, stats: DistributionStats) -> st
         return f"{engine}: no positions to compare with {reference}"
     spark = "".join(bar(value) for value in stats.kld_steps)
     return (
-        f"{engine}: KL from {reference} (teacher-forced): mean {number(stats.kld_mean, 6)} · max {number(stats.kld_max, 6)} "
-        f"at step {stats.kld_max_position} · same top-1 {100 * (stats.same_top1 or 0):.1f}% · "
-        f"Δp rms {number(stats.dp_rms, 6)} · per step {spark}"
+        f"{engine}: KL from {reference}, both fed {reference}'s tokens: mean {number(stats.kld_mean, 6)} nats · "
+        f"max {number(stats.kld_max, 6)} nats at step {stats.kld_max_position} · "
+        f"same top-1 {100 * (stats.same_top1 or 0):.1f}% of steps · "
+        f"change of {reference}'s token's probability, rms {number(stats.dp_rms, 6)} · per step {spark}"
     )
 
 

@@ -142,6 +142,8 @@ async def test_the_panel_gives_rows_back_when_what_it_shows_is_shorter(tmp_path,
         await pilot.pause()
         lines = [line for line in body_lines(panel) if line]
         assert any("matches" in line for line in lines)
+        # nothing diverged: no "earlier" than a divergence, only how many steps were fragile
+        assert "earlier" not in " ".join(lines) and "0 fragile steps" in " ".join(lines)
         # as tall as what it shows now (its lines and the two border rows), not as it was
         assert panel.outer_size.height == len(lines) + 2 < tall
         assert listing.outer_size.height == list_rows + (tall - panel.outer_size.height)

@@ -145,6 +145,9 @@ class DivergencePanel(VerticalScroll):
         d = divergence
         fragile = f"{len(d.fragile_steps)} fragile step{'s' if len(d.fragile_steps) != 1 else ''} earlier"
         if not d.diverged:
+            # no divergence to be "earlier" than: the steps where a flip could have happened
+            count = len(d.fragile_steps)
+            fragile = f"{count} fragile step{'s' if count != 1 else ''} (a small margin: where a flip could happen)"
             matches = Text(
                 f"{d.engine} matches {d.reference} on all {d.agreeing_steps} tokens · "
                 f"max drift {number(d.max_drift_before)} · {fragile}",

@@ -144,7 +144,7 @@ async def test_compare_view_pairs_engine_at_a_and_b_and_filters_engines(tmp_path
         main = app.main
         assert shown_columns(main) == [f"{e}@{s}" for e in ("hf-single", "hf-left", "packed") for s in "AB"]
         header = str(main.query_one("#run-line").content)
-        assert "A: bfloat16 · sdpa (a.json) vs B: float32 · sdpa (b.json)" in header
+        assert "A: bfloat16, sdpa (a.json) vs B: float32, sdpa (b.json)" in header
         await pilot.press("o")
         assert shown_columns(main) == ["hf-single@A", "hf-single@B"] and main.workbench.selected_engine == "hf-single@B"
         await pilot.press("o")
@@ -201,3 +201,13 @@ async def test_the_header_names_the_model_as_the_snapshot_records_it(tmp_path):
     async with viewer.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         assert "snapshot of demo_model" in str(viewer.main.query_one("#run-line").content)
+
+
+async def test_the_compare_header_breaks_between_entries_never_inside_a_side(tmp_path):
+    a, b = snapshot_pair(tmp_path)
+    app = app_for(a, b)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = str(app.main.query_one("#run-line").content).splitlines()
+        side_a = next(line for line in lines if "A: " in line)
+        assert "A: bfloat16, sdpa (a.json)" in side_a  # what A ran, whole on one line

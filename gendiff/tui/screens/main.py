@@ -161,7 +161,8 @@ class MainScreen(Screen[None]):
         if not self.comparing:
             return view.header(self.ws, f"snapshot of {name} ({self.snapshot.created})", "", tail)
         sides = " vs ".join(
-            f"{s.get('tag')}: {s.get('model', {}).get('dtype')} · {s.get('model', {}).get('attn')} ({s.get('path')})"
+            # ", " inside a side: the header breaks its lines at " · ", never inside what one side ran
+            f"{s.get('tag')}: {s.get('model', {}).get('dtype')}, {s.get('model', {}).get('attn')} ({s.get('path')})"
             for s in self.snapshot.sources
         )
         only = self.workbench.only

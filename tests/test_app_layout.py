@@ -159,3 +159,43 @@ async def test_emoji_prompts_take_one_row_each_at_80x24():
         await pilot.pause()
         assert prompts.virtual_size.height == len(texts)
         assert prompts.selected_id == 10
+
+
+def footer_keys_fit(app, width):
+    """The keys the footer shows: each whole on the screen's one row, and ``?`` (where the rest are) among them."""
+    from textual.widgets._footer import FooterKey
+
+    keys = [key for key in app.screen.query(FooterKey) if key.display]
+    assert keys, "no footer keys"
+    for key in keys:
+        assert key.region.x >= 0 and key.region.right <= width, (key.key, key.region)
+        assert key.region.height == 1 and key.region.y == app.screen.size.height - 1, key.key
+    shown = {key.key_display or key.key for key in keys}
+    assert "?" in shown, shown
+    return shown
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)])
+async def test_the_footer_and_the_feet_fit_in_every_state(tmp_path, size):
+    from app_helpers import snapshot_pair
+
+    file = prompt_file(tmp_path, "The capital of France is", "How to make tea:\n-")
+    a, b = snapshot_pair(tmp_path)
+    for app in (app_for(file), app_for(hand_made_snapshot(tmp_path / "s.json")), app_for(a, b)):
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            main = app.main
+            if main.snapshot is None:  # an editable prompt file: its run keys, and the same while a run goes
+                assert {"r", "R"} <= footer_keys_fit(app, size[0])
+                run = FakeRun(main, main.ws.plan_all())
+                await run.post(pilot, run.started(), *run.engine_events("hf-single", {p: [5] for p in run.plan.ids}))
+                await pilot.pause()
+            footer_keys_fit(app, size[0])
+            panel = main.query_one("#panel")
+            for label in shown_columns(main):
+                frame = column(main, label)  # the foot lies on the frame's bottom border, above the panel
+                assert frame.region.bottom <= panel.region.y and frame.region.bottom <= size[1] - 1, label
+            if main.snapshot is not None:
+                assert all(column(main, label).border_subtitle for label in shown_columns(main))
+            if main.ws.running:
+                await run.end(pilot)

@@ -144,7 +144,7 @@ async def test_compare_view_pairs_engine_at_a_and_b_and_filters_engines(tmp_path
         main = app.main
         assert shown_columns(main) == [f"{e}@{s}" for e in ("hf-single", "hf-left", "packed") for s in "AB"]
         header = str(main.query_one("#run-line").content)
-        assert "A: bfloat16 · sdpa (a.json) vs B: float32 · sdpa (b.json)" in header
+        assert "A: bfloat16, sdpa (a.json) vs B: float32, sdpa (b.json)" in header
         await pilot.press("o")
         assert shown_columns(main) == ["hf-single@A", "hf-single@B"] and main.workbench.selected_engine == "hf-single@B"
         await pilot.press("o")
@@ -180,3 +180,34 @@ async def test_the_engine_filter_is_only_offered_when_comparing(tmp_path):
         assert app.main.workbench.only is None
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Only one engine" not in titles  # nor in the palette
+
+
+async def test_the_header_names_the_model_as_the_snapshot_records_it(tmp_path):
+    # one name for a model: its folder's name, the run's header and a saved snapshot's alike
+    (tmp_path / "prompts.txt").write_text("The capital of France is\n")
+    live = app_for(tmp_path / "prompts.txt")
+    async with live.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        header = str(live.main.query_one("#run-line").content)
+        assert " demo_model " in f" {header} " and "demo model" not in header
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    other = app_for(tmp_path / "prompts.txt", model=str(folder))
+    async with other.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        header = str(other.main.query_one("#run-line").content)
+        assert "my-model" in header and str(tmp_path) not in header
+    viewer = app_for(hand_made_snapshot(tmp_path / "snap.json"))  # recorded as "demo_model"
+    async with viewer.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert "snapshot of demo_model" in str(viewer.main.query_one("#run-line").content)
+
+
+async def test_the_compare_header_breaks_between_entries_never_inside_a_side(tmp_path):
+    a, b = snapshot_pair(tmp_path)
+    app = app_for(a, b)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        lines = str(app.main.query_one("#run-line").content).splitlines()
+        side_a = next(line for line in lines if "A: " in line)
+        assert "A: bfloat16, sdpa (a.json)" in side_a  # what A ran, whole on one line

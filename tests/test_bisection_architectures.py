@@ -167,7 +167,8 @@ def test_gendiff_run_bisect_names_a_module_and_writes_the_snapshot(tiny_model_di
     own = {name for name, _ in load_model(folder).model.named_modules()}
     assert all(m["name"].removesuffix(":input") in own for m in b["modules"])
     assert f"bisection: first differs at {POSITIONS[arch]} (position embedding" in printed
-    assert "per layer: L0 " in printed and "earlier positions' keys/values: L0 " in printed
+    assert "relative difference after each layer at position " in printed
+    assert "earlier positions whose keys/values differ, of " in printed and ": L0 " in printed
     assert load_snapshot(out).divergences()[0].bisection.first_bitwise.name == POSITIONS[arch]
 
 

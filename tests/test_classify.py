@@ -72,7 +72,17 @@ def test_wide_flip_and_cross_top_k_false():
     d = compare(*pair(ref_step, other_step, "bfloat16"))
     assert d.classification == WIDE_FLIP
     assert d.cross_top_k is False
-    assert "more than rounding" in reading(d) and "not cross-top-k" in reading(d)
+    assert "more than rounding" in reading(d) and "cross-top-k" not in reading(d)
+    # in plain words: whose token is outside whose top candidates, and the bound that leaves:
+    # other's choice is 7.0 - 1.0 = 6 logprob above the lowest candidate it recorded, ref's 6.0 - 3.0 = 3
+    assert (
+        "ref's token is not among other's top 2, so how far other ranked it below its own choice "
+        "is only a bound: at least 6.0000"
+    ) in reading(d)
+    assert (
+        "other's token is not among ref's top 2, so how far ref ranked it below its own choice is only a bound: at least 3.0000"
+        in reading(d)
+    )
 
 
 def test_logprob_only_tie_and_fragile_threshold():
@@ -167,3 +177,19 @@ def test_infinite_or_nan_scores_are_undetermined_not_a_crash():
     from gendiff.records.classify import ulp
 
     assert ulp("bfloat16", math.inf) == math.inf and ulp("float32", math.nan) == math.inf
+
+
+def test_the_summary_says_in_words_whether_each_token_is_in_the_others_top_k():
+    from gendiff.cli.summary import summary_table
+    from gendiff.records.snapshot import PromptResult, Snapshot
+
+    def snapshot_of(other_step):
+        ref, other = pair(logit_step(10, (10, 6.0), (11, 3.0)), other_step, "float32")
+        result = PromptResult("p", [1, 2], {"ref": ref, "other": other}, [compare(ref, other)], id=0)
+        engines = [{"label": e, "name": "hf-single", "settings": {}} for e in ("ref", "other")]
+        return Snapshot({"name": "m", "dtype": "float32"}, {"top_k": 2}, "ref", engines, [result])
+
+    outside = summary_table(snapshot_of(logit_step(12, (12, 7.0), (13, 1.0))))  # neither token in the other's two
+    inside = summary_table(snapshot_of(logit_step(11, (11, 7.0), (10, 6.5))))  # each in the other's two
+    assert "in each other's top 2: no" in outside and "in each other's top 2: yes" in inside
+    assert "cross-top-k" not in outside + inside

@@ -87,7 +87,7 @@ def test_bisect_summary_lines(capsys, tmp_path):
     assert code == 0, err
     assert "hf-single:dtype=float32  DIVERGED at step 2" in out
     assert "bisection: first differs at model.embed_tokens (token embedding" in out  # the weights themselves differ
-    assert "per layer: L0 " in out and " L3 " in out
+    assert "relative difference after each layer at position " in out and " L0 " in out and " L3 " in out
     assert "re-convergence: transient flip" in out or "re-convergence: lasting fork" in out
 
 

@@ -3,6 +3,7 @@ reading that agrees with the numbers it shows."""
 
 from __future__ import annotations
 
+import pytest
 from app_helpers import FakeRun, app_for, hand_made_snapshot
 from helpers import step, trace
 from textual.geometry import Region
@@ -125,3 +126,38 @@ async def test_progress_strip_and_header_stay_whole_at_80x24(tmp_path):
         assert f"ref {main.ws.reference}" in str(header.render())
         assert header.region.height >= 2  # wrapped at 80 columns, not cut
         main.ws.finish(None)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)])
+async def test_the_panel_gives_rows_back_when_what_it_shows_is_shorter(tmp_path, size):
+    # prompt 1's divergence (tables, margins, a reading) is tall; prompt 2's "matches" is two lines
+    app = app_for(hand_made_snapshot(tmp_path / "snap.json"))
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        main = app.main
+        panel = main.query_one("#panel", DivergencePanel)
+        listing = main.query_one("#prompts")
+        tall, list_rows = panel.outer_size.height, listing.outer_size.height
+        await pilot.press("down")
+        await pilot.pause()
+        lines = [line for line in body_lines(panel) if line]
+        assert any("matches" in line for line in lines)
+        # nothing diverged: no "earlier" than a divergence, only how many steps were fragile
+        assert "earlier" not in " ".join(lines) and "0 fragile steps" in " ".join(lines)
+        # as tall as what it shows now (its lines and the two border rows), not as it was
+        assert panel.outer_size.height == len(lines) + 2 < tall
+        assert listing.outer_size.height == list_rows + (tall - panel.outer_size.height)
+        await pilot.press("up")
+        await pilot.pause()
+        assert panel.outer_size.height == tall and listing.outer_size.height == list_rows
+
+
+def test_the_statistics_line_says_its_units_and_what_was_fed():
+    from gendiff.records.statistics import DistributionStats
+    from gendiff.tui.widgets.divergence_panel import statistics_line
+
+    stats = DistributionStats(3, 0.0012, 0.001, 0.002, 0.0031, 2, 2 / 3, 0.0, 0.0042, kld_steps=(0.0, 0.001, 0.0031))
+    line = statistics_line("hf-left", "hf-single", stats)
+    assert "both fed hf-single's tokens" in line and "teacher-forced" not in line
+    assert f"mean {number(0.0012, 6)} nats" in line and f"max {number(0.0031, 6)} nats at step 2" in line
+    assert "same top-1 66.7% of steps" in line and f"probability, rms {number(0.0042, 6)}" in line

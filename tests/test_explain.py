@@ -203,7 +203,7 @@ async def test_the_panel_shows_the_statistics_line_with_a_sparkline(stats_run, t
         console.print(panel.content)
         text = console.export_text()
         stats = snapshot.prompts[0].statistics["hf-single:dtype=bfloat16"]
-        assert "KL from hf-single (teacher-forced)" in text
+        assert "KL from hf-single, both fed hf-single's tokens: mean " in text
         assert f"at step {stats.kld_max_position}" in text
         spark = text.split("per step ")[1].split()[0]
         assert len(spark) == stats.positions and set(spark) != {"·"}

@@ -43,7 +43,7 @@ def test_modules_of_an_older_snapshot_get_their_roles_and_layers():
         ("layer output", 1),
         ("final norm", None),
     ]
-    assert b.summary().startswith("first differs at layers.1.self_attn (attention) (rel 2.00e-03)")
+    assert b.summary().startswith("first differs at layers.1.self_attn (attention), relative difference 2.00e-03")
     assert b.key_values == () and b.position is None
 
 
@@ -68,9 +68,10 @@ def test_the_layer_by_position_view_and_the_notes():
     b = Bisection(modules=modules, reproduced=True, position=14, key_values=key_values, position_splits=splits, **BASE)
     assert {layer: [p.position for p in found] for layer, found in b.earlier_positions().items()} == {0: [], 1: [3]}
     assert b.earlier_positions()[1][0].rel_diff == 2e-3  # the larger of key and value
-    head, kv, split = b.summary_lines()
+    head, legend, kv, split = b.summary_lines()
     assert head.startswith("first differs at model.layers.1.self_attn.o_proj (attention output projection)")
-    assert kv == "keys/values of 1 earlier position differ from layer 1 (position 3; max rel 2.00e-03)"
+    assert legend == "positions count the prompt's and the generated tokens from 0: 0–14 are the prompt"  # step 0
+    assert kv == "keys/values differ from layer 1 at 1 of 14 earlier positions (3), up to 2.00e-03 relative difference"
     assert split.startswith("earlier positions first differ at model.layers.0.self_attn.o_proj")
     assert split.endswith("the attention computation itself differs")  # layer 0's keys and values are equal
     assert Bisection.from_dict(b.to_dict()) == b

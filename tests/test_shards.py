@@ -203,3 +203,23 @@ def test_a_column_foot_names_only_the_settings_that_differ_from_the_runs():
     ws = open_workspace(replace(snapshot, engines=[{**engine, "settings": {"dtype": "bfloat16", "attn": "sdpa"}}]))
     assert view.engine_settings(ws, "hf-single") == "bf16"
     assert view.run_settings(ws) == "float32 · sdpa"
+
+
+def test_a_shards_summary_names_prompts_by_their_position_in_the_file():
+    from gendiff.cli.summary import summary_table
+    from gendiff.records.divergence import compare
+
+    snapshot = hand_shard(2, 3)
+    snapshot.engines.append({"label": "hf-left", "name": "hf-left", "settings": {"dtype": "float32"}, "error": None})
+    for prompt in snapshot.prompts:
+        other = replace(prompt.traces["hf-single"], engine="hf-left")
+        prompt.traces["hf-left"] = other
+        prompt.batches["hf-left"] = 0
+        prompt.divergences = [compare(prompt.traces["hf-single"], other)]
+    positions = [i + 1 for i, t in enumerate(TEXTS) if expected_shard(t, 3) == 2]  # 1-based positions in the file
+    assert positions != list(range(1, len(positions) + 1))  # else the test could not tell them apart
+    numbered = [line.split()[0] for line in summary_table(snapshot).splitlines() if line[:4].strip().isdigit()]
+    assert numbered == [str(n) for n in positions]
+    assert f"shard 2/3: {len(positions)} of {len(TEXTS)} prompts, numbered by their position in the prompt file" in (
+        summary_table(snapshot)
+    )

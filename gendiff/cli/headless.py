@@ -306,7 +306,7 @@ def prompt_failures(snapshot: Any) -> list[str]:
     for label in snapshot.engine_labels:
         rows = [
             (number, trace.error)
-            for number, prompt in enumerate(snapshot.prompts, 1)
+            for number, prompt in zip(snapshot.prompt_numbers(), snapshot.prompts, strict=True)
             if label not in whole and (trace := prompt.traces.get(label)) is not None and trace.finish_reason == "error"
         ]
         if rows:

@@ -23,7 +23,12 @@ def summary_table(snapshot: Any) -> str:
     labels = [label for label in snapshot.engine_labels if label in compared]
     width = max((len(label) for label in labels), default=8)
     diverged = total = failed = 0
-    for index, prompt in enumerate(snapshot.prompts, 1):
+    if snapshot.shard is not None:
+        lines.append(
+            f"shard {snapshot.shard.label}: {len(snapshot.prompts)} of {snapshot.shard.total} prompts, "
+            "numbered by their position in the prompt file"
+        )
+    for index, prompt in zip(snapshot.prompt_numbers(), snapshot.prompts, strict=True):
         lines.append(f"{index:>3} {one_line(shorten(prompt.text, 70))}")
         named = {name for d in prompt.divergences for name in (d.engine, d.reference)}
         for label, trace in prompt.traces.items():
@@ -50,22 +55,22 @@ def summary_table(snapshot: Any) -> str:
                     f"{visible(d.reference_step.text)!s} vs {visible(d.other_step.text)!s}  "
                     f"margin ref {number(d.reference_margin)} / {label} {number(d.other_margin)}  "
                     f"flip gap {number(d.flip_gap)}  drift before {number(d.max_drift_before)}  "
-                    f"cross-top-k {'yes' if d.cross_top_k else 'no'}"
+                    f"in each other's top {len(d.reference_step.top)}: {'yes' if d.cross_top_k else 'no'}"
                 )
                 if d.decoding_note:
                     lines.append(f"{pad}penalties differ: {d.decoding_note}")
                 if d.conformance_note:
                     lines.append(f"{pad}{d.conformance_note}")
+                if d.reconvergence is not None:  # the verdict (does the fork last) before the details
+                    lines.append(f"{pad}re-convergence: {d.reconvergence.summary()}")
                 if d.bisection is not None:
                     head, *notes = d.bisection.summary_lines()
                     lines.append(f"{pad}bisection: {head}")
                     lines.extend(f"{pad}  {note}" for note in notes)
                     if d.bisection.modules:
-                        lines.append(f"{pad}  per layer: {layer_chart(d.bisection)}")
+                        lines.append(f"{pad}  {layer_chart(d.bisection)}")
                     if d.bisection.key_values:
-                        lines.append(f"{pad}  earlier positions' keys/values: {key_value_chart(d.bisection)}")
-                if d.reconvergence is not None:
-                    lines.append(f"{pad}re-convergence: {d.reconvergence.summary()}")
+                        lines.append(f"{pad}  {key_value_chart(d.bisection)}")
             else:
                 where = "" if d.step is None else f" at step {d.step}"
                 lines.append(f"      {label:<{width}}  DIVERGED{where} ({d.reason}): {one_line(d.detail)}")
@@ -125,7 +130,8 @@ def repeats_table(snapshot: Any) -> str:
     lines = [f"repeats: {runs} runs, each prompt at another row beside other prompts each time"]
     width = max(len(label) for label in labels)
     for label in labels:
-        found = [(i, p.repeats[label]) for i, p in enumerate(snapshot.prompts, 1) if label in p.repeats]
+        numbered = zip(snapshot.prompt_numbers(), snapshot.prompts, strict=True)
+        found = [(i, p.repeats[label]) for i, p in numbered if label in p.repeats]
         stable = sum(r.deterministic for _, r in found)
         lines.append(f"  {label:<{width}}  {stable} of {len(found)} prompts: 1 unique of {runs}")
         for index, r in found:
@@ -145,27 +151,31 @@ def classification_counts(snapshot: Any) -> str:
 
 
 def layer_chart(bisection: Any) -> str:
-    """The relative difference of the residual stream after each layer, as ``L1 ▅ 1.2e-03 …``
-    (bars on a log axis from 1e-7 to 1; ``·`` is bitwise equal)."""
+    """The relative difference of the residual stream after each layer at the divergent position,
+    as ``relative difference after each layer at position 14: L1 ▅ 1.2e-03 …`` (bars on a log
+    axis from 1e-7 to 1; ``·`` is bitwise equal)."""
 
-    return "  ".join(f"L{m.layer} {bar(m.rel_diff)} {m.rel_diff:.1e}" for m in bisection.layer_outputs())
+    at = f" at position {bisection.position}" if bisection.position is not None else ""
+    chart = "  ".join(f"L{m.layer} {bar(m.rel_diff)} {m.rel_diff:.1e}" for m in bisection.layer_outputs())
+    return f"relative difference after each layer{at}: {chart}"
 
 
 def key_value_chart(bisection: Any) -> str:
-    """Per layer, the positions before the divergent one whose key or value differs:
-    ``L0 none · L1 3 of 12 (pos 0, 1, 2; max rel 4.1e-03)``."""
+    """Per layer, how many of the positions before the divergent one have a key or value that
+    differs: ``earlier positions whose keys/values differ, of 12: L0 none · L1 3 (positions 0, 1,
+    2; up to 4.1e-03 relative difference)``."""
     compared = {}
     for kv in bisection.key_values:
         compared[kv.layer] = max(compared.get(kv.layer, 0), kv.positions)
     earlier = bisection.earlier_positions()
+    total = max(compared.values(), default=0) - (1 if bisection.position is not None else 0)
     parts = []
     for layer in sorted(compared):
         found = earlier.get(layer, [])
-        total = compared[layer] - 1 if bisection.position is not None else compared[layer]
         if not found:
-            parts.append(f"L{layer} none of {total}")
+            parts.append(f"L{layer} none")
             continue
         shown = ", ".join(str(p.position) for p in found[:6]) + (", …" if len(found) > 6 else "")
         worst = max(p.rel_diff for p in found)
-        parts.append(f"L{layer} {len(found)} of {total} (pos {shown}; max rel {worst:.1e})")
-    return " · ".join(parts)
+        parts.append(f"L{layer} {len(found)} (positions {shown}; up to {worst:.1e} relative difference)")
+    return f"earlier positions whose keys/values differ, of {total}: " + " · ".join(parts)

@@ -212,19 +212,38 @@ class Bisection:
         return "; ".join(self.summary_lines())
 
     def summary_lines(self) -> list[str]:
-        """The first differing module, then the notes on earlier positions' keys/values and splits."""
+        """The first differing module, then what the positions are, then the notes on earlier
+        positions' keys/values and splits. Every number says what it is: a relative difference
+        is ||other - reference|| / ||reference|| of a module's output; a position counts the
+        prompt's and the generated tokens from 0."""
         if self.error is not None:
             return [f"failed: {self.error}"]
         first = self.first_bitwise
+        at = f" at position {self.position}" if self.position is not None else ""
         if first is None:
-            return ["every module's output is bitwise identical at this position"]
+            return [f"every module's output is bitwise identical{at or ' at the divergent position'}"]
         over = self.first_over_tolerance
-        text = f"first differs at {first.label()} (rel {first.rel_diff:.2e})"
+        text = f"first differs at {first.label()}, relative difference {first.rel_diff:.2e}{at}"
+        if self.position is not None:
+            text += f" (the output that picks step {self.step}'s token)"
+        tolerance = f"the tolerance ({self.tolerance:g} relative difference)"
         if over is None:
-            text += f"; nothing exceeds rel {self.tolerance:g} before the logits"
+            text += f"; no module exceeds {tolerance} before the logits"
         elif over.name != first.name:
-            text += f"; exceeds rel {self.tolerance:g} at {over.label()} ({over.rel_diff:.2e})"
-        return [line for line in (text, self.key_value_note(), self.position_note()) if line]
+            text += f"; exceeds {tolerance} from {over.label()} ({over.rel_diff:.2e})"
+        notes = [self.key_value_note(), self.position_note()]
+        legend = self.positions_legend() if any(notes) else None
+        return [line for line in (text, legend, *notes) if line]
+
+    def positions_legend(self) -> str | None:
+        """Which positions are the prompt's and which the generated tokens before the step."""
+        if self.position is None:
+            return None
+        prompt_tokens = self.position - self.step + 1  # position = prompt length + step - 1
+        text = f"positions count the prompt's and the generated tokens from 0: {_span(0, prompt_tokens - 1)} are the prompt"
+        if self.step > 0:
+            text += f", {_span(prompt_tokens, self.position)} the tokens generated at steps {_span(0, self.step - 1)}"
+        return text
 
     def position_note(self) -> str | None:
         """Where the earliest-parting earlier positions first differ: ``earlier positions first
@@ -235,8 +254,8 @@ class Bisection:
         same = [s for s in self.position_splits if s.name == first.name]
         shown = ", ".join(str(s.position) for s in same[:8]) + (", …" if len(same) > 8 else "")
         text = (
-            f"earlier positions first differ at {first.name} ({first.role}): "
-            f"position{'s' if len(same) != 1 else ''} {shown} (max rel {max(s.rel_diff for s in same):.2e})"
+            f"earlier positions first differ at {first.name} ({first.role}): {len(same)} of them ({shown}), "
+            f"up to {max(s.rel_diff for s in same):.2e} relative difference"
         )
         sources = [kv for kv in self.key_values if kv.layer == first.layer]
         if first.role in ATTENTION_ROLES and sources and not any(kv.differing for kv in sources):
@@ -260,10 +279,10 @@ class Bisection:
         for layer, positions in self.earlier_positions().items():
             if positions and (limit is None or layer <= limit):
                 worst = max(p.rel_diff for p in positions)
+                of = f" of {self.position}" if self.position is not None else ""
                 return (
-                    f"keys/values of {len(positions)} earlier position{'s' if len(positions) != 1 else ''} "
-                    f"differ from layer {layer} (position{'s' if len(positions) != 1 else ''} {_positions(positions)}; "
-                    f"max rel {worst:.2e})"
+                    f"keys/values differ from layer {layer} at {len(positions)}{of} earlier positions "
+                    f"({_positions(positions)}), up to {worst:.2e} relative difference"
                 )
         return None
 
@@ -305,3 +324,7 @@ class Bisection:
 def _positions(positions: list[PositionDiff]) -> str:
     shown = ", ".join(str(p.position) for p in positions[:8])
     return shown + (", …" if len(positions) > 8 else "")
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}–{last}"

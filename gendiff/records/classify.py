@@ -1,4 +1,5 @@
-"""What kind of divergence this is: a tie, a near-tie, a wide flip, a length or an error.
+"""What kind of divergence this is: a tie, a near-tie, a wide flip, a length or an error, and
+the one-line reading of it in words a user reads without the docs.
 
 Pure functions of the numbers a Divergence already holds (no torch), so the CLI summary, the
 panel and the snapshot all read the same classification.
@@ -131,6 +132,26 @@ def cross_top_k(reference_step: Any, other_step: Any) -> bool | None:
     )
 
 
+def outside_top_k(divergence: Any) -> list[str]:
+    """In plain words, each chosen token the other engine did not record among its top
+    candidates: how far that engine ranked it below its own choice is then only a bound (at
+    least the gap down to its lowest recorded candidate), and the flip gap shows ``—``."""
+    notes = []
+    sides = (
+        (divergence.reference, divergence.reference_step, divergence.engine, divergence.other_step),
+        (divergence.engine, divergence.other_step, divergence.reference, divergence.reference_step),
+    )
+    for chooser, chosen, ranker, ranking in sides:
+        if chosen is None or ranking is None or not ranking.top or ranking.logprob_of(chosen.token_id) is not None:
+            continue
+        bound = ranking.logprob - min(candidate.logprob for candidate in ranking.top)
+        notes.append(
+            f"{chooser}'s token is not among {ranker}'s top {len(ranking.top)}, so how far {ranker} ranked it "
+            f"below its own choice is only a bound: at least {number(bound)}"
+        )
+    return notes
+
+
 def reading(divergence: Any) -> str:
     """One sentence on what the classification (and the margin it rests on) means for the user."""
 
@@ -139,7 +160,7 @@ def reading(divergence: Any) -> str:
         return ""
     text = READINGS[kind].format(margin=number(divergence.reference_margin), detail=divergence.detail)
     if kind in (EXACT_TIE, NEAR_TIE, WIDE_FLIP) and divergence.cross_top_k is False:
-        text += "; not cross-top-k (a chosen token is outside the other side's top-k)"
+        text += "".join(f"; {note}" for note in outside_top_k(divergence))
     if kind in (EXACT_TIE, NEAR_TIE) and getattr(divergence, "recheck", None) is None:
         text += "; a float32 re-check tells (f, or --recheck float32)"
     return text

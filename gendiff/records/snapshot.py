@@ -142,6 +142,13 @@ class Snapshot:
     def batch(self, batch_id: int) -> Batch | None:
         return next((b for b in self.batches if b.id == batch_id), None)
 
+    def prompt_numbers(self) -> list[int]:
+        """The number each prompt is shown by (from 1): in a shard's or a merged snapshot its
+        position in the prompt file (ids are file positions there), else its place in this one."""
+        if self.shard is not None:
+            return [prompt.id + 1 for prompt in self.prompts]
+        return list(range(1, len(self.prompts) + 1))
+
     def replay_case(self, prompt: PromptResult, engine: str) -> tuple[list[list[int]], int]:
         """The token ids of every row of the call that produced ``engine``'s trace of ``prompt``,
         and the prompt's row in it: what a replay must run to repeat that computation."""

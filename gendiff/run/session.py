@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gendiff.defaults import FRAGILE_THRESHOLD, STOP_AT_EOS, TOLERANCE
+from gendiff.demo import model_name
 from gendiff.engines import create_engine
 from gendiff.engines.base import Engine, run_engine
 from gendiff.engines.conformance import verify
@@ -374,7 +375,7 @@ class Session:
 
         return Snapshot(
             model={
-                "name": self.model_dir.name,
+                "name": model_name(self.model_dir),
                 "path": str(self.model_dir),
                 "fingerprint": model_fingerprint(self.model_dir),
                 "dtype": shared("dtype", "decided by the server"),

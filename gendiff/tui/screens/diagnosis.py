@@ -34,7 +34,7 @@ def layer_chart(bisection: Bisection, colours: dict[str, str]) -> Table:
     table.add_column("layer", justify="right", no_wrap=True)
     axis = "1e-7" + " " * (CHART_WIDTH - 5) + "1"
     table.add_column(f"rel. difference after the layer\n{axis}", no_wrap=True, min_width=CHART_WIDTH)
-    table.add_column("rel", justify="right", no_wrap=True)
+    table.add_column("relative", justify="right", no_wrap=True)
     layers = bisection.layer_outputs()
     first = bisection.first_bitwise
     for m in layers:
@@ -54,7 +54,7 @@ def module_table(bisection: Bisection, colours: dict[str, str]) -> Table:
     table.add_column("module", overflow="fold")
     table.add_column("what it is", overflow="fold")
     table.add_column("bitwise", no_wrap=True, min_width=len("differs"))
-    table.add_column("rel diff", justify="right", no_wrap=True, min_width=len("1.00e-03"))
+    table.add_column("relative", justify="right", no_wrap=True, min_width=len("1.00e-03"))
     table.add_column("max |Δ|", justify="right", no_wrap=True, min_width=len("1.00e-03"))
     table.add_column("", overflow="fold")
     first, over = bisection.first_bitwise, bisection.first_over_tolerance
@@ -83,7 +83,7 @@ def key_value_table(bisection: Bisection, colours: dict[str, str]) -> Table:
     table = Table(box=None, show_header=True, padding=(0, 1))
     table.add_column("layer", justify="right", no_wrap=True)
     table.add_column("key/value sources", no_wrap=True)
-    table.add_column("earlier positions that differ (rel diff)")
+    table.add_column("earlier positions that differ (relative difference)")
     earlier = bisection.earlier_positions()
     sources: dict[int, list[str]] = {}
     for kv in bisection.key_values:
@@ -107,7 +107,7 @@ def position_split_table(bisection: Bisection, colours: dict[str, str]) -> Table
     table = Table(box=None, show_header=True, padding=(0, 1))
     table.add_column("first differs at", no_wrap=True)
     table.add_column("what it is", no_wrap=True)
-    table.add_column("earlier positions (rel diff)")
+    table.add_column("earlier positions (relative difference)")
     grouped: dict[str, list] = {}
     for split in bisection.position_splits:
         grouped.setdefault(split.name, []).append(split)
@@ -151,7 +151,7 @@ def diagnosis_renderable(d: Divergence, colours: dict[str, str]) -> RenderableTy
     if d.reconvergence is not None:
         parts.append(Text.assemble(("\nverdict: ", "bold"), reconvergence_text(d.reconvergence, colours)))
     if b is not None:
-        parts.append(Text.assemble(("starts at: ", "bold"), inert(b.summary())))
+        parts.append(Text.assemble(("starts at: ", "bold"), inert(b.summary_lines()[0])))
     if b is not None:
         parts.append(Text("\nFirst divergent module", style=f"bold underline {colours.get('accent', '')}".strip()))
         parts.append(Text(inert("\n".join(b.summary_lines()))))

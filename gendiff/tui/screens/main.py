@@ -17,6 +17,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from gendiff.demo import model_name
 from gendiff.display import inert
 from gendiff.engines import engine_names
 from gendiff.engines.vllm import vllm_installed
@@ -120,7 +121,6 @@ class MainScreen(Screen[None]):
         self.run_worker(detached(work), thread=True, group="preload", exit_on_error=False, name="preload")
 
     def on_resize(self, event: events.Resize) -> None:
-        self.workbench.panel.reset_floor()  # its share of a new terminal size is new
         self.check_size(event.size.width, event.size.height)
         self.call_after_refresh(self.refresh_top)  # the strip breaks its lines between entries, at its width
         if self.workbench.step_cursor is not None:  # the step view breaks its lines at the panel's width
@@ -156,12 +156,13 @@ class MainScreen(Screen[None]):
         o = self.options
         tail = f"{o.max_new_tokens} tokens · top-{o.top_k} · ref {self.ws.reference}"
         if self.snapshot is None:
-            return view.header(self.ws, o.model or "demo model", "", tail)
+            return view.header(self.ws, model_name(o.model), "", tail)
         name = self.snapshot.model.get("name")
         if not self.comparing:
             return view.header(self.ws, f"snapshot of {name} ({self.snapshot.created})", "", tail)
         sides = " vs ".join(
-            f"{s.get('tag')}: {s.get('model', {}).get('dtype')} · {s.get('model', {}).get('attn')} ({s.get('path')})"
+            # ", " inside a side: the header breaks its lines at " · ", never inside what one side ran
+            f"{s.get('tag')}: {s.get('model', {}).get('dtype')}, {s.get('model', {}).get('attn')} ({s.get('path')})"
             for s in self.snapshot.sources
         )
         only = self.workbench.only

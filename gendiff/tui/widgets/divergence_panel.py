@@ -1,7 +1,8 @@
 """The divergence panel: both engines' top-k at the first differing step, with the margins.
 
-The panel is as tall as what it shows (one row for a hint), up to the share of the screen the
-stylesheet gives it, and scrolls beyond that; numbers are never cut (they don't wrap, and a
+The panel is as tall as what it shows now (one row for a hint), up to the share of the screen the
+stylesheet gives it, and scrolls beyond that: a shorter reading gives its rows back to the list
+and the columns; numbers are never cut (they don't wrap, and a
 wrapped summary line breaks only between its items).
 """
 
@@ -72,9 +73,10 @@ def statistics_line(engine: str, reference: str, stats: DistributionStats) -> st
         return f"{engine}: no positions to compare with {reference}"
     spark = "".join(bar(value) for value in stats.kld_steps)
     return (
-        f"{engine}: KL from {reference} (teacher-forced): mean {number(stats.kld_mean, 6)} · max {number(stats.kld_max, 6)} "
-        f"at step {stats.kld_max_position} · same top-1 {100 * (stats.same_top1 or 0):.1f}% · "
-        f"Δp rms {number(stats.dp_rms, 6)} · per step {spark}"
+        f"{engine}: KL from {reference}, both fed {reference}'s tokens: mean {number(stats.kld_mean, 6)} nats · "
+        f"max {number(stats.kld_max, 6)} nats at step {stats.kld_max_position} · "
+        f"same top-1 {100 * (stats.same_top1 or 0):.1f}% of steps · "
+        f"change of {reference}'s token's probability, rms {number(stats.dp_rms, 6)} · per step {spark}"
     )
 
 
@@ -101,24 +103,6 @@ class DivergencePanel(VerticalScroll):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.body = SteadyStatic("", id="panel-body")
-        self.floor = 0  # the tallest the panel has been since reset_floor: it does not shrink below
-
-    def on_resize(self) -> None:
-        # Keep the height the panel reached: moving from a divergence's tables to a prompt whose
-        # panel is one line would otherwise resize the columns and the list (a relayout and a
-        # repaint of the whole screen per key press); the shorter content leaves blank rows.
-        height = self.outer_size.height
-        if height > self.floor:
-            self.floor = height
-            self.styles.min_height = height
-            self.body.keep_lines(self.size.height)  # and the body its rows, so new text redraws in place
-
-    def reset_floor(self) -> None:
-        """Let the panel shrink to its content again (the terminal or the panel's mode changed)."""
-        if self.floor:
-            self.floor = 0
-            self.styles.min_height = None
-            self.body.keep_lines(0)
 
     def compose(self) -> ComposeResult:
         yield self.body
@@ -161,6 +145,9 @@ class DivergencePanel(VerticalScroll):
         d = divergence
         fragile = f"{len(d.fragile_steps)} fragile step{'s' if len(d.fragile_steps) != 1 else ''} earlier"
         if not d.diverged:
+            # no divergence to be "earlier" than: the steps where a flip could have happened
+            count = len(d.fragile_steps)
+            fragile = f"{count} fragile step{'s' if count != 1 else ''} (a small margin: where a flip could happen)"
             matches = Text(
                 f"{d.engine} matches {d.reference} on all {d.agreeing_steps} tokens · "
                 f"max drift {number(d.max_drift_before)} · {fragile}",
@@ -210,11 +197,13 @@ class DivergencePanel(VerticalScroll):
             parts.append(Text(f"penalties differ: {d.decoding_note}", style=colours.get("warning", "yellow")))
         if d.bisection is not None or d.reconvergence is not None:
             found = Text(style=colours.get("accent", ""))
+            if d.reconvergence is not None:  # the verdict (does the fork last) before where it starts
+                found.append(f"re-convergence: {d.reconvergence.summary()}")
             if d.bisection is not None:
-                found.append(f"bisection: {d.bisection.summary()}")
-            if d.reconvergence is not None:
-                found.append((" · " if d.bisection else "") + d.reconvergence.verdict)
-            found.append("  (b: per-layer chart)", style="dim")
+                # where it starts; the positions and layers are b's view (at 80x24 they would push
+                # the reading and the margins out of the panel)
+                found.append((" · " if d.reconvergence else "") + f"bisection: {d.bisection.summary_lines()[0]}")
+            found.append("  (b: earlier positions, per-layer chart)", style="dim")
             parts.insert(0, found)
         self.update(Group(*parts))
 

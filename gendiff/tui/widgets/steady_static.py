@@ -19,14 +19,6 @@ class SteadyStatic(Static):
     def __init__(self, content: VisualType = "", **kwargs: object) -> None:
         super().__init__(content, **kwargs)  # type: ignore[arg-type]
         self._measured: tuple[int, int] | None = None  # (width, height) of the content shown
-        self.min_lines = 0  # the widget is at least this tall (keep_lines), whatever it shows
-
-    def keep_lines(self, lines: int) -> None:
-        """Stay at least ``lines`` tall (0: as tall as the content): shorter content then keeps
-        the widget's height, and its update needs no relayout."""
-        if lines != self.min_lines:
-            self.min_lines = lines
-            self.styles.min_height = lines or None
 
     def update(self, content: VisualType = "", *, layout: bool = True) -> None:
         if isinstance(content, Text) and isinstance(self.content, Text) and content == self.content:
@@ -41,5 +33,4 @@ class SteadyStatic(Static):
         if before is None or before[0] != width:
             before = (width, self.visual.get_height(self.styles, width))
         self._measured = (width, height)
-        floor = self.min_lines
-        super().update(content, layout=max(height, floor) != max(before[1], floor))
+        super().update(content, layout=height != before[1])

@@ -71,7 +71,6 @@ class Workbench(Vertical):
         self.list_width = 0
         self.collapsed = False
         self.where = ""  # the prompt file (or "snapshot"), for the list's border
-        self.stepping = False  # the panel shows the step explorer (its height is reset on a change)
         self.drawn_row: int | None = None  # n/p moved the highlight here and drew the view already
 
     def compose(self) -> ComposeResult:
@@ -216,11 +215,7 @@ class Workbench(Vertical):
                 self.step_cursor,
                 label == self.selected_engine,
             )
-        stepping = self.step_cursor is not None and prompt is not None
-        if stepping != self.stepping:
-            self.stepping = stepping
-            self.panel.reset_floor()  # the step explorer's panel is taller: each mode keeps its own height
-        if stepping:
+        if self.step_cursor is not None and prompt is not None:
             self.refresh_step_panel(prompt)
         else:
             self.refresh_panel(prompt)
@@ -264,7 +259,7 @@ class Workbench(Vertical):
             forced = d.reconvergence.forced_steps if d.reconvergence is not None else ()
             note = (
                 f"after step {split} {d.engine} and {d.reference} continue on different prefixes (each its own "
-                "tokens): their top-k here answer different questions."
+                "tokens): their top candidates here answer different questions."
             )
             if step < len(forced):
                 rows.append((f"{d.engine} fed {d.reference}'s tokens", forced[step]))

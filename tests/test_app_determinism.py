@@ -134,8 +134,9 @@ async def test_a_split_opens_the_divergence_view(tmp_path) -> None:
         await wait_until(pilot, lambda: not app.is_running, timeout=5)
 
 
-async def test_escape_cancels_a_run_and_shows_it_partial(tmp_path, monkeypatch) -> None:
-    started = threading.Event()
+def stand_in_worker(started: threading.Event):
+    """A protocol run without a model: three trials finish, then it waits to be cancelled and
+    answers with those three, partial (what run_protocol returns on a cancel)."""
 
     def stand_in(post, run_id, options, protocol, prompt, others, trials, seed, max_batch, cancel) -> None:
         from gendiff.records.events import EngineFinished, EngineStarted, RunStarted
@@ -149,7 +150,12 @@ async def test_escape_cancels_a_run_and_shows_it_partial(tmp_path, monkeypatch) 
         assert cancel.wait(30)
         post(DeterminismEnded(run_id, fake_result(3, partial=True)))
 
-    monkeypatch.setattr(screen_module, "run_determinism", stand_in)
+    return stand_in
+
+
+async def test_escape_cancels_a_run_and_shows_it_partial(tmp_path, monkeypatch) -> None:
+    started = threading.Event()
+    monkeypatch.setattr(screen_module, "run_determinism", stand_in_worker(started))
     app = app_for(prompt_file(tmp_path, "The capital of France is"), engines=("hf-right",))
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_screen(app, pilot)
@@ -216,3 +222,17 @@ async def test_the_screen_shows_what_the_cli_prints(tmp_path, capsys) -> None:
         unique, best = len(counts), max(counts.values())
         words = f"{best} of 3 identical" if unique == 1 else f"{unique} unique of 3"
         assert words in line and f"{best / 3:.4f}" in line
+
+
+async def test_q_quits_while_a_protocol_runs(tmp_path, monkeypatch) -> None:
+    started = threading.Event()
+    monkeypatch.setattr(screen_module, "run_determinism", stand_in_worker(started))
+    app = app_for(prompt_file(tmp_path, "The capital of France is"), engines=("hf-right",))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await pilot.press("R")
+        await wait_until(pilot, lambda: started.is_set())
+        assert screen.running
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not app.is_running, timeout=5)
+    assert screen.cancel.is_set()  # the run was told to stop

@@ -71,7 +71,10 @@ class TrialProgress:
         """The strip's entries: the trial of N, each engine's trials done, what runs, the estimate."""
         if self.ended:
             return []
-        parts = [f"trial {max(1, self.trial)}/{self.trials}"]
+        if self.trial == 0:
+            parts = ["starting: torch, the tokenizer, the prompts…"]
+        else:
+            parts = [f"trial {self.trial}/{self.trials}"]
         for label in self.engines:
             now = ""
             if label == self.engine:

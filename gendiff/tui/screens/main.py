@@ -71,7 +71,7 @@ class MainScreen(Screen[None]):
             "Determinism",
             id="determinism",
             show=False,
-            tooltip="Determinism: one prompt N times (needle, repeat, single, mixed, prefix), its splits",
+            tooltip="Determinism: one prompt N times, its splits",
         ),
     ]
 

@@ -92,10 +92,11 @@ def test_progress_counts_trials_per_engine_and_estimates_the_rest() -> None:
     assert abs(progress.seconds_left() - 30.0) < 1e-9
     items = progress.items()
     assert items[:3] == ["trial 1/4", "hf-single 1/4", "hf-right 1/4"]
-    assert "≤ 30 s left" in items and items[-1] == "escape cancels"
+    assert "about 30 s left" in items and items[-1] == "escape cancels"
     progress.apply(RunStarted(meta, ("hf-single", "hf-right")))
-    progress.apply(EngineStarted("hf-single", 1))
+    progress.apply(EngineStarted("hf-single", 3))  # a trial of 3 rows: 6 tokens in all
     progress.apply(EngineLoaded("hf-single", 0.1))
-    progress.apply(StepGenerated("hf-single", 0, 0, step(1, 2)))  # 1 of 2 tokens of this trial
-    assert progress.items()[1] == "hf-single 1/4 1/2 tokens"
+    for row in range(3):
+        progress.apply(StepGenerated("hf-single", row, 0, step(1, 2)))
+    assert progress.items()[1] == "hf-single 1/4 3/6 tokens"
     assert progress.fraction == (2 + 0.5) / 8

@@ -1,7 +1,7 @@
 """How far a nondeterminism protocol's run is, from the events its trials emit (each trial is one
 ``Session.run``: a RunStarted, then each engine's EngineStarted … EngineFinished): the trial under
-way of N, per engine the trials it finished, what it does now, and once a trial finished an
-estimate of the time left (the trials done so far, model loading included: an upper bound)."""
+way of N, per engine the trials it finished, what it does now, and once an engine finished a
+trial an estimate of the time left (the pace so far, model loading included, so it tends high)."""
 
 from __future__ import annotations
 
@@ -37,10 +37,10 @@ class TrialProgress:
     def apply(self, event: object) -> None:
         if isinstance(event, RunStarted):
             self.trial += 1
-            self.rows = max(1, len(event.meta.prompts))
             self.engine = None
         elif isinstance(event, EngineStarted):
             self.engine, self.loading, self.steps = event.engine, True, 0
+            self.rows = max(1, event.prompts)  # the trial's rows
         elif isinstance(event, EngineLoaded):
             self.loading = False
         elif isinstance(event, StepGenerated):
@@ -82,7 +82,7 @@ class TrialProgress:
             parts.append(f"{label} {self.done.get(label, 0)}/{self.trials}{now}")
         parts.append(f"{self.fraction:.0%}")
         left = self.seconds_left()
-        parts.append("estimating the time left…" if left is None else f"≤ {duration(left)} left")
+        parts.append("estimating the time left…" if left is None else f"about {duration(left)} left")
         parts.append("cancelling after this step…" if self.cancelling else "escape cancels")
         return parts
 

@@ -236,3 +236,25 @@ async def test_q_quits_while_a_protocol_runs(tmp_path, monkeypatch) -> None:
         await pilot.press("q")
         await wait_until(pilot, lambda: not app.is_running, timeout=5)
     assert screen.cancel.is_set()  # the run was told to stop
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)])
+def test_screenshot(snap_compare, tmp_path, size) -> None:
+    """The screen with the hand-made result (read the SVG's text before accepting an update)."""
+
+    async def show(pilot) -> None:
+        screen = await open_screen(pilot.app, pilot)
+        screen.post_message(DeterminismEnded(0, fake_result()))
+        await wait_until(pilot, lambda: screen.result is not None)
+
+    app = app_for(prompt_file(tmp_path, "The capital of France is", "filler one"))
+    assert snap_compare(app, run_before=show, terminal_size=size)
+
+
+async def test_the_palette_opens_the_screen(tmp_path) -> None:
+    app = app_for(prompt_file(tmp_path, "The capital of France is"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        await commands["Determinism protocols"].callback()
+        await wait_until(pilot, lambda: isinstance(app.screen, DeterminismScreen))
+        assert app.screen.setup.selected == list(app.main.options.labels)  # the main screen's engines

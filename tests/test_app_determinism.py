@@ -258,3 +258,19 @@ async def test_the_palette_opens_the_screen(tmp_path) -> None:
         await commands["Determinism protocols"].callback()
         await wait_until(pilot, lambda: isinstance(app.screen, DeterminismScreen))
         assert app.screen.setup.selected == list(app.main.options.labels)  # the main screen's engines
+
+
+async def test_a_worker_that_dies_is_said_and_the_app_lives_on(tmp_path, monkeypatch) -> None:
+    def broken(*args) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(screen_module, "run_determinism", broken)
+    app = app_for(prompt_file(tmp_path, "The capital of France is"), engines=("hf-right",))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_screen(app, pilot)
+        await pilot.press("R")
+        await wait_until(pilot, lambda: not screen.running)
+        assert app.is_running and "stopped unexpectedly" in plain(screen.query_one("#det-progress"), 300)
+        assert any("boom" in said for said in app.said), app.said
+        await pilot.press("escape")  # nothing runs: back to the main screen
+        await wait_until(pilot, lambda: not isinstance(app.screen, DeterminismScreen))

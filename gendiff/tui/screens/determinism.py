@@ -18,9 +18,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, WorkerState
 
 from gendiff.defaults import DETERMINISM_MAX_BATCH, DETERMINISM_SEED, DETERMINISM_TRIALS
 from gendiff.display import inert, one_line
+from gendiff.errors import GendiffError, describe
 from gendiff.records.determinism import Determinism
 from gendiff.run.options import RunOptions
 from gendiff.state import progress
@@ -167,7 +169,7 @@ class DeterminismScreen(Screen[None]):
         options = replace(self.options, engines=tuple(engines), reference=None)
         try:
             options.config()
-        except Exception as exc:  # noqa: BLE001 — a bad setting, said in one line
+        except GendiffError as exc:  # a bad setting, said in one line
             self.notify(inert(str(exc)), severity="error", timeout=10)
             return
         self.run_id += 1
@@ -188,7 +190,9 @@ class DeterminismScreen(Screen[None]):
             DETERMINISM_MAX_BATCH,
             self.cancel,
         )
-        self.run_worker(detached(work), thread=True, group="determinism", exclusive=True, name="determinism")
+        self.run_worker(
+            detached(work), thread=True, group="determinism", exclusive=True, exit_on_error=False, name="determinism"
+        )
         self.refresh_all()
 
     def on_determinism_events(self, message: DeterminismEvents) -> None:
@@ -211,6 +215,15 @@ class DeterminismScreen(Screen[None]):
         self.refresh_all()
         if self.split_rows:
             self.query_one("#det-splits", DataTable).focus()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The worker died unexpectedly (its failures are its messages otherwise): said, and nothing runs."""
+        if event.worker.group == "determinism" and event.state == WorkerState.ERROR and self.running:
+            assert self.progress is not None
+            self.progress.ended = True
+            self.error = f"the run stopped unexpectedly: {describe(event.worker.error)}"
+            self.notify(inert(self.error), severity="error", timeout=12)
+            self.refresh_all()
 
     def action_cancel_or_close(self) -> None:
         if self.running and self.progress is not None:

@@ -68,3 +68,27 @@ def test_cli_records_the_seed_and_layout(tmp_path, capsys) -> None:
     assert data["trials"] == [t.to_dict() for t in trials]
     assert data["engines"]["hf-right"]["trials"] == 3
     assert "3 of 3 identical" in capsys.readouterr().out
+
+
+def test_a_cancelled_protocol_keeps_the_trials_that_finished(plain_greedy) -> None:
+    """cancel set as the third trial starts: that trial stops and is dropped; two remain, partial."""
+    import threading
+
+    from gendiff.records.events import RunStarted
+
+    prompts = PromptBook.load(demo_prompts_path()).prompts
+    options = RunOptions(engines=("hf-right",), max_new_tokens=TOKENS, stop_at_eos=False)
+    cancel, started = threading.Event(), []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, RunStarted):
+            started.append(event)
+            if len(started) == 3:
+                cancel.set()
+
+    result = run_protocol(options, "needle", prompts[1], prompts, 5, 7, 4, on_event=on_event, cancel=cancel)
+    assert len(started) == 3 and result.partial and result.planned == 5
+    assert list(result.trials) == layout("needle", 5, 7, len(result.pool) - 1, 4)[:2]
+    assert result.completions["hf-right"] == [plain_greedy(prompts[1])] * 2
+    assert result.spreads["hf-right"].trials == 2
+    assert result.to_dict()["partial"] is True

@@ -158,7 +158,10 @@ def spread(
 class Determinism:
     """One protocol run: its pool of prompts, the seed and the trial layout it gave, per engine
     the watched prompt's completions (token ids), their Spread and the bisection of the most
-    common split (None: no split, or not asked; a Bisection record otherwise)."""
+    common split (None: no split, or not asked; a Bisection record otherwise). ``partial``: the
+    run was cancelled, ``trials`` holds only the trials that finished (``planned`` of them were
+    laid out). ``traces``: per engine the watched prompt's Trace of each trial (for the app's
+    divergence view; not written to JSON)."""
 
     protocol: str
     seed: int
@@ -168,6 +171,9 @@ class Determinism:
     spreads: dict[str, Spread]
     bisections: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    partial: bool = False
+    planned: int = 0
+    traces: dict[str, list[Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -184,4 +190,5 @@ class Determinism:
                 for label, spread in self.spreads.items()
             },
             "errors": dict(self.errors),
+            **({"partial": True, "planned": self.planned} if self.partial else {}),
         }

@@ -8,6 +8,7 @@ common's tokens forced."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 from gendiff.defaults import TOLERANCE
@@ -51,8 +52,11 @@ def run_protocol(
     diagnose: bool = False,
     tolerance: float = TOLERANCE,
     on_event: OnEvent | None = None,
+    cancel: threading.Event | None = None,
 ) -> Determinism:
-    """Run ``protocol`` for ``prompt`` with ``trials`` trials laid out from ``seed``."""
+    """Run ``protocol`` for ``prompt`` with ``trials`` trials laid out from ``seed``. Once
+    ``cancel`` is set the trial under way stops after its current step and is dropped: the record
+    holds the trials that finished, marked ``partial``."""
     pool = prompt_pool(protocol, prompt, others)
     plan = layout(protocol, trials, seed, len(pool) - 1, max_batch)
     largest = max(len(t.prompts) for t in plan)
@@ -60,8 +64,14 @@ def run_protocol(
     session = Session(replace(options, batch_size=max(options.batch_size, largest)).config(), pool)
     watched: dict[str, list[Trace]] = {}
     errors: dict[str, str] = {}
+    finished: list[Trial] = []
     for trial in plan:
-        snapshot = session.run(on_event, prompt_indices=list(trial.prompts))
+        if cancel is not None and cancel.is_set():
+            break
+        snapshot = session.run(on_event, cancel, prompt_indices=list(trial.prompts))
+        if cancel is not None and cancel.is_set():
+            break  # this trial was cut short: its completions are not a trial's
+        finished.append(trial)
         for entry in snapshot.engines:
             if entry.get("error"):
                 errors.setdefault(entry["label"], entry["error"])
@@ -85,12 +95,25 @@ def run_protocol(
         }
         texts = {s.token_id: s.text for t in traces for s in t.steps}
         spreads[label] = spread(completions[label], classes, texts)
-        if diagnose and spreads[label].splits:
+        if diagnose and spreads[label].splits and not (cancel is not None and cancel.is_set()):
             split = spreads[label].splits[0]
             bisections[label] = _bisect(
-                session, label, plan, traces, first.mode_trial, split.first_trial, split.step, tolerance
+                session, label, finished, traces, first.mode_trial, split.first_trial, split.step, tolerance
             )
-    return Determinism(protocol, seed, tuple(pool), tuple(plan), completions, spreads, bisections, errors)
+    cut = len(finished) < len(plan)
+    return Determinism(
+        protocol,
+        seed,
+        tuple(pool),
+        tuple(finished),
+        completions,
+        spreads,
+        bisections,
+        errors,
+        partial=cut,
+        planned=len(plan),
+        traces={label: watched[label] for label in completions},
+    )
 
 
 def _bisect(

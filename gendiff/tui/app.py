@@ -25,12 +25,15 @@ from gendiff.themes.user import load_user_themes
 from gendiff.tui.commands import palette_commands
 from gendiff.tui.config import config_note, config_path, load_config, restore_settings, save_config
 from gendiff.tui.screens.confirm import Confirm
+from gendiff.tui.screens.determinism import DeterminismScreen
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.screens.editor import PromptEditor
 from gendiff.tui.screens.engine_log import EngineLogScreen
 from gendiff.tui.screens.help import HelpScreen
 from gendiff.tui.screens.main import MainScreen
 from gendiff.tui.screens.settings import CheckList, SettingsScreen
+from gendiff.tui.screens.split_view import SplitScreen
+from gendiff.tui.widgets.determinism_setup import DeterminismSetup
 from gendiff.tui.widgets.prompt_list import PromptList
 from gendiff.tui.widgets.workbench import Workbench
 
@@ -174,6 +177,7 @@ class GendiffApp(App[None]):
             ("prompt editor", list(PromptEditor.BINDINGS)),
             ("diagnosis view", list(DiagnosisScreen.BINDINGS)),
             ("settings", [*SettingsScreen.BINDINGS, *CheckList.BINDINGS]),
+            ("determinism (D)", [*DeterminismScreen.BINDINGS, *DeterminismSetup.BINDINGS, *SplitScreen.BINDINGS]),
         ]
         self.push_screen(HelpScreen([(title, [b for b in group if isinstance(b, Binding)]) for title, group in groups]))
 
@@ -198,6 +202,9 @@ class GendiffApp(App[None]):
 
     def _quit_now(self) -> None:
         self.main.cancel_all()  # the workers stop between steps; nothing half-written
+        for screen in self.screen_stack:
+            if isinstance(screen, DeterminismScreen):
+                screen.stop()
         self.exit()
 
     # ── keys typed while a dialog opens ────────────────────────────────────

@@ -39,6 +39,11 @@ COMMANDS = (
     ),
     PaletteCommand("Diagnose the divergence", "bisect the network and test re-convergence (b)", "bisect"),
     PaletteCommand("Re-check in float32", "re-run the diverging pairs of this prompt's call in float32 (f)", "recheck"),
+    PaletteCommand(
+        "Determinism protocols",
+        "the selected prompt N times: needle, repeat, single, mixed, prefix; unique, TARr@N, splits (D)",
+        "determinism",
+    ),
     PaletteCommand("Export a snapshot", "save the run as JSON (x)", "export"),
     PaletteCommand("Settings", "engines, dtype, tokens, top-k … (s)", "settings"),
     PaletteCommand("Themes", "pick one of gendiff's themes (or your own)", "change_theme"),

@@ -82,3 +82,22 @@ class Rechecked(Message):
         self.notes = notes
         self.error = error
         self.cancelled = cancelled
+
+
+class DeterminismEvents(Message):
+    """A protocol run's events (each trial's Session events) since the last batch, in order."""
+
+    def __init__(self, run_id: int, events: list[object]) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.events = events
+
+
+class DeterminismEnded(Message):
+    """A protocol run ended: ``result`` (``partial`` when it was cancelled), or None and ``error``."""
+
+    def __init__(self, run_id: int, result: object | None, error: str | None = None) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.result = result
+        self.error = error

@@ -24,12 +24,15 @@ from gendiff.errors import Cancelled, describe
 from gendiff.records.divergence import Divergence
 from gendiff.records.events import RunFinished, StageStarted, StepGenerated
 from gendiff.records.snapshot import Snapshot
+from gendiff.run.determinism import run_protocol
 from gendiff.run.heavy import import_heavy
 from gendiff.run.options import RunOptions
 from gendiff.run.pipeline import Diagnoses, explain, run_pipeline
 from gendiff.run.session import Session
 from gendiff.state.cells import RunPlan
 from gendiff.tui.messages import (
+    DeterminismEnded,
+    DeterminismEvents,
     Diagnosed,
     DiagnosisStage,
     Preloaded,
@@ -130,6 +133,34 @@ def run_engines(post: Post, run_id: int, options: RunOptions, plan: RunPlan, can
         return
     batcher.flush()
     post(RunEnded(run_id, snapshot))
+
+
+def run_determinism(
+    post: Post,
+    run_id: int,
+    options: RunOptions,
+    protocol: str,
+    prompt: str,
+    others: list[str],
+    trials: int,
+    seed: int,
+    max_batch: int,
+    cancel: threading.Event,
+) -> None:
+    """A nondeterminism protocol (:func:`gendiff.run.determinism.run_protocol`, as ``gendiff
+    determinism`` runs it), its trials' events streamed; cancelled: the trials that finished."""
+    batcher = Batcher(post, lambda events: DeterminismEvents(run_id, events))
+    try:
+        import_heavy()
+        result = run_protocol(
+            options, protocol, prompt, others, trials, seed, max_batch, on_event=batcher, cancel=cancel
+        )
+    except Exception as exc:  # noqa: BLE001 — said on the screen, the app keeps running
+        batcher.flush()
+        post(DeterminismEnded(run_id, None, describe(exc)))
+        return
+    batcher.flush()
+    post(DeterminismEnded(run_id, result))
 
 
 def diagnose(

@@ -33,6 +33,7 @@ from gendiff.tui.diagnoser import Diagnoser
 from gendiff.tui.messages import Preloaded
 from gendiff.tui.prompt_file import PromptFile
 from gendiff.tui.run_controller import RunController, freeze_heap
+from gendiff.tui.screens.determinism import DeterminismScreen
 from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.settings import SettingsScreen
 from gendiff.tui.widgets.prompt_list import PromptList
@@ -42,7 +43,7 @@ from gendiff.tui.workers import detached, preload
 
 MIN_WIDTH, MIN_HEIGHT = 70, 18
 TICK_S = 0.5  # the strip's clocks (loading time, tok/s, time left) move this often while work runs
-RUN_ONLY = frozenset({"run_all", "cancel", "settings"})  # hidden when viewing a snapshot
+RUN_ONLY = frozenset({"run_all", "cancel", "settings", "determinism"})  # hidden when viewing a snapshot
 
 
 class MainScreen(Screen[None]):
@@ -65,6 +66,14 @@ class MainScreen(Screen[None]):
             tooltip="Settings: engines, reference, dtype, tokens",
         ),
         Binding("x", "export", "Export", id="export", tooltip="Export a snapshot (.gdz compressed, .json readable)"),
+        Binding(
+            "D",
+            "determinism",
+            "Determinism",
+            id="determinism",
+            show=False,
+            tooltip="Determinism: one prompt N times, its splits",
+        ),
     ]
 
     def __init__(self, options: RunOptions, document: Document, preload_model: bool = True) -> None:
@@ -273,6 +282,14 @@ class MainScreen(Screen[None]):
         """Quitting: stop whatever runs (the workers are daemon threads; nothing half-written)."""
         self.runner.cancel()
         self.diagnoser.cancel_recheck()
+
+    def action_determinism(self) -> None:
+        """The selected prompt under a nondeterminism protocol, the other prompts its fillers."""
+        prompt = self.workbench.current
+        if prompt is None:
+            self.notify("no prompts to watch: press a to add one", severity="warning")
+        elif self.can_run():
+            self.app.push_screen(DeterminismScreen(self.options, prompt.text, [p.text for p in self.ws.prompts]))
 
     def action_settings(self) -> None:
         available = [name for name in engine_names() if name != "vllm" or vllm_installed()]

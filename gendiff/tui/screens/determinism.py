@@ -1,0 +1,247 @@
+"""The determinism screen (key D, or the command palette): a nondeterminism protocol of
+``gendiff determinism`` run on the selected prompt in a worker, its progress (trial k/N per
+engine, the time left) on a strip, then per engine the CLI's table, the first split positions as
+bars and the token pairs at the splits as rows; enter on a row opens that split in the usual
+divergence view (:class:`gendiff.tui.screens.split_view.SplitScreen`). escape cancels a run
+(what finished is shown, marked partial), and otherwise goes back."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from functools import partial
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, WorkerState
+
+from gendiff.defaults import DETERMINISM_MAX_BATCH, DETERMINISM_SEED, DETERMINISM_TRIALS
+from gendiff.display import inert, one_line
+from gendiff.errors import GendiffError, describe
+from gendiff.records.determinism import Determinism
+from gendiff.run.options import RunOptions
+from gendiff.state import progress
+from gendiff.state.determinism import common_count, histogram_lines, split_workspace, table_lines, token_label
+from gendiff.state.determinism_progress import TrialProgress
+from gendiff.tui.messages import DeterminismEnded, DeterminismEvents
+from gendiff.tui.screens.split_view import SplitScreen
+from gendiff.tui.widgets.determinism_setup import DeterminismSetup
+from gendiff.tui.workers import detached, run_determinism
+
+TICK_S = 0.5
+HISTOGRAM_WIDTH = 36
+NARROW = 120  # below this width the bars stand above the pairs table, not beside it
+SPLIT_COLUMNS = ("engine", "step", "most common", "n", "other", "n", "margin class", "trial")
+
+
+class DeterminismScreen(Screen[None]):
+    BINDINGS = [
+        Binding("R", "run", "Run", id="determinism.run", tooltip="Run the protocol on the selected prompt"),
+        Binding(
+            "escape", "cancel_or_close", "Cancel / back", id="determinism.cancel", tooltip="Cancel the run; else back"
+        ),
+    ]
+
+    def __init__(self, options: RunOptions, prompt: str, others: list[str], protocol: str = "needle") -> None:
+        super().__init__()
+        self.options, self.prompt, self.others = options, prompt, list(others)
+        self.setup = DeterminismSetup(
+            protocol, DETERMINISM_TRIALS, DETERMINISM_SEED, list(options.labels), id="det-setup"
+        )
+        self.result: Determinism | None = None
+        self.error: str | None = None
+        self.progress: TrialProgress | None = None
+        self.cancel = threading.Event()
+        self.run_id = 0
+        self.split_rows: list[tuple[str, int]] = []  # per row of the pairs table: (engine, trial)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="det-main"):
+            yield Static("", id="det-title")
+            yield self.setup
+            yield Static("", id="det-progress")
+            with VerticalScroll(id="det-body"):
+                yield Static("", id="det-table")
+                with Horizontal(id="det-lower"):
+                    yield Static("", id="det-histogram")
+                    yield DataTable(id="det-splits", cursor_type="row", zebra_stripes=True)
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.setup.border_title = "Determinism: ←/→ change · space toggles an engine · enter or R runs"
+        table = self.query_one("#det-splits", DataTable)
+        table.add_columns(*SPLIT_COLUMNS)
+        table.border_title = "Splits: enter opens the divergence view"
+        self.query_one("#det-histogram", Static).border_title = "First split at step"
+        self.setup.focus()
+        self.query_one("#det-lower").set_class(self.app.size.width < NARROW, "narrow")
+        self.refresh_all()
+        self.set_interval(TICK_S, self.tick)
+
+    # ── what it shows ──────────────────────────────────────────────────────
+    @property
+    def running(self) -> bool:
+        return self.progress is not None and not self.progress.ended
+
+    def refresh_all(self) -> None:
+        o = self.options
+        title = (
+            f"determinism · {o.model or 'demo model'} · {o.dtype} · {o.max_new_tokens} tokens · "
+            f'prompt "{one_line(self.prompt)[:40]}"'
+        )
+        self.query_one("#det-title", Static).update(Text(inert(title)))
+        self.refresh_progress()
+        self.refresh_result()
+
+    def refresh_progress(self) -> None:
+        strip = self.query_one("#det-progress", Static)
+        items = self.progress.items() if self.progress is not None else []
+        if self.error:
+            items = [f"the run failed: {self.error}"]
+        elif not items and self.result is None:
+            items = ["not run yet: enter or R runs the protocol"]
+        elif not items and self.result is not None and self.result.partial:
+            items = [f"cancelled: {len(self.result.trials)} of {self.result.planned} trials finished (partial)"]
+        width = strip.content_region.width or self.size.width
+        strip.update(Text(progress.pack([inert(item) for item in items], width)))
+        strip.display = bool(items)
+
+    def refresh_result(self) -> None:
+        result = self.result
+        table = self.query_one("#det-splits", DataTable)
+        table.clear()
+        self.split_rows = []
+        histogram = self.query_one("#det-histogram", Static)
+        text = self.query_one("#det-table", Static)
+        if result is None:
+            text.update("")
+            histogram.update("")
+            self.query_one("#det-lower").display = False
+            return
+        self.query_one("#det-lower").display = True
+        lines = table_lines(result) + [f"  {label} failed: {one_line(e)}" for label, e in result.errors.items()]
+        text.update(Text(inert("\n".join(lines))))
+        bars: list[str] = []
+        for label, s in result.spreads.items():
+            bars.append(label)
+            bars.extend(f"  {line}" for line in histogram_lines(s, HISTOGRAM_WIDTH))
+        histogram.update(Text(inert("\n".join(bars))))
+        for label, s in result.spreads.items():
+            for split in s.splits:
+                table.add_row(
+                    Text(inert(label)),
+                    str(split.step),
+                    Text(inert(token_label(split.common, split.common_text))),
+                    str(common_count(s, split)),
+                    Text(inert(token_label(split.other, split.other_text))),
+                    str(split.count),
+                    split.margin_class or "",
+                    str(split.first_trial + 1),
+                )
+                self.split_rows.append((label, split.first_trial))
+        if result.partial:
+            table.border_subtitle = "partial: the trials that finished"
+        else:
+            table.border_subtitle = "" if self.split_rows else "no splits: every trial as the most common"
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one("#det-lower").set_class(event.size.width < NARROW, "narrow")  # bars above the rows
+        self.call_after_refresh(self.refresh_progress)  # the strip breaks between entries, at its width
+
+    def tick(self) -> None:
+        if self.running:
+            self.refresh_progress()
+
+    # ── the run ────────────────────────────────────────────────────────────
+    def action_run(self) -> None:
+        if self.running:
+            self.notify("the protocol is running: escape cancels it", severity="warning")
+            return
+        engines = self.setup.selected
+        if not engines:
+            self.notify("no engine chosen: space toggles one", severity="warning")
+            return
+        options = replace(self.options, engines=tuple(engines), reference=None)
+        try:
+            options.config()
+        except GendiffError as exc:  # a bad setting, said in one line
+            self.notify(inert(str(exc)), severity="error", timeout=10)
+            return
+        self.run_id += 1
+        self.cancel = threading.Event()
+        self.result, self.error = None, None
+        trials = self.setup.trials
+        self.progress = TrialProgress(trials, tuple(options.labels), options.max_new_tokens)
+        work = partial(
+            run_determinism,
+            self.post_message,
+            self.run_id,
+            options,
+            self.setup.protocol,
+            self.prompt,
+            self.others,
+            trials,
+            self.setup.seed,
+            DETERMINISM_MAX_BATCH,
+            self.cancel,
+        )
+        self.run_worker(
+            detached(work), thread=True, group="determinism", exclusive=True, exit_on_error=False, name="determinism"
+        )
+        self.refresh_all()
+
+    def on_determinism_events(self, message: DeterminismEvents) -> None:
+        if message.run_id == self.run_id and self.progress is not None:
+            for event in message.events:
+                self.progress.apply(event)
+            self.refresh_progress()
+
+    def on_determinism_ended(self, message: DeterminismEnded) -> None:
+        if message.run_id != self.run_id:
+            return
+        if self.progress is not None:
+            self.progress.ended = True
+        self.result = message.result  # type: ignore[assignment]
+        self.error = message.error
+        if self.error:
+            self.notify(inert(self.error), severity="error", timeout=12)
+        elif self.result is not None and self.result.partial:
+            self.notify("cancelled: the trials that finished are shown, marked partial", timeout=4)
+        self.refresh_all()
+        if self.split_rows:
+            self.query_one("#det-splits", DataTable).focus()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The worker died unexpectedly (its failures are its messages otherwise): said, and nothing runs."""
+        if event.worker.group == "determinism" and event.state == WorkerState.ERROR and self.running:
+            assert self.progress is not None
+            self.progress.ended = True
+            self.error = f"the run stopped unexpectedly: {describe(event.worker.error)}"
+            self.notify(inert(self.error), severity="error", timeout=12)
+            self.refresh_all()
+
+    def action_cancel_or_close(self) -> None:
+        if self.running and self.progress is not None:
+            if not self.cancel.is_set():
+                self.cancel.set()
+                self.progress.cancelling = True
+                self.refresh_progress()
+            return
+        self.dismiss(None)
+
+    def stop(self) -> None:
+        """Quitting: stop the run (its worker is a daemon thread)."""
+        self.cancel.set()
+
+    # ── a split into the divergence view ───────────────────────────────────
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if self.result is None or not 0 <= event.cursor_row < len(self.split_rows):
+            return
+        label, trial = self.split_rows[event.cursor_row]
+        ws = split_workspace(self.result, label, trial, self.options.fragile_threshold)
+        self.app.push_screen(SplitScreen(ws, f"{label} · {self.result.protocol}"))

@@ -57,7 +57,6 @@ class SplitScreen(Screen[None]):
         self.call_after_refresh(self.workbench.scroll_to_token)
 
     def on_resize(self, event: events.Resize) -> None:
-        self.workbench.panel.reset_floor()
         self.workbench.apply_layout(event.size.width)
         self.call_after_refresh(self.workbench.refresh_view)
 

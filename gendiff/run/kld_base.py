@@ -54,11 +54,14 @@ def dequantise(raw: bytes, n_vocab: int) -> Any:
 class BaseComparer:
     """The observer of one engine's teacher-forced pass over a base's chunks (row = chunk,
     step = scored position): each position reduced to llama.cpp's numbers against the base.
-    ``nll_base``: per chunk and step, −(base logprob of the token fed)."""
+    ``nll_base``: per chunk and step, −(base logprob of the token fed). ``as_logprobs``: the scores
+    are logprobs already and are used as they are (another base's rows, which renormalising would
+    move by the mass its floor gives the tokens below its window)."""
 
-    def __init__(self, base: KldBase, targets: dict[int, list[int]]) -> None:
+    def __init__(self, base: KldBase, targets: dict[int, list[int]], as_logprobs: bool = False) -> None:
         self.base = base
         self.targets = targets
+        self.as_logprobs = as_logprobs
         self.positions: dict[int, Positions] = {}
         self.nll_base: dict[int, dict[int, float]] = {}
 
@@ -69,7 +72,9 @@ class BaseComparer:
         if not rows:
             return
         keys = [(prompt_indices[i], steps[i]) for i in rows]
-        mine = torch.log_softmax(logits[rows].float().double(), dim=-1)
+        mine = logits[rows].float().double()
+        if not self.as_logprobs:
+            mine = torch.log_softmax(mine, dim=-1)
         raw = b"".join(self.base.row_bytes(chunk, step) for chunk, step in keys)
         base = torch.from_numpy(dequantise(raw, self.base.n_vocab)).to(device=mine.device, dtype=torch.float64)
         target = torch.tensor([self.targets[p][s] for p, s in keys], device=mine.device)[:, None]

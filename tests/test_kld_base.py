@@ -199,3 +199,42 @@ def test_cli_refuses_contradictory_options(tmp_path, capsys, extra, says):
     assert main(["score", str(text), *extra]) == 2
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1
+
+
+def demo_base(tmp_path, text, n_vocab=2807, n_ctx=8):
+    """A base whose ids are the demo tokenizer's ids of ``text`` (its rows all zero: never read here)."""
+    from transformers import AutoTokenizer
+
+    from gendiff.demo import demo_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(str(demo_model_path()))
+    ids = list(tokenizer(text)["input_ids"])
+    chunks = [ids[c * n_ctx : (c + 1) * n_ctx] for c in range(len(ids) // n_ctx)]
+    path = tmp_path / "demo.kld"
+    row = pack_row(0.0, 0.0, [0] * n_vocab)
+    write(path, n_ctx, n_vocab, chunks, [row] * ((n_ctx - 1 - n_ctx // 2) * len(chunks)))
+    return path, ids, tokenizer
+
+
+STORY = "Once upon a time, there was a brave fox named Leo. Leo lived in a small house near the river."
+
+
+def test_cli_refuses_a_base_of_other_text_naming_the_first_differing_token(tmp_path, capsys):
+    base, ids, tokenizer = demo_base(tmp_path, STORY)
+    other = tmp_path / "other.txt"
+    other.write_text(STORY.replace("small", "big") + "\n")
+    theirs = list(tokenizer(STORY.replace("small", "big"))["input_ids"])
+    first = next(i for i, (a, b) in enumerate(zip(ids, theirs)) if a != b)
+    assert main(["score", str(other), "--kl-divergence-base", str(base), "--engines", "hf-single"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(base) in err
+    assert f"token {first} is id {ids[first]} where gendiff's tokenization of {other} gives {theirs[first]}" in err
+
+
+def test_cli_refuses_a_base_of_another_vocabulary(tmp_path, capsys):
+    base, _, _ = demo_base(tmp_path, STORY, n_vocab=3000)
+    text = tmp_path / "t.txt"
+    text.write_text(STORY + "\n")
+    assert main(["score", str(text), "--kl-divergence-base", str(base), "--engines", "hf-single"]) == 2
+    err = capsys.readouterr().err
+    assert "its vocabulary is 3000 tokens where the model's is 2807" in err and err.count("\n") == 1

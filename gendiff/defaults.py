@@ -34,3 +34,9 @@ SHARD_RETRIES = 2
 DETERMINISM_TRIALS = 8
 DETERMINISM_SEED = 0
 DETERMINISM_MAX_BATCH = 8
+
+# --stats / gendiff score on an engine that reports teacher-forced logprobs instead of replaying
+# (vLLM's prompt_logprobs, a vLLM server's echo + logprobs): how many candidates per position it
+# is asked for. A vocabulary this size or smaller is asked for whole (the full KL divergence);
+# a larger one for its top FORCED_LOGPROBS (the KL of that coarsening: a lower bound, labelled).
+FORCED_LOGPROBS = 4096

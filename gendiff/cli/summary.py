@@ -112,15 +112,24 @@ def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, 
         st = statistics[label]
         at = "—" if st.kld_max_prompt is None else f"{st.kld_max_prompt + 1}/{st.kld_max_position}"
         same = "—" if st.same_top1 is None else f"{100 * st.same_top1:.2f}%"
+        kl = "≥" if st.kld_top_k is not None else ""  # over the top k only: a lower bound
         lines.append(
-            f"  {label:<{width}}  {st.positions:>9}  {number(st.kld_mean, 6):>9}  {number(st.kld_median, 6):>9}  "
-            f"{number(st.kld_p99, 6):>9}  {number(st.kld_max, 6):>9}  {at:>7}  {same:>9}  "
+            f"  {label:<{width}}  {st.positions:>9}  {kl + number(st.kld_mean, 6):>9}  {kl + number(st.kld_median, 6):>9}  "
+            f"{kl + number(st.kld_p99, 6):>9}  {kl + number(st.kld_max, 6):>9}  {at:>7}  {same:>9}  "
             f"{number(st.dp_mean, 6):>9}  {number(st.dp_rms, 6):>9}" + (f"  {number(st.loss, 6):>9}" if loss else "")
         )
     what = "prompt/step" if not loss else "text/token"
     lines.append(f"  (at: {what} of the largest KLD; Δp: change of the reference token's probability)")
+    for label in labels:
+        k = statistics[label].kld_top_k
+        if k is not None:
+            lines.append(
+                f"  {label}: ≥ its KLD is over its top {k} tokens per position and one bucket for the rest, "
+                "a lower bound on the full KL (δ, Δp, loss and same top-1 are exact)"
+            )
     lines += full_statistics_lines(statistics, labels)
-    return "\n".join(lines)
+    return "
+".join(lines)
 
 
 def repeats_table(snapshot: Any) -> str:

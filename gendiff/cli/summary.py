@@ -124,12 +124,11 @@ def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, 
         k = statistics[label].kld_top_k
         if k is not None:
             lines.append(
-                f"  {label}: ≥ its KLD is over its top {k} tokens per position and one bucket for the rest, "
+                f"  {label}: ≥ marks a lower bound: its KLD is over its top {k} tokens per position and one bucket for the rest, "
                 "a lower bound on the full KL (δ, Δp, loss and same top-1 are exact)"
             )
     lines += full_statistics_lines(statistics, labels)
-    return "
-".join(lines)
+    return "\n".join(lines)
 
 
 def repeats_table(snapshot: Any) -> str:

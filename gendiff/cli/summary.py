@@ -124,8 +124,9 @@ def statistics_table(statistics: dict[str, Any], labels: list[str], title: str, 
         k = statistics[label].kld_top_k
         if k is not None:
             lines.append(
-                f"  {label}: ≥ marks a lower bound: its KLD is over its top {k} tokens per position and one bucket for the rest, "
-                "a lower bound on the full KL (δ, Δp, loss and same top-1 are exact)"
+                f"  {label}: ≥ marks a lower bound: it reported only its top {k} tokens per position, so its KLD is "
+                "the KL of both distributions within those (× their mass under the reference), never above the "
+                "full KL (δ, Δp, loss and same top-1 are exact)"
             )
     lines += full_statistics_lines(statistics, labels)
     return "\n".join(lines)

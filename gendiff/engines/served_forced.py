@@ -46,7 +46,7 @@ def served_forced_pass(engine: Any, prompts: list[list[int]], targets: dict[int,
 
     asyncio.run(run())
     k = asked["k"]
-    how = f"{engine.flavour.name} server, echo + logprobs={k}: prompt + tokens in one prefill, not its decode steps"
+    how = f"its server ({engine.flavour.name} flavour), echo + logprobs={k}: prompt + tokens in one prefill, not its decode steps"
     return ForcedPass(reported, None if k >= vocab else k, how)
 
 

@@ -41,7 +41,7 @@ class DistributionStats:
     kld_max_prompt: int | None = None
     full: dict[str, Any] | None = None  # llama.cpp's whole set and δ (gendiff.records.llama_stats)
     # None: every KL figure here (full's too) is over the whole vocabulary; k: over the engine's
-    # top k per position and one bucket for the rest, so each is a lower bound on the KL
+    # top k per position: P(S)·KL(P|S ‖ Q|S) on that set S, a lower bound on the KL (run/forced.py)
     kld_top_k: int | None = None
 
     @property

@@ -129,8 +129,8 @@ def _forced_note(label: str, reported: Any) -> str:
     if reported.top_k is None:
         return f"{label}: {reported.how}; every position over the whole vocabulary (full KL)"
     return (
-        f"{label}: {reported.how}; only its top {reported.top_k} per position: its KLD is over those and one "
-        "rest bucket, a lower bound on the full KL (δ, Δp, loss and same top-1 are exact)"
+        f"{label}: {reported.how}; only its top {reported.top_k} per position: its KLD is a lower bound on the "
+        "full KL (≥; see docs/forced.md)"
     )
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import plain_teacher_forced
 
 from gendiff.engines.vllm import vllm_installed
 
@@ -72,22 +73,7 @@ def forced(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def torch_pass(forced):
-    """Per prompt, the float64 log_softmax of one plain forward over prompt + hf-single's tokens,
-    at the positions that predict each of those tokens."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from gendiff.demo import demo_model_path
-
-    snapshot, _ = forced
-    model = AutoModelForCausalLM.from_pretrained(str(demo_model_path()), dtype=torch.float32).eval()
-    out = []
-    for prompt in snapshot["prompts"]:
-        ids, tokens = prompt["token_ids"], prompt["traces"]["hf-single"]["token_ids"]
-        with torch.inference_mode():
-            logits = model(torch.tensor([ids + tokens])).logits[0].double()
-        out.append((tokens, torch.log_softmax(logits, -1)[len(ids) - 1 : -1]))
-    return out
+    return plain_teacher_forced(forced[0])
 
 
 def test_vllm_prompt_logprobs_match_a_plain_forward_over_the_whole_vocabulary(forced, torch_pass):

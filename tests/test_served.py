@@ -11,7 +11,6 @@ import sys
 import threading
 
 import pytest
-from server_process import ServerProcess, free_port
 
 from gendiff.engines.vllm import vllm_installed
 from gendiff.io.snapshots import load_snapshot
@@ -28,39 +27,12 @@ pytestmark = [
 # demo prompts x 24 tokens (top-5 included) was 1.9e-5; 1e-4 leaves 5x room and is still ten
 # times below the 1e-3 margins gendiff makes visible.
 TOLERANCE = 1e-4
-SERVER_ENV = {
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "VLLM_HOST_IP": "127.0.0.1",
-    "TORCH_COMPILE_DISABLE": "1",
-    "VLLM_NO_USAGE_STATS": "1",
-}
-
-
-class Server(ServerProcess):
-    name = "vLLM server"
-    ready_path = "/v1/models"
-
-    def __init__(self, log_path):
-        from gendiff.demo import demo_model_path
-
-        port = free_port()
-        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(demo_model_path())]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "512"]
-        command += ["--served-model-name", "demo", "--enforce-eager", "--generation-config", "vllm"]
-        super().__init__(command, log_path, port, SERVER_ENV)
-
-    def wait_ready(self, seconds: float = 240) -> None:
-        super().wait_ready(seconds)
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    started = Server(tmp_path_factory.mktemp("served") / "vllm-server.log")
-    try:
-        started.wait_ready()
-        yield started
-    finally:
-        started.stop()
+def server(vllm_server):
+    """The session's one vLLM server (tests/vllm_server.py, shared with test_forced_served.py)."""
+    return vllm_server
 
 
 @pytest.fixture(scope="session")

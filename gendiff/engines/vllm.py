@@ -13,7 +13,7 @@ from __future__ import annotations
 from importlib.util import find_spec
 from typing import Any
 
-from gendiff.defaults import FORCED_LOGPROBS
+from gendiff.defaults import FORCED_LOGPROBS, NGRAM_PROMPT_LOOKUP_MAX, NGRAM_SPECULATIVE_TOKENS
 from gendiff.engines.base import Engine
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, whole_number
@@ -75,6 +75,7 @@ class VLLM(Engine):
         "kv_cache_dtype": KV_CACHE_DTYPES,
         "gpu_memory_utilization": FreeOption("auto", _auto_or(_fraction)),
         "batch_invariant": ("false", "true"),  # VLLM_BATCH_INVARIANT=1, in the worker only
+        "speculative": ("off", "ngram"),  # ngram: prompt-lookup drafts verified by the model
     }
 
     def __init__(self, spec: EngineSpec, model_path: str) -> None:
@@ -129,6 +130,12 @@ class VLLM(Engine):
                 kwargs[key] = int(str(self.option(key)))
         if self.option("kv_cache_dtype") != "auto":
             kwargs["kv_cache_dtype"] = self.option("kv_cache_dtype")
+        if self.option("speculative") == "ngram":
+            kwargs["speculative_config"] = {
+                "method": "ngram",
+                "num_speculative_tokens": NGRAM_SPECULATIVE_TOKENS,
+                "prompt_lookup_max": NGRAM_PROMPT_LOOKUP_MAX,
+            }
         utilization = self.option("gpu_memory_utilization")
         if utilization != "auto":
             kwargs["gpu_memory_utilization"] = float(str(utilization))

@@ -160,7 +160,15 @@ def _resolved(llm: Any) -> dict[str, Any]:
         "gpu_memory_utilization": cache.gpu_memory_utilization,
         "batch_invariant": os.environ.get("VLLM_BATCH_INVARIANT") == "1",
         "attention_backend": os.environ.get("VLLM_ATTENTION_BACKEND"),
+        "speculative": _speculative(config.speculative_config),
     }
+
+
+def _speculative(spec: Any) -> dict[str, Any] | None:
+    """What speculative decoding vLLM runs (None: none)."""
+    if spec is None:
+        return None
+    return {"method": spec.method, "num_speculative_tokens": spec.num_speculative_tokens}
 
 
 def _generate(llm: Any, request: dict[str, Any]) -> list[list[tuple[int, float, list[tuple[int, float]]]]]:

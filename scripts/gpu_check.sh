@@ -97,9 +97,10 @@ fi
 time_left && gendiff_run bfloat16 --dtype bfloat16 --engines hf-single,vllm && summary bfloat16 "$OUT_DIR/bfloat16.json"
 
 # ---- vLLM's numerics options, each against hf-single and against plain vllm (bfloat16) ----------
-G=gpu_memory_utilization=0.08  # six workers side by side, the demo model needs little
+G=gpu_memory_utilization=0.08  # seven workers side by side, the demo model needs little
 VARIANTS="vllm:$G,vllm:enforce_eager=false,$G,vllm:batch_invariant=true,$G,vllm:kv_cache_dtype=fp8,$G"
 VARIANTS="$VARIANTS,vllm:enable_prefix_caching=true,$G,vllm:enable_chunked_prefill=true,max_num_batched_tokens=64,$G"
+VARIANTS="$VARIANTS,vllm:speculative=ngram,$G"  # ngram speculative decoding as an engine variant
 if time_left && gendiff_run options --dtype bfloat16 --engines "hf-single,$VARIANTS"; then
   summary options "$OUT_DIR/options.json"
   summary options-vs-vllm "$OUT_DIR/options.json" --against "vllm:$G"

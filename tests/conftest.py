@@ -6,6 +6,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from vllm_server import vllm_server  # noqa: E402, F401  (one vLLM server per session, shared by every module)
+
 
 @pytest.fixture(autouse=True)
 def isolated_config(tmp_path_factory, monkeypatch):
@@ -75,3 +77,5 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if drives_the_app(item.path.name):
             item.add_marker(pytest.mark.slow)
+    # the shared vLLM server (vllm_server.py) serves every module; a test that stops it runs last
+    items.sort(key=lambda item: item.get_closest_marker("stops_vllm_server") is not None)

@@ -46,3 +46,22 @@ def two_engine_snapshot(other_token: int):
         environment=ENVIRONMENT,
         batches=[Batch(0, ("hf-single", "hf-left"), (0,), ("hello",), ((1, 2, 3),))],
     )
+
+
+def plain_teacher_forced(snapshot_data: dict, engine: str = "hf-single") -> list:
+    """Independent of gendiff's engines: per prompt of a snapshot's JSON, ``(tokens, logprobs)``
+    with ``tokens`` ``engine``'s continuation and ``logprobs`` the float64 log_softmax of one plain
+    float32 forward of the demo model over prompt + tokens, at the positions predicting them."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from gendiff.demo import demo_model_path
+
+    model = AutoModelForCausalLM.from_pretrained(str(demo_model_path()), dtype=torch.float32).eval()
+    out = []
+    for prompt in snapshot_data["prompts"]:
+        ids, tokens = prompt["token_ids"], prompt["traces"][engine]["token_ids"]
+        with torch.inference_mode():
+            logits = model(torch.tensor([ids + tokens])).logits[0].double()
+        out.append((tokens, torch.log_softmax(logits, -1)[len(ids) - 1 : -1]))
+    return out

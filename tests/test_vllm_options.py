@@ -177,12 +177,13 @@ def test_every_option_reaches_vllm():
 
     spec = "vllm:enforce_eager=false,enable_prefix_caching=true,enable_chunked_prefill=false,max_num_seqs=2"
     spec += ",max_num_batched_tokens=4096,tensor_parallel_size=2,kv_cache_dtype=fp8,gpu_memory_utilization=0.4"
+    spec += ",speculative=ngram"
     engine = _create(spec)
     engine.tokenizer = load_tokenizer(demo_model_path())
     kwargs = engine.llm_kwargs()
     assert {k: kwargs[k] for k in kwargs if k not in ("model", "max_model_len")} == {
         "dtype": "float32",
-        "max_logprobs": 20,
+        "max_logprobs": 4096,  # FORCED_LOGPROBS: --stats asks prompt_logprobs of that many; a cap only
         "logprobs_mode": "raw_logprobs",
         "seed": 0,
         "enforce_eager": False,
@@ -193,4 +194,5 @@ def test_every_option_reaches_vllm():
         "tensor_parallel_size": 2,
         "kv_cache_dtype": "fp8",
         "gpu_memory_utilization": 0.4,
+        "speculative_config": {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 3},
     }

@@ -35,6 +35,7 @@ from gendiff.records.shard import select_shard
 from gendiff.run.pipeline import Diagnoses, run_pipeline
 from gendiff.run.score import load_texts, score
 from gendiff.run.session import Session
+from gendiff.run.statistics import check_forced
 from gendiff.run.sweep import parse_sweep, run_sweep, sweep_json, sweep_table
 
 
@@ -70,6 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"--stats: the reference {config.reference} can't be teacher-forced; pick an hf-* or packed engine "
             "as --reference"
         )
+    if args.stats:  # llama.cpp's server has no prompt logprobs: said before any model work
+        check_forced(list(session.engines.items()))
     for note in session.notes:
         err(f"gendiff: note: {one_line(note)}")
     started = time.perf_counter()

@@ -114,14 +114,23 @@ def statistics_table(
         st = statistics[label]
         at = "—" if st.kld_max_prompt is None else f"{st.kld_max_prompt + 1}/{st.kld_max_position}"
         same = "—" if st.same_top1 is None else f"{100 * st.same_top1:.2f}%"
+        kl = "≥" if st.kld_top_k is not None else ""  # over the top k only: a lower bound
         lines.append(
-            f"  {label:<{width}}  {st.positions:>9}  {number(st.kld_mean, 6):>9}  {number(st.kld_median, 6):>9}  "
-            f"{number(st.kld_p99, 6):>9}  {number(st.kld_max, 6):>9}  {at:>7}  {same:>9}  "
+            f"  {label:<{width}}  {st.positions:>9}  {kl + number(st.kld_mean, 6):>9}  {kl + number(st.kld_median, 6):>9}  "
+            f"{kl + number(st.kld_p99, 6):>9}  {kl + number(st.kld_max, 6):>9}  {at:>7}  {same:>9}  "
             f"{number(st.dp_mean, 6):>9}  {number(st.dp_rms, 6):>9}" + (f"  {number(st.loss, 6):>9}" if loss else "")
         )
     side = "reference" if base == "the reference" else "base"
     what = "prompt/step" if not loss else "text/token" if side == "reference" else "chunk/step"
     lines.append(f"  (at: {what} of the largest KLD; Δp: change of the {side} token's probability)")
+    for label in labels:
+        k = statistics[label].kld_top_k
+        if k is not None:
+            lines.append(
+                f"  {label}: ≥ marks a lower bound: it reported only its top {k} tokens per position, so its KLD is "
+                "the KL of both distributions within those (× their mass under the reference), never above the "
+                "full KL (δ, Δp, loss and same top-1 are exact)"
+            )
     lines += full_statistics_lines(statistics, labels, base)
     return "\n".join(lines)
 

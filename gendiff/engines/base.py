@@ -15,6 +15,7 @@ from gendiff.engines.steps import DistributionObserver, TraceBuilder
 from gendiff.errors import GendiffError
 from gendiff.records.chat import ChatMessage
 from gendiff.records.conformance import Verdict
+from gendiff.records.forced import ForcedPass
 from gendiff.records.trace import Trace
 
 
@@ -44,6 +45,10 @@ class Engine(ABC):
     """True if :meth:`decode` honours ``builder.forced`` (feeds each row the token
     ``builder.next_inputs`` returns, not its own choice) and attaches ``builder.probing`` around
     its forward passes. Bisection and re-convergence replay only engines that can."""
+    forced_logprobs: ClassVar[bool] = False
+    """True if :meth:`forced_pass` returns the engine's own logprobs on given tokens (prompt +
+    tokens fed in one pass, e.g. vLLM's ``prompt_logprobs``): ``--stats`` and ``gendiff score``
+    then compare it although it can't replay. An engine that can replay needs neither."""
     isolates_prompts: ClassVar[bool] = False
     """True if each prompt's computation is independent of the others run with it (one prompt
     at a time): a replay then needs only that prompt, not the whole batch."""
@@ -245,6 +250,21 @@ class Engine(ABC):
         self.check_replay()
         self.load()
         return run_engine(self, prompts, settings, forced=forced, probe=probe, observer=observer)
+
+    def forced_problem(self) -> str | None:
+        """Why :meth:`forced_pass` can't run here (e.g. a server without prompt logprobs), as one
+        line naming what to do, or None. Called before any model work; may contact a server."""
+        return None
+
+    def forced_pass(self, prompts: list[list[int]], targets: dict[int, list[int]], top_k: int) -> ForcedPass:
+        """Feed each ``prompts[row] + targets[row]`` in one pass and return, per row and fed token,
+        the engine's logprobs of the whole vocabulary when it has at most ``top_k`` tokens, else of
+        its top ``top_k`` and the fed token (see :class:`~gendiff.records.forced.ForcedPass`).
+
+        Raises:
+            GendiffError: the engine does not declare :attr:`forced_logprobs`, or the pass failed.
+        """
+        raise GendiffError(f"engine {self.spec.label}: reports no logprobs on given tokens")
 
     def check_replay(self) -> None:
         """Raises GendiffError unless this engine declares :attr:`can_replay`."""

@@ -59,6 +59,8 @@ class Flavour:
     engine never sends it and continues past an EOS by resubmitting prompt + generated tokens."""
     chosen_in_top: bool = False
     sorted_top: bool = False
+    forced_refusal: str | None = None
+    """Why this server can't report logprobs on given tokens (``--stats``, ``gendiff score``), or None."""
 
     def generate(self, model: str, prompt: list[int], settings: GenerationSettings) -> Request:
         raise NotImplementedError
@@ -68,6 +70,16 @@ class Flavour:
         raise NotImplementedError
 
     def tokenize(self, model: str, text: str) -> Request:
+        raise NotImplementedError
+
+    def forced(self, model: str, ids: list[int], top_k: int) -> Request:
+        """Ask for the logprobs of every token of ``ids`` given the ones before (one generated token
+        is allowed and ignored), the top ``top_k`` and the token itself at each position."""
+        raise NotImplementedError
+
+    def parse_forced(self, data: Any) -> tuple[list[Any], list[Any], list[Any]]:
+        """The echoed sequence as sent: its token ids, each token's logprob and each position's
+        top (a list of (id, logprob) pairs, or None where the server gives none: the first)."""
         raise NotImplementedError
 
     def parse_tokens(self, data: Any) -> tuple[Any, str]:

@@ -116,6 +116,35 @@ class OpenAICompletions(Flavour):
             raise ServedError("the /tokenize answer has no tokens")
         return tokens, "tokens"
 
+    def forced(self, model: str, ids: list[int], top_k: int) -> Request:
+        # echo + logprobs: vLLM fills the echoed prompt's logprobs from prompt_logprobs=logprobs
+        body = {
+            "model": model,
+            "prompt": ids,
+            "max_tokens": 1,
+            "echo": True,
+            "logprobs": top_k,
+            "return_tokens_as_token_ids": True,
+            "skip_special_tokens": False,
+            **NEUTRAL_OPENAI,
+        }
+        return Request("/v1/completions", body)
+
+    def parse_forced(self, data: Any) -> tuple[list[Any], list[Any], list[Any]]:
+        logprobs = first_choice(data).get("logprobs") or {}
+        if not isinstance(logprobs, dict):
+            raise BadAnswer(f"choices[0].logprobs is {shown_value(logprobs)}, not an object")
+        refuse_llamacpp_shape(logprobs)
+        tokens, chosen, tops = logprobs.get("tokens"), logprobs.get("token_logprobs"), logprobs.get("top_logprobs")
+        if not isinstance(tokens, list) or not isinstance(chosen, list) or not isinstance(tops, list):
+            raise ServedError("the echoed prompt has no logprobs (tokens, token_logprobs, top_logprobs)")
+        pairs = []
+        for index, top in enumerate(tops):
+            if top is not None and not isinstance(top, dict):
+                raise BadAnswer(f"choices[0].logprobs.top_logprobs[{index}] is {shown_value(top)}, not an object")
+            pairs.append(None if top is None else [(token_id_of(key), value) for key, value in top.items()])
+        return [token_id_of(t) for t in tokens], chosen, pairs
+
     def parse_tokens(self, data: Any) -> tuple[Any, str]:
         logprobs = first_choice(data).get("logprobs") or {}
         if isinstance(logprobs, dict):
@@ -216,6 +245,34 @@ class SGLang(Flavour):
             "logprob_start_len": 0,
         }
         return Request("/generate", body)
+
+    def forced(self, model: str, ids: list[int], top_k: int) -> Request:
+        # written from SGLang's docs (logprob_start_len=0: from the first input token); untested
+        body = {
+            "input_ids": ids,
+            "sampling_params": {**NEUTRAL, "max_new_tokens": 1},
+            "return_logprob": True,
+            "logprob_start_len": 0,
+            "top_logprobs_num": top_k,
+            "return_text_in_logprobs": False,
+        }
+        return Request("/generate", body)
+
+    def parse_forced(self, data: Any) -> tuple[list[Any], list[Any], list[Any]]:
+        meta = data.get("meta_info") if isinstance(data, dict) else None
+        chosen = meta.get("input_token_logprobs") if isinstance(meta, dict) else None
+        tops = meta.get("input_top_logprobs") if isinstance(meta, dict) else None
+        if not isinstance(chosen, list) or not isinstance(tops, list):
+            raise ServedError("the answer has no meta_info.input_token_logprobs and input_top_logprobs")
+        entries = [_pair(e, f"meta_info.input_token_logprobs[{i}]") for i, e in enumerate(chosen)]
+        pairs: list[Any] = []
+        for index, top in enumerate(tops):
+            where = f"meta_info.input_top_logprobs[{index}]"
+            if top is not None and not isinstance(top, list):
+                raise BadAnswer(f"{where} is {shown_value(top)}, not a list")
+            found = [_pair(t, f"{where}[{r}]") for r, t in enumerate(top or [])]
+            pairs.append([(i, lp) for lp, i in found] if top else None)
+        return [i for _, i in entries], [lp for lp, _ in entries], pairs
 
     def parse_tokens(self, data: Any) -> tuple[Any, str]:
         meta = data.get("meta_info") if isinstance(data, dict) else None

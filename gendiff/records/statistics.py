@@ -18,7 +18,7 @@ engine's own decode loop: the same batches, shapes and kernels as its plain run)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -40,6 +40,14 @@ class DistributionStats:
     kld_steps: tuple[float, ...] = ()
     kld_max_prompt: int | None = None
     full: dict[str, Any] | None = None  # llama.cpp's whole set and δ (gendiff.records.llama_stats)
+    # None: every KL figure here (full's too) is over the whole vocabulary; k: over the engine's
+    # top k per position: P(S)·KL(P|S ‖ Q|S) on that set S, a lower bound on the KL (run/forced.py)
+    kld_top_k: int | None = None
+
+    @property
+    def kld_lower_bound(self) -> bool:
+        """Whether the KL figures are only lower bounds (shown with ≥)."""
+        return self.kld_top_k is not None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -60,6 +68,9 @@ class DistributionStats:
             data["kld_max_prompt"] = self.kld_max_prompt
         if self.full is not None:
             data["full"] = self.full
+        if self.kld_top_k is not None:
+            data["kld_top_k"] = self.kld_top_k
+            data["kld_bound"] = "lower"
         return data
 
     @classmethod
@@ -78,6 +89,7 @@ class DistributionStats:
             kld_steps=tuple(float(v) for v in data.get("kld_steps") or ()),
             kld_max_prompt=data.get("kld_max_prompt"),
             full=data.get("full"),
+            kld_top_k=data.get("kld_top_k"),
         )
 
 
@@ -90,6 +102,7 @@ class Positions:
     dp: dict[int, float] = field(default_factory=dict)
     nll: dict[int, float] = field(default_factory=dict)
     chose_target: dict[int, bool] = field(default_factory=dict)  # the engine's own argmax is the token fed
+    kld_top_k: int | None = None  # the smallest k, when the engine reported only its top k at some position
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -126,12 +139,13 @@ def summarize(
 
 def from_positions(positions: Positions) -> DistributionStats:
     steps = sorted(positions.kld)
-    return summarize(
+    stats = summarize(
         [positions.kld[s] for s in steps],
         [positions.same[s] for s in steps],
         [positions.dp[s] for s in steps],
         [positions.nll[s] for s in steps if s in positions.nll],
     )
+    return replace(stats, kld_top_k=positions.kld_top_k) if positions.kld_top_k is not None else stats
 
 
 def aggregate(per_prompt: dict[int, Positions]) -> DistributionStats:
@@ -147,7 +161,10 @@ def aggregate(per_prompt: dict[int, Positions]) -> DistributionStats:
                 nll.append(positions.nll[step])
             where.append((prompt, step))
     stats = summarize(kld, same, dp, nll, keep_steps=False)
+    tops = [p.kld_top_k for p in per_prompt.values() if p.kld_top_k is not None]
+    if tops:  # the smallest k of any prompt labels the whole engine's KL
+        stats = replace(stats, kld_top_k=min(tops))
     if not kld:
         return stats
     prompt, step = where[max(range(len(kld)), key=lambda i: kld[i])]
-    return DistributionStats(**{**stats.__dict__, "kld_max_position": step, "kld_max_prompt": prompt})
+    return replace(stats, kld_max_position=step, kld_max_prompt=prompt)

@@ -17,10 +17,10 @@ from typing import Any
 
 from gendiff.engines.hf import check_context
 from gendiff.errors import GendiffError
-from gendiff.records.statistics import DistributionStats, aggregate
+from gendiff.records.statistics import DistributionStats
 from gendiff.run.config import RunConfig
 from gendiff.run.session import Session
-from gendiff.run.statistics import full_statistics, teacher_forced
+from gendiff.run.statistics import teacher_forced
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,7 @@ def score(config: RunConfig, texts: list[ScoredText], on_engine: Any = None) -> 
     result.notes += notes
     result.per_text = [{} for _ in texts]
     for label, comparer in comparers.items():
-        full = full_statistics(comparer, comparers.get(config.reference))
-        result.statistics[label] = replace(aggregate(comparer.positions), full=full)
+        result.statistics[label] = comparer.totals(comparers.get(config.reference))
         for row, stats in comparer.stats().items():
             result.per_text[row][label] = stats
     return result

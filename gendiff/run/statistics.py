@@ -4,12 +4,15 @@ statistics of :mod:`gendiff.records.statistics` (KL, same top-1, Δp, loss) as t
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from gendiff.errors import GendiffError
+from gendiff.defaults import FORCED_LOGPROBS
+from gendiff.errors import GendiffError, InputError
 from gendiff.records.llama_stats import full_set
 from gendiff.records.snapshot import Snapshot
 from gendiff.records.statistics import DistributionStats, Positions, aggregate, from_positions
+from gendiff.run.forced import compare_forced
 from gendiff.run.session import Session
 
 
@@ -63,7 +66,23 @@ class DistributionComparer:
             positions.chose_target[step] = c
 
     def stats(self) -> dict[int, DistributionStats]:
+        """Per prompt (its index in the pass)."""
         return {prompt: from_positions(positions) for prompt, positions in self.positions.items()}
+
+    def totals(self, reference: DistributionComparer | None) -> DistributionStats:
+        """Over every position of every prompt, with llama.cpp's whole set and δ against
+        ``reference``'s own teacher-forced pass (see :func:`full_statistics`)."""
+        return replace(aggregate(self.positions), full=full_statistics(self, reference))
+
+
+def check_forced(engines: list[tuple[str, Any]]) -> None:
+    """Before any model work: an engine that reports logprobs on given tokens but can't here
+    (llama.cpp's server has no prompt logprobs) is bad input, one line."""
+    for _label, engine in engines:
+        if not engine.can_replay and engine.forced_logprobs:
+            problem = engine.forced_problem()
+            if problem:
+                raise InputError(problem)
 
 
 def teacher_forced(
@@ -75,12 +94,15 @@ def teacher_forced(
 ) -> tuple[dict[str, DistributionComparer], list[str]]:
     """One teacher-forced pass per engine over ``batch`` (all rows together, as in a run),
     feeding ``targets[row]``; the first engine is the reference. Engines that can't be replayed
-    (vLLM) are left out with a note. Returns each engine's comparer and the notes."""
+    and report no logprobs on given tokens are left out with a note; those that do (vLLM, a vLLM
+    server: ``Engine.forced_pass``) are compared on what they report (run/forced.py). Returns
+    each engine's comparer and the notes."""
+    check_forced(engines)
     notes: list[str] = []
     comparers: dict[str, DistributionComparer] = {}
     reference: DistributionComparer | None = None
     for position, (label, engine) in enumerate(engines):
-        if not engine.can_replay:
+        if not engine.can_replay and (position == 0 or not engine.forced_logprobs):
             note = f"{label}: can't be teacher-forced, so it has no distribution statistics (the hf-* and packed engines can)"
             if position == 0:
                 raise_no_reference(label)
@@ -89,11 +111,27 @@ def teacher_forced(
         if on_engine is not None:
             on_engine(label)
         comparer = DistributionComparer(targets, reference)
+        if not engine.can_replay:
+            assert reference is not None  # the first engine replays (raise_no_reference)
+            reported = engine.forced_pass(batch, {row: list(ids) for row, ids in targets.items()}, FORCED_LOGPROBS)
+            comparer.positions = compare_forced(reported, reference.logits, label)
+            notes.append(_forced_note(label, reported))
+            comparers[label] = comparer
+            continue
         engine.replay(batch, settings, {row: list(ids) for row, ids in targets.items()}, observer=comparer)
         comparers[label] = comparer
         if reference is None:
             reference = comparer
     return comparers, notes
+
+
+def _forced_note(label: str, reported: Any) -> str:
+    if reported.top_k is None:
+        return f"{label}: {reported.how}; every position over the whole vocabulary (full KL)"
+    return (
+        f"{label}: {reported.how}; only its top {reported.top_k} per position: its KLD is a lower bound on the "
+        "full KL (≥; see docs/forced.md)"
+    )
 
 
 def raise_no_reference(label: str) -> None:
@@ -108,8 +146,6 @@ def attach_statistics(
 ) -> list[str]:
     """``gendiff run --stats``: teacher-force every engine on the reference's tokens and store the
     statistics per prompt and engine, and per engine over all prompts; returns notes."""
-    from dataclasses import replace
-
     reference = snapshot.reference
     labels = [label for label in session.run_order() if label in snapshot.engine_labels]
     batch = [list(prompt.token_ids) for prompt in snapshot.prompts]
@@ -128,9 +164,7 @@ def attach_statistics(
     for label, comparer in comparers.items():
         for row, stats in comparer.stats().items():
             snapshot.prompts[row].statistics[label] = stats
-        snapshot.statistics[label] = replace(
-            aggregate(comparer.positions), full=full_statistics(comparer, comparers.get(reference))
-        )
+        snapshot.statistics[label] = comparer.totals(comparers.get(reference))
     ref = comparers.get(reference)
     if ref is not None and not all(all(p.chose_target.values()) for p in ref.positions.values()):
         notes.append(f"--stats: {reference} chose other tokens when replayed than in the run (not deterministic)")

@@ -72,9 +72,10 @@ def statistics_line(engine: str, reference: str, stats: DistributionStats) -> st
     if not stats.positions:
         return f"{engine}: no positions to compare with {reference}"
     spark = "".join(bar(value) for value in stats.kld_steps)
+    kl = "≥" if stats.kld_lower_bound else ""  # over the engine's top k only: a lower bound
     return (
-        f"{engine}: KL from {reference}, both fed {reference}'s tokens: mean {number(stats.kld_mean, 6)} nats · "
-        f"max {number(stats.kld_max, 6)} nats at step {stats.kld_max_position} · "
+        f"{engine}: KL from {reference}, both fed {reference}'s tokens: mean {kl}{number(stats.kld_mean, 6)} nats · "
+        f"max {kl}{number(stats.kld_max, 6)} nats at step {stats.kld_max_position} · "
         f"same top-1 {100 * (stats.same_top1 or 0):.1f}% of steps · "
         f"change of {reference}'s token's probability, rms {number(stats.dp_rms, 6)} · per step {spark}"
     )

@@ -6,6 +6,7 @@ Third-party engines register through the ``gendiff.engines`` entry-point group
 
 from __future__ import annotations
 
+import functools
 import importlib
 from importlib.metadata import entry_points
 
@@ -27,9 +28,16 @@ BUILTIN = {
 def registry() -> dict[str, str]:
     """Every known engine name with its ``module:Class`` target, built-ins first."""
     names = dict(BUILTIN)
-    for entry in entry_points(group="gendiff.engines"):
-        names.setdefault(entry.name, entry.value)
+    for name, value in _plugins():
+        names.setdefault(name, value)
     return names
+
+
+@functools.cache
+def _plugins() -> tuple[tuple[str, str], ...]:
+    """The installed packages' ``gendiff.engines`` entry points, read once per process (each read
+    scans every installed distribution: 13 ms here, six times per run before)."""
+    return tuple((entry.name, entry.value) for entry in entry_points(group="gendiff.engines"))
 
 
 def engine_names() -> list[str]:

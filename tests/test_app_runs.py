@@ -479,3 +479,22 @@ asyncio.run(main())
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert "MARKS ['identical']" in result.stdout, result.stdout + result.stderr
     assert "ImportError" not in result.stdout
+
+
+async def test_a_run_worker_that_dies_unexpectedly_is_said_and_ends_the_run(tmp_path, monkeypatch):
+    """A fault outside the Session's own error handling (a bug in the worker) reaches the app's one
+    failure handler: a notification names it and no surface goes on saying the run runs."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom in the worker")
+
+    monkeypatch.setattr("gendiff.tui.run_controller.run_engines", broken)
+    app = app_for(prompt_file(tmp_path, "first", "second"))
+    async with app.run_test(size=(160, 40)) as pilot:
+        main, ws = app.main, app.main.ws
+        await pilot.press("R")
+        await wait_until(pilot, lambda: any("boom in the worker" in m for m in notifications(app)), timeout=20)
+        await wait_until(pilot, lambda: not ws.running, timeout=20)
+        await pilot.pause()
+        assert not running(app) and "stopped on an error" in strip_text(main), strip_text(main)
+        assert all(c.state != "running" for p in ws.prompts for c in p.cells.values())

@@ -247,3 +247,5 @@ class GendiffApp(App[None]):
             self.notify(inert(f"{what}: {describe(error)}"), severity="error", timeout=12)
             if event.worker.group == "run":
                 self.main.runner.crashed()
+            elif event.worker.group in ("diagnose", "recheck"):
+                self.main.diagnoser.crashed(event.worker.group, describe(error))

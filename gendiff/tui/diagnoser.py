@@ -81,7 +81,16 @@ class Diagnoser(Widget):
         self._diagnosing = (pid, d, target, screen)
         self.app.push_screen(screen)
         work = partial(diagnose, self.post_message, pid, replay, target, self.model, screen.cancel_event)
-        self.run_worker(detached(work), thread=True, group="diagnose", exclusive=True, exit_on_error=False)
+        self.app.run_worker(detached(work), thread=True, group="diagnose", exclusive=True, exit_on_error=False)
+
+    def crashed(self, group: str, error: str) -> None:
+        """A ``diagnose`` or ``recheck`` worker died unexpectedly (the app has said why): its
+        long-work face ends with the error instead of waiting forever."""
+        if group == "recheck":
+            self.on_rechecked(Rechecked({}, [], error))
+        elif group == "diagnose" and self._diagnosing is not None:
+            pid, original, target, _ = self._diagnosing
+            self.on_diagnosed(Diagnosed(pid, target, None, error))
 
     def on_diagnosis_stage(self, message: DiagnosisStage) -> None:
         if self._diagnosing is not None and self.app.screen is self._diagnosing[3]:
@@ -130,7 +139,7 @@ class Diagnoser(Widget):
         self.ws.recheck = RunState(-1, plan, [], int(snapshot.decoding.get("max_new_tokens") or 0))
         self._rechecked_ids = chosen
         work = partial(recheck_float32, self.post_message, snapshot, chosen, self.model, self.ws.recheck.cancel)
-        self.run_worker(detached(work), thread=True, group="recheck", exclusive=True, exit_on_error=False)
+        self.app.run_worker(detached(work), thread=True, group="recheck", exclusive=True, exit_on_error=False)
         self.post_message(self.Changed())
 
     def cancel_recheck(self) -> bool:

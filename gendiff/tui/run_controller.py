@@ -63,7 +63,7 @@ class RunController(Widget):
             return None
         run = self.ws.start(plan, options.max_new_tokens)
         work = partial(run_engines, self.post_message, run.id, options, plan, run.cancel)
-        self.run_worker(detached(work), thread=True, group="run", exclusive=True, exit_on_error=False, name="run")
+        self.app.run_worker(detached(work), thread=True, group="run", exclusive=True, exit_on_error=False, name="run")
         return run
 
     def cancel(self) -> bool:

@@ -127,7 +127,7 @@ class MainScreen(Screen[None]):
 
     def start_preload(self) -> None:
         work = partial(preload, self.post_message, self.options)
-        self.run_worker(detached(work), thread=True, group="preload", exit_on_error=False, name="preload")
+        self.app.run_worker(detached(work), thread=True, group="preload", exit_on_error=False, name="preload")
 
     def on_resize(self, event: events.Resize) -> None:
         self.check_size(event.size.width, event.size.height)

@@ -368,3 +368,20 @@ async def test_reload_after_an_external_edit_keeps_results_of_unchanged_prompts(
         assert any("2 prompts kept their results" in m for m in notifications(app))
         assert app.main.workbench.prompt_list.option_count == 4
         assert [app.main.ws.mark(p)[0] for p in ws.prompts] == ["identical", "new", "identical", "new"]
+
+
+async def test_the_first_edit_on_a_fresh_machine_is_saved_though_the_config_folder_does_not_exist_yet(
+    tmp_path, monkeypatch
+):
+    """The prompt list beside the config is gendiff's own file: its folder is made at the first save
+    (a fresh HOME has no ~/.config/gendiff yet); a file the user named keeps its folder as it is."""
+    folder = tmp_path / "fresh" / "gendiff"
+    monkeypatch.setenv("GENDIFF_CONFIG_DIR", str(folder))
+    app = app_for()
+    async with app.run_test(size=SIZE) as pilot:
+        first = app.main.ws.prompts[0].text
+        await pilot.press("e")
+        await pilot.press("end", "space", "Z", "ctrl+s")
+        await wait_until(pilot, lambda: (folder / "prompts.txt").exists(), timeout=20)
+        assert (folder / "prompts.txt").read_text().splitlines()[0] == first + " Z"
+        assert not any("cannot write" in m for m in notifications(app)), notifications(app)

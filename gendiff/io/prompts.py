@@ -120,6 +120,7 @@ class PromptBook:
     prompts: list[str] = field(default_factory=list)
     path: Path | None = None
     stamp: tuple[int, str] | None = None
+    make_folder: bool = False  # the file is gendiff's own (beside its config): its folder is made at the first save
 
     @classmethod
     def load(cls, path: str | Path) -> PromptBook:
@@ -168,6 +169,8 @@ class PromptBook:
             return
         if not force and self.changed_on_disk():
             raise PromptFileChanged(f"prompts {self.path}: changed by another program since gendiff read it")
+        if self.make_folder:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path, format_prompts(self.prompts, file_format(self.path)))
         self.stamp = file_stamp(self.path) or ABSENT
 

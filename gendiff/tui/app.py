@@ -64,7 +64,7 @@ def default_book(notes: list[tuple[str, str]]) -> PromptBook:
     except GendiffError as exc:
         notes.append((f"{exc}; showing the demo prompts (your file is left as it is)", "error"))
         return PromptBook(PromptBook.load(demo_prompts_path()).prompts, None)
-    return PromptBook(PromptBook.load(demo_prompts_path()).prompts, file).track()
+    return PromptBook(PromptBook.load(demo_prompts_path()).prompts, file, make_folder=True).track()
 
 
 HOLD_KEYS_S = 5.0  # at most this long keys wait for a dialog that is opening

@@ -56,8 +56,8 @@ def engine_state(run: RunState, engine: EngineRun, now: float) -> str:
 
 
 def strip(run: RunState | None, now: float | None = None) -> list[str]:
-    """One item per engine in run order, then how long the run may still take: an upper bound at the
-    speed seen so far (it moves when the speed does, so it says so)."""
+    """One item per engine in run order, then about how long the run may still take at the speed
+    seen so far (an estimate: it moves when the speed does, and says when loads are left out)."""
     if run is None:
         return []
     now = run.clock() if now is None else now
@@ -72,7 +72,9 @@ def strip(run: RunState | None, now: float | None = None) -> list[str]:
     if not run.ended and not engines_active:
         items.append("comparing and recording…")
     elif left is not None and not run.cancelling:
-        items.append(f"≤{duration(left)} left at this speed")
+        items.append(
+            f"about {duration(left)} left at this speed" + (", loads not counted" if run.loads_pending() else "")
+        )
     elif not run.ended and run.cancelling:
         items.append("cancelling…")
     return items

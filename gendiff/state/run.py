@@ -143,16 +143,22 @@ class RunState:
 
     # ── derived ────────────────────────────────────────────────────────────
     def seconds_left(self, now: float | None = None) -> float | None:
-        """An upper bound on the time the run still needs: every unfinished prompt of every
-        engine generating up to the token limit at the speed seen so far (EOS only makes it
-        shorter). None until some engine has a speed."""
+        """An estimate of the time the run still needs: every unfinished prompt of every engine
+        generating up to the token limit (EOS only makes it shorter), each engine at its own speed
+        so far (one that has none yet at the others' mean), one engine after another. Not a
+        bound: a speed can drop, and a model not loaded yet is not counted (``loads_pending``).
+        None until some engine has a speed."""
         now = self.clock() if now is None else now
-        rates = [r for e in self.engines.values() if (r := e.tokens_per_second(now))]
+        rates = {label: r for label, e in self.engines.items() if (r := e.tokens_per_second(now))}
         if not rates or self.ended:
             return None
-        rate = sum(rates) / len(rates)
-        left = 0
-        for engine in self.engines.values():
+        mean = sum(rates.values()) / len(rates)
+        left = 0.0
+        for label, engine in self.engines.items():
             if engine.state in ACTIVE:
-                left += max(0, engine.prompts * self.max_new_tokens - engine.tokens)
-        return left / rate
+                left += max(0, engine.prompts * self.max_new_tokens - engine.tokens) / rates.get(label, mean)
+        return left
+
+    def loads_pending(self) -> bool:
+        """Whether an engine still waits for or loads its model (time the estimate leaves out)."""
+        return any(engine.state in (WAITING, LOADING) for engine in self.engines.values())

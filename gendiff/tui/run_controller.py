@@ -105,7 +105,10 @@ class RunController(Widget):
         if message.error:
             self.notify(inert(message.error), severity="error", timeout=12)
         elif run.cancelled:
-            self.notify("run cancelled: what finished is kept (– marks what was not)", timeout=4)
+            self.notify(
+                "run cancelled: what finished is kept (– marks a prompt left unfinished; a ✗ found before the cancel stays)",
+                timeout=4,
+            )
         elif message.snapshot is not None:
             kept = [self.ws.get(pid) for pid in run.plan.keep]
             count = sum(len(self.ws.diverged_engines(p)) for p in kept if p is not None)

@@ -13,6 +13,10 @@ from gendiff.engines.modelcheck import check_config, check_weights, model_vocab_
 from gendiff.errors import EngineError, InputError
 
 _lock = threading.Lock()
+# one model built at a time: transformers sets torch's process-wide default dtype while it builds
+# one, so two loads in two threads (the app's preload or conformance probe beside a run) mixed
+# their dtypes: a model asked for in bfloat16 came back with float32 and float16 weights too
+_building = threading.Lock()
 _tokenizers: dict[str, PromptTokenizer] = {}
 _models: dict[tuple[str, str, str, str], LoadedModel] = {}
 
@@ -192,6 +196,15 @@ def load_model(path: str | Path, dtype: str = "float32", attn: str = "sdpa", dev
         cached = _models.get(key)
     if cached is not None:
         return cached
+    with _building:
+        with _lock:
+            cached = _models.get(key)  # built by another thread while this one waited
+        return cached if cached is not None else _build(key)
+
+
+def _build(key: tuple[str, str, str, str]) -> LoadedModel:
+    """Load ``key``'s model (the caller holds ``_building``), its dtype checked, and cache it."""
+    path, dtype, attn, device = key
     import torch
     from transformers.utils import logging as hf_logging
 
@@ -210,6 +223,14 @@ def load_model(path: str | Path, dtype: str = "float32", attn: str = "sdpa", dev
             f"model {path}: cannot load it as a causal LM ({_first_line(exc)}); check the folder"
         ) from None
     check_loading_info(path, type(model).__name__, info)
+    wanted, kept = getattr(torch, dtype), getattr(model, "_keep_in_fp32_modules", None) or ()
+    wrong = [
+        (name, p.dtype)
+        for name, p in model.named_parameters()
+        if p.is_floating_point() and p.dtype != wanted and not any(k in name for k in kept)
+    ]
+    if wrong:  # the run would record one dtype and compute in another
+        raise EngineError(f"model {path}: asked for {dtype}, but {wrong[0][0]} loaded as {wrong[0][1]}; run it again")
     model.to(device).eval()
     loaded = LoadedModel(model=model, tokenizer=tokenizer, dtype=dtype, attn=attn, device=device)
     with _lock:

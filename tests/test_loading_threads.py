@@ -21,14 +21,14 @@ def test_models_loaded_at_once_in_several_threads_each_have_the_dtype_asked_for(
         barrier = threading.Barrier(len(DTYPES))
         got: dict[int, object] = {}
 
-        def load(i: int, dtype: str) -> None:
+        def load(i: int, dtype: str, barrier: threading.Barrier, got: dict) -> None:
             barrier.wait()
             try:
                 got[i] = {p.dtype for p in load_model(demo_model_path(), dtype, "sdpa", "cpu").model.parameters()}
             except Exception as exc:  # noqa: BLE001 — recorded, asserted below
                 got[i] = exc
 
-        threads = [threading.Thread(target=load, args=(i, d)) for i, d in enumerate(DTYPES)]
+        threads = [threading.Thread(target=load, args=(i, d, barrier, got)) for i, d in enumerate(DTYPES)]
         for thread in threads:
             thread.start()
         for thread in threads:

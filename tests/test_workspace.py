@@ -447,6 +447,16 @@ class WorkspaceMachine(RuleBasedStateMachine):
         for index, engine in stops:
             d = self.ws.divergence(self.ws.prompts[index], engine)
             assert d is not None and d.diverged
+        # n / p from every place: the next (previous) of the sorted stops, wrapping, as a list would say
+        engines = LABELS[1:]
+        listed = sorted((i, engines.index(e)) for i, e in stops)
+        for here in [(p, e) for p in range(-1, len(self.ws.prompts)) for e in range(-1, len(engines))]:
+            forward = next((s for s in listed if s > here), listed[0]) if listed else None
+            backward = next((s for s in reversed(listed) if s < here), listed[-1]) if listed else None
+            if here[0] == -1:
+                forward, backward = (listed[0], listed[-1]) if listed else (None, None)
+            assert view.next_stop(self.ws, engines, here, 1) == forward, here
+            assert view.next_stop(self.ws, engines, here, -1) == backward, here
 
 
 WorkspaceMachine.TestCase.settings = settings(

@@ -321,20 +321,16 @@ class Workbench(Vertical):
     def action_jump(self, direction: int) -> None:
         """The next (1) or previous (-1) divergence, over prompts then engines."""
         others = self.compared_labels
-        stops = [(i, others.index(e)) for i, e in self.ws.stops(others)]
-        if not stops:
-            ran = any(self.ws.mark(p)[0] != "new" for p in self.ws.prompts)
-            self.notify("no divergences" + ("" if ran else " yet: run the prompts first (R)"))
-            return
         current = self.current
         here = (
             self.ws.index_of(current.id) if current is not None else -1,
             others.index(self.selected_engine) if self.selected_engine in others else -1,
         )
-        if direction > 0:
-            target = next((s for s in stops if s > here), stops[0])
-        else:
-            target = next((s for s in reversed(stops) if s < here), stops[-1])
+        target = view.next_stop(self.ws, others, here, direction)
+        if target is None:
+            ran = any(self.ws.mark(p)[0] != "new" for p in self.ws.prompts)
+            self.notify("no divergences" + ("" if ran else " yet: run the prompts first (R)"))
+            return
         self.selected_engine = others[target[1]]
         self.step_cursor = None
         self.apply_layout()

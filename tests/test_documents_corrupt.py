@@ -116,3 +116,18 @@ def test_prompt_files_still_open_as_prompt_files(tmp_path):
 
 def test_a_good_snapshot_opens(good):
     assert open_document(str(good)).snapshot.prompts[0].text == "hello there"
+
+
+def test_a_prompt_file_whose_first_line_is_a_chat_prompt_opens_as_a_prompt_file(tmp_path):
+    chat = tmp_path / "c.jsonl"
+    chat.write_text('{"messages": [{"role": "user", "content": "Hi"}]}\n{"prompt": "two"}\n')
+    book = open_document(str(chat)).book
+    assert book is not None and len(book.prompts) == 2 and book.prompts[1] == "two"
+    assert book.prompts[0].messages[0].content == "Hi"  # a chat prompt, not a broken snapshot
+    alone = tmp_path / "one.jsonl"
+    alone.write_text('{"messages": [{"role": "user", "content": "Hi"}]}\n')
+    assert len(open_document(str(alone)).book.prompts) == 1
+    broken = tmp_path / "b.jsonl"
+    broken.write_text('{"messages": [\n')
+    with pytest.raises(GendiffError, match=r"b.jsonl:1: not valid JSON"):
+        open_document(str(broken))

@@ -104,8 +104,9 @@ def _snapshot_attempt(file: Path) -> bool:
     try:
         record = json.loads(first)
     except (ValueError, RecursionError):
-        return not re.match(rb'\{\s*"prompt"\s*:', first)  # a prompt file with a broken first line
-    return not (isinstance(record, dict) and "prompt" in record and "schema" not in record)
+        return not re.match(rb'\{\s*"(prompt|messages)"\s*:', first)  # a prompt file with a broken first line
+    # a prompt line is {"prompt": …} or a chat prompt {"messages": […]}
+    return not (isinstance(record, dict) and ("prompt" in record or "messages" in record) and "schema" not in record)
 
 
 def _kind(data: object) -> str:

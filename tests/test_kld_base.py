@@ -97,6 +97,7 @@ def test_comparer_follows_llamacpp_definitions(tmp_path):
     n_ctx, vocab = 10, 40
     base_logits = rng.normal(0, 5, (1, 4, vocab)).astype(np.float32)
     tokens = [rng.integers(0, vocab, n_ctx).tolist()]
+    base_logits[0, 1, tokens[0][7]] = base_logits[0, 1].max() - 30  # fed at step 1: far below the window
     path = tmp_path / "b.kld"
     write(path, n_ctx, vocab, tokens, [quantise_rows(base_logits[0])])
     base = read(path)
@@ -117,6 +118,10 @@ def test_comparer_follows_llamacpp_definitions(tmp_path):
         assert nll[j] == pytest.approx(-lq[tok], abs=1e-6) and nll_base[j] == pytest.approx(-lb[tok], abs=1e-6)
         assert dp[j] == pytest.approx(np.exp(lq[tok]) - np.exp(lb[tok]), abs=1e-6)
         assert same[j] == (int(np.argmax(q_logits[j])) == int(np.argmax(lb)))
+    # the base keeps a fed token below its 16-nat window at the floor: counted, said in a note
+    below = sum(base_logits[0, j, targets[0][j]] < base_logits[0, j].max() - 16 for j in range(4))
+    assert below >= 1 and comparer.floored == below
+    assert comparer.lowest_kld == min(0.0, *kld)
 
 
 def test_chunks_are_cut_as_llamacpp_cuts_them():

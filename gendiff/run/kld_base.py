@@ -64,6 +64,8 @@ class BaseComparer:
         self.as_logprobs = as_logprobs
         self.positions: dict[int, Positions] = {}
         self.nll_base: dict[int, dict[int, float]] = {}
+        self.floored = 0  # scored tokens the base stores at its floor (below its 16-nat window)
+        self.lowest_kld = 0.0  # the most negative KL term sum seen (quantisation makes it < 0)
 
     def __call__(self, prompt_indices: list[int], steps: list[int], logits: Any) -> None:
         import torch
@@ -82,6 +84,8 @@ class BaseComparer:
         theirs = base.gather(-1, target)[:, 0]
         terms = torch.where(base > -WINDOW, base.exp() * (base - mine), 0.0)  # llama.cpp: p_log_base > -16
         kld = terms.sum(-1).tolist()
+        self.floored += int((theirs <= base.max(-1).values - WINDOW + 1e-4).sum())
+        self.lowest_kld = min([self.lowest_kld, *kld])
         same = (mine.argmax(-1) == base.argmax(-1)).tolist()
         dp = (own.exp() - theirs.exp()).tolist()
         chose = (mine.argmax(-1) == target[:, 0]).tolist()

@@ -126,6 +126,18 @@ def score_against_base(
         result.statistics[label] = replace(aggregate(comparer.positions), full=full_set(*comparer.per_position()))
         for row, positions in comparer.positions.items():
             result.per_text[row][label] = from_positions(positions)
+        scored = sum(len(p.kld) for p in comparer.positions.values())
+        if comparer.floored and not any("16-nat window" in note for note in result.notes):  # the base's, once
+            result.notes.append(
+                f"the base: {comparer.floored} of {scored} scored tokens lie below the base's 16-nat window, where "
+                "the base stores its floor (top − 16) instead of their logprob: there PPL(base) and δ use the floor "
+                "(as llama.cpp does), so they are not the engines' disagreement"
+            )
+        if comparer.lowest_kld < 0:
+            result.notes.append(
+                f"{label}: some KLD values are below 0 (down to {comparer.lowest_kld:.2e}): the base's logprobs are "
+                "quantised (about 2.4e-4 nats a step) and, as in llama.cpp, the KL is not clamped at 0"
+            )
     return result
 
 

@@ -10,6 +10,7 @@ from gendiff.records.snapshot import Snapshot
 from gendiff.records.trace import TokenStep, TopToken, Trace
 from gendiff.state.determinism import bar, histogram_lines, split_workspace, table_lines
 from gendiff.state.determinism_progress import TrialProgress
+from gendiff.state.view import batch_title
 
 
 def cells(text: str) -> float:
@@ -67,6 +68,9 @@ def test_a_split_is_a_two_column_workspace_diverging_at_its_step() -> None:
     assert d is not None and d.diverged and d.step == first == 1
     assert ws.token_ids(prompt, "trial 3") == [1, 7, 3]
     assert ws.batches[1].prompt_ids.index(0) == 1  # trial 3 ran the watched prompt in row 2 of 2
+    # its filler was never in this one-prompt list: not "deleted"
+    title = batch_title(ws, prompt, "trial 3")
+    assert title == "batch of 2: prompt 1 and 1 not in this list" and "deleted" not in title, title
 
 
 def test_a_partial_result_says_so_in_the_table() -> None:

@@ -169,9 +169,14 @@ def batch_title(ws: Workspace, prompt: Prompt, engine: str | None = None) -> str
     if len(batch.prompt_ids) == 1:
         return "batch: ran alone (r)"
     positions = {p.id: i + 1 for i, p in enumerate(ws.prompts)}
-    shown = [str(positions[i]) if i in positions else "deleted" for i in batch.prompt_ids]
+    # an id this list issued and no longer has was deleted; one it never issued (a determinism
+    # trial's fillers) was never in it
+    issued = [i for i in batch.prompt_ids if i in positions or i < ws.next_id]
+    shown = [str(positions[i]) if i in positions else "deleted" for i in issued]
     members = ", ".join(shown[:6]) + (", …" if len(shown) > 6 else "")
-    return f"batch of {len(shown)}: prompts {members}"
+    unlisted = len(batch.prompt_ids) - len(issued)
+    rest = f" and {unlisted} not in this list" if unlisted else ""
+    return f"batch of {len(batch.prompt_ids)}: prompt{'s' if len(shown) > 1 else ''} {members}{rest}"
 
 
 def panel_hint(ws: Workspace, prompt: Prompt, engine: str | None) -> str:

@@ -191,9 +191,17 @@ def panel_hint(ws: Workspace, prompt: Prompt, engine: str | None) -> str:
     if states & {CANCELLED, NOT_RUN} and any(c.state != NOT_RUN for c in prompt.cells.values()):
         if ws.partial:
             return "incomplete: the snapshot was exported before both engines had finished this prompt"
+        if ws.saved:
+            return (
+                "incomplete: the run was cancelled before both engines finished (a saved snapshot: nothing runs here)"
+            )
         return "incomplete: the run was cancelled before both engines finished; r runs this prompt again"
     if states == {FINISHED}:
         return "compared"
+    if ws.partial:
+        return "not finished when this snapshot was exported (a partial snapshot)"
+    if ws.saved:
+        return "not run in this snapshot"
     return "not run yet: r runs this prompt, R runs all"
 
 

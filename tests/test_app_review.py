@@ -6,8 +6,15 @@ header naming the dtype before the first run, and the config notes saying what t
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from app_helpers import app_for, hand_made_snapshot, notifications, plain
+
+from gendiff.records.bisection import Bisection
+from gendiff.records.recheck import Recheck
+from gendiff.records.reconvergence import Reconvergence
+from gendiff.state.cells import RunPlan
+from gendiff.state.run import RunState
 
 
 def with_unrun_prompt(path, partial, alone=False):
@@ -50,3 +57,45 @@ async def test_a_snapshot_says_a_prompt_was_not_run_in_it_and_f_offers_no_run_ke
         await pilot.pause()
         said = [m for m in notifications(app) if "nothing to recheck" in m]
         assert said and all("(R)" not in m for m in said), notifications(app)
+
+
+# ── 2: the strongest measured verdict first ────────────────────────────────
+async def test_the_recheck_verdict_comes_first_then_reconvergence_then_bisection(tmp_path):
+    app = app_for(hand_made_snapshot(tmp_path / "a.json"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        main, ws = app.main, app.main.ws
+        prompt = ws.prompts[0]
+        d = ws.divergence(prompt, "hf-left")
+        assert main.workbench.selected_engine == "hf-left" and d.diverged
+        where = dict(reference="hf-single", engine="hf-left", prompt_index=0, step=d.step)
+        found = replace(
+            d,
+            recheck=Recheck("float32", "agrees", None),
+            reconvergence=Reconvergence(**where, steps_checked=0, mismatches=(), reproduced=False, error="no replay"),
+            bisection=Bisection(**where, tolerance=1e-3, modules=(), reproduced=False, error="no layers"),
+        )
+        ws.record_diagnosis(prompt.id, d, found)
+        main.refresh_all()
+        await pilot.pause()
+        panel = main.workbench.panel
+        lines = [line.strip() for line in plain(panel.body, width=panel.size.width).splitlines() if line.strip()]
+        assert panel.scroll_y == 0
+        assert lines[0].startswith("recheck: rounding: gone in float32"), lines[:3]
+        text = " ".join(lines)
+        assert text.index("recheck:") < text.index("re-convergence:") < text.index("bisection:")
+
+
+async def test_while_f_runs_the_panel_says_the_recheck_is_running_not_press_f(tmp_path):
+    app = app_for(hand_made_snapshot(tmp_path / "a.json"))
+    async with app.run_test(size=(150, 42)) as pilot:
+        await pilot.pause()
+        main, ws = app.main, app.main.ws
+        prompt = ws.prompts[0]
+        assert "a float32 re-check tells (f" in plain(main.workbench.panel.body)  # a near-tie, not re-checked
+        ws.recheck = RunState(-1, RunPlan((prompt.id,), (prompt.text,), ()), [], 4)  # as f starts it
+        main.refresh_all()
+        await pilot.pause()
+        panel = plain(main.workbench.panel.body)
+        assert "re-check of this call is running" in panel and "(f," not in panel
+        ws.recheck.finished("cancelled in the test")

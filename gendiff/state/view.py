@@ -6,7 +6,8 @@ widgets), so every surface reads the same state and the tests can check them aga
 from __future__ import annotations
 
 from gendiff.display import shorten_path
-from gendiff.records.divergence import first_difference
+from gendiff.records.classify import reading
+from gendiff.records.divergence import Divergence, first_difference
 from gendiff.state import progress
 from gendiff.state.cells import CANCELLED, FAILED, FINISHED, MARK_ICONS, NOT_RUN, RUNNING, Prompt
 from gendiff.state.workspace import Workspace
@@ -203,6 +204,37 @@ def panel_hint(ws: Workspace, prompt: Prompt, engine: str | None) -> str:
     if ws.saved:
         return "not run in this snapshot"
     return "not run yet: r runs this prompt, R runs all"
+
+
+def rechecking(ws: Workspace, prompt: Prompt) -> bool:
+    """Whether the float32 re-check (f) is running over this prompt's call now."""
+    run = ws.recheck
+    return run is not None and not run.ended and prompt.id in run.plan.ids
+
+
+def panel_reading(ws: Workspace, prompt: Prompt, d: Divergence) -> str:
+    """What the divergence's classification and margin mean (gendiff.records.classify); while
+    f re-checks this call it says so instead of offering f."""
+    if d.reason not in ("token", "length"):
+        return ""
+    if rechecking(ws, prompt):
+        return reading(d, "the float32 re-check of this call is running (escape cancels)")
+    return reading(d)
+
+
+def panel_verdicts(d: Divergence) -> list[str]:
+    """What was measured about the divergence, the strongest first: the float32 re-check (does
+    it survive float32), re-convergence (does the fork last), bisection (where it starts)."""
+    found = []
+    if d.recheck is not None:
+        found.append(f"recheck: {d.recheck.summary()}")
+    if d.reconvergence is not None:
+        found.append(f"re-convergence: {d.reconvergence.summary()}")
+    if d.bisection is not None:
+        # where it starts; the positions and layers are b's view (at 80x24 they would push the
+        # reading and the margins out of the panel)
+        found.append(f"bisection: {d.bisection.summary_lines()[0]}")
+    return found
 
 
 def where(path: str | None, width: int) -> str:

@@ -234,7 +234,7 @@ class Workbench(Vertical):
         if d is None:
             panel.show_divergence(title, None, view.panel_hint(self.ws, prompt, engine))
             return
-        panel.show_divergence(title, d, statistics=prompt.statistics)
+        panel.show_divergence(title, d, statistics=prompt.statistics, note=view.panel_reading(self.ws, prompt, d))
 
     def divergence_step(self) -> int | None:
         prompt = self.current

@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from app_helpers import app_for, hand_made_snapshot, notifications, plain
+from app_helpers import FakeRun, app_for, hand_made_snapshot, notifications, plain, prompt_file
 
 from gendiff.records.bisection import Bisection
+from gendiff.records.events import PromptFinished
 from gendiff.records.recheck import Recheck
 from gendiff.records.reconvergence import Reconvergence
 from gendiff.state.cells import RunPlan
 from gendiff.state.run import RunState
+from gendiff.tui.screens.export import ExportDialog
 
 
 def with_unrun_prompt(path, partial, alone=False):
@@ -99,3 +101,35 @@ async def test_while_f_runs_the_panel_says_the_recheck_is_running_not_press_f(tm
         panel = plain(main.workbench.panel.body)
         assert "re-check of this call is running" in panel and "(f," not in panel
         ws.recheck.finished("cancelled in the test")
+
+
+# ── 3, 4: the export dialog and help ───────────────────────────────────────
+async def test_the_export_dialog_opened_mid_run_says_the_file_will_be_partial(tmp_path):
+    app = app_for(prompt_file(tmp_path, "first", "second"))
+    async with app.run_test(size=(150, 42)) as pilot:
+        main, ws = app.main, app.main.ws
+        ref = ws.labels[0]
+        run = FakeRun(main, ws.plan_all())
+        await run.post(pilot, run.started(), PromptFinished(ref, run.trace(ref, ws.prompts[0].id, [5, 6])))
+        await pilot.press("x")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportDialog)
+        assert "marked partial" in plain(app.screen.query_one("#export-note"))
+        await pilot.press("escape")
+        await run.end(pilot)
+        await pilot.press("x")  # the run over: the whole file, no such line
+        await pilot.pause()
+        assert isinstance(app.screen, ExportDialog) and not app.screen.query("#export-note")
+        await pilot.press("escape")
+
+
+async def test_help_says_f_rechecks_the_whole_call_and_lists_the_export_dialog_keys(tmp_path):
+    app = app_for(hand_made_snapshot(tmp_path / "a.json"))
+    async with app.run_test(size=(150, 42)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        table = " ".join(plain(app.screen.query_one("#help-table"), width=140).split())
+        assert "Recheck this divergence" not in table
+        assert "every divergence of the call this prompt ran in" in table
+        assert "export and save-as dialogs" in table and "Write the file at the path typed" in table

@@ -237,6 +237,14 @@ def panel_verdicts(d: Divergence) -> list[str]:
     return found
 
 
+# ── the export dialog ──────────────────────────────────────────────────────
+def export_note(ws: Workspace) -> str:
+    """What a snapshot exported now holds, when that is not the whole run."""
+    if ws.running:
+        return "a run is going: the file holds what has finished, marked partial"
+    return ""
+
+
 def where(path: str | None, width: int) -> str:
     """A file's path for a border: cut from the left with ``…`` only when it doesn't fit."""
     return shorten_path(path or "(no file)", width)

@@ -334,4 +334,4 @@ class MainScreen(Screen[None]):
             self.notify("nothing to export yet: run the prompts first (R)", severity="warning")
             return
         default = f"gendiff-{datetime.now():%Y%m%d-%H%M%S}.gdz"
-        self.app.push_screen(ExportDialog(default, prepare), written)
+        self.app.push_screen(ExportDialog(default, prepare, note=view.export_note(self.ws)), written)

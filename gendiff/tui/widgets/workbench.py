@@ -39,7 +39,13 @@ class Workbench(Vertical):
         Binding("g", "step_home", "Back to the divergence (step explorer)", id="step.home", show=False),
         Binding("o", "filter_engine", "Only", id="compare.only", tooltip="Only this engine's divergences (again: all)"),
         Binding("b", "bisect", "Bisect", id="diagnose.bisect", tooltip="Bisect: the first module that differs"),
-        Binding("f", "recheck", "f32", id="diagnose.recheck", tooltip="Recheck this divergence in float32"),
+        Binding(
+            "f",
+            "recheck",
+            "f32",
+            id="diagnose.recheck",
+            tooltip="Recheck in float32 every divergence of the call this prompt ran in (re-runs that batch)",
+        ),
     ]
 
     class DiagnoseRequested(Message):

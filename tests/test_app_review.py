@@ -133,3 +133,27 @@ async def test_help_says_f_rechecks_the_whole_call_and_lists_the_export_dialog_k
         assert "Recheck this divergence" not in table
         assert "every divergence of the call this prompt ran in" in table
         assert "export and save-as dialogs" in table and "Write the file at the path typed" in table
+
+
+# ── 5: the settings dialog opens in view ───────────────────────────────────
+async def test_at_80x24_the_settings_open_with_the_title_the_first_label_and_the_hint_in_view(tmp_path):
+    from textual.widgets import Label
+
+    app = app_for(prompt_file(tmp_path, "first"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.pause()
+        screen = app.screen
+        assert app.focused.id == "set-variant"
+        labels = list(screen.query(Label))
+        title = next(label for label in labels if "Settings" in str(label.content))
+        first = next(label for label in labels if "engine variant" in str(label.content))
+        hint = next(label for label in labels if "ctrl+s apply" in str(label.content))
+        box = screen.query_one("#settings-box")
+        for widget in (title, first, hint, app.focused):
+            region = widget.region
+            assert region.height >= 1 and screen.region.contains_region(region), (widget, region)
+            # drawn, not scrolled away inside the box
+            if box in widget.ancestors:
+                assert box.region.contains_region(region), (widget, region, box.region)

@@ -131,7 +131,7 @@ async def test_help_says_f_rechecks_the_whole_call_and_lists_the_export_dialog_k
         await pilot.pause()
         table = " ".join(plain(app.screen.query_one("#help-table"), width=140).split())
         assert "Recheck this divergence" not in table
-        assert "every divergence of the call this prompt ran in" in table
+        assert "every divergence of this prompt's call" in table
         assert "export and save-as dialogs" in table and "Write the file at the path typed" in table
 
 
@@ -157,3 +157,13 @@ async def test_at_80x24_the_settings_open_with_the_title_the_first_label_and_the
             # drawn, not scrolled away inside the box
             if box in widget.ancestors:
                 assert box.region.contains_region(region), (widget, region, box.region)
+
+
+# ── 6: the header before the first run ─────────────────────────────────────
+async def test_before_the_first_run_the_header_names_the_dtype_the_run_will_use(tmp_path):
+    app = app_for(prompt_file(tmp_path, "first"), dtype="bfloat16")
+    async with app.run_test(size=(150, 42)) as pilot:
+        await pilot.pause()
+        assert app.main.ws.meta is None  # nothing has run
+        header = plain(app.main.query_one("#run-line"), width=150).split(" · ")
+        assert "bfloat16" in [part.strip() for part in header], header

@@ -38,6 +38,11 @@ def run_settings(ws: Workspace) -> str:
     return f"{meta.model.get('dtype', '?')} · {meta.model.get('attn', '?')}"
 
 
+def planned_settings(dtype: str, attn: str) -> str:
+    """Before the first run: the dtype and attention the run will use (as run_settings says them)."""
+    return f"{dtype} · {attn}"
+
+
 # ── the prompt list ────────────────────────────────────────────────────────
 def prompt_row(ws: Workspace, prompt: Prompt) -> tuple[str, int, str]:
     """(mark, count, per-engine run marks) of one row: the mark of gendiff.state.workspace
@@ -270,9 +275,10 @@ def panel_title(ws: Workspace, prompt: Prompt, number: int, engine: str | None, 
     return " · ".join(part for part in parts if part)
 
 
-def header(ws: Workspace, model: str, settings: str, tail: str) -> str:
-    """The line at the top: the counts, the model, the settings of the results shown, the rest."""
-    parts = ["gendiff", counts_line(ws), model, settings or run_settings(ws), tail]
+def header(ws: Workspace, model: str, settings: str, tail: str, planned: str = "") -> str:
+    """The line at the top: the counts, the model, the settings of the results shown (before
+    any run ``planned``: those the next run will use, see :func:`planned_settings`), the rest."""
+    parts = ["gendiff", counts_line(ws), model, settings or run_settings(ws) or planned, tail]
     return " · ".join(part for part in parts if part)
 
 

@@ -165,7 +165,7 @@ class MainScreen(Screen[None]):
         o = self.options
         tail = f"{o.max_new_tokens} tokens · top-{o.top_k} · ref {self.ws.reference}"
         if self.snapshot is None:
-            return view.header(self.ws, model_name(o.model), "", tail)
+            return view.header(self.ws, model_name(o.model), "", tail, view.planned_settings(o.dtype, o.attn))
         name = self.snapshot.model.get("name")
         if not self.comparing:
             return view.header(self.ws, f"snapshot of {name} ({self.snapshot.created})", "", tail)

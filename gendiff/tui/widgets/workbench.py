@@ -44,7 +44,7 @@ class Workbench(Vertical):
             "recheck",
             "f32",
             id="diagnose.recheck",
-            tooltip="Recheck in float32 every divergence of the call this prompt ran in (re-runs that batch)",
+            tooltip="Recheck in float32 every divergence of this prompt's call (its batch)",
         ),
     ]
 

@@ -6,6 +6,7 @@ header naming the dtype before the first run, and the config notes saying what t
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 from app_helpers import FakeRun, app_for, hand_made_snapshot, notifications, plain, prompt_file
@@ -167,3 +168,51 @@ async def test_before_the_first_run_the_header_names_the_dtype_the_run_will_use(
         assert app.main.ws.meta is None  # nothing has run
         header = plain(app.main.query_one("#run-line"), width=150).split(" · ")
         assert "bfloat16" in [part.strip() for part in header], header
+
+
+# ── 7: the config's notes say what to do ───────────────────────────────────
+async def test_a_theme_not_saved_to_a_read_only_config_folder_says_what_to_do(isolated_config, monkeypatch):
+    real = os.access
+
+    def access(path, mode, **kwargs):  # what the OS answers a user who may not write there (root may)
+        return False if str(path).startswith(str(isolated_config)) and mode & os.W_OK else real(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    app = app_for()
+    async with app.run_test(size=(150, 42)) as pilot:
+        await pilot.pause()
+        await pilot.press("t")
+        await pilot.pause()
+        said = [m for m in notifications(app) if "not saved" in m]
+        assert said, notifications(app)
+        assert "pick a writable path" not in said[0]
+        assert f"make {isolated_config} writable" in said[0] and "for this session" in said[0]
+    assert not (isolated_config / "config.json").exists()
+
+
+async def test_a_cut_config_file_note_gives_the_position_json_stopped_at(isolated_config):
+    text = '{"theme": "gendiff-da'  # cut inside a string that starts at column 11
+    (isolated_config / "config.json").write_text(text)
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        column = exc.colno
+    assert text[column - 1] == '"'  # the string JSON reports, found independently of gendiff
+    app = app_for()
+    async with app.run_test(size=(150, 42)) as pilot:
+        await pilot.pause()
+        notes = [n.message for n in app._notifications if "not valid JSON" in n.message]
+        assert notes and f"line 1 column {column}" in notes[0], notes
+        assert "starting at," not in notes[0]
+
+
+async def test_ctrl_s_in_the_settings_with_nothing_changed_says_so(tmp_path):
+    app = app_for(prompt_file(tmp_path, "first"))
+    async with app.run_test(size=(150, 42)) as pilot:
+        await pilot.press("s")
+        await pilot.pause()
+        before = app.main.options
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.main.options is before
+        assert any("nothing changed" in m for m in notifications(app)), notifications(app)

@@ -292,10 +292,16 @@ class MainScreen(Screen[None]):
             self.app.push_screen(DeterminismScreen(self.options, prompt.text, [p.text for p in self.ws.prompts]))
 
     def action_settings(self) -> None:
+        def resolved(options: RunOptions) -> RunOptions:  # no reference given = the first engine's
+            return options.with_changes(reference=options.reference_label)
+
         available = [name for name in engine_names() if name != "vllm" or vllm_installed()]
 
         async def applied(options: RunOptions | None) -> None:
-            if options is None or options == self.options:
+            if options is None:
+                return
+            if resolved(options) == resolved(self.options):  # ctrl+s with nothing changed: say so
+                self.notify("settings: nothing changed, nothing to apply or remember")
                 return
             if self.ws.running or self.diagnoser.rechecking:
                 self.notify("engines are running: settings not changed (escape cancels)", severity="warning")

@@ -9,12 +9,13 @@ import json
 import os
 from dataclasses import replace
 
-from app_helpers import FakeRun, app_for, hand_made_snapshot, notifications, plain, prompt_file
+from app_helpers import FakeRun, app_for, hand_made_snapshot, notifications, plain, prompt_file, step_of
 
 from gendiff.records.bisection import Bisection
-from gendiff.records.events import PromptFinished
+from gendiff.records.events import EngineFinished, EngineLoaded, EngineStarted, PromptFinished, StepGenerated
 from gendiff.records.recheck import Recheck
 from gendiff.records.reconvergence import Reconvergence
+from gendiff.state import view
 from gendiff.state.cells import RunPlan
 from gendiff.state.run import RunState
 from gendiff.tui.screens.export import ExportDialog
@@ -216,3 +217,23 @@ async def test_ctrl_s_in_the_settings_with_nothing_changed_says_so(tmp_path):
         await pilot.pause()
         assert app.main.options is before
         assert any("nothing changed" in m for m in notifications(app)), notifications(app)
+
+
+# ── a column foot names no call an engine never reached ────────────────────
+async def test_a_prompt_the_cancel_stopped_before_its_engine_reached_it_has_no_call_in_the_foot(tmp_path):
+    app = app_for(prompt_file(tmp_path, "first", "second"))
+    async with app.run_test(size=(160, 40)) as pilot:
+        main, ws = app.main, app.main.ws
+        ref, other = ws.labels[0], ws.labels[1]
+        run = FakeRun(main, ws.plan_all())
+        first, second = ws.prompts
+        await run.post(pilot, run.started(), *run.engine_events(ref, {first.id: [5, 6], second.id: [5, 7]}))
+        await run.post(pilot, EngineStarted(other, 2), EngineLoaded(other, 0.1))
+        await run.post(pilot, StepGenerated(other, first.id, 0, step_of(5)))
+        await pilot.press("escape")
+        cancelled = (run.trace(other, first.id, [5], "cancelled"), run.trace(other, second.id, [], "cancelled"))
+        await run.post(pilot, EngineFinished(other, cancelled, 0.2))
+        await run.end(pilot)
+        assert view.column_foot(ws, first, ref) == "row 1/2"  # it ran in the call: said
+        assert view.column_foot(ws, second, other) == ""  # never reached: no call, no settings
+        assert view.column_foot(ws, second, ws.labels[2]) == ""  # never began

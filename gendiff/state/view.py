@@ -107,10 +107,10 @@ def column_foot(ws: Workspace, prompt: Prompt | None, label: str) -> str:
     live = run is not None and not run.ended and (prompt is None or prompt.id in run.plan.keep)
     if live and run is not None and label in run.engines:
         parts.append(progress.engine_brief(run, run.engines[label]))
-    if prompt is not None:
-        parts.append(call_note(ws, prompt, label))
     cell = prompt.cells.get(label) if prompt is not None else None
     ran = cell is not None and (cell.state == RUNNING or (cell.trace is not None and ws.step_count(prompt, label) > 0))
+    if prompt is not None and ran:  # a call it never reached (cancelled first) is no call of its
+        parts.append(call_note(ws, prompt, label))
     if prompt is None or ran:
         parts.append(engine_settings(ws, label))  # what it applied; an engine that did not run applied nothing
     return " · ".join(part for part in parts if part)

@@ -61,6 +61,11 @@ async def test_a_snapshot_says_a_prompt_was_not_run_in_it_and_f_offers_no_run_ke
         await pilot.pause()
         said = [m for m in notifications(app) if "nothing to recheck" in m]
         assert said and all("(R)" not in m for m in said), notifications(app)
+        await pilot.press("right", "n")  # the step explorer and the next divergence: none here
+        await pilot.pause()
+        assert any("no tokens to step through" in m for m in notifications(app)), notifications(app)
+        assert any(m.startswith("no divergences") for m in notifications(app)), notifications(app)
+        assert all("(R)" not in m and "(r)" not in m for m in notifications(app)), notifications(app)
 
 
 # ── 2: the strongest measured verdict first ────────────────────────────────

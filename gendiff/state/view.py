@@ -242,6 +242,13 @@ def panel_verdicts(d: Divergence) -> list[str]:
     return found
 
 
+def no_tokens_note(ws: Workspace) -> str:
+    """The step explorer on a prompt without tokens (a saved snapshot runs nothing: no r offered)."""
+    if ws.saved:
+        return "no tokens to step through: this prompt has none in this snapshot"
+    return "no tokens to step through yet: run the prompt first (r)"
+
+
 # ── the export dialog ──────────────────────────────────────────────────────
 def export_note(ws: Workspace) -> str:
     """What a snapshot exported now holds, when that is not the whole run."""

@@ -335,7 +335,7 @@ class Workbench(Vertical):
         target = view.next_stop(self.ws, others, here, direction)
         if target is None:
             ran = any(self.ws.mark(p)[0] != "new" for p in self.ws.prompts)
-            self.notify("no divergences" + ("" if ran else " yet: run the prompts first (R)"))
+            self.notify("no divergences" + ("" if ran or self.ws.saved else " yet: run the prompts first (R)"))
             return
         self.selected_engine = others[target[1]]
         self.step_cursor = None
@@ -349,7 +349,7 @@ class Workbench(Vertical):
         prompt = self.current
         length = max((self.ws.length(prompt, label) for label in self.ws.labels), default=0) if prompt else 0
         if prompt is None or length == 0:
-            self.notify("no tokens to step through yet: run the prompt first (r)")
+            self.notify(view.no_tokens_note(self.ws))
             return
         if self.step_cursor is None:
             base = self.divergence_step()

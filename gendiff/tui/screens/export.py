@@ -27,7 +27,15 @@ class ExportDialog(ModalScreen[Any]):
     GendiffError to refuse) and returns the job that writes; the dialog returns the job's result,
     or None when cancelled."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="export.cancel", tooltip="Close the dialog, writing nothing")]
+    BINDINGS = [
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="export.cancel",
+            tooltip="Close the dialog (a write already started still completes)",
+        )
+    ]
     # enter is the path field's own key (Input.Submitted), listed in help with the bindings
     HELP = [Binding("enter", "submit", "Write", tooltip="Write the file at the path typed (the name picks the format)")]
 

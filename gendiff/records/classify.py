@@ -152,8 +152,12 @@ def outside_top_k(divergence: Any) -> list[str]:
     return notes
 
 
-def reading(divergence: Any) -> str:
-    """One sentence on what the classification (and the margin it rests on) means for the user."""
+RECHECK_HINT = "a float32 re-check tells (f, or --recheck float32)"
+
+
+def reading(divergence: Any, recheck_hint: str = RECHECK_HINT) -> str:
+    """One sentence on what the classification (and the margin it rests on) means for the user;
+    a tie not yet re-checked ends with ``recheck_hint`` (the app says so while its re-check runs)."""
 
     kind = divergence.classification
     if kind is None:
@@ -162,5 +166,5 @@ def reading(divergence: Any) -> str:
     if kind in (EXACT_TIE, NEAR_TIE, WIDE_FLIP) and divergence.cross_top_k is False:
         text += "".join(f"; {note}" for note in outside_top_k(divergence))
     if kind in (EXACT_TIE, NEAR_TIE) and getattr(divergence, "recheck", None) is None:
-        text += "; a float32 re-check tells (f, or --recheck float32)"
+        text += f"; {recheck_hint}"
     return text

@@ -83,6 +83,7 @@ def open_workspace(snapshot: Snapshot) -> Workspace:
     workspace = Workspace([ref] + [label for label in labels if label != ref], ref, threshold)
     workspace.meta = snapshot
     workspace.partial = snapshot.partial
+    workspace.saved = True
     workspace.engine_info = {e["label"]: e for e in snapshot.engines}
     for batch in snapshot.batches:
         workspace.batches[batch.id] = batch

@@ -6,7 +6,8 @@ widgets), so every surface reads the same state and the tests can check them aga
 from __future__ import annotations
 
 from gendiff.display import shorten_path
-from gendiff.records.divergence import first_difference
+from gendiff.records.classify import reading
+from gendiff.records.divergence import Divergence, first_difference
 from gendiff.state import progress
 from gendiff.state.cells import CANCELLED, FAILED, FINISHED, MARK_ICONS, NOT_RUN, RUNNING, Prompt
 from gendiff.state.workspace import Workspace
@@ -35,6 +36,11 @@ def run_settings(ws: Workspace) -> str:
     if meta is None:
         return ""
     return f"{meta.model.get('dtype', '?')} · {meta.model.get('attn', '?')}"
+
+
+def planned_settings(dtype: str, attn: str) -> str:
+    """Before the first run: the dtype and attention the run will use (as run_settings says them)."""
+    return f"{dtype} · {attn}"
 
 
 # ── the prompt list ────────────────────────────────────────────────────────
@@ -101,10 +107,10 @@ def column_foot(ws: Workspace, prompt: Prompt | None, label: str) -> str:
     live = run is not None and not run.ended and (prompt is None or prompt.id in run.plan.keep)
     if live and run is not None and label in run.engines:
         parts.append(progress.engine_brief(run, run.engines[label]))
-    if prompt is not None:
-        parts.append(call_note(ws, prompt, label))
     cell = prompt.cells.get(label) if prompt is not None else None
     ran = cell is not None and (cell.state == RUNNING or (cell.trace is not None and ws.step_count(prompt, label) > 0))
+    if prompt is not None and ran:  # a call it never reached (cancelled first) is no call of its
+        parts.append(call_note(ws, prompt, label))
     if prompt is None or ran:
         parts.append(engine_settings(ws, label))  # what it applied; an engine that did not run applied nothing
     return " · ".join(part for part in parts if part)
@@ -196,10 +202,64 @@ def panel_hint(ws: Workspace, prompt: Prompt, engine: str | None) -> str:
     if states & {CANCELLED, NOT_RUN} and any(c.state != NOT_RUN for c in prompt.cells.values()):
         if ws.partial:
             return "incomplete: the snapshot was exported before both engines had finished this prompt"
+        if ws.saved:
+            return (
+                "incomplete: the run was cancelled before both engines finished (a saved snapshot: nothing runs here)"
+            )
         return "incomplete: the run was cancelled before both engines finished; r runs this prompt again"
     if states == {FINISHED}:
         return "compared"
+    if ws.partial:
+        return "not finished when this snapshot was exported (a partial snapshot)"
+    if ws.saved:
+        return "not run in this snapshot"
     return "not run yet: r runs this prompt, R runs all"
+
+
+def rechecking(ws: Workspace, prompt: Prompt) -> bool:
+    """Whether the float32 re-check (f) is running over this prompt's call now."""
+    run = ws.recheck
+    return run is not None and not run.ended and prompt.id in run.plan.ids
+
+
+def panel_reading(ws: Workspace, prompt: Prompt, d: Divergence) -> str:
+    """What the divergence's classification and margin mean (gendiff.records.classify); while
+    f re-checks this call it says so instead of offering f."""
+    if d.reason not in ("token", "length"):
+        return ""
+    if rechecking(ws, prompt):
+        return reading(d, "the float32 re-check of this call is running (escape cancels)")
+    return reading(d)
+
+
+def panel_verdicts(d: Divergence) -> list[str]:
+    """What was measured about the divergence, the strongest first: the float32 re-check (does
+    it survive float32), re-convergence (does the fork last), bisection (where it starts)."""
+    found = []
+    if d.recheck is not None:
+        found.append(f"recheck: {d.recheck.summary()}")
+    if d.reconvergence is not None:
+        found.append(f"re-convergence: {d.reconvergence.summary()}")
+    if d.bisection is not None:
+        # where it starts; the positions and layers are b's view (at 80x24 they would push the
+        # reading and the margins out of the panel)
+        found.append(f"bisection: {d.bisection.summary_lines()[0]}")
+    return found
+
+
+def no_tokens_note(ws: Workspace) -> str:
+    """The step explorer on a prompt without tokens (a saved snapshot runs nothing: no r offered)."""
+    if ws.saved:
+        return "no tokens to step through: this prompt has none in this snapshot"
+    return "no tokens to step through yet: run the prompt first (r)"
+
+
+# ── the export dialog ──────────────────────────────────────────────────────
+def export_note(ws: Workspace) -> str:
+    """What a snapshot exported now holds, when that is not the whole run."""
+    if ws.running:
+        return "a run is going: the file holds what has finished, marked partial"
+    return ""
 
 
 def where(path: str | None, width: int) -> str:
@@ -227,9 +287,10 @@ def panel_title(ws: Workspace, prompt: Prompt, number: int, engine: str | None, 
     return " · ".join(part for part in parts if part)
 
 
-def header(ws: Workspace, model: str, settings: str, tail: str) -> str:
-    """The line at the top: the counts, the model, the settings of the results shown, the rest."""
-    parts = ["gendiff", counts_line(ws), model, settings or run_settings(ws), tail]
+def header(ws: Workspace, model: str, settings: str, tail: str, planned: str = "") -> str:
+    """The line at the top: the counts, the model, the settings of the results shown (before
+    any run ``planned``: those the next run will use, see :func:`planned_settings`), the rest."""
+    parts = ["gendiff", counts_line(ws), model, settings or run_settings(ws) or planned, tail]
     return " · ".join(part for part in parts if part)
 
 

@@ -52,6 +52,7 @@ class Workspace:
         self.run: RunState | None = None  # the running run, or the last one (its strip stays)
         self.recheck: RunState | None = None  # the float32 re-check running (or the last one); fills no cells
         self.partial = False  # a snapshot exported mid-run: a missing trace was not finished, not cancelled
+        self.saved = False  # a saved snapshot opened to view: nothing runs (r, R and s are off)
         self._run_id = 0
         self.prompts: list[Prompt] = []
         self.batches: dict[int, Batch] = {}

@@ -29,6 +29,7 @@ from gendiff.tui.screens.determinism import DeterminismScreen
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
 from gendiff.tui.screens.editor import PromptEditor
 from gendiff.tui.screens.engine_log import EngineLogScreen
+from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.help import HelpScreen
 from gendiff.tui.screens.main import MainScreen
 from gendiff.tui.screens.settings import CheckList, SettingsScreen
@@ -175,6 +176,7 @@ class GendiffApp(App[None]):
             ("columns, panel and step explorer", list(Workbench.BINDINGS)),
             ("questions (delete, discard, quit)", list(Confirm.BINDINGS)),
             ("prompt editor", list(PromptEditor.BINDINGS)),
+            ("export and save-as dialogs (x)", [*ExportDialog.HELP, *ExportDialog.BINDINGS]),
             ("diagnosis view", list(DiagnosisScreen.BINDINGS)),
             ("settings", [*SettingsScreen.BINDINGS, *CheckList.BINDINGS]),
             ("determinism (D)", [*DeterminismScreen.BINDINGS, *DeterminismSetup.BINDINGS, *SplitScreen.BINDINGS]),

@@ -34,10 +34,8 @@ def read_config() -> tuple[dict[str, Any], str | None]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        return (
-            {},
-            f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); the file is left as it is",
-        )
+        where = f"line {exc.lineno} column {exc.colno} (char {exc.pos})"  # exc.msg alone drops it
+        return {}, f"{path}: not valid JSON ({exc.msg}: {where}); the file is left as it is"
     if not isinstance(data, dict):
         return {}, f"{path}: not a JSON object; the file is left as it is"
     return data, None
@@ -53,6 +51,12 @@ def load_config() -> dict[str, Any]:
     return read_config()[0]
 
 
+def writable(path: Path) -> bool:
+    """Whether this process may replace ``path`` (its folder writable, and the file if it is there)."""
+    folder_ok = os.access(path.parent, os.W_OK | os.X_OK)
+    return folder_ok and (not path.exists() or os.access(path, os.W_OK))
+
+
 def save_config(**changes: Any) -> str | None:
     """Merge ``changes`` into the config file; None when saved, else why not (a config file that
     does not load is never overwritten: the user's text in it stays)."""
@@ -66,6 +70,8 @@ def save_config(**changes: Any) -> str | None:
     except OSError as exc:
         return f"not saved to {path}: {exc.strerror or exc}"
     except GendiffError as exc:
+        if not writable(path):  # the config file's path is not the user's pick: say what to change
+            return f"not saved: {path} can't be written (permission denied); make {path.parent} writable to keep it"
         return f"not saved: {exc}"
     return None
 

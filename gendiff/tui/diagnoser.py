@@ -53,7 +53,10 @@ class Diagnoser(Widget):
         d = self.ws.divergence(prompt, engine) if prompt is not None else None
         number = self.ws.index_of(pid) + 1 if prompt is not None else 0
         if prompt is None or d is None:
-            self.notify("nothing to bisect: run the prompts (R), then pick a divergence (n/p)", severity="warning")
+            what = (
+                "nothing to bisect here: pick" if self.ws.saved else "nothing to bisect: run the prompts (R), then pick"
+            )
+            self.notify(f"{what} a divergence (n/p)", severity="warning")
             return
         if d.reason != "token":
             what = "identical" if not d.diverged else f"{d.reason}: {inert(d.detail)}"
@@ -118,7 +121,10 @@ class Diagnoser(Widget):
         call's members still in the list, in its row order)."""
         prompt = self.ws.get(pid)
         if prompt is None or not any(self.ws.diverged_engines(p) for p in self.ws.prompts):
-            self.notify("nothing to recheck: run the prompts (R) and find a divergence first", severity="warning")
+            if self.ws.saved:  # nothing runs in a snapshot: R is off
+                self.notify("nothing to recheck: this snapshot holds no divergence", severity="warning")
+            else:
+                self.notify("nothing to recheck: run the prompts (R) and find a divergence first", severity="warning")
             return
         if self.comparing or self.ws.running or self.rechecking:
             what = "a comparison of two snapshots can't be re-run" if self.comparing else "engines are running"

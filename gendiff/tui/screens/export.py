@@ -27,19 +27,35 @@ class ExportDialog(ModalScreen[Any]):
     GendiffError to refuse) and returns the job that writes; the dialog returns the job's result,
     or None when cancelled."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="export.cancel")]
+    BINDINGS = [
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="export.cancel",
+            tooltip="Close the dialog (a write already started still completes)",
+        )
+    ]
+    # enter is the path field's own key (Input.Submitted), listed in help with the bindings
+    HELP = [Binding("enter", "submit", "Write", tooltip="Write the file at the path typed (the name picks the format)")]
 
-    def __init__(self, default_path: str, prepare: Callable[[str], Job], title: str = "Export a snapshot to:") -> None:
+    def __init__(
+        self, default_path: str, prepare: Callable[[str], Job], title: str = "Export a snapshot to:", note: str = ""
+    ) -> None:
+        """``note``: a line on what the file will hold (gendiff.state.view.export_note)."""
         super().__init__()
         self.default_path = default_path
         self.prepare = prepare
         self.title_text = title
+        self.note = note
         self.writing = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog small"):
             yield Label(Text(inert(self.title_text)), classes="dialog-title")
             yield Input(self.default_path, id="export-path")
+            if self.note:
+                yield Label(Text(inert(self.note), style="bold"), id="export-note")
             yield Label("", id="export-error")
             yield Label(FORMATS, classes="dialog-help", id="export-formats")
             yield Label("enter write · escape cancel", classes="dialog-help")

@@ -165,7 +165,7 @@ class MainScreen(Screen[None]):
         o = self.options
         tail = f"{o.max_new_tokens} tokens · top-{o.top_k} · ref {self.ws.reference}"
         if self.snapshot is None:
-            return view.header(self.ws, model_name(o.model), "", tail)
+            return view.header(self.ws, model_name(o.model), "", tail, view.planned_settings(o.dtype, o.attn))
         name = self.snapshot.model.get("name")
         if not self.comparing:
             return view.header(self.ws, f"snapshot of {name} ({self.snapshot.created})", "", tail)
@@ -292,10 +292,16 @@ class MainScreen(Screen[None]):
             self.app.push_screen(DeterminismScreen(self.options, prompt.text, [p.text for p in self.ws.prompts]))
 
     def action_settings(self) -> None:
+        def resolved(options: RunOptions) -> RunOptions:  # no reference given = the first engine's
+            return options.with_changes(reference=options.reference_label)
+
         available = [name for name in engine_names() if name != "vllm" or vllm_installed()]
 
         async def applied(options: RunOptions | None) -> None:
-            if options is None or options == self.options:
+            if options is None:
+                return
+            if resolved(options) == resolved(self.options):  # ctrl+s with nothing changed: say so
+                self.notify("settings: nothing changed, nothing to apply or remember")
                 return
             if self.ws.running or self.diagnoser.rechecking:
                 self.notify("engines are running: settings not changed (escape cancels)", severity="warning")
@@ -334,4 +340,4 @@ class MainScreen(Screen[None]):
             self.notify("nothing to export yet: run the prompts first (R)", severity="warning")
             return
         default = f"gendiff-{datetime.now():%Y%m%d-%H%M%S}.gdz"
-        self.app.push_screen(ExportDialog(default, prepare), written)
+        self.app.push_screen(ExportDialog(default, prepare, note=view.export_note(self.ws)), written)

@@ -98,50 +98,57 @@ class SettingsScreen(ModalScreen[RunOptions | None]):
         self.order = engine_order(current.engines, self.known)
 
     def compose(self) -> ComposeResult:
-        c = self.current
-        box = VerticalScroll(classes="dialog wide", id="settings-box")
+        box = VerticalScroll(id="settings-box")
         box.can_focus = False  # a tab stop that shows nothing; focusing a field scrolls it into view
-        with box:
+        # the title and the keys stay in view; only the fields scroll (at 80x24 they don't fit)
+        with Vertical(classes="dialog wide", id="settings-dialog"):
             yield Label("Settings (apply to the next run; remembered for the next launch)", classes="dialog-title")
-            yield Label("", id="settings-error")
-            yield Label("add an engine variant (NAME:key=value,…) ⏎")
-            yield Input(placeholder="hf-single:dtype=float32", id="set-variant")
-            with Horizontal(classes="settings-row"):
-                with Vertical():
-                    yield Label("engines: space")
-                    yield CheckList(self.order, set(c.engines), id="set-engines")
-                with Vertical():
-                    yield Label("reference")
-                    yield Select(
-                        [(n, n) for n in self.order], value=c.reference_label, allow_blank=False, id="set-reference"
-                    )
-                    yield Label("dtype")
-                    yield Select([(d, d) for d in DTYPES], value=c.dtype, allow_blank=False, id="set-dtype")
-                    yield Label("attention")
-                    yield Select([(a, a) for a in ATTN_IMPLEMENTATIONS], value=c.attn, allow_blank=False, id="set-attn")
-                    yield Label("stop at EOS")
-                    yield Select(
-                        [("yes", True), ("no", False)], value=c.stop_at_eos, allow_blank=False, id="set-stop-at-eos"
-                    )
-                with Vertical():
-                    yield Label("max new tokens")
-                    yield Input(str(c.max_new_tokens), id="set-max-new-tokens", type="integer")
-                    yield Label("top-k")
-                    yield Input(str(c.top_k), id="set-top-k", type="integer")
-                    yield Label("batch size")
-                    yield Input(str(c.batch_size), id="set-batch-size", type="integer")
-                    yield Label("fragile threshold")
-                    yield Input(str(c.fragile_threshold), id="set-fragile-threshold", type="number")
-            yield Label("model folder (empty: the demo model)")
-            yield Input(c.model or "", placeholder="/path/to/a/hugging-face/model", id="set-model")
+            with box:
+                yield from self.fields()
             yield Label(
                 "ctrl+s apply · escape cancel · tab next field · space toggles an engine", classes="dialog-help"
             )
+
+    def fields(self) -> ComposeResult:
+        c = self.current
+        yield Label("", id="settings-error")
+        yield Label("add an engine variant (NAME:key=value,…) ⏎")
+        yield Input(placeholder="hf-single:dtype=float32", id="set-variant")
+        with Horizontal(classes="settings-row"):
+            with Vertical():
+                yield Label("engines: space")
+                yield CheckList(self.order, set(c.engines), id="set-engines")
+            with Vertical():
+                yield Label("reference")
+                yield Select(
+                    [(n, n) for n in self.order], value=c.reference_label, allow_blank=False, id="set-reference"
+                )
+                yield Label("dtype")
+                yield Select([(d, d) for d in DTYPES], value=c.dtype, allow_blank=False, id="set-dtype")
+                yield Label("attention")
+                yield Select([(a, a) for a in ATTN_IMPLEMENTATIONS], value=c.attn, allow_blank=False, id="set-attn")
+                yield Label("stop at EOS")
+                yield Select(
+                    [("yes", True), ("no", False)], value=c.stop_at_eos, allow_blank=False, id="set-stop-at-eos"
+                )
+            with Vertical():
+                yield Label("max new tokens")
+                yield Input(str(c.max_new_tokens), id="set-max-new-tokens", type="integer")
+                yield Label("top-k")
+                yield Input(str(c.top_k), id="set-top-k", type="integer")
+                yield Label("batch size")
+                yield Input(str(c.batch_size), id="set-batch-size", type="integer")
+                yield Label("fragile threshold")
+                yield Input(str(c.fragile_threshold), id="set-fragile-threshold", type="number")
+        yield Label("model folder (empty: the demo model)")
+        yield Input(c.model or "", placeholder="/path/to/a/hugging-face/model", id="set-model")
 
     def on_mount(self) -> None:
         for field in self.query(Input):
             field.cursor_blink = False
         self.query_one("#set-variant", Input).focus()
+        # focusing the field scrolls only it into view: open at the top, its label shown too
+        self.call_after_refresh(self.query_one("#settings-box").scroll_home, animate=False)
 
     def error(self, text: str) -> None:
         """One line in the dialog saying what is wrong (the dialog stays open)."""

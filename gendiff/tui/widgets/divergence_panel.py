@@ -19,6 +19,7 @@ from gendiff.records.classify import reading
 from gendiff.records.divergence import Divergence
 from gendiff.records.statistics import DistributionStats
 from gendiff.records.trace import TokenStep
+from gendiff.state import view
 from gendiff.tui.widgets.steady_static import SteadyStatic
 
 
@@ -56,14 +57,10 @@ def top_table(
 
 
 def explain(d: Divergence) -> str:
-    """One line on what the divergence's classification and margin mean (see gendiff.classify),
-    and the float32 re-check's verdict when there is one."""
+    """One line on what the divergence's classification and margin mean (see gendiff.classify)."""
     if d.reason not in ("token", "length"):
         return ""
-    text = reading(d)
-    if d.recheck is not None:
-        text += f" · recheck: {d.recheck.summary()}"
-    return text
+    return reading(d)
 
 
 def statistics_line(engine: str, reference: str, stats: DistributionStats) -> str:
@@ -122,9 +119,11 @@ class DivergencePanel(VerticalScroll):
         divergence: Divergence | None,
         hint: str = "",
         statistics: dict[str, DistributionStats] | None = None,
+        note: str | None = None,
     ) -> None:
         """``statistics``: this prompt's ``--stats`` numbers per engine, one line each (the shown
-        engine first; the reference, 0 against itself, left out)."""
+        engine first; the reference, 0 against itself, left out); ``note``: the reading of the
+        divergence (gendiff.state.view.panel_reading; by default :func:`explain`)."""
         lines = []
         if statistics and divergence is not None:
             shown = divergence.engine
@@ -189,22 +188,19 @@ class DivergencePanel(VerticalScroll):
             summary.append(item, style=style)
         if d.reason == "length":
             summary.append(f"\n{inert(d.detail)}", style="italic")
-        note = inert(" · ".join(part for part in (explain(d), drift_note(d)) if part))
+        read = explain(d) if note is None else note
+        line = inert(" · ".join(part for part in (read, drift_note(d)) if part))
         # the reading and the margins first: on a small terminal they are what stays in view
-        parts = ([Text(note, style="italic")] if note else []) + [summary, tables]
+        parts = ([Text(line, style="italic")] if line else []) + [summary, tables]
         if self._statistics:
             parts.append(Text(self._statistics))
         if d.decoding_note:
             parts.append(Text(f"penalties differ: {d.decoding_note}", style=colours.get("warning", "yellow")))
-        if d.bisection is not None or d.reconvergence is not None:
-            found = Text(style=colours.get("accent", ""))
-            if d.reconvergence is not None:  # the verdict (does the fork last) before where it starts
-                found.append(f"re-convergence: {d.reconvergence.summary()}")
-            if d.bisection is not None:
-                # where it starts; the positions and layers are b's view (at 80x24 they would push
-                # the reading and the margins out of the panel)
-                found.append((" · " if d.reconvergence else "") + f"bisection: {d.bisection.summary_lines()[0]}")
-            found.append("  (b: earlier positions, per-layer chart)", style="dim")
+        verdicts = view.panel_verdicts(d)
+        if verdicts:  # what was measured first: on a small terminal it is what stays in view
+            found = Text(inert(" · ".join(verdicts)), style=colours.get("accent", ""))
+            if d.bisection is not None or d.reconvergence is not None:
+                found.append("  (b: earlier positions, per-layer chart)", style="dim")
             parts.insert(0, found)
         self.update(Group(*parts))
 

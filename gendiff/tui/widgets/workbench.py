@@ -39,7 +39,13 @@ class Workbench(Vertical):
         Binding("g", "step_home", "Back to the divergence (step explorer)", id="step.home", show=False),
         Binding("o", "filter_engine", "Only", id="compare.only", tooltip="Only this engine's divergences (again: all)"),
         Binding("b", "bisect", "Bisect", id="diagnose.bisect", tooltip="Bisect: the first module that differs"),
-        Binding("f", "recheck", "f32", id="diagnose.recheck", tooltip="Recheck this divergence in float32"),
+        Binding(
+            "f",
+            "recheck",
+            "f32",
+            id="diagnose.recheck",
+            tooltip="Recheck in float32 every divergence of this prompt's call (its batch)",
+        ),
     ]
 
     class DiagnoseRequested(Message):
@@ -234,7 +240,7 @@ class Workbench(Vertical):
         if d is None:
             panel.show_divergence(title, None, view.panel_hint(self.ws, prompt, engine))
             return
-        panel.show_divergence(title, d, statistics=prompt.statistics)
+        panel.show_divergence(title, d, statistics=prompt.statistics, note=view.panel_reading(self.ws, prompt, d))
 
     def divergence_step(self) -> int | None:
         prompt = self.current
@@ -329,7 +335,7 @@ class Workbench(Vertical):
         target = view.next_stop(self.ws, others, here, direction)
         if target is None:
             ran = any(self.ws.mark(p)[0] != "new" for p in self.ws.prompts)
-            self.notify("no divergences" + ("" if ran else " yet: run the prompts first (R)"))
+            self.notify("no divergences" + ("" if ran or self.ws.saved else " yet: run the prompts first (R)"))
             return
         self.selected_engine = others[target[1]]
         self.step_cursor = None
@@ -343,7 +349,7 @@ class Workbench(Vertical):
         prompt = self.current
         length = max((self.ws.length(prompt, label) for label in self.ws.labels), default=0) if prompt else 0
         if prompt is None or length == 0:
-            self.notify("no tokens to step through yet: run the prompt first (r)")
+            self.notify(view.no_tokens_note(self.ws))
             return
         if self.step_cursor is None:
             base = self.divergence_step()

@@ -128,6 +128,11 @@ async def test_a_split_opens_the_divergence_view(tmp_path) -> None:
         assert d is not None and d.step == 3
         panel = plain(view.workbench.panel.body, 118)
         assert "city" in panel and "France" in panel  # the top-k at the split, both sides
+        # r, R, b and f are off here: nothing on this screen offers them
+        title = view.workbench.panel.border_title
+        offered = panel + " " + title
+        assert "(f," not in offered and "(r)" not in offered and "b bisects" not in offered, offered
+        assert "deleted" not in title, title
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, DeterminismScreen))
         await pilot.press("q")

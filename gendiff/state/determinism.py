@@ -115,6 +115,7 @@ def split_workspace(
     prompt = Prompt(0, text, ws.blank_cells())
     ws.prompts.append(prompt)
     ws.next_id = 1
+    ws.saved, ws.replays = True, False  # a view of finished trials: nothing runs or replays here
     kept = {reference: replace(traces[s.mode_trial], engine=reference, prompt_index=0)}
     kept[other] = replace(traces[trial], engine=other, prompt_index=0)
     batches = {}

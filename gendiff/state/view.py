@@ -173,7 +173,7 @@ def batch_title(ws: Workspace, prompt: Prompt, engine: str | None = None) -> str
     ):
         return "one prompt at a time"
     if len(batch.prompt_ids) == 1:
-        return "batch: ran alone (r)"
+        return "batch: ran alone" + ("" if ws.saved else " (r)")
     positions = {p.id: i + 1 for i, p in enumerate(ws.prompts)}
     # an id this list issued and no longer has was deleted; one it never issued (a determinism
     # trial's fillers) was never in it
@@ -229,6 +229,8 @@ def panel_reading(ws: Workspace, prompt: Prompt, d: Divergence) -> str:
         return ""
     if rechecking(ws, prompt):
         return reading(d, "the float32 re-check of this call is running (escape cancels)")
+    if not ws.replays:  # f is off in this view
+        return reading(d, "a float32 re-check tells (gendiff run --recheck float32)")
     return reading(d)
 
 

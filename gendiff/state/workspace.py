@@ -53,6 +53,7 @@ class Workspace:
         self.recheck: RunState | None = None  # the float32 re-check running (or the last one); fills no cells
         self.partial = False  # a snapshot exported mid-run: a missing trace was not finished, not cancelled
         self.saved = False  # a saved snapshot opened to view: nothing runs (r, R and s are off)
+        self.replays = True  # b and f can replay its engines (not in a determinism split's view)
         self._run_id = 0
         self.prompts: list[Prompt] = []
         self.batches: dict[int, Batch] = {}
@@ -360,10 +361,6 @@ class Workspace:
             ),
             running=sum(m == RUN_MARK for m, _ in marks),
         )
-
-    def stops(self, engines: list[str]) -> list[tuple[int, str]]:
-        """(prompt position, engine) of every divergence among ``engines``, in list order."""
-        return [(i, e) for i, p in enumerate(self.prompts) for e in engines if e in self.diverged_engines(p)]
 
     def steps(self, prompt: Prompt, label: str) -> list[TokenStep]:
         return list(self._steps_seen(prompt, label))

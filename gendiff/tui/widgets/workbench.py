@@ -235,7 +235,9 @@ class Workbench(Vertical):
             return
         engine = self.selected_engine
         busy = self.ws.running or (self.ws.recheck is not None and not self.ws.recheck.ended)
-        title = view.panel_title(self.ws, prompt, self.current_number, engine, not self.comparing and not busy)
+        title = view.panel_title(
+            self.ws, prompt, self.current_number, engine, not self.comparing and not busy and self.ws.replays
+        )
         d = self.ws.divergence(prompt, engine)
         if d is None:
             panel.show_divergence(title, None, view.panel_hint(self.ws, prompt, engine))
@@ -270,7 +272,7 @@ class Workbench(Vertical):
             if step < len(forced):
                 rows.append((f"{d.engine} fed {d.reference}'s tokens", forced[step]))
                 note += f" The last block is {d.engine} fed {d.reference}'s tokens (teacher-forced): like with like."
-            else:
+            elif self.ws.replays:
                 note += f" b computes the teacher-forced view ({d.engine} fed {d.reference}'s tokens)."
         panel = self.panel
         title = f"prompt {self.current_number} · step {step} · ←/→ step · g back to the divergence"

@@ -34,6 +34,8 @@ def test_histogram_lists_every_split_step_and_the_rest() -> None:
     assert [line.split("│")[0].split() for line in lines[:2]] == [["step", "1"], ["step", "2"]]
     step1, step2 = (cells(line.split("│")[1].split(" ")[0]) for line in lines[:2])
     assert step2 == 2 * step1  # two trials split at step 2, one at step 1
+    room = 30 - len("step 1 │ 2") - 1  # a full bar is all 8 trials, whatever the largest count
+    assert step1 == round(1 / 8 * room * 8) / 8, (step1, room)
     assert lines[-1] == "5 of 8 trials as the most common (no split)"
     assert histogram_lines(spread([mode] * 3), 30) == ["no split: 3 of 3 trials identical"]
 

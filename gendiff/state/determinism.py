@@ -24,8 +24,9 @@ def table_lines(result: Determinism) -> list[str]:
     the token pairs at the splits with counts and margin class, the bisection."""
     sizes = sorted({len(t.prompts) for t in result.trials}) or [0]
     lines = [
-        f"{result.protocol}: {len(result.trials)} trials (seed {result.seed}, batch sizes {sizes[0]}..{sizes[-1]}) "
-        f'of "{one_line(result.pool[0])[:60]}"'
+        f"{result.protocol}: {len(result.trials)} trial{'s' if len(result.trials) != 1 else ''} run (seed {result.seed}, "
+        + (f"batch size {sizes[0]}) " if sizes[0] == sizes[-1] else f"batch sizes {sizes[0]}..{sizes[-1]}) ")
+        + f'of "{one_line(result.pool[0])[:60]}"'
     ]
     if result.partial:
         lines.append(f"  partial: cancelled after {len(result.trials)} of {result.planned} trials")
@@ -80,8 +81,9 @@ def bar(value: int, largest: int, width: int) -> str:
 
 
 def histogram_lines(s: Spread, width: int) -> list[str]:
-    """The first split positions as horizontal bars, one line per step that has any (scaled to the
-    largest count), then how many trials never left the most common completion."""
+    """The first split positions as horizontal bars, one line per step that has any (a full bar is
+    every trial, so the bars of two engines of one run compare), then how many trials never left
+    the most common completion."""
     if not s.split_histogram:
         return [f"no split: {s.trials} of {s.trials} trials identical"]
     largest = max(s.split_histogram.values())
@@ -89,7 +91,7 @@ def histogram_lines(s: Spread, width: int) -> list[str]:
     count_width = len(str(largest))
     room = max(4, width - step_width - count_width - len("step  │  "))
     lines = [
-        f"step {step:>{step_width}} │{bar(n, largest, room):<{room}} {n:>{count_width}}"
+        f"step {step:>{step_width}} │{bar(n, s.trials, room):<{room}} {n:>{count_width}}"
         for step, n in sorted(s.split_histogram.items())
     ]
     lines.append(f"{s.most_common} of {s.trials} trials as the most common (no split)")

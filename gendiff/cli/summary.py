@@ -98,6 +98,10 @@ def checked(verdict: Any) -> str:
     return f"not checked on this model: {verdict.where()}"
 
 
+def pct(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
 def statistics_table(
     statistics: dict[str, Any], labels: list[str], title: str, loss: bool = False, base: str = "the reference"
 ) -> str:
@@ -108,21 +112,25 @@ def statistics_table(
     lines = [
         title,
         f"  {'engine':<{width}}  {'positions':>9}  {'KLD mean':>9}  {'median':>9}  {'p99':>9}  {'max':>9}  "
-        f"{'at':>7}  {'same top1':>9}  {'Δp mean':>9}  {'Δp rms':>9}" + (f"  {'loss':>9}" if loss else ""),
+        f"{'at':>7}  {'same top1':>9}  {'Δp mean %':>9}  {'Δp rms %':>9}" + (f"  {'loss':>9}" if loss else ""),
     ]
     for label in labels:
         st = statistics[label]
-        at = "—" if st.kld_max_prompt is None else f"{st.kld_max_prompt + 1}/{st.kld_max_position}"
+        at = "—" if st.kld_max_prompt is None or not st.kld_max else f"{st.kld_max_prompt + 1}/{st.kld_max_position}"
         same = "—" if st.same_top1 is None else f"{100 * st.same_top1:.2f}%"
         kl = "≥" if st.kld_top_k is not None else ""  # over the top k only: a lower bound
         lines.append(
             f"  {label:<{width}}  {st.positions:>9}  {kl + number(st.kld_mean, 6):>9}  {kl + number(st.kld_median, 6):>9}  "
             f"{kl + number(st.kld_p99, 6):>9}  {kl + number(st.kld_max, 6):>9}  {at:>7}  {same:>9}  "
-            f"{number(st.dp_mean, 6):>9}  {number(st.dp_rms, 6):>9}" + (f"  {number(st.loss, 6):>9}" if loss else "")
+            f"{number(pct(st.dp_mean), 6):>9}  {number(pct(st.dp_rms), 6):>9}"
+            + (f"  {number(st.loss, 6):>9}" if loss else "")
         )
     side = "reference" if base == "the reference" else "base"
     what = "prompt/step" if not loss else "text/token" if side == "reference" else "chunk/step"
-    lines.append(f"  (at: {what} of the largest KLD; Δp: change of the {side} token's probability)")
+    lines.append(
+        f"  (at: {what} of the largest KLD, the first counted from 1, the second from 0; Δp: change of the {side} "
+        "token's probability, in percentage points)"
+    )
     for label in labels:
         k = statistics[label].kld_top_k
         if k is not None:

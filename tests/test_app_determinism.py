@@ -103,6 +103,12 @@ async def test_result_layout_and_keys(tmp_path, size) -> None:
                 region = widget.region
                 assert region.right <= size[0] and region.x >= 0, widget.id
         assert screen.query_one("#det-splits").virtual_size.height >= len(rows) + 1
+        # the splits have the focus and are on screen (at 80x24 they were below it, enter acting unseen)
+        await pilot.pause()
+        splits = screen.query_one("#det-splits")
+        body = screen.query_one("#det-body").region
+        assert app.focused is splits
+        assert splits.region.y < body.bottom and splits.region.bottom > body.y, (splits.region, body)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, DeterminismScreen))
         await open_screen(app, pilot)
@@ -279,3 +285,27 @@ async def test_a_worker_that_dies_is_said_and_the_app_lives_on(tmp_path, monkeyp
         assert any("boom" in said for said in app.said), app.said
         await pilot.press("escape")  # nothing runs: back to the main screen
         await wait_until(pilot, lambda: not isinstance(app.screen, DeterminismScreen))
+
+
+async def test_at_80x24_the_splits_of_four_engines_are_focused_and_on_screen(tmp_path) -> None:
+    from dataclasses import replace
+
+    one = fake_result()
+    labels = ["hf-single", "hf-left", "hf-right", "packed"]
+    four = replace(
+        one,
+        completions={label: one.completions["hf-right"] for label in labels},
+        spreads={label: one.spreads["hf-right"] for label in labels},
+        traces={label: one.traces["hf-right"] for label in labels},
+    )
+    app = app_for(prompt_file(tmp_path, "The capital of France is", "filler one"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_screen(app, pilot)
+        screen.post_message(DeterminismEnded(0, four))
+        await wait_until(pilot, lambda: screen.result is not None)
+        await pilot.pause()
+        splits, body = screen.query_one("#det-splits"), screen.query_one("#det-body")
+        assert app.focused is splits
+        visible = body.content_region
+        # the table's first rows lie inside the scrolled body's visible area (they were at y 39 of 24)
+        assert visible.y <= splits.region.y < visible.bottom, (splits.region, visible)

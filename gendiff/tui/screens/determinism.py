@@ -213,8 +213,9 @@ class DeterminismScreen(Screen[None]):
         elif self.result is not None and self.result.partial:
             self.notify("cancelled: the trials that finished are shown, marked partial", timeout=4)
         self.refresh_all()
-        if self.split_rows:
-            self.query_one("#det-splits", DataTable).focus()
+        if self.split_rows:  # after the new rows are laid out, so focusing scrolls them into view (80x24)
+            table = self.query_one("#det-splits", DataTable)
+            self.call_after_refresh(lambda: (table.focus(), table.scroll_visible(animate=False)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The worker died unexpectedly (its failures are its messages otherwise): said, and nothing runs."""

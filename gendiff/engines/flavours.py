@@ -63,13 +63,7 @@ class OpenAICompletions(Flavour):
 
     def parse(self, data: Any) -> Parsed:
         choice = first_choice(data)
-        logprobs = choice.get("logprobs") or {}
-        if not isinstance(logprobs, dict):
-            raise BadAnswer(f"choices[0].logprobs is {shown_value(logprobs)}, not an object")
-        refuse_llamacpp_shape(logprobs)
-        tokens, chosen, tops = logprobs.get("tokens"), logprobs.get("token_logprobs"), logprobs.get("top_logprobs")
-        if not isinstance(tokens, list) or not isinstance(chosen, list) or not isinstance(tops, list):
-            raise ServedError("the answer has no logprobs (tokens, token_logprobs, top_logprobs)")
+        tokens, chosen, tops = _logprob_lists(choice, "the answer")
         steps = []
         for index, (token, logprob, top) in enumerate(zip(tokens, chosen, tops)):
             if not isinstance(top, dict):
@@ -131,13 +125,7 @@ class OpenAICompletions(Flavour):
         return Request("/v1/completions", body)
 
     def parse_forced(self, data: Any) -> tuple[list[Any], list[Any], list[Any]]:
-        logprobs = first_choice(data).get("logprobs") or {}
-        if not isinstance(logprobs, dict):
-            raise BadAnswer(f"choices[0].logprobs is {shown_value(logprobs)}, not an object")
-        refuse_llamacpp_shape(logprobs)
-        tokens, chosen, tops = logprobs.get("tokens"), logprobs.get("token_logprobs"), logprobs.get("top_logprobs")
-        if not isinstance(tokens, list) or not isinstance(chosen, list) or not isinstance(tops, list):
-            raise ServedError("the echoed prompt has no logprobs (tokens, token_logprobs, top_logprobs)")
+        tokens, chosen, tops = _logprob_lists(first_choice(data), "the echoed prompt")
         pairs = []
         for index, top in enumerate(tops):
             if top is not None and not isinstance(top, dict):
@@ -302,3 +290,16 @@ def _renormalised(steps: list[Step]) -> bool:
             return True
     single = all(len(top) <= 1 for _, _, top in steps)
     return single and len(steps) >= 4 and all(logprob == 0.0 for _, logprob, _ in steps)
+
+
+def _logprob_lists(choice: dict[str, Any], what: str) -> tuple[list[Any], list[Any], list[Any]]:
+    """A vLLM-shaped choice's ``logprobs``: its tokens, token_logprobs and top_logprobs lists (the
+    shape checked, llama.cpp's refused); ``what`` names the answer in the error."""
+    logprobs = choice.get("logprobs") or {}
+    if not isinstance(logprobs, dict):
+        raise BadAnswer(f"choices[0].logprobs is {shown_value(logprobs)}, not an object")
+    refuse_llamacpp_shape(logprobs)
+    tokens, chosen, tops = logprobs.get("tokens"), logprobs.get("token_logprobs"), logprobs.get("top_logprobs")
+    if not isinstance(tokens, list) or not isinstance(chosen, list) or not isinstance(tops, list):
+        raise ServedError(f"{what} has no logprobs (tokens, token_logprobs, top_logprobs)")
+    return tokens, chosen, tops

@@ -141,3 +141,33 @@ def test_keys_typed_while_the_app_starts_are_not_echoed_and_the_echo_comes_back_
     assert b"\x1b[?1049h" in seen
     assert b"zzz" not in before_the_app  # not echoed over the screen
     assert code == 0 and echo_after  # the terminal's own settings are back
+
+
+def test_ctrl_s_typed_while_the_app_starts_reaches_the_editor_it_was_meant_for(tmp_path):
+    """a, a prompt's text and ctrl+s typed before the first frame: the prompt is added and saved.
+    ctrl+s was the terminal's flow control (XOFF) until the app took the terminal, so it never
+    reached the app (a reviewer's early ctrl+s left the editor open, nothing saved)."""
+    import termios
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("first\n")
+    process, primary = start([str(prompts)], tmp_path, {"GENDIFF_CONFIG_DIR": str(tmp_path)})
+    seen = bytearray()
+    try:
+        deadline = time.monotonic() + 60
+        while (termios.tcgetattr(primary)[3] & (termios.ECHO | termios.ICANON)) != termios.ICANON:
+            assert time.monotonic() < deadline and process.poll() is None, "no quiet window before the app"
+            time.sleep(0.005)
+        os.write(primary, b"aearly\x13")  # add a prompt, type it, ctrl+s: all before the first frame
+        assert read_until(primary, process, b"Prompts", 120, seen), seen[-2000:]
+        deadline = time.monotonic() + 30
+        while "early" not in prompts.read_text() and time.monotonic() < deadline:
+            read_until(primary, process, b"\x00never", 0.5, seen)
+        saved = prompts.read_text()
+        os.write(primary, b"q")
+        read_until(primary, process, b"\x00never", 20, seen)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+        os.close(primary)
+    assert saved.splitlines() == ["first", "early"], saved

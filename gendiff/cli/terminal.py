@@ -1,7 +1,8 @@
 """Keys typed while the app starts: between the command and the app's first frame (a second or
 more of imports) the terminal is still in its line mode and would echo each key over the
-screen. :func:`keys_held_quietly` turns the echo off at once (stdlib only, before any heavy
-import) and keeps the line buffering, so the keys wait unseen for the app, which reads them when
+screen, and ctrl+s would be taken as flow control (XOFF) and never reach the app.
+:func:`keys_held_quietly` turns the echo and that flow control off at once (stdlib only, before
+any heavy import) and keeps the line buffering, so the keys wait unseen for the app, which reads them when
 it takes the terminal; the terminal's own settings come back however the process ends (return,
 exception, or :func:`restore_now` before an ``os._exit``)."""
 
@@ -29,6 +30,7 @@ def keys_held_quietly() -> Iterator[None]:
         yield
         return
     quiet = list(before)
+    quiet[0] &= ~termios.IXON  # iflags: ctrl+s / ctrl+q are keys for the app, not the terminal's flow control
     quiet[3] &= ~(termios.ECHO | termios.ECHONL)  # lflags: no echo; ICANON kept, keys stay queued
     termios.tcsetattr(fd, termios.TCSANOW, quiet)
     _saved.append((fd, before))

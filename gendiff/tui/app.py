@@ -215,14 +215,16 @@ class GendiffApp(App[None]):
         (:meth:`release_keys`), the keys typed after it are held for it instead of running the
         screen's bindings (``d`` or ``q`` in typed text must not delete or quit)."""
         self.keys_held = True
-        self.held_keys: list[str] = []
+        self.held_keys: list[tuple[str, str | None]] = []  # (key, its character if printable)
         self.set_timer(HOLD_KEYS_S, self.release_keys)  # a dialog that never opens frees them
 
-    def release_keys(self) -> str:
-        """The printable text typed while keys were held (the dialog inserts it)."""
+    def release_keys(self) -> tuple[str, str | None]:
+        """What was typed while keys were held, for the dialog: the printable text typed first (it
+        inserts it) and the first other key after it (ctrl+s, escape: the dialog acts on it), or None."""
         self.keys_held = False
-        text, self.held_keys = "".join(getattr(self, "held_keys", [])), []
-        return text
+        held, self.held_keys = getattr(self, "held_keys", []), []
+        lead = next((i for i, (_, character) in enumerate(held) if character is None), len(held))
+        return "".join(character or "" for _, character in held[:lead]), held[lead][0] if lead < len(held) else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return False if getattr(self, "keys_held", False) else True
@@ -232,8 +234,7 @@ class GendiffApp(App[None]):
         says no meanwhile, see :meth:`hold_keys`), or handed to a dialog that is already up but
         not yet focused (``take_early_key``)."""
         if getattr(self, "keys_held", False):
-            if event.is_printable and event.character:
-                self.held_keys.append(event.character)
+            self.held_keys.append((event.key, event.character if event.is_printable else None))
             event.stop()
             return
         take = getattr(self.screen, "take_early_key", None)

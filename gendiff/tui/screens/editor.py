@@ -70,13 +70,16 @@ class PromptEditor(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         release = getattr(self.app, "release_keys", None)
-        held = release() if release is not None else ""  # typed while this dialog was opening
+        held, then = release() if release is not None else ("", None)  # typed while this dialog was opening
         area = self.query_one(PromptArea)
         if held:
             area.insert(held, area.document.end)
         area.cursor_blink = False
         area.move_cursor(area.document.end)
         area.focus()
+        action = {"ctrl+s": self.action_save, "escape": self.action_cancel}.get(then or "")
+        if action is not None:  # typed right after the text, before this dialog had the keys
+            self.call_after_refresh(action)
 
     def take_early_key(self, event: events.Key) -> bool:
         """A printable key typed right after a/e, routed to the screen below before this one

@@ -65,3 +65,28 @@ def plain_teacher_forced(snapshot_data: dict, engine: str = "hf-single") -> list
             logits = model(torch.tensor([ids + tokens])).logits[0].double()
         out.append((tokens, torch.log_softmax(logits, -1)[len(ids) - 1 : -1]))
     return out
+
+
+def llamacpp_built(*keys: str) -> dict[str, str]:
+    """scripts/build_llamacpp.py's paths (its cached build and GGUFs); the calling test module is
+    skipped when ``keys`` are not built yet, and under CI=true that is an error (.ci/run builds them)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "build_llamacpp.py"
+    where = subprocess.run([sys.executable, str(script), "--where"], capture_output=True, text=True, check=True)
+    built = json.loads(where.stdout)
+    missing = [key for key in keys if not Path(built[key]).exists()]
+    if missing:
+        if os.environ.get("CI") == "true":
+            raise RuntimeError(f"CI: {', '.join(missing)} not built; .ci/run must run scripts/build_llamacpp.py first")
+        pytest.skip(
+            f"{', '.join(missing)} not built: run `python scripts/build_llamacpp.py` (about 10 minutes on 2 cores, cached)",
+            allow_module_level=True,
+        )
+    return built

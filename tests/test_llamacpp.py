@@ -7,17 +7,13 @@ one per setting and session (each starts in about a second), killed at the end. 
 where .ci/run builds llama-server first) these must run, not skip.
 """
 
-import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import llamacpp_built
 from server_process import ServerProcess, free_port
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.llamacpp]
 
 # float32 GGUF, `-ctk f32 -ctv f32 -fa off` vs the HF float32 loop: the largest logprob
@@ -31,24 +27,7 @@ TOP_K = 5
 EXACT_FLAGS = ("-ctk", "f32", "-ctv", "f32", "-fa", "off")
 
 
-def _built() -> dict[str, str]:
-    where = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "build_llamacpp.py"), "--where"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(where.stdout)
-
-
-BUILT = _built()
-if not all(Path(BUILT[key]).exists() for key in ("llama_server", "gguf_f32", "gguf_q8_0")):
-    if os.environ.get("CI") == "true":
-        raise RuntimeError("CI: llama-server is not built; .ci/run must run scripts/build_llamacpp.py first")
-    pytest.skip(
-        "llama-server not built: run `python scripts/build_llamacpp.py` (about 10 minutes on 2 cores, cached)",
-        allow_module_level=True,
-    )
+BUILT = llamacpp_built("llama_server", "gguf_f32", "gguf_q8_0")
 
 
 class LlamaServer(ServerProcess):

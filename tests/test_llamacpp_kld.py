@@ -10,14 +10,12 @@ runs no GGUF: llama-perplexity writes them as a base of its own). In CI these ru
 """
 
 import importlib.util
-import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import llamacpp_built
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.llamacpp]
@@ -31,21 +29,7 @@ STEP = 16 / 65535  # the base's quantisation step at most (scale = window / 6553
 NUMERICS = 2e-5
 
 
-def _built() -> dict[str, str]:
-    where = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "build_llamacpp.py"), "--where"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(where.stdout)
-
-
-BUILT = _built()
-if not all(Path(BUILT[key]).exists() for key in ("llama_perplexity", "gguf_f32", "gguf_q8_0")):
-    if os.environ.get("CI") == "true":
-        raise RuntimeError("CI: llama-perplexity is not built; .ci/run must run scripts/build_llamacpp.py first")
-    pytest.skip("llama-perplexity not built: run `python scripts/build_llamacpp.py` (cached)", allow_module_level=True)
+BUILT = llamacpp_built("llama_perplexity", "gguf_f32", "gguf_q8_0")
 
 
 def report(capsys, line: str) -> None:

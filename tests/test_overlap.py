@@ -7,33 +7,20 @@ No timing is asserted here (benchmarks/overlap.py measures the time)."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
+from helpers import llamacpp_built
 from server_process import ServerProcess, free_port
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.llamacpp]
 IN_PROCESS = ["hf-single", "hf-left", "packed"]
 TOKENS = 24
 
 
-def _built() -> dict[str, str]:
-    where = [sys.executable, str(REPO / "scripts" / "build_llamacpp.py"), "--where"]
-    return json.loads(subprocess.run(where, capture_output=True, text=True, check=True).stdout)
-
-
-BUILT = _built()
-if not all(Path(BUILT[key]).exists() for key in ("llama_server", "gguf_f32")):
-    if os.environ.get("CI") == "true":
-        raise RuntimeError("CI: llama-server is not built; .ci/run must run scripts/build_llamacpp.py first")
-    pytest.skip("llama-server not built: run `python scripts/build_llamacpp.py` (cached)", allow_module_level=True)
+BUILT = llamacpp_built("llama_server", "gguf_f32")
 
 
 @pytest.fixture(scope="module")

@@ -118,3 +118,33 @@ async def test_a_long_column_draws_only_its_lines_in_view_as_a_static_would(monk
         drawn = [column.render_line(y).text.rstrip() for y in range(height)]
         assert drawn == expected[30 : 30 + height]
         assert column.line_of("mark") == next(i for i, line in enumerate(expected) if "␣w100" in line.split(" "))
+
+
+async def test_a_text_shown_again_is_drawn_from_its_kept_lines(monkeypatch):
+    from gendiff.tui.widgets import token_column
+
+    made: list[int] = []
+    original = token_column._Wrapped.__init__
+
+    def counting(self, hard, width):
+        made.append(width)
+        original(self, hard, width)
+
+    monkeypatch.setattr(token_column._Wrapped, "__init__", counting)
+    app = ColumnHost()
+    async with app.run_test(size=(40, 12)) as pilot:
+        column = app.query_one(TokenColumn)
+        first, second = [f" a{i}" for i in range(60)], [f" b{i}" for i in range(60)]
+        column.show(first, 10)
+        await pilot.pause()
+        drawn = [column.render_line(y).text for y in range(5)]
+        column.show(second, 10)
+        await pilot.pause()
+        wraps = len(made)
+        column.show(first, 10)  # back to the first prompt (p after n)
+        await pilot.pause()
+        assert len(made) == wraps  # no new wrap
+        assert [column.render_line(y).text for y in range(5)] == drawn
+        column.show(first, 11)  # the same tokens with another mark: another text, wrapped anew
+        await pilot.pause()
+        assert len(made) > wraps

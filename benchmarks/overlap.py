@@ -8,6 +8,11 @@ included: the models are loaded before, so that is the engines' checks and gener
 ratio is the overlapped run's wall time over it (target <= 1.1). Runs are interleaved pairs
 (sequential, overlapped) on a shared machine: compare within a pair.
 
+The server has one thread and torch gets the cores it leaves (``--torch-threads``, default
+cores - 1): on two cores torch's default two threads and the server's one would share two cores,
+and the overlapped run would measure that contention (each engine slower than it was alone), not
+whether gendiff runs them at once; ``--torch-threads 2`` measures that case.
+
 OMP_WAIT_POLICY=PASSIVE is set (unless given): with torch's two OpenMP threads spinning while
 another process holds one of two cores, the in-process engines' times varied 20x between pairs
 (0.9-21 s for the same run); passive waiting changes no number, only how idle threads wait.
@@ -163,8 +168,17 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--set", choices=[name for name, _ in SETS], action="append", help="only this set of engines")
     parser.add_argument("--json-line", action="store_true", help="print one JSON line (run_benchmarks.py reads it)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) - 1),
+        help="torch's threads for the in-process engines (default: the cores the server's one thread leaves)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see the docstring)
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
     paths = built()
     if paths is None:
         print(json.dumps({"skipped": "llama-server not built: run python scripts/build_llamacpp.py"}))
@@ -178,6 +192,7 @@ def main() -> int:
             "shape": [args.prompts, args.tokens],
             "load": os.getloadavg()[0],
             "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+            "torch_threads": args.torch_threads,
             "sets": {
                 name: measure(server.url, local, args.prompts, args.tokens, args.pairs)
                 for name, local in SETS

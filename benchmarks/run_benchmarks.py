@@ -453,7 +453,7 @@ def overlap() -> None:
             "<= 1.1",
             result["ratio"] <= 1.1,
             f"median of {len(pairs)} pair(s), sequential {sequential:.3f}; {detail}; load {f['load']:.1f}, "
-            f"OMP_WAIT_POLICY={f['omp_wait_policy']}",
+            f"torch threads {f['torch_threads']}, OMP_WAIT_POLICY={f['omp_wait_policy']}",
         )
 
 

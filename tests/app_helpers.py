@@ -37,6 +37,15 @@ async def wait_until(pilot, condition, timeout=600.0):
     await pilot.pause()  # what the state says now reaches the screen (its Changed messages)
 
 
+async def settled(pilot):
+    """Past the moment the prompt's text and the panel take the rows what they show needs
+    (SteadyStatic.SETTLE_SECONDS after the last change), laid out."""
+    from gendiff.tui.widgets.steady_static import SETTLE_SECONDS
+
+    await pilot.pause(SETTLE_SECONDS + 0.05)
+    await pilot.pause()
+
+
 def app_for(path=None, other=None, preload=False, theme=None, given=None, **run):
     """The app as ``gendiff [path [other]] --option …`` starts it (the file is opened first, as the CLI does)."""
     run.setdefault("max_new_tokens", 24)

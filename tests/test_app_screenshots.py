@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from app_helpers import app_for, hand_made_snapshot, prompt_file
+from app_helpers import app_for, hand_made_snapshot, prompt_file, settled
 
 from gendiff.io.documents import open_document
 from gendiff.run.options import RunOptions
@@ -18,6 +18,17 @@ from gendiff.tui.screens.diagnosis import DiagnosisScreen
 
 SIZES = {"80x24": (80, 24), "160x50": (160, 50)}
 SIZE = (130, 40)
+
+
+def pressed(*keys: str):
+    """``run_before`` for snap_compare: press ``keys``, then wait until the panel and the prompt's
+    text have taken the rows what they show needs (they hold their rows while keys come fast)."""
+
+    async def run_before(pilot) -> None:
+        await pilot.press(*keys)
+        await settled(pilot)
+
+    return run_before
 
 
 def viewer(tmp_path, theme: str | None = None) -> GendiffApp:
@@ -54,7 +65,7 @@ def test_diagnosis_view_while_computing(snap_compare, tmp_path, size):
 @pytest.mark.parametrize("size", SIZES)
 def test_step_explorer_before_the_divergence(snap_compare, tmp_path, size):
     # prompt 1 diverges at step 3; ← puts the cursor on step 2, where every engine still agrees
-    assert snap_compare(viewer(tmp_path), press=["left"], terminal_size=SIZES[size])
+    assert snap_compare(viewer(tmp_path), run_before=pressed("left"), terminal_size=SIZES[size])
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -78,7 +89,7 @@ def test_main_screen(snap_compare, tmp_path):
 
 
 def test_divergence_panel_after_n(snap_compare, tmp_path):
-    assert snap_compare(viewer(tmp_path), press=["n"], terminal_size=SIZE)
+    assert snap_compare(viewer(tmp_path), run_before=pressed("n"), terminal_size=SIZE)
 
 
 def test_help_screen(snap_compare, tmp_path):

@@ -4,7 +4,7 @@ reading that agrees with the numbers it shows."""
 from __future__ import annotations
 
 import pytest
-from app_helpers import FakeRun, app_for, hand_made_snapshot
+from app_helpers import FakeRun, app_for, hand_made_snapshot, settled
 from helpers import step, trace
 from textual.geometry import Region
 
@@ -140,6 +140,9 @@ async def test_the_panel_gives_rows_back_when_what_it_shows_is_shorter(tmp_path,
         tall, list_rows = panel.outer_size.height, listing.outer_size.height
         await pilot.press("down")
         await pilot.pause()
+        # while keys move over the prompts the panel keeps its rows: the columns do not jump
+        assert panel.outer_size.height == tall and listing.outer_size.height == list_rows
+        await settled(pilot)
         lines = [line for line in body_lines(panel) if line]
         assert any("matches" in line for line in lines)
         # nothing diverged: no "earlier" than a divergence, only how many steps were fragile
@@ -148,7 +151,7 @@ async def test_the_panel_gives_rows_back_when_what_it_shows_is_shorter(tmp_path,
         assert panel.outer_size.height == len(lines) + 2 < tall
         assert listing.outer_size.height == list_rows + (tall - panel.outer_size.height)
         await pilot.press("up")
-        await pilot.pause()
+        await settled(pilot)
         assert panel.outer_size.height == tall and listing.outer_size.height == list_rows
 
 

@@ -54,7 +54,7 @@ class SplitScreen(Screen[None]):
         self.workbench.apply_layout(self.app.size.width)
         self.workbench.prompt_list.focus()
         self.query_one("#run-line", Static).update(inert(view.header(self.ws, self.what, "", "escape: back")))
-        self.call_after_refresh(self.workbench.scroll_to_token)
+        self.workbench.bring_tokens_into_view()
 
     def on_resize(self, event: events.Resize) -> None:
         self.workbench.apply_layout(event.size.width)

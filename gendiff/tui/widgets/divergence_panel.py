@@ -100,7 +100,7 @@ class DivergencePanel(VerticalScroll):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.body = SteadyStatic("", id="panel-body")
+        self.body = SteadyStatic("", id="panel-body", settle=True)
 
     def compose(self) -> ComposeResult:
         yield self.body

@@ -71,7 +71,7 @@ class EngineColumns(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield SteadyStatic("", id="prompt-text")
+        yield SteadyStatic("", id="prompt-text", settle=True)
         yield Horizontal(id="columns")
 
     async def set_engines(self, labels: list[str]) -> None:
@@ -97,6 +97,19 @@ class EngineColumns(Vertical):
             column = columns.get(label)
             if column is not None and row.children.index(column) != index:
                 row.move_child(column, before=index)
+
+    def bring_into_view(self, what: str) -> None:
+        """Scroll each shown column to its divergent token (``"mark"``) or step cursor
+        (``"cursor"``) before this frame is drawn (one paint, not one at the old place and one at
+        the new), and again after the next refresh in case a relayout moved it (unmoved: no paint)."""
+
+        def scroll() -> None:
+            for column in self.columns().values():
+                if column.display:
+                    column.bring_into_view(what)
+
+        scroll()
+        self.call_after_refresh(scroll)
 
     def show_prompt(self, number: int | None, text: str) -> None:
         shown = Text("") if number is None else Text.assemble((f"prompt {number}: ", "dim"), inert(text))

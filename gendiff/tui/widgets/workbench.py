@@ -282,12 +282,9 @@ class Workbench(Vertical):
         width = panel.body.content_region.width or None
         panel.update(step_text(step, rows, reference, self.app.theme_variables, split, width, note))
 
-    def scroll_to_token(self) -> None:
-        """Bring the cursor's token, or each column's divergent token, into view."""
-        what = "cursor" if self.step_cursor is not None else "mark"
-        for column in self.columns.columns().values():
-            if column.display:
-                column.bring_into_view(what)
+    def bring_tokens_into_view(self) -> None:
+        """Each shown column's step cursor, or its divergent token, into view."""
+        self.columns.bring_into_view("cursor" if self.step_cursor is not None else "mark")
 
     @on(PromptList.OptionHighlighted, "#prompts")
     def prompt_highlighted(self, event: PromptList.OptionHighlighted) -> None:
@@ -296,7 +293,7 @@ class Workbench(Vertical):
             return
         if event.option_index != drawn:
             self.refresh_view()
-        self.call_after_refresh(self.scroll_to_token)
+        self.bring_tokens_into_view()
 
     def move_highlight(self, row: int) -> None:
         """Highlight ``row`` for a view that the caller draws now (its highlight message won't again)."""
@@ -324,7 +321,7 @@ class Workbench(Vertical):
         self.selected_engine = others[(position + offset) % len(others)]
         self.apply_layout()
         self.refresh_view()
-        self.call_after_refresh(self.scroll_to_token)
+        self.bring_tokens_into_view()
 
     def action_jump(self, direction: int) -> None:
         """The next (1) or previous (-1) divergence, over prompts then engines."""
@@ -344,7 +341,7 @@ class Workbench(Vertical):
         self.apply_layout()
         self.move_highlight(target[0])  # the rows themselves are unchanged: no rebuild
         self.refresh_view()
-        self.call_after_refresh(self.scroll_to_token)
+        self.bring_tokens_into_view()
 
     def action_step(self, offset: int) -> None:
         """Move the step cursor; from no cursor, start next to the divergence (or at step 0)."""
@@ -361,13 +358,13 @@ class Workbench(Vertical):
         self.step_cursor = max(0, min(length - 1, target))
         self.step_prompt = prompt.id
         self.refresh_view()
-        self.call_after_refresh(self.scroll_to_token)
+        self.bring_tokens_into_view()
 
     def action_step_home(self) -> None:
         if self.step_cursor is not None:
             self.step_cursor = None
             self.refresh_view()
-            self.call_after_refresh(self.scroll_to_token)
+            self.bring_tokens_into_view()
 
     def action_filter_engine(self) -> None:
         """Comparing: every engine's A/B pair, then only the first engine's, the next, … and all again."""

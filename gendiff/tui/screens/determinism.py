@@ -2,8 +2,9 @@
 ``gendiff determinism`` run on the selected prompt in a worker, its progress (trial k/N per
 engine, the time left) on a strip, then per engine the CLI's table, the first split positions as
 bars and the token pairs at the splits as rows; enter on a row opens that split in the usual
-divergence view (:class:`gendiff.tui.screens.split_view.SplitScreen`). escape cancels a run
-(what finished is shown, marked partial), and otherwise goes back."""
+divergence view (:class:`gendiff.tui.screens.split_view.SplitScreen`). A run starts only from R
+or the Run button (enter on the setup toggles an engine, never runs). escape cancels a run (what
+finished is shown, marked partial), and otherwise goes back."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Button, DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from gendiff.defaults import DETERMINISM_MAX_BATCH, DETERMINISM_SEED, DETERMINISM_TRIALS
@@ -42,9 +43,14 @@ SPLIT_COLUMNS = ("engine", "step", "most common", "n", "other", "n", "margin cla
 class DeterminismScreen(Screen[None]):
     BINDINGS = [
         Binding("R", "run", "Run", id="determinism.run", tooltip="Run the protocol on the selected prompt"),
-        Binding(
-            "escape", "cancel_or_close", "Cancel / back", id="determinism.cancel", tooltip="Cancel the run; else back"
-        ),
+        # one key, two meanings: the footer shows the one that works now (check_action)
+        Binding("escape", "cancel_run", "Cancel the run", id="determinism.cancel", tooltip="Cancel the run under way"),
+        Binding("escape", "close", "Back", id="determinism.back", tooltip="Back to the main screen"),
+    ]
+    # the focused widget's own enter (the splits table's, the Run button's), listed in help with the bindings
+    HELP = [
+        Binding("enter", "open", "Open split", tooltip="On a row of the splits: that split in the divergence view"),
+        Binding("enter", "press", "Run", tooltip="On the Run button: run the protocol, as R does"),
     ]
 
     def __init__(self, options: RunOptions, prompt: str, others: list[str], protocol: str = "needle") -> None:
@@ -63,7 +69,9 @@ class DeterminismScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="det-main"):
             yield Static("", id="det-title")
-            yield self.setup
+            with Horizontal(id="det-head"):
+                yield self.setup
+                yield Button("Run (R)", id="det-run", compact=True, tooltip="Run the protocol on the selected prompt")
             yield Static("", id="det-progress")
             with VerticalScroll(id="det-body"):
                 yield Static("", id="det-table")
@@ -73,7 +81,7 @@ class DeterminismScreen(Screen[None]):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.setup.border_title = "Determinism: ←/→ change · space toggles an engine · enter or R runs"
+        self.setup.border_title = "←/→ change · space toggles an engine · R runs"
         table = self.query_one("#det-splits", DataTable)
         table.add_columns(*SPLIT_COLUMNS)
         table.border_title = "Splits: enter opens the divergence view"
@@ -104,7 +112,7 @@ class DeterminismScreen(Screen[None]):
         if self.error:
             items = [f"the run failed: {self.error}"]
         elif not items and self.result is None:
-            items = ["not run yet: enter or R runs the protocol"]
+            items = ["not run yet: R (or the Run button) runs the protocol"]
         elif not items and self.result is not None and self.result.partial:
             items = [f"cancelled: {len(self.result.trials)} of {self.result.planned} trials finished (partial)"]
         width = strip.content_region.width or self.size.width
@@ -157,7 +165,19 @@ class DeterminismScreen(Screen[None]):
         if self.running:
             self.refresh_progress()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_run":
+            return self.running
+        if action == "close":
+            return not self.running
+        return True
+
     # ── the run ────────────────────────────────────────────────────────────
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "det-run":
+            event.stop()
+            self.action_run()
+
     def action_run(self) -> None:
         if self.running:
             self.notify("the protocol is running: escape cancels it", severity="warning")
@@ -194,6 +214,7 @@ class DeterminismScreen(Screen[None]):
             detached(work), thread=True, group="determinism", exclusive=True, exit_on_error=False, name="determinism"
         )
         self.refresh_all()
+        self.refresh_bindings()  # escape now cancels
 
     def on_determinism_events(self, message: DeterminismEvents) -> None:
         if message.run_id == self.run_id and self.progress is not None:
@@ -213,6 +234,7 @@ class DeterminismScreen(Screen[None]):
         elif self.result is not None and self.result.partial:
             self.notify("cancelled: the trials that finished are shown, marked partial", timeout=4)
         self.refresh_all()
+        self.refresh_bindings()  # escape now goes back
         if self.split_rows:  # after the new rows are laid out, so focusing scrolls them into view (80x24)
             table = self.query_one("#det-splits", DataTable)
             self.call_after_refresh(lambda: (table.focus(), table.scroll_visible(animate=False)))
@@ -225,15 +247,18 @@ class DeterminismScreen(Screen[None]):
             self.error = f"the run stopped unexpectedly: {describe(event.worker.error)}"
             self.notify(inert(self.error), severity="error", timeout=12)
             self.refresh_all()
+            self.refresh_bindings()
 
-    def action_cancel_or_close(self) -> None:
-        if self.running and self.progress is not None:
-            if not self.cancel.is_set():
-                self.cancel.set()
-                self.progress.cancelling = True
-                self.refresh_progress()
-            return
-        self.dismiss(None)
+    def action_cancel_run(self) -> None:
+        """escape while a run goes: it stops after the current step (a second escape waits for that)."""
+        if self.running and self.progress is not None and not self.cancel.is_set():
+            self.cancel.set()
+            self.progress.cancelling = True
+            self.refresh_progress()
+
+    def action_close(self) -> None:
+        if not self.running:
+            self.dismiss(None)
 
     def stop(self) -> None:
         """Quitting: stop the run (its worker is a daemon thread)."""

@@ -25,6 +25,7 @@ from gendiff.defaults import DETERMINISM_MAX_BATCH, DETERMINISM_SEED, DETERMINIS
 from gendiff.display import inert, one_line
 from gendiff.errors import GendiffError, describe
 from gendiff.records.determinism import Determinism
+from gendiff.run.determinism import trial_plan
 from gendiff.run.options import RunOptions
 from gendiff.state import progress
 from gendiff.state.determinism import common_count, histogram_lines, split_workspace, table_lines, token_label
@@ -195,18 +196,20 @@ class DeterminismScreen(Screen[None]):
         self.run_id += 1
         self.cancel = threading.Event()
         self.result, self.error = None, None
-        trials = self.setup.trials
-        self.progress = TrialProgress(trials, tuple(options.labels), options.max_new_tokens)
+        trials, protocol, seed = self.setup.trials, self.setup.protocol, self.setup.seed
+        _, plan = trial_plan(protocol, self.prompt, self.others, trials, seed, DETERMINISM_MAX_BATCH)
+        rows = tuple(len(trial.prompts) for trial in plan)
+        self.progress = TrialProgress(trials, tuple(options.labels), options.max_new_tokens, rows)
         work = partial(
             run_determinism,
             self.post_message,
             self.run_id,
             options,
-            self.setup.protocol,
+            protocol,
             self.prompt,
             self.others,
             trials,
-            self.setup.seed,
+            seed,
             DETERMINISM_MAX_BATCH,
             self.cancel,
         )

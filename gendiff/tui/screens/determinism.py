@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
 
 from rich.text import Text
@@ -24,13 +25,22 @@ from textual.worker import Worker, WorkerState
 from gendiff.defaults import DETERMINISM_MAX_BATCH, DETERMINISM_SEED, DETERMINISM_TRIALS
 from gendiff.display import inert, one_line
 from gendiff.errors import GendiffError, describe
+from gendiff.io.fileio import atomic_write_text, check_writable
 from gendiff.records.determinism import Determinism
 from gendiff.run.determinism import trial_plan
 from gendiff.run.options import RunOptions
 from gendiff.state import progress
-from gendiff.state.determinism import common_count, histogram_lines, split_workspace, table_lines, token_label
+from gendiff.state.determinism import (
+    common_count,
+    histogram_lines,
+    json_text,
+    split_workspace,
+    table_lines,
+    token_label,
+)
 from gendiff.state.determinism_progress import TrialProgress
 from gendiff.tui.messages import DeterminismEnded, DeterminismEvents
+from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.split_view import SplitScreen
 from gendiff.tui.widgets.determinism_setup import DeterminismSetup
 from gendiff.tui.workers import detached, run_determinism
@@ -38,14 +48,22 @@ from gendiff.tui.workers import detached, run_determinism
 TICK_S = 0.5
 HISTOGRAM_WIDTH = 36
 NARROW = 120  # below this width the bars stand above the pairs table, not beside it
+JSON_ONLY = "JSON, whatever the name: the file gendiff determinism --json writes"
 SPLIT_COLUMNS = ("engine", "step", "most common", "n", "other", "n", "margin class", "trial")
 
 
 class DeterminismScreen(Screen[None]):
     BINDINGS = [
         Binding("R", "run", "Run", id="determinism.run", tooltip="Run the protocol on the selected prompt"),
+        Binding(
+            "x",
+            "export",
+            "Export",
+            id="determinism.export",
+            tooltip="Export the result as gendiff determinism --json writes it",
+        ),
         # one key, two meanings: the footer shows the one that works now (check_action)
-        Binding("escape", "cancel_run", "Cancel the run", id="determinism.cancel", tooltip="Cancel the run under way"),
+        Binding("escape", "cancel", "Cancel the run", id="determinism.cancel", tooltip="Cancel the run under way"),
         Binding("escape", "close", "Back", id="determinism.back", tooltip="Back to the main screen"),
     ]
     # the focused widget's own enter (the splits table's, the Run button's), listed in help with the bindings
@@ -167,7 +185,7 @@ class DeterminismScreen(Screen[None]):
             self.refresh_progress()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cancel_run":
+        if action == "cancel":
             return self.running
         if action == "close":
             return not self.running
@@ -252,7 +270,7 @@ class DeterminismScreen(Screen[None]):
             self.refresh_all()
             self.refresh_bindings()
 
-    def action_cancel_run(self) -> None:
+    def action_cancel(self) -> None:
         """escape while a run goes: it stops after the current step (a second escape waits for that)."""
         if self.running and self.progress is not None and not self.cancel.is_set():
             self.cancel.set()
@@ -262,6 +280,30 @@ class DeterminismScreen(Screen[None]):
     def action_close(self) -> None:
         if not self.running:
             self.dismiss(None)
+
+    def action_export(self) -> None:
+        """The result as ``gendiff determinism --json`` writes it (a cancelled run marked partial,
+        as the screen shows it), atomically, through the main screen's export dialog."""
+        result = self.result
+        if self.running or result is None:
+            said = "the protocol is running: export it once it ends (escape cancels, keeping the trials that finished)"
+            self.notify(said if self.running else "nothing to export yet: R runs the protocol", severity="warning")
+            return
+        text = json_text(result)
+
+        def prepare(path: str):  # noqa: ANN202 — the dialog's job
+            check_writable(path)  # refused in the dialog, the path kept
+            return partial(atomic_write_text, path, text)
+
+        def written(path: object) -> None:
+            if path is not None:
+                cut = f" (partial: {len(result.trials)} of {result.planned} trials)" if result.partial else ""
+                self.notify(f"written to {inert(str(path))}{cut}")
+
+        note = f"partial: cancelled after {len(result.trials)} of {result.planned} trials" if result.partial else ""
+        default = f"gendiff-determinism-{result.protocol}-{datetime.now():%Y%m%d-%H%M%S}.json"
+        dialog = ExportDialog(default, prepare, "Export the protocol's result to:", note, JSON_ONLY)
+        self.app.push_screen(dialog, written)
 
     def stop(self) -> None:
         """Quitting: stop the run (its worker is a daemon thread)."""

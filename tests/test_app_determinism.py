@@ -7,6 +7,7 @@ hand-made completions."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -150,12 +151,16 @@ def stand_in_worker(started: threading.Event):
     answers with those three, partial (what run_protocol returns on a cancel)."""
 
     def stand_in(post, run_id, options, protocol, prompt, others, trials, seed, max_batch, cancel) -> None:
-        from gendiff.records.events import EngineFinished, EngineStarted, RunStarted
+        from gendiff.records.events import EngineFinished, EngineLoaded, EngineStarted, RunStarted, StepGenerated
         from gendiff.records.snapshot import Snapshot
 
         meta = Snapshot({}, {}, "hf-right", [], [])
+        made = TokenStep(11, " The", -0.5, (TopToken(11, " The", -0.5),))
         for _ in range(3):  # three trials finish, then the run waits to be cancelled
             post(DeterminismEvents(run_id, [RunStarted(meta, ("hf-right",)), EngineStarted("hf-right", 1)]))
+            post(DeterminismEvents(run_id, [EngineLoaded("hf-right", 0.0)]))
+            time.sleep(0.01)  # a generation speed: the estimate counts generating time only
+            post(DeterminismEvents(run_id, [StepGenerated("hf-right", 0, 0, made)]))
             post(DeterminismEvents(run_id, [EngineFinished("hf-right", (), 0.1)]))
         started.set()
         assert cancel.wait(30)
@@ -174,7 +179,7 @@ async def test_escape_cancels_a_run_and_shows_it_partial(tmp_path, monkeypatch) 
         await wait_until(pilot, lambda: started.is_set() and screen.progress.done["hf-right"] == 3)
         strip = plain(screen.query_one("#det-progress"), 400)
         assert "trial 3/8" in strip and "hf-right 3/8" in strip and "escape cancels" in strip
-        assert "left" in strip  # an estimate once a trial finished
+        assert "left at this speed" in strip  # an estimate once a trial generated
         await pilot.press("escape")
         await wait_until(pilot, lambda: screen.result is not None)
         assert isinstance(app.screen, DeterminismScreen)  # escape cancelled; it did not leave

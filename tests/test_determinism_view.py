@@ -93,12 +93,13 @@ def test_progress_counts_trials_per_engine_and_estimates_the_rest() -> None:
         progress.apply(EngineLoaded(engine, 0.1))
         progress.apply(StepGenerated(engine, 0, 0, step(1, 2)))
         progress.apply(EngineFinished(engine, (), 0.1))
-    now[0] = 110.0  # one trial of four (both engines) took 10 s: 30 s left at that pace
+    now[0] = (
+        110.0  # 10 s since the start, none of it generating: no speed, so no estimate (tests/test_determinism_estimate.py)
+    )
     assert progress.fraction == 2 / 8
-    assert abs(progress.seconds_left() - 30.0) < 1e-9
+    assert progress.seconds_left() is None
     items = progress.items()
-    assert items[:3] == ["trial 1/4", "hf-single 1/4", "hf-right 1/4"]
-    assert "about 30 s left" in items and items[-1] == "escape cancels"
+    assert items == ["trial 1/4", "hf-single 1/4", "hf-right 1/4", "25%", "escape cancels"]
     progress.apply(RunStarted(meta, ("hf-single", "hf-right")))
     progress.apply(EngineStarted("hf-single", 3))  # a trial of 3 rows: 6 tokens in all
     progress.apply(EngineLoaded("hf-single", 0.1))

@@ -5,7 +5,6 @@ network the most common split starts)."""
 from __future__ import annotations
 
 import argparse
-import json
 
 from gendiff.cli.console import err, out
 from gendiff.cli.headless import check_output, progress_line
@@ -18,7 +17,7 @@ from gendiff.io.prompts import PromptBook
 from gendiff.records.determinism import Determinism
 from gendiff.records.events import EngineFinished
 from gendiff.run.determinism import run_protocol
-from gendiff.state.determinism import table_lines
+from gendiff.state.determinism import json_text, table_lines
 
 
 def cmd_determinism(args: argparse.Namespace) -> int:
@@ -49,7 +48,7 @@ def cmd_determinism(args: argparse.Namespace) -> int:
         on_event=progress,
     )
     if args.json is not None:
-        err(f"written to {atomic_write_text(args.json, json.dumps(result.to_dict(), indent=1))}")
+        err(f"written to {atomic_write_text(args.json, json_text(result))}")
     out(determinism_table(result))
     for label, error in result.errors.items():
         err(f"gendiff: error: {label} failed: {one_line(error)}")

@@ -40,6 +40,15 @@ def prompt_pool(protocol: str, prompt: str, others: list[str]) -> list[str]:
     return [prompt] + others
 
 
+def trial_plan(
+    protocol: str, prompt: str, others: list[str], trials: int, seed: int, max_batch: int
+) -> tuple[list[str], list[Trial]]:
+    """The pool (:func:`prompt_pool`) and the trials laid out from ``seed``: what
+    :func:`run_protocol` runs (the app's estimate reads each trial's rows from it)."""
+    pool = prompt_pool(protocol, prompt, others)
+    return pool, layout(protocol, trials, seed, len(pool) - 1, max_batch)
+
+
 def run_protocol(
     options: RunOptions,
     protocol: str,
@@ -57,8 +66,7 @@ def run_protocol(
     """Run ``protocol`` for ``prompt`` with ``trials`` trials laid out from ``seed``. Once
     ``cancel`` is set the trial under way stops after its current step and is dropped: the record
     holds the trials that finished, marked ``partial``."""
-    pool = prompt_pool(protocol, prompt, others)
-    plan = layout(protocol, trials, seed, len(pool) - 1, max_batch)
+    pool, plan = trial_plan(protocol, prompt, others, trials, seed, max_batch)
     largest = max(len(t.prompts) for t in plan)
     # one trial is one engine call: the batch holds all its rows
     session = Session(replace(options, batch_size=max(options.batch_size, largest)).config(), pool)

@@ -1,11 +1,12 @@
 """What a nondeterminism protocol's result says, as text (the same for ``gendiff determinism``
 and the app's determinism screen): the per-engine table, the token pairs at the splits, the
-histogram of the first split positions drawn as bars, and one split as a Workspace of two
+histogram of the first split positions drawn as bars, the JSON file, and one split as a Workspace of two
 columns (the most common completion and the split's trial), so the app's usual divergence view
 shows it. Pure functions of :class:`gendiff.records.determinism.Determinism`."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from gendiff.defaults import FRAGILE_THRESHOLD
@@ -17,6 +18,12 @@ from gendiff.state.cells import Prompt
 from gendiff.state.workspace import Workspace
 
 BLOCKS = " ▏▎▍▌▋▊▉█"  # eighths of a cell: a bar's length to 1/8 of a character
+
+
+def json_text(result: Determinism) -> str:
+    """The JSON file of a protocol's result, as ``gendiff determinism --json`` and the screen's
+    export (``x``) write it: the record (a cancelled run: ``"partial": true``, ``"planned"``)."""
+    return json.dumps(result.to_dict(), indent=1)
 
 
 def table_lines(result: Determinism) -> list[str]:

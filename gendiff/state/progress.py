@@ -24,6 +24,12 @@ def duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def time_left(seconds: float, loads_pending: bool) -> str:
+    """The estimate's words, for a run's strip and a determinism protocol's: ``about 1m05s left at
+    this speed``, and ``, loads not counted`` while a model is still to load (its time is not in it)."""
+    return f"about {duration(seconds)} left at this speed" + (", loads not counted" if loads_pending else "")
+
+
 def engine_state(run: RunState, engine: EngineRun, now: float) -> str:
     """The engine's progress without its name, e.g. ``3/16 prompts · 212 tok · 41.0 tok/s``,
     ``✓ 16/16 · 229 tok · 1.95s``, ``cancelled · 12/16 done``."""
@@ -72,9 +78,7 @@ def strip(run: RunState | None, now: float | None = None) -> list[str]:
     if not run.ended and not engines_active:
         items.append("comparing and recording…")
     elif left is not None and not run.cancelling:
-        items.append(
-            f"about {duration(left)} left at this speed" + (", loads not counted" if run.loads_pending() else "")
-        )
+        items.append(time_left(left, run.loads_pending()))
     elif not run.ended and run.cancelling:
         items.append("cancelling…")
     return items

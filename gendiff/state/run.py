@@ -145,20 +145,30 @@ class RunState:
     def seconds_left(self, now: float | None = None) -> float | None:
         """An estimate of the time the run still needs: every unfinished prompt of every engine
         generating up to the token limit (EOS only makes it shorter), each engine at its own speed
-        so far (one that has none yet at the others' mean), one engine after another. Not a
-        bound: a speed can drop, and a model not loaded yet is not counted (``loads_pending``).
-        None until some engine has a speed."""
+        so far (:func:`seconds_at_speed`). Not a bound: a speed can drop, and a model not loaded
+        yet is not counted (``loads_pending``). None until some engine has a speed."""
         now = self.clock() if now is None else now
-        rates = {label: r for label, e in self.engines.items() if (r := e.tokens_per_second(now))}
-        if not rates or self.ended:
+        if self.ended:
             return None
-        mean = sum(rates.values()) / len(rates)
-        left = 0.0
-        for label, engine in self.engines.items():
-            if engine.state in ACTIVE:
-                left += max(0, engine.prompts * self.max_new_tokens - engine.tokens) / rates.get(label, mean)
-        return left
+        rates = {label: r for label, e in self.engines.items() if (r := e.tokens_per_second(now))}
+        left = {
+            label: engine.prompts * self.max_new_tokens - engine.tokens
+            for label, engine in self.engines.items()
+            if engine.state in ACTIVE
+        }
+        return seconds_at_speed(left, rates)
 
     def loads_pending(self) -> bool:
         """Whether an engine still waits for or loads its model (time the estimate leaves out)."""
         return any(engine.state in (WAITING, LOADING) for engine in self.engines.values())
+
+
+def seconds_at_speed(left: dict[str, float], rates: dict[str, float]) -> float | None:
+    """The time to make each engine's ``left`` tokens at its speed so far (``rates``, tokens/s;
+    one with no speed yet at the others' mean), one engine after another; None until some engine
+    has a speed. The one rule of the app's estimates (a run, a determinism protocol): loads, and
+    any time not spent generating, are not counted."""
+    if not rates:
+        return None
+    mean = sum(rates.values()) / len(rates)
+    return sum(max(0.0, tokens) / rates.get(label, mean) for label, tokens in left.items())

@@ -179,7 +179,16 @@ class GendiffApp(App[None]):
             ("export and save-as dialogs (x)", [*ExportDialog.HELP, *ExportDialog.BINDINGS]),
             ("diagnosis view", list(DiagnosisScreen.BINDINGS)),
             ("settings", [*SettingsScreen.BINDINGS, *CheckList.BINDINGS]),
-            ("determinism (D)", [*DeterminismScreen.BINDINGS, *DeterminismSetup.BINDINGS, *SplitScreen.BINDINGS]),
+            (
+                "determinism (D)",
+                [
+                    *DeterminismScreen.BINDINGS,
+                    *DeterminismScreen.HELP,
+                    *DeterminismSetup.BINDINGS,
+                    *DeterminismSetup.HELP,
+                    *SplitScreen.BINDINGS,
+                ],
+            ),
         ]
         self.push_screen(HelpScreen([(title, [b for b in group if isinstance(b, Binding)]) for title, group in groups]))
 

@@ -2,13 +2,15 @@
 ``gendiff determinism`` run on the selected prompt in a worker, its progress (trial k/N per
 engine, the time left) on a strip, then per engine the CLI's table, the first split positions as
 bars and the token pairs at the splits as rows; enter on a row opens that split in the usual
-divergence view (:class:`gendiff.tui.screens.split_view.SplitScreen`). escape cancels a run
-(what finished is shown, marked partial), and otherwise goes back."""
+divergence view (:class:`gendiff.tui.screens.split_view.SplitScreen`). A run starts only from R
+or the Run button (enter on the setup toggles an engine, never runs). escape cancels a run (what
+finished is shown, marked partial), and otherwise goes back."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
 
 from rich.text import Text
@@ -17,18 +19,28 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Button, DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from gendiff.defaults import DETERMINISM_MAX_BATCH, DETERMINISM_SEED, DETERMINISM_TRIALS
 from gendiff.display import inert, one_line
 from gendiff.errors import GendiffError, describe
+from gendiff.io.fileio import atomic_write_text, check_writable
 from gendiff.records.determinism import Determinism
+from gendiff.run.determinism import trial_plan
 from gendiff.run.options import RunOptions
 from gendiff.state import progress
-from gendiff.state.determinism import common_count, histogram_lines, split_workspace, table_lines, token_label
+from gendiff.state.determinism import (
+    common_count,
+    histogram_lines,
+    json_text,
+    split_workspace,
+    table_lines,
+    token_label,
+)
 from gendiff.state.determinism_progress import TrialProgress
 from gendiff.tui.messages import DeterminismEnded, DeterminismEvents
+from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.split_view import SplitScreen
 from gendiff.tui.widgets.determinism_setup import DeterminismSetup
 from gendiff.tui.workers import detached, run_determinism
@@ -36,6 +48,7 @@ from gendiff.tui.workers import detached, run_determinism
 TICK_S = 0.5
 HISTOGRAM_WIDTH = 36
 NARROW = 120  # below this width the bars stand above the pairs table, not beside it
+JSON_ONLY = "JSON, whatever the name: the file gendiff determinism --json writes"
 SPLIT_COLUMNS = ("engine", "step", "most common", "n", "other", "n", "margin class", "trial")
 
 
@@ -43,8 +56,20 @@ class DeterminismScreen(Screen[None]):
     BINDINGS = [
         Binding("R", "run", "Run", id="determinism.run", tooltip="Run the protocol on the selected prompt"),
         Binding(
-            "escape", "cancel_or_close", "Cancel / back", id="determinism.cancel", tooltip="Cancel the run; else back"
+            "x",
+            "export",
+            "Export",
+            id="determinism.export",
+            tooltip="Export the result as gendiff determinism --json writes it",
         ),
+        # one key, two meanings: the footer shows the one that works now (check_action)
+        Binding("escape", "cancel", "Cancel the run", id="determinism.cancel", tooltip="Cancel the run under way"),
+        Binding("escape", "close", "Back", id="determinism.back", tooltip="Back to the main screen"),
+    ]
+    # the focused widget's own enter (the splits table's, the Run button's), listed in help with the bindings
+    HELP = [
+        Binding("enter", "open", "Open split", tooltip="On a row of the splits: that split in the divergence view"),
+        Binding("enter", "press", "Run", tooltip="On the Run button: run the protocol, as R does"),
     ]
 
     def __init__(self, options: RunOptions, prompt: str, others: list[str], protocol: str = "needle") -> None:
@@ -63,7 +88,9 @@ class DeterminismScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="det-main"):
             yield Static("", id="det-title")
-            yield self.setup
+            with Horizontal(id="det-head"):
+                yield self.setup
+                yield Button("Run (R)", id="det-run", compact=True, tooltip="Run the protocol on the selected prompt")
             yield Static("", id="det-progress")
             with VerticalScroll(id="det-body"):
                 yield Static("", id="det-table")
@@ -73,7 +100,7 @@ class DeterminismScreen(Screen[None]):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.setup.border_title = "Determinism: ←/→ change · space toggles an engine · enter or R runs"
+        self.setup.border_title = "←/→ change · space toggles an engine · R runs"
         table = self.query_one("#det-splits", DataTable)
         table.add_columns(*SPLIT_COLUMNS)
         table.border_title = "Splits: enter opens the divergence view"
@@ -104,7 +131,7 @@ class DeterminismScreen(Screen[None]):
         if self.error:
             items = [f"the run failed: {self.error}"]
         elif not items and self.result is None:
-            items = ["not run yet: enter or R runs the protocol"]
+            items = ["not run yet: R (or the Run button) runs the protocol"]
         elif not items and self.result is not None and self.result.partial:
             items = [f"cancelled: {len(self.result.trials)} of {self.result.planned} trials finished (partial)"]
         width = strip.content_region.width or self.size.width
@@ -157,7 +184,19 @@ class DeterminismScreen(Screen[None]):
         if self.running:
             self.refresh_progress()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            return self.running
+        if action == "close":
+            return not self.running
+        return True
+
     # ── the run ────────────────────────────────────────────────────────────
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "det-run":
+            event.stop()
+            self.action_run()
+
     def action_run(self) -> None:
         if self.running:
             self.notify("the protocol is running: escape cancels it", severity="warning")
@@ -175,18 +214,20 @@ class DeterminismScreen(Screen[None]):
         self.run_id += 1
         self.cancel = threading.Event()
         self.result, self.error = None, None
-        trials = self.setup.trials
-        self.progress = TrialProgress(trials, tuple(options.labels), options.max_new_tokens)
+        trials, protocol, seed = self.setup.trials, self.setup.protocol, self.setup.seed
+        _, plan = trial_plan(protocol, self.prompt, self.others, trials, seed, DETERMINISM_MAX_BATCH)
+        rows = tuple(len(trial.prompts) for trial in plan)
+        self.progress = TrialProgress(trials, tuple(options.labels), options.max_new_tokens, rows)
         work = partial(
             run_determinism,
             self.post_message,
             self.run_id,
             options,
-            self.setup.protocol,
+            protocol,
             self.prompt,
             self.others,
             trials,
-            self.setup.seed,
+            seed,
             DETERMINISM_MAX_BATCH,
             self.cancel,
         )
@@ -194,6 +235,7 @@ class DeterminismScreen(Screen[None]):
             detached(work), thread=True, group="determinism", exclusive=True, exit_on_error=False, name="determinism"
         )
         self.refresh_all()
+        self.refresh_bindings()  # escape now cancels
 
     def on_determinism_events(self, message: DeterminismEvents) -> None:
         if message.run_id == self.run_id and self.progress is not None:
@@ -213,6 +255,7 @@ class DeterminismScreen(Screen[None]):
         elif self.result is not None and self.result.partial:
             self.notify("cancelled: the trials that finished are shown, marked partial", timeout=4)
         self.refresh_all()
+        self.refresh_bindings()  # escape now goes back
         if self.split_rows:  # after the new rows are laid out, so focusing scrolls them into view (80x24)
             table = self.query_one("#det-splits", DataTable)
             self.call_after_refresh(lambda: (table.focus(), table.scroll_visible(animate=False)))
@@ -225,15 +268,42 @@ class DeterminismScreen(Screen[None]):
             self.error = f"the run stopped unexpectedly: {describe(event.worker.error)}"
             self.notify(inert(self.error), severity="error", timeout=12)
             self.refresh_all()
+            self.refresh_bindings()
 
-    def action_cancel_or_close(self) -> None:
-        if self.running and self.progress is not None:
-            if not self.cancel.is_set():
-                self.cancel.set()
-                self.progress.cancelling = True
-                self.refresh_progress()
+    def action_cancel(self) -> None:
+        """escape while a run goes: it stops after the current step (a second escape waits for that)."""
+        if self.running and self.progress is not None and not self.cancel.is_set():
+            self.cancel.set()
+            self.progress.cancelling = True
+            self.refresh_progress()
+
+    def action_close(self) -> None:
+        if not self.running:
+            self.dismiss(None)
+
+    def action_export(self) -> None:
+        """The result as ``gendiff determinism --json`` writes it (a cancelled run marked partial,
+        as the screen shows it), atomically, through the main screen's export dialog."""
+        result = self.result
+        if self.running or result is None:
+            said = "the protocol is running: export it once it ends (escape cancels, keeping the trials that finished)"
+            self.notify(said if self.running else "nothing to export yet: R runs the protocol", severity="warning")
             return
-        self.dismiss(None)
+        text = json_text(result)
+
+        def prepare(path: str):  # noqa: ANN202 — the dialog's job
+            check_writable(path)  # refused in the dialog, the path kept
+            return partial(atomic_write_text, path, text)
+
+        def written(path: object) -> None:
+            if path is not None:
+                cut = f" (partial: {len(result.trials)} of {result.planned} trials)" if result.partial else ""
+                self.notify(f"written to {inert(str(path))}{cut}")
+
+        note = f"partial: cancelled after {len(result.trials)} of {result.planned} trials" if result.partial else ""
+        default = f"gendiff-determinism-{result.protocol}-{datetime.now():%Y%m%d-%H%M%S}.json"
+        dialog = ExportDialog(default, prepare, "Export the protocol's result to:", note, JSON_ONLY)
+        self.app.push_screen(dialog, written)
 
     def stop(self) -> None:
         """Quitting: stop the run (its worker is a daemon thread)."""

@@ -40,14 +40,21 @@ class ExportDialog(ModalScreen[Any]):
     HELP = [Binding("enter", "submit", "Write", tooltip="Write the file at the path typed (the name picks the format)")]
 
     def __init__(
-        self, default_path: str, prepare: Callable[[str], Job], title: str = "Export a snapshot to:", note: str = ""
+        self,
+        default_path: str,
+        prepare: Callable[[str], Job],
+        title: str = "Export a snapshot to:",
+        note: str = "",
+        formats: str = FORMATS,
     ) -> None:
-        """``note``: a line on what the file will hold (gendiff.state.view.export_note)."""
+        """``note``: a line on what the file will hold (gendiff.state.view.export_note);
+        ``formats``: what the name decides (a snapshot's format), or the one format written."""
         super().__init__()
         self.default_path = default_path
         self.prepare = prepare
         self.title_text = title
         self.note = note
+        self.formats = formats
         self.writing = False
 
     def compose(self) -> ComposeResult:
@@ -57,7 +64,7 @@ class ExportDialog(ModalScreen[Any]):
             if self.note:
                 yield Label(Text(inert(self.note), style="bold"), id="export-note")
             yield Label("", id="export-error")
-            yield Label(FORMATS, classes="dialog-help", id="export-formats")
+            yield Label(self.formats, classes="dialog-help", id="export-formats")
             yield Label("enter write · escape cancel", classes="dialog-help")
 
     def on_mount(self) -> None:

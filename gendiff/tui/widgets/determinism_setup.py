@@ -1,6 +1,8 @@
 """The determinism screen's setup: the protocol, the trials, the seed (←/→ change the highlighted
-row) and the engines (space toggles one; the main screen's engines at first). No text field, so
-``q`` quits and ``escape`` leaves from anywhere on the screen."""
+row) and the engines (space or enter toggles one; the main screen's engines at first). enter never
+runs from here (the screen's Run button and ``R`` do): tab wraps here from the splits table, and a
+stray enter must not replace a result. No text field, so ``q`` quits and ``escape`` leaves from
+anywhere on the screen."""
 
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ class DeterminismSetup(OptionList):
             "space", "toggle", "Toggle engine", id="determinism.toggle", show=False, tooltip="Run this engine or not"
         ),
     ]
+
+    # enter is OptionList's own key (action_select below), listed in help with the bindings
+    HELP = [Binding("enter", "select", "Toggle engine", tooltip="On an engine row: run it or not (never starts a run)")]
 
     def __init__(self, protocol: str, trials: int, seed: int, engines: list[str], **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -83,10 +88,12 @@ class DeterminismSetup(OptionList):
             self.checked.symmetric_difference_update({self.engines[row - 3]})
             self.rebuild()
 
-    def action_select(self) -> None:  # enter runs (the screen's binding): nothing to open here
-        run = getattr(self.screen, "action_run", None)
-        if run is not None:
-            run()
+    def action_select(self) -> None:
+        """enter (or a click): what the highlighted row means; an engine row toggles, a value row says its keys."""
+        if (self.highlighted or 0) >= 3:
+            self.action_toggle()
+        else:
+            self.app.notify("←/→ change this value · R or the Run button runs the protocol", timeout=4)
 
     @property
     def selected(self) -> list[str]:

@@ -24,6 +24,7 @@ from gendiff.themes import DEFAULT_THEME, THEMES
 from gendiff.themes.user import load_user_themes
 from gendiff.tui.commands import palette_commands
 from gendiff.tui.config import config_note, config_path, load_config, restore_settings, save_config
+from gendiff.tui.heap import IDLE_S, IdleCollector
 from gendiff.tui.screens.confirm import Confirm
 from gendiff.tui.screens.determinism import DeterminismScreen
 from gendiff.tui.screens.diagnosis import DiagnosisScreen
@@ -97,6 +98,7 @@ class GendiffApp(App[None]):
             if note:
                 self.startup_notes.append((note, "warning"))
         self.main = MainScreen(run, document, self.options.preload)
+        self.heap = IdleCollector()
 
     def get_default_screen(self) -> MainScreen:
         # the main screen from the first frame: keys typed while the app starts reach it
@@ -112,7 +114,17 @@ class GendiffApp(App[None]):
             "chosen": "#46A758",
         }
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self.heap.note_input()  # a key or the mouse: no collection of the older generations now
+        await super().on_event(event)
+
+    def on_unmount(self) -> None:
+        self.heap.uninstall()
+
     def on_mount(self) -> None:
+        self.heap.install()
+        self.set_interval(IDLE_S, self.heap.tick)
         for theme in self.gendiff_themes():
             self.register_theme(theme)
         wanted = self.options.theme or load_config().get("theme") or DEFAULT_THEME

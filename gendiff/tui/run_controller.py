@@ -16,21 +16,9 @@ from gendiff.run.options import RunOptions
 from gendiff.state.cells import RunPlan
 from gendiff.state.run import RunState
 from gendiff.state.workspace import Workspace
+from gendiff.tui.heap import freeze_heap
 from gendiff.tui.messages import PromptsRejected, RunEnded, RunEvents
 from gendiff.tui.workers import detached, run_engines
-
-
-def freeze_heap() -> None:
-    """Move what exists now (a big snapshot is millions of small objects) out of the cyclic GC's
-    reach: a full collection would walk them all and freeze the UI now and then."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    # a frame makes tens of thousands of short-lived objects (Textual's strips and their caches):
-    # at the default thresholds that is dozens of collections per key press, each walking what
-    # the app keeps since the freeze; collect young objects less often (measured: frame max 205 -> 74 ms)
-    gc.set_threshold(20_000, 50, 1000)
 
 
 class RunController(Widget):

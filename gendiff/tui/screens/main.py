@@ -30,9 +30,10 @@ from gendiff.state.exchange import export_snapshot, open_workspace
 from gendiff.state.workspace import Workspace
 from gendiff.tui.config import save_settings
 from gendiff.tui.diagnoser import Diagnoser
+from gendiff.tui.heap import freeze_heap
 from gendiff.tui.messages import Preloaded
 from gendiff.tui.prompt_file import PromptFile
-from gendiff.tui.run_controller import RunController, freeze_heap
+from gendiff.tui.run_controller import RunController
 from gendiff.tui.screens.determinism import DeterminismScreen
 from gendiff.tui.screens.export import ExportDialog
 from gendiff.tui.screens.settings import SettingsScreen

@@ -24,14 +24,17 @@ class EngineChecked:
 @dataclass(frozen=True)
 class RunStarted:
     """The run begins: ``meta`` is its Snapshot without prompts (model, decoding, each engine's
-    settings, the environment) whose one batch is the run's engine call (which prompts by id, in
-    which rows, with which token ids); ``engines`` in the order they will run."""
+    settings, the environment) whose batches are the run's engine calls (which engines, which
+    prompts by id, in which rows, with which token ids: one call, or with a kept subset the
+    batching engines' whole call and the isolating engines' kept rows); ``engines`` in the order
+    they will run."""
 
     meta: Snapshot
     engines: tuple[str, ...]
 
     @property
     def batch(self) -> Batch:
+        """The first call (the whole call when there are two)."""
         return self.meta.batches[0]
 
 

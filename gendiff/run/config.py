@@ -7,12 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gendiff.defaults import FRAGILE_THRESHOLD
+from gendiff.defaults import FRAGILE_THRESHOLD, STOP_AT_EOS
 from gendiff.display import shorten
 from gendiff.engines import engine_class
 from gendiff.engines.loading import PromptTokenizer
-from gendiff.engines.settings import EngineSpec, GenerationSettings
+from gendiff.engines.settings import SPEC_FIELDS, EngineSpec, GenerationSettings
 from gendiff.errors import InputError
+from gendiff.records.decoding import Decoding
+from gendiff.records.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,35 @@ class RunConfig:
             problem = engine_class(spec.name).settings_problem(self.settings)
             if problem:
                 raise InputError(f"engine {spec.label}: {problem}")
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot, model_path: str | None = None) -> RunConfig:
+        """What ``snapshot`` recorded: its model (or ``model_path``), its engines with the recorded
+        settings, its reference and decoding settings."""
+        specs = []
+        for entry in snapshot.engines:
+            settings = entry.get("settings") or {}
+            fields = {k: settings[k] for k in SPEC_FIELDS if k in settings}
+            specs.append(
+                EngineSpec(
+                    entry["name"],
+                    options=dict(settings.get("options") or {}),
+                    label=entry["label"],
+                    decoding=Decoding.from_dict(settings.get("decoding")),
+                    **fields,
+                )
+            )
+        return cls(
+            model_path or snapshot.model.get("path"),
+            tuple(specs),
+            snapshot.reference,
+            GenerationSettings(
+                max_new_tokens=int(snapshot.decoding["max_new_tokens"]),
+                top_k=int(snapshot.decoding["top_k"]),
+                stop_at_eos=bool(snapshot.decoding.get("stop_at_eos", STOP_AT_EOS)),
+            ),
+            float(snapshot.decoding.get("fragile_threshold", FRAGILE_THRESHOLD)),
+        )
 
 
 def check_token_ids(prompts: list[str], token_ids: list[list[int]], tokenizer: PromptTokenizer) -> None:

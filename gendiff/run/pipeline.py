@@ -78,10 +78,12 @@ def run_pipeline(
     diagnoses: Diagnoses,
     on_event: OnEvent | None = None,
     cancel: threading.Event | None = None,
+    keep: list[int] | None = None,
 ) -> Outcome:
-    """Generate every prompt with every engine, then run the stages ``diagnoses`` asks for."""
+    """Generate every prompt with every engine, then run the stages ``diagnoses`` asks for
+    (``keep``: the positions of the prompts whose results are wanted, see :meth:`Session.run`)."""
     diagnoses.check()
-    snapshot = session.run(on_event, cancel)
+    snapshot = session.run(on_event, cancel, keep=keep)
     if cancel is not None and cancel.is_set():
         return Outcome(snapshot)
     return explain(session, snapshot, diagnoses, on_event, cancel)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gendiff.defaults import FRAGILE_THRESHOLD, STOP_AT_EOS, TOLERANCE
+from gendiff.defaults import TOLERANCE
 from gendiff.demo import model_name
 from gendiff.engines import create_engine
 from gendiff.engines.base import Engine, run_engine
@@ -24,13 +24,11 @@ from gendiff.engines.loading import (
     model_fingerprint,
     resolve_model_path,
 )
-from gendiff.engines.settings import SPEC_FIELDS, EngineSpec, GenerationSettings
 from gendiff.errors import GendiffError, InputError, describe
 from gendiff.io.chat import render_chat
 from gendiff.io.environment import environment_info
 from gendiff.io.prompts import validate_prompt
 from gendiff.records.chat import ChatMessage, ChatPrompt
-from gendiff.records.decoding import Decoding
 from gendiff.records.divergence import TOKEN, Divergence, compare
 from gendiff.records.events import (
     EngineChecked,
@@ -46,6 +44,7 @@ from gendiff.records.events import (
 )
 from gendiff.records.snapshot import Batch, PromptResult, Snapshot
 from gendiff.records.trace import TokenStep, Trace
+from gendiff.run.calls import Call, plan_calls, rows_of
 from gendiff.run.config import RunConfig, check_token_ids, prompt_problem
 from gendiff.run.diagnosis import Bisection, Reconvergence, bisect, reconverge
 from gendiff.run.lanes import RunStop, plan_lanes, run_lanes, serialized
@@ -140,10 +139,13 @@ class Session:
         engines: list[str] | None = None,
         *,
         overlap: bool = True,
+        keep: list[int] | None = None,
     ) -> Snapshot:
         """Run every engine (or those labelled in ``engines``) on the prompts (or the subset
         ``prompt_indices``); return the Snapshot. The only run loop: the TUI, the CLI and the
-        sweep all come through here.
+        sweep all come through here. ``keep`` (positions; None: all): the prompts whose results
+        are wanted (the app's ``r``); the Snapshot holds only those, an engine that isolates
+        prompts runs only those and the others the whole call (:func:`gendiff.run.calls.plan_calls`).
 
         The in-process engines run one after another in this thread, in :meth:`run_order`;
         engines that run apart (``Engine.runs_apart``: served ones, vLLM's worker) start at once,
@@ -159,22 +161,28 @@ class Session:
         indices = list(range(len(self.prompts))) if prompt_indices is None else list(prompt_indices)
         ids = self.prompt_ids or []
         indices = [i for i in indices if ids[i] not in self.rejected]
-        batch = [self.token_ids[i] for i in indices]
         order = [label for label in self.run_order() if engines is None or label in engines]
+        isolates = {label: self.engines[label].isolates_prompts for label in order}
+        wanted = set(indices if keep is None else keep)
+        kept = [i for i in indices if i in wanted]
+        calls = plan_calls(order, isolates, indices, kept)
+        rows = rows_of(calls)
+        order = [label for label in order if label in rows]  # an engine with no row to run doesn't
         self.verify_engines(order, emit)
-        emit(RunStarted(self.skeleton(order, indices), tuple(order)))
+        emit(RunStarted(self.skeleton(order, calls), tuple(order)))
         outcomes: dict[str, tuple[list[Trace], str | None]] = {}
         stop = RunStop(cancel)  # the user's cancel, or one engine's bad input: every lane stops
 
         def run_one(label: str) -> None:
-            outcomes[label] = self._run_engine(label, batch, indices, emit, stop)
+            mine = list(rows[label])
+            outcomes[label] = self._run_engine(label, [self.token_ids[i] for i in mine], mine, emit, stop)
 
         lanes = plan_lanes(order, lambda label: self.engines[label].lane(), overlap)
         run_lanes(lanes, run_one, stop, order)
         # in run order, whichever finished first: the snapshot never depends on the timing
         traces = {label: outcomes[label][0] for label in order if label in outcomes}
         errors = {label: error for label in order if label in outcomes and (error := outcomes[label][1])}
-        snapshot = self.snapshot(traces, errors, indices)
+        snapshot = self.snapshot(traces, errors, calls, kept)
         emit(RunFinished(snapshot, cancel.is_set()))
         return snapshot
 
@@ -241,31 +249,7 @@ class Session:
     def from_snapshot(cls, snapshot: Snapshot, model_path: str | None = None) -> Session:
         """A session that can re-run (and so diagnose) what ``snapshot`` recorded: same model,
         engines with the recorded settings, same prompts; refuses if the token ids differ."""
-        path = model_path or snapshot.model.get("path")
-        specs = []
-        for entry in snapshot.engines:
-            settings = entry.get("settings") or {}
-            fields = {k: settings[k] for k in SPEC_FIELDS if k in settings}
-            specs.append(
-                EngineSpec(
-                    entry["name"],
-                    options=dict(settings.get("options") or {}),
-                    label=entry["label"],
-                    decoding=Decoding.from_dict(settings.get("decoding")),
-                    **fields,
-                )
-            )
-        config = RunConfig(
-            path,
-            tuple(specs),
-            snapshot.reference,
-            GenerationSettings(
-                max_new_tokens=int(snapshot.decoding["max_new_tokens"]),
-                top_k=int(snapshot.decoding["top_k"]),
-                stop_at_eos=bool(snapshot.decoding.get("stop_at_eos", STOP_AT_EOS)),
-            ),
-            float(snapshot.decoding.get("fragile_threshold", FRAGILE_THRESHOLD)),
-        )
+        config = RunConfig.from_snapshot(snapshot, model_path)
         session = cls(config, [p.text for p in snapshot.prompts], [p.id for p in snapshot.prompts])
         for index, (prompt, ids) in enumerate(zip(snapshot.prompts, session.token_ids)):
             if list(prompt.token_ids) != ids:
@@ -286,8 +270,11 @@ class Session:
         prompt = next((p for p in snapshot.prompts if p.id == divergence.prompt_index), None)
         if prompt is None:
             raise GendiffError(f"prompt {divergence.prompt_index + 1}: not in the snapshot")
-        batch, row = snapshot.replay_case(prompt, divergence.reference)
-        if prompt.batches.get(divergence.engine) != prompt.batches.get(divergence.reference):
+        # an engine that isolates prompts computed this one alone: the call that matters is the other's
+        pair = (divergence.engine, divergence.reference)
+        batching = [label for label in pair if not self.engines[label].isolates_prompts]
+        batch, row = snapshot.replay_case(prompt, (batching or [divergence.reference])[0])
+        if len({prompt.batches.get(label) for label in batching}) > 1:
             raise GendiffError(
                 f"prompt {divergence.prompt_index + 1}: {divergence.reference} and {divergence.engine} ran in "
                 "different calls; run the prompt again (r) to diagnose it"
@@ -306,46 +293,47 @@ class Session:
         engine = self.engines[divergence.engine]
         return reconverge(engine, batch, row, ref, other, divergence.step or 0, self.config.settings)
 
-    def batch_record(self, engines: list[str], indices: list[int]) -> Batch:
-        """The engine call over ``indices`` (every engine of a run makes the same one)."""
+    def batch_record(self, call: Call, engines: list[str]) -> Batch:
+        """The record of ``call`` as made by ``engines`` (those of its engines that ran)."""
         ids = self.prompt_ids or []
-        return Batch(
-            0,
-            tuple(engines),
-            tuple(ids[i] for i in indices),
-            tuple(self.prompts[i] for i in indices),
-            tuple(tuple(self.token_ids[i]) for i in indices),
-        )
+        rows = call.indices
+        texts, token_ids = tuple(self.prompts[i] for i in rows), tuple(tuple(self.token_ids[i]) for i in rows)
+        return Batch(call.id, tuple(engines), tuple(ids[i] for i in rows), texts, token_ids)
 
-    def snapshot(self, traces: dict[str, list[Trace]], errors: dict[str, str], indices: list[int]) -> Snapshot:
-        """Assemble the Snapshot of a run over ``indices`` (engines that did not run are left out)."""
+    def snapshot(
+        self, traces: dict[str, list[Trace]], errors: dict[str, str], calls: list[Call], kept: list[int]
+    ) -> Snapshot:
+        """Assemble the Snapshot of a run made of ``calls`` (engines that did not run are left out):
+        the prompts ``kept``, each engine's trace of each from the call it made."""
         reference = self.config.reference
         ids = self.prompt_ids or []
-        batch = self.batch_record(list(traces), indices)
+        rows = rows_of(calls)
+        by_index = {label: dict(zip(rows[label], engine_traces)) for label, engine_traces in traces.items()}
+        call_of = {label: call.id for call in calls for label in call.engines}
         prompts: list[PromptResult] = []
-        for row, index in enumerate(indices):
+        for index in kept:
             result = PromptResult(self.prompts[index], self.token_ids[index], id=ids[index])
-            for label, engine_traces in traces.items():
-                result.traces[label] = engine_traces[row]
-                result.batches[label] = batch.id
+            for label in traces:
+                result.traces[label] = by_index[label][index]
+                result.batches[label] = call_of[label]
             if reference in result.traces:
                 ref_trace = result.traces[reference]
                 for label, trace in result.traces.items():
                     if label != reference:
                         result.divergences.append(compare(ref_trace, trace, self.config.fragile_threshold))
             prompts.append(result)
-        meta = self.skeleton([label for label in self.run_order() if label in traces], indices, errors, traces)
+        meta = self.skeleton([label for label in self.run_order() if label in traces], calls, errors, traces)
         return replace(meta, prompts=prompts)
 
     def skeleton(
         self,
         labels: list[str],
-        indices: list[int],
+        calls: list[Call],
         errors: dict[str, str] | None = None,
         traces: dict[str, list[Trace]] | None = None,
     ) -> Snapshot:
         """The run's Snapshot without prompts: model, decoding, each engine in ``labels`` with the
-        settings it applies, the environment, the one call over ``indices``. The run's dtype and
+        settings it applies, the environment, the engine calls (those of ``labels``). The run's dtype and
         attention are those every engine that applies them shares, else ``mixed`` (each engine's
         own stand in its settings)."""
         errors, traces = errors or {}, traces or {}
@@ -394,5 +382,9 @@ class Session:
             prompts=[],
             environment=environment_info(self.config.engines[0].device),
             notes=self.notes,
-            batches=[self.batch_record(labels, indices)],
+            batches=[
+                self.batch_record(call, made)
+                for call in calls
+                if (made := [label for label in call.engines if label in labels])
+            ],
         )

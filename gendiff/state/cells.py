@@ -3,10 +3,11 @@ engine) with its state, a prompt with its stable id, what one run gets, and the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gendiff.records.divergence import Divergence
+from gendiff.records.snapshot import Batch
 from gendiff.records.trace import TokenStep, Trace
 
 NOT_RUN, RUNNING, CANCELLED, FINISHED, FAILED = "not run", "running", "cancelled", "finished", "failed"
@@ -53,10 +54,12 @@ class Prompt:
     divergences: dict[str, Divergence] = field(default_factory=dict)
     statistics: dict = field(default_factory=dict)  # engine -> DistributionStats (gendiff run --stats)
 
-    @property
-    def batch(self) -> int | None:
-        """The call this prompt's results came from (every engine of a run shares it)."""
-        return next((c.batch for c in self.cells.values() if c.batch is not None), None)
+    def call(self, batches: Mapping[int, Batch]) -> Batch | None:
+        """The widest call this prompt's results came from (of ``batches``, the workspace's): the
+        one its batching engines made. An engine that isolates prompts may have run it in a call of
+        its own (``r``), which is no call to repeat."""
+        made = [batches[c.batch] for c in self.cells.values() if c.batch is not None and c.batch in batches]
+        return max(made, key=lambda batch: len(batch.prompt_ids), default=None)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,9 @@ class EngineRun:
 @dataclass
 class RunState:
     """A run of ``plan``: ``id`` tells its messages from an earlier run's; ``cancel`` stops every
-    engine after its current step. ``batch`` is the workspace's id of the run's engine call."""
+    engine after its current step. ``calls``: the run's engine calls (the RunStarted's batch ids)
+    -> their workspace ids (``r`` may make two: the batching engines' whole call and the kept rows
+    alone for the engines that isolate prompts)."""
 
     id: int
     plan: RunPlan
@@ -63,7 +65,7 @@ class RunState:
     cancel: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], float] = time.monotonic
     engines: dict[str, EngineRun] = field(default_factory=dict)
-    batch: int | None = None
+    calls: dict[int, int] = field(default_factory=dict)
     started_at: float = 0.0
     ended: bool = False
     error: str | None = None  # the run could not start (bad model, …)

@@ -145,7 +145,7 @@ class Workspace:
         it never ran (or its text changed since)."""
         prompt = self.get(pid)
         assert prompt is not None
-        batch = self.batches.get(prompt.batch) if prompt.batch is not None else None
+        batch = prompt.call(self.batches)
         if batch is not None and pid in batch.prompt_ids:
             return RunPlan(batch.prompt_ids, batch.texts, (pid,), batch.id)
         return RunPlan((pid,), (prompt.text,), (pid,))
@@ -173,7 +173,10 @@ class Workspace:
             return set()
         if isinstance(event, RunStarted):
             run.begun = True
-            run.batch = self._record_batch(event.batch)
+            run.calls = self._record_batches(event.meta, {})
+            for batch in event.meta.batches:  # each call as it will run: an engine counts its own rows
+                for label in batch.engines:
+                    run.engine(label).prompts = len(batch.prompt_ids)
             self.meta = self.meta or event.meta  # an export before the first run ends needs the model, …
             self.engine_info.update({e["label"]: e for e in event.meta.engines if e["label"] not in self.engine_info})
             return set()
@@ -215,7 +218,7 @@ class Workspace:
                 continue
             prompt = self.get(trace.prompt_index)
             assert prompt is not None
-            prompt.cells[engine] = Cell.of(trace, self.run.batch if self.run.batch is not None else -1)
+            prompt.cells[engine] = Cell.of(trace, self._call_of(engine))
             if prompt.token_ids is None:
                 prompt.token_ids = tuple(trace.prompt_token_ids)
             self._compare_finished(prompt)
@@ -258,7 +261,7 @@ class Workspace:
         self.meta = snapshot
         self.engine_info.update({e["label"]: e for e in snapshot.engines})
         by_id = {p.id: p for p in snapshot.prompts}
-        batch_id = self._record_batches(snapshot, run.batch)
+        batch_id = self._record_batches(snapshot, run.calls)
         for pid in plan.keep:
             prompt, result = self.get(pid), by_id.get(pid)
             self._saved.pop(pid, None)
@@ -275,23 +278,19 @@ class Workspace:
             self.run.plan.keep if self.run else ()
         )
 
-    def _record_batch(self, batch: Batch) -> int:
-        """Give a run's call an id unique in this workspace; returns it."""
-        new = self.next_batch
-        self.batches[new] = replace(batch, id=new)
-        self.next_batch += 1
-        return new
+    def _call_of(self, engine: str) -> int:
+        """The workspace id of the call ``engine`` makes in the running run (-1: none recorded)."""
+        calls = list(self.run.calls.values()) if self.run is not None else []
+        return next((b for b in calls if engine in self.batches[b].engines), calls[0] if calls else -1)
 
-    def _record_batches(self, snapshot: Snapshot, started: int | None = None) -> dict[int, int]:
-        """The snapshot's calls with workspace ids (the one a RunStarted recorded keeps its id);
-        returns old id -> new id."""
+    def _record_batches(self, snapshot: Snapshot, started: dict[int, int]) -> dict[int, int]:
+        """The snapshot's calls with ids unique in this workspace (those a RunStarted recorded, in
+        ``started``, keep theirs); returns old id -> new id."""
         mapping = {}
         for batch in snapshot.batches:
-            if started is not None and not mapping:
-                self.batches[started] = replace(batch, id=started)
-                mapping[batch.id] = started
-            else:
-                mapping[batch.id] = self._record_batch(batch)
+            mapping[batch.id] = new = started.get(batch.id, self.next_batch)
+            self.next_batch = max(self.next_batch, new + 1)
+            self.batches[new] = replace(batch, id=new)
         return mapping
 
     def apply_result(self, prompt: Prompt, result: PromptResult, batches: dict[str, int]) -> None:

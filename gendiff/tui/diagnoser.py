@@ -130,7 +130,7 @@ class Diagnoser(Widget):
             what = "a comparison of two snapshots can't be re-run" if self.comparing else "engines are running"
             self.notify(f"{what}: recheck later (gendiff run --recheck float32)", severity="warning")
             return
-        batch = self.ws.batches.get(prompt.batch) if prompt.batch is not None else None
+        batch = prompt.call(self.ws.batches)
         members = [m for m in batch.prompt_ids if self.ws.get(m)] if batch else [pid]
         chosen = sorted(members, key=self.ws.index_of)
         snapshot = export_snapshot(self.ws, only=chosen)

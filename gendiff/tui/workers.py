@@ -126,7 +126,10 @@ def run_engines(post: Post, run_id: int, options: RunOptions, plan: RunPlan, can
         if all(pid in session.rejected for pid in plan.ids):
             post(RunEnded(run_id, None))
             return
-        snapshot = run_pipeline(session, Diagnoses(), batcher, cancel).snapshot
+        # r: the whole call again for the engines that batch; one that runs each prompt alone
+        # runs only the kept one (the others can't change its result)
+        keep = [plan.ids.index(pid) for pid in plan.keep]
+        snapshot = run_pipeline(session, Diagnoses(), batcher, cancel, keep=keep).snapshot
     except Exception as exc:  # noqa: BLE001 — the run could not start (or stopped): the app says why
         batcher.flush()
         post(RunEnded(run_id, None, describe(exc)))

@@ -355,7 +355,7 @@ def app_scale() -> None:
         f"{opened['held'] / 1e6:.0f} MB held, less {bare / 1e6:.0f} MB with a 2-prompt file, vs {size / 1e6:.1f} MB; "
         "after 20 prompts and 20 divergences visited",
     )
-    for name, times in scale.frames(path, presses).items():
+    for name, times in scale.frames_apart(path, presses).items():
         worst = max(times) * 1000
         line(
             f"{shape}: {name}, key -> frame (max ms)",

@@ -7,12 +7,13 @@ from __future__ import annotations
 import argparse
 
 from gendiff.cli.console import err, out
-from gendiff.cli.headless import check_output, progress_line
+from gendiff.cli.headless import progress_line
 from gendiff.cli.run_options import options_from_args
 from gendiff.demo import demo_prompts_path
 from gendiff.display import one_line
 from gendiff.errors import EXIT_ENGINE, InputError
 from gendiff.io.fileio import atomic_write_text
+from gendiff.io.outputs import check_output
 from gendiff.io.prompts import PromptBook
 from gendiff.records.determinism import Determinism
 from gendiff.records.events import EngineFinished

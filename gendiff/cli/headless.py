@@ -5,7 +5,6 @@ the exit code."""
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from typing import Any
 
@@ -13,13 +12,14 @@ from gendiff.cli.console import err, error_line, out
 from gendiff.cli.kld_score import cmd_score_base
 from gendiff.cli.run_options import build_config, engine_list, options_from_args
 from gendiff.cli.summary import checked, repeats_table, statistics_table, summary_table
-from gendiff.demo import demo_model_path, demo_prompts_path
+from gendiff.demo import demo_prompts_path
 from gendiff.display import one_line
 from gendiff.errors import InputError, exit_code
 from gendiff.io.columnar import SUFFIX
 from gendiff.io.compare import load_pair
-from gendiff.io.fileio import atomic_write_text, check_writable, resolve_target, same_file
+from gendiff.io.fileio import atomic_write_text
 from gendiff.io.merge import merge_snapshots
+from gendiff.io.outputs import check_output
 from gendiff.io.prompts import PromptBook, validate_prompt
 from gendiff.io.snapshots import format_for, load_snapshot, save_snapshot
 from gendiff.records.events import (
@@ -290,20 +290,6 @@ def cmd_score(args: argparse.Namespace) -> int:
         err(f"scores written to {written}")
     out(statistics_table(result.statistics, result.engines, title, loss=True))
     return 3 if any("failed" in note for note in result.notes) else 0
-
-
-def check_output(path: str, inputs: dict[str, Any], model: str | None = None, option: str = "--json") -> None:
-    """Refuse (before any work) an output path that can't be written, or that names one of the
-    command's own inputs (a snapshot written there would replace it) or a file of the model.
-    ``option`` names the path in messages (``--json``, ``--save``, ``OUT``)."""
-
-    target = check_writable(path, option)
-    for what, source in inputs.items():
-        if source is not None and same_file(target, source):
-            raise InputError(f"{option} {path}: that is {what}; writing the snapshot there would replace it")
-    folder = os.path.realpath(model if model is not None else demo_model_path())
-    if os.path.realpath(resolve_target(path).parent) == folder:
-        raise InputError(f"{option} {path}: that is inside the model folder {folder}; write the snapshot elsewhere")
 
 
 def prompt_failures(snapshot: Any) -> list[str]:

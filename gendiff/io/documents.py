@@ -26,10 +26,13 @@ from gendiff.records.snapshot import Snapshot
 
 @dataclass
 class Document:
-    """Either ``book`` (prompts to edit, saved to their file) or ``snapshot`` (read-only results)."""
+    """Either ``book`` (prompts to edit, saved to their file) or ``snapshot`` (read-only results);
+    ``files``: the snapshot files it was read from (two for a comparison), which an export must
+    not replace."""
 
     book: PromptBook | None = None
     snapshot: Snapshot | None = None
+    files: tuple[Path, ...] = ()
 
 
 def open_document(path: str | None, other: str | None = None) -> Document | None:
@@ -39,17 +42,17 @@ def open_document(path: str | None, other: str | None = None) -> Document | None
     if path is None:
         return None
     if other is not None:
-        return Document(snapshot=load_pair(path, other))
+        return Document(snapshot=load_pair(path, other), files=(Path(path).expanduser(), Path(other).expanduser()))
     file = Path(path).expanduser()
     if not file.exists():
         raise GendiffError(f"{file}: no such file; give a prompt file (.txt/.jsonl) or a snapshot (.gdz/.json)")
     if file.is_dir():
         raise GendiffError(f"{file}: is a folder; give a prompt file (.txt/.jsonl) or a snapshot (.gdz/.json)")
     if columnar.is_columnar(read_head(file, "snapshot")):
-        return Document(snapshot=load_columnar(file))
+        return Document(snapshot=load_columnar(file), files=(file,))
     data, problem = _parsed(file)
     if is_snapshot_data(data):
-        return Document(snapshot=snapshot_from_data(data, str(file)))
+        return Document(snapshot=snapshot_from_data(data, str(file)), files=(file,))
     if isinstance(data, dict) and "prompts" in data and "schema" in data:
         raise GendiffError(
             f"{file}: schema {data['schema']!r} is not a gendiff snapshot; give a snapshot or a prompt file"

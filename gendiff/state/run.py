@@ -41,13 +41,19 @@ class EngineRun:
     tokens: int = 0
     started_at: float | None = None
     loaded_at: float | None = None
+    last_token_at: float | None = None
     seconds: float | None = None  # generation time, once it ended
     error: str | None = None
 
     def tokens_per_second(self, now: float) -> float | None:
+        """Tokens per second of generation: from the end of its load (the first step's time is
+        generation time) to ``now`` while it may still generate, to its last token once it stopped
+        (finished, cancelled, failed), so a stopped engine's speed stays what it was. None before
+        its first token."""
         if self.loaded_at is None or self.tokens == 0:
             return None
-        elapsed = now - self.loaded_at
+        stopped = self.state not in ACTIVE and self.last_token_at is not None
+        elapsed = (self.last_token_at if stopped else now) - self.loaded_at
         return self.tokens / elapsed if elapsed > 0 else None
 
 
@@ -115,10 +121,12 @@ class RunState:
         engine.state, engine.loaded_at = GENERATING, self.clock()
 
     def step(self, label: str) -> None:
-        engine = self.engine(label)
+        engine, now = self.engine(label), self.clock()
         if engine.state in (WAITING, LOADING):  # an engine that streams before it says it loaded
-            engine.state, engine.loaded_at = GENERATING, engine.loaded_at or self.clock()
+            engine.state = GENERATING
+            engine.loaded_at = now if engine.loaded_at is None else engine.loaded_at
         engine.tokens += 1
+        engine.last_token_at = now
 
     def prompt_finished(self, label: str) -> None:
         self.engine(label).done += 1

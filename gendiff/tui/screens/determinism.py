@@ -9,6 +9,7 @@ finished is shown, marked partial), and otherwise goes back."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
@@ -25,7 +26,8 @@ from textual.worker import Worker, WorkerState
 from gendiff.defaults import DETERMINISM_MAX_BATCH, DETERMINISM_SEED, DETERMINISM_TRIALS
 from gendiff.display import inert, one_line
 from gendiff.errors import GendiffError, describe
-from gendiff.io.fileio import atomic_write_text, check_writable
+from gendiff.io.fileio import atomic_write_text
+from gendiff.io.outputs import check_output
 from gendiff.records.determinism import Determinism
 from gendiff.run.determinism import trial_plan
 from gendiff.run.options import RunOptions
@@ -72,9 +74,19 @@ class DeterminismScreen(Screen[None]):
         Binding("enter", "press", "Run", tooltip="On the Run button: run the protocol, as R does"),
     ]
 
-    def __init__(self, options: RunOptions, prompt: str, others: list[str], protocol: str = "needle") -> None:
+    def __init__(
+        self,
+        options: RunOptions,
+        prompt: str,
+        others: list[str],
+        protocol: str = "needle",
+        check_path: Callable[[str], None] | None = None,
+    ) -> None:
+        """``check_path``: refuses an export path, raising GendiffError (the main screen's: not a
+        file open in the app, not in the model folder; without one, the model folder only)."""
         super().__init__()
         self.options, self.prompt, self.others = options, prompt, list(others)
+        self.check_path = check_path or partial(check_output, inputs={}, model=options.model, option="")
         self.setup = DeterminismSetup(
             protocol, DETERMINISM_TRIALS, DETERMINISM_SEED, list(options.labels), id="det-setup"
         )
@@ -292,7 +304,7 @@ class DeterminismScreen(Screen[None]):
         text = json_text(result)
 
         def prepare(path: str):  # noqa: ANN202 — the dialog's job
-            check_writable(path)  # refused in the dialog, the path kept
+            self.check_path(path)  # refused in the dialog, the path kept
             return partial(atomic_write_text, path, text)
 
         def written(path: object) -> None:

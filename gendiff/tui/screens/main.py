@@ -23,6 +23,7 @@ from gendiff.engines import engine_names
 from gendiff.engines.vllm import vllm_installed
 from gendiff.errors import GendiffError
 from gendiff.io.documents import Document
+from gendiff.io.outputs import check_output
 from gendiff.io.snapshots import save_snapshot
 from gendiff.run.options import RunOptions
 from gendiff.state import progress, view
@@ -81,6 +82,7 @@ class MainScreen(Screen[None]):
         super().__init__()
         self.options = options
         self.snapshot = document.snapshot  # viewing saved results (read-only)
+        self.snapshot_files = document.files
         if self.snapshot is not None:
             model = options.model if not self.snapshot.sources else None
             self.options = RunOptions.from_snapshot(self.snapshot, model)
@@ -290,7 +292,8 @@ class MainScreen(Screen[None]):
         if prompt is None:
             self.notify("no prompts to watch: press a to add one", severity="warning")
         elif self.can_run():
-            self.app.push_screen(DeterminismScreen(self.options, prompt.text, [p.text for p in self.ws.prompts]))
+            others = [p.text for p in self.ws.prompts]
+            self.app.push_screen(DeterminismScreen(self.options, prompt.text, others, check_path=self.check_export))
 
     def action_settings(self) -> None:
         def resolved(options: RunOptions) -> RunOptions:  # no reference given = the first engine's
@@ -329,6 +332,7 @@ class MainScreen(Screen[None]):
             snapshot = export_snapshot(self.ws)
             if snapshot is None:
                 raise GendiffError("nothing to export yet: run the prompts first (R)")
+            self.check_export(path)
             return partial(save_snapshot, snapshot, path)
 
         def written(path: object) -> None:
@@ -342,3 +346,12 @@ class MainScreen(Screen[None]):
             return
         default = f"gendiff-{datetime.now():%Y%m%d-%H%M%S}.gdz"
         self.app.push_screen(ExportDialog(default, prepare, note=view.export_note(self.ws)), written)
+
+    def check_export(self, path: str) -> None:
+        """The CLI's check of an output (gendiff.io.outputs.check_output), for the export dialogs:
+        refuses the prompt file open, the snapshot viewed (an export is rebuilt from what the app
+        holds, which is not all a file can hold: its --repeat results), a file in the model folder."""
+        named = ["snapshot A", "snapshot B"] if len(self.snapshot_files) == 2 else ["the snapshot open in gendiff"]
+        book = self.prompt_file.book
+        inputs = {"the prompt file open in gendiff": book.path if book is not None else None}
+        check_output(path, inputs | dict(zip(named, self.snapshot_files)), self.options.model, option="")

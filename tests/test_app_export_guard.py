@@ -130,3 +130,20 @@ async def test_the_determinism_export_over_the_open_prompt_file_is_refused(tmp_p
         assert app.screen is screen
     assert file.read_bytes() == before
     assert json.loads((tmp_path / "det.json").read_text())["protocol"] == "needle"
+
+
+async def test_the_path_typed_right_after_x_goes_into_the_dialog(tmp_path):
+    """x, ctrl+u, a path and enter sent at once (as a terminal delivers a typed burst), before the
+    dialog is up: the keys are held for it and replayed there in order, and the file is written."""
+    from textual import events
+
+    app = app_for(hand_made_snapshot(tmp_path / "snap.json"))
+    out = tmp_path / "typed.json"
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        keys = [("x", "x"), ("ctrl+u", None), *((c, c) for c in str(out)), ("enter", None)]
+        for key, character in keys:  # all queued before the dialog mounts
+            app.post_message(events.Key(key, character))
+        await wait_until(pilot, out.exists, 30)
+        await pilot.pause()
+    assert len(load_snapshot(out).prompts) == len(load_snapshot(tmp_path / "snap.json").prompts)

@@ -247,6 +247,13 @@ class GendiffApp(App[None]):
         lead = next((i for i, (_, character) in enumerate(held) if character is None), len(held))
         return "".join(character or "" for _, character in held[:lead]), held[lead][0] if lead < len(held) else None
 
+    def take_held_keys(self) -> list[tuple[str, str | None]]:
+        """Every key typed while keys were held, in order (key, its character if printable), for
+        a dialog that replays them all (the export path: ``ctrl+u``, the path, ``enter``)."""
+        self.keys_held = False
+        held, self.held_keys = getattr(self, "held_keys", []), []
+        return held
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return False if getattr(self, "keys_held", False) else True
 

@@ -301,6 +301,9 @@ class DeterminismScreen(Screen[None]):
             said = "the protocol is running: export it once it ends (escape cancels, keeping the trials that finished)"
             self.notify(said if self.running else "nothing to export yet: R runs the protocol", severity="warning")
             return
+        hold = getattr(self.app, "hold_keys", None)
+        if hold is not None:
+            hold()  # the path typed right after x is the dialog's (ExportDialog.replay_held_keys)
         text = json_text(result)
 
         def prepare(path: str):  # noqa: ANN202 — the dialog's job

@@ -22,6 +22,10 @@ Job = Callable[[], Any]
 FORMATS = ".gdz: compressed columns (gendiff export --json reads it out) · any other name: JSON"
 
 
+# keys typed before the dialog had them that edit the path as the field itself would
+EDIT_KEYS = {"ctrl+u": "delete_left_all", "backspace": "delete_left", "ctrl+w": "delete_left_word", "home": "home"}
+
+
 class ExportDialog(ModalScreen[Any]):
     """``prepare(path)`` runs at enter on the UI thread (it takes what to write now, and raises
     GendiffError to refuse) and returns the job that writes; the dialog returns the job's result,
@@ -71,6 +75,24 @@ class ExportDialog(ModalScreen[Any]):
         field = self.query_one(Input)
         field.cursor_blink = False
         field.focus()
+        self.call_after_refresh(self.replay_held_keys)  # once the field has the focus
+
+    def replay_held_keys(self) -> None:
+        """The keys typed right after x, held while the dialog opened (the app held them from the
+        key that opens it), replayed into the path field in order; later keys go to the field."""
+        take = getattr(self.app, "take_held_keys", None)
+        field = self.query_one(Input)
+        for key, character in take() if take is not None else []:
+            if character is not None:
+                field.insert_text_at_cursor(character)
+            elif key in EDIT_KEYS:
+                getattr(field, f"action_{EDIT_KEYS[key]}")()
+            elif key == "enter":
+                self.call_later(field.action_submit)
+                break
+            elif key == "escape":
+                self.action_cancel()
+                break
 
     def say(self, text: str, bold: bool = False) -> None:
         self.query_one("#export-error", Label).update(Text(inert(text), style="bold" if bold else ""))

@@ -327,6 +327,9 @@ class MainScreen(Screen[None]):
 
     def action_export(self) -> None:
         """Write what is known now (a run still going: the finished traces, marked partial)."""
+        hold = getattr(self.app, "hold_keys", None)
+        if hold is not None:
+            hold()  # the path typed right after x is the dialog's (ExportDialog.replay_held_keys)
 
         def prepare(path: str):  # noqa: ANN202 — the dialog's job
             snapshot = export_snapshot(self.ws)
@@ -342,6 +345,8 @@ class MainScreen(Screen[None]):
             self.notify(f"snapshot written to {inert(str(path))}{partial_note}")
 
         if export_snapshot(self.ws) is None:
+            if hold is not None:
+                self.app.take_held_keys()  # no dialog to take them: the keys are the screen's again
             self.notify("nothing to export yet: run the prompts first (R)", severity="warning")
             return
         default = f"gendiff-{datetime.now():%Y%m%d-%H%M%S}.gdz"

@@ -211,3 +211,21 @@ async def test_the_compare_header_breaks_between_entries_never_inside_a_side(tmp
         lines = str(app.main.query_one("#run-line").content).splitlines()
         side_a = next(line for line in lines if "A: " in line)
         assert "A: bfloat16, sdpa (a.json)" in side_a  # what A ran, whole on one line
+
+
+async def test_the_selected_prompt_stays_in_view_when_the_list_gets_shorter(tmp_path):
+    from app_helpers import prompt_file
+
+    app = app_for(prompt_file(tmp_path, *(f"prompt number {i}" for i in range(60))))
+    async with app.run_test(size=(100, 50)) as pilot:
+        await pilot.pause()
+        listing = app.main.workbench.prompt_list
+        for _ in range(40):
+            await pilot.press("down")
+        await pilot.pause()
+        row = listing.highlighted
+        assert row == 40
+        await pilot.resize_terminal(100, 24)  # as when the panel takes rows for a taller reading
+        await pilot.pause(0.2)
+        top, rows = listing.scroll_offset.y, listing.scrollable_content_region.height
+        assert rows < 40 and top <= row < top + rows

@@ -145,6 +145,7 @@ class PromptList(OptionList):
             self.add_options([Option(row, id=str(i)) for i, row in enumerate(rows)])
             if rows:
                 self.highlighted = min(highlighted or 0, len(rows) - 1)
+                self.call_after_refresh(self.scroll_to_highlight)  # the rebuilt list starts at its top
         finally:
             self.rebuilding = False
 
@@ -188,6 +189,9 @@ class PromptList(OptionList):
             self._clear_caches()
         else:
             self._update_lines()
+        # shorter (the panel took rows to fit a taller reading, or the terminal shrank): the
+        # selected prompt stays in view
+        self.call_after_refresh(self.scroll_to_highlight)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return self.option_count

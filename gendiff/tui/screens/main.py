@@ -344,7 +344,7 @@ class MainScreen(Screen[None]):
             partial_note = " (partial: the run was still going; what had finished is in it)" if self.ws.running else ""
             self.notify(f"snapshot written to {inert(str(path))}{partial_note}")
 
-        if export_snapshot(self.ws) is None:
+        if self.ws.meta is None:  # what export_snapshot says None for, without building it (a run's worth)
             if hold is not None:
                 self.app.take_held_keys()  # no dialog to take them: the keys are the screen's again
             self.notify("nothing to export yet: run the prompts first (R)", severity="warning")

@@ -64,6 +64,14 @@ async def open_screen(app, pilot):
     return app.screen
 
 
+async def screen_with_result(app, pilot):
+    """The determinism screen open, showing a finished hand-made result (fake_result)."""
+    screen = await open_screen(app, pilot)
+    screen.post_message(DeterminismEnded(0, fake_result()))
+    await wait_until(pilot, lambda: screen.result is not None)
+    return screen
+
+
 def screen_text(screen, width):
     return "\n".join(plain(screen.query_one(f"#{name}"), width) for name in ("det-table", "det-histogram"))
 
@@ -81,9 +89,7 @@ def plain_cell(cell) -> str:
 async def test_result_layout_and_keys(tmp_path, size) -> None:
     app = app_for(prompt_file(tmp_path, "The capital of France is", "filler one"))
     async with app.run_test(size=size) as pilot:
-        screen = await open_screen(app, pilot)
-        screen.post_message(DeterminismEnded(0, fake_result()))
-        await wait_until(pilot, lambda: screen.result is not None)
+        screen = await screen_with_result(app, pilot)
         counts = Counter(COMPLETIONS)
         unique, best = len(counts), max(counts.values())
         text = screen_text(screen, 400)
@@ -120,9 +126,7 @@ async def test_result_layout_and_keys(tmp_path, size) -> None:
 async def test_a_split_opens_the_divergence_view(tmp_path) -> None:
     app = app_for(prompt_file(tmp_path, "The capital of France is"))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
-        screen.post_message(DeterminismEnded(0, fake_result()))
-        await wait_until(pilot, lambda: screen.result is not None)
+        screen = await screen_with_result(app, pilot)
         table = screen.query_one("#det-splits")
         table.focus()
         table.move_cursor(row=0)

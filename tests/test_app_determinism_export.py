@@ -9,11 +9,10 @@ import threading
 
 import pytest
 
-from gendiff.tui.messages import DeterminismEnded
 from gendiff.tui.screens import determinism as screen_module
 from gendiff.tui.screens.export import ExportDialog
 from tests.app_helpers import app_for, prompt_file, wait_until
-from tests.test_app_determinism import COMPLETIONS, open_screen, stand_in_worker
+from tests.test_app_determinism import COMPLETIONS, open_screen, screen_with_result, stand_in_worker
 
 
 async def export_to(app, pilot, target) -> None:
@@ -57,13 +56,9 @@ async def test_a_cancelled_run_exports_marked_partial(tmp_path, monkeypatch) -> 
 
 
 async def test_a_path_that_cannot_be_written_is_said_in_the_dialog(tmp_path) -> None:
-    from tests.test_app_determinism import fake_result
-
     app = app_for(prompt_file(tmp_path, "The capital of France is"))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
-        screen.post_message(DeterminismEnded(0, fake_result()))
-        await wait_until(pilot, lambda: screen.result is not None)
+        screen = await screen_with_result(app, pilot)
         await pilot.press("x")
         await wait_until(pilot, lambda: isinstance(app.screen, ExportDialog))
         bad = str(tmp_path / "no-such-folder" / "x.json")

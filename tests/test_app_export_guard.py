@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 
 from gendiff.io.snapshots import load_snapshot
-from gendiff.tui.messages import DeterminismEnded
 from gendiff.tui.screens.export import ExportDialog
 from tests.app_helpers import FakeRun, app_for, hand_made_snapshot, prompt_file, snapshot_pair, wait_until
-from tests.test_app_determinism import fake_result, open_screen
+from tests.test_app_determinism import screen_with_result
 
 SIZE = (140, 40)
 
@@ -119,9 +118,7 @@ async def test_the_determinism_export_over_the_open_prompt_file_is_refused(tmp_p
     before = file.read_bytes()
     app = app_for(file)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
-        screen.post_message(DeterminismEnded(0, fake_result()))
-        await wait_until(pilot, lambda: screen.result is not None)
+        screen = await screen_with_result(app, pilot)
         await pilot.press("x")
         await wait_until(pilot, lambda: isinstance(app.screen, ExportDialog))
         assert "the prompt file open in gendiff" in await refused(app, pilot, str(file))
